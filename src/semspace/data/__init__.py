@@ -1,0 +1,20 @@
+"""Dataset readers (the leftmost layer: imports nothing else from semspace but errors)."""
+
+from semspace.data.samples import load_sample
+from semspace.data.sts import STSPairs, read_senteval_cn, read_senteval_sts, read_sick, read_stsbenchmark
+from semspace.data.tasks import ALL_TASKS, CHINESE_TASKS, ENGLISH_TASKS, STSTask, default_data_root, load_sts_task
+
+__all__ = [
+    "ALL_TASKS",
+    "CHINESE_TASKS",
+    "ENGLISH_TASKS",
+    "STSPairs",
+    "STSTask",
+    "default_data_root",
+    "load_sample",
+    "load_sts_task",
+    "read_senteval_cn",
+    "read_senteval_sts",
+    "read_sick",
+    "read_stsbenchmark",
+]

@@ -1,0 +1,72 @@
+"""Sentence poolings over transformer hidden states (REFERENCE §1), all attention-mask aware."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+
+from semspace.errors import UnknownPoolingError
+
+
+class Pooling(str, Enum):
+    """How token vectors become one sentence vector.
+
+    - ``cls``: last layer's [CLS] vector.
+    - ``pooler``: the pretrained pooler Dense on [CLS] **without tanh** (the BERT-whitening "linear pooler").
+    - ``last-avg``: masked mean of the last layer's tokens ([CLS]/[SEP] included, padding excluded).
+    - ``first-last-avg``: mean of the masked averages of ``hidden_states[1]`` (first transformer block) and
+      ``hidden_states[-1]``.
+    - ``last2-avg``: mean of the masked averages of the last two layers.
+    - ``default``: the model's own sentence-transformers pooling when it has one, else ``last-avg``.
+    """
+
+    CLS = "cls"
+    POOLER = "pooler"
+    LAST_AVG = "last-avg"
+    FIRST_LAST_AVG = "first-last-avg"
+    LAST2_AVG = "last2-avg"
+    DEFAULT = "default"
+
+    @classmethod
+    def parse(cls, value: str | Pooling) -> Pooling:
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(p.value for p in cls)
+            raise UnknownPoolingError(f"Unknown pooling {value!r}; choose one of {names}.") from None
+
+
+HF_POOLINGS = tuple(p for p in Pooling if p is not Pooling.DEFAULT)
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over unmasked tokens; the denominator is clamped so an all-padding row gives 0, not NaN."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
+def pool(
+    pooling: Pooling,
+    hidden_states: tuple[torch.Tensor, ...],
+    attention_mask: torch.Tensor,
+    pooler_dense: torch.nn.Module | None,
+) -> torch.Tensor:
+    """Apply one concrete pooling (not DEFAULT) to a model output; never writes into its inputs."""
+    last = hidden_states[-1]
+    if pooling is Pooling.CLS:
+        return last[:, 0]
+    if pooling is Pooling.POOLER:
+        if pooler_dense is None:
+            raise UnknownPoolingError("Pooling 'pooler' needs a model with a pretrained pooler; this one has none.")
+        return pooler_dense(last[:, 0])
+    if pooling is Pooling.LAST_AVG:
+        return masked_mean(last, attention_mask)
+    if len(hidden_states) < 3:
+        raise UnknownPoolingError(f"Pooling {pooling.value!r} needs a model with at least two layers.")
+    if pooling is Pooling.FIRST_LAST_AVG:
+        # hidden_states[0] is the embedding layer; [1] is the output of the first transformer block.
+        return (masked_mean(hidden_states[1], attention_mask) + masked_mean(last, attention_mask)) / 2
+    if pooling is Pooling.LAST2_AVG:
+        return (masked_mean(hidden_states[-2], attention_mask) + masked_mean(last, attention_mask)) / 2
+    raise UnknownPoolingError(f"Pooling {pooling.value!r} must be resolved to a concrete pooling first.")

@@ -1,0 +1,57 @@
+"""Exception classes: one per kind of bad input, so callers (and the CLI) can react precisely."""
+
+from __future__ import annotations
+
+
+class SemspaceError(Exception):
+    """Base class of every error semspace raises on purpose."""
+
+
+class InvalidParameterError(SemspaceError, ValueError):
+    """A constructor or function argument is outside its allowed range or set."""
+
+
+class InvalidInputError(SemspaceError, ValueError):
+    """Input data is unusable: empty, wrong shape or dimension, NaN/inf, wrong type."""
+
+
+class InputTypeError(SemspaceError, TypeError):
+    """An element of the input has the wrong type (e.g. a non-string text)."""
+
+
+class NotFittedError(SemspaceError, ValueError):
+    """A transform was used before `fit`."""
+
+
+class ModelLoadError(SemspaceError, OSError):
+    """A model name or path could not be resolved or loaded (no download is attempted by default)."""
+
+
+class UnknownPoolingError(InvalidParameterError):
+    """The pooling name is not one of the supported poolings, or the model cannot honour it."""
+
+
+class DatasetFormatError(SemspaceError, ValueError):
+    """A dataset file is malformed; the message names the file and the line number."""
+
+    def __init__(self, path: object, line: int | None, reason: str) -> None:
+        self.path = str(path)
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+class DatasetNotFoundError(SemspaceError, FileNotFoundError):
+    """A dataset file or folder does not exist."""
+
+
+class ArtifactError(SemspaceError, OSError):
+    """A saved artifact (transform, cache) is missing, truncated, corrupt or of an unknown format version."""
+
+
+def check_param(name: str, owner: str, ok: bool, expected: str, got: object) -> None:
+    """Raise InvalidParameterError with the house message shape when `ok` is false."""
+    if not ok:
+        raise InvalidParameterError(
+            f"The '{name}' parameter of {owner} must be {expected}. Got {got!r} instead."
+        )
