@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the backend that needs it, not at `import semspace`
+    import torch
 
 from semspace.errors import UnknownPoolingError
 
