@@ -9,8 +9,28 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-WORDS = ["a", "man", "woman", "dog", "cat", "is", "playing", "guitar", "running", "the", "park", "in", "eats",
-         "food", "plane", "taking", "off", "flute", "big", "small"]
+WORDS = [
+    "a",
+    "man",
+    "woman",
+    "dog",
+    "cat",
+    "is",
+    "playing",
+    "guitar",
+    "running",
+    "the",
+    "park",
+    "in",
+    "eats",
+    "food",
+    "plane",
+    "taking",
+    "off",
+    "flute",
+    "big",
+    "small",
+]
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +56,14 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

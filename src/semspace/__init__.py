@@ -2,8 +2,8 @@
 
 __version__ = "0.1.0"
 
-from semspace.encode import EmbeddingCache, Encoder, Pooling  # noqa: E402
-from semspace.transform import TuneResult, Whitening, WhiteningStats, tune_whitening  # noqa: E402
+from semspace.encode import EmbeddingCache, Encoder, Pooling
+from semspace.transform import TuneResult, Whitening, WhiteningStats, tune_whitening
 
 __all__ = [
     "EmbeddingCache",

@@ -24,7 +24,9 @@ EXIT_BAD_INPUT = 2
 
 
 def _quiet_libraries(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         from transformers.utils import logging as hf_logging
 
@@ -81,8 +83,14 @@ def encode(
     if output.suffix not in (".npy", ".jsonl"):
         raise InvalidParameterError(f"--output must end in .npy or .jsonl; got {output.name!r}")
     texts = _read_texts(source)
-    encoder = Encoder(model, pooling=pooling, max_length=max_length, batch_size=batch_size, normalize=normalize,
-                      allow_download=allow_download)
+    encoder = Encoder(
+        model,
+        pooling=pooling,
+        max_length=max_length,
+        batch_size=batch_size,
+        normalize=normalize,
+        allow_download=allow_download,
+    )
     vectors = encoder.encode(texts)
     if output.suffix == ".npy":
         import io
@@ -91,10 +99,16 @@ def encode(
         np.save(buffer, vectors, allow_pickle=False)
         atomic_write_bytes(output, buffer.getvalue())
     else:
-        lines = (json.dumps({"text": t, "embedding": v.tolist()}, ensure_ascii=False) for t, v in zip(texts, vectors))
+        lines = (
+            json.dumps({"text": t, "embedding": v.tolist()}, ensure_ascii=False)
+            for t, v in zip(texts, vectors, strict=False)
+        )
         atomic_write_bytes(output, ("\n".join(lines) + "\n").encode("utf-8"))
-    typer.echo(f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors ({encoder.model_id}, "
-               f"{encoder.pooling.value}) to {output}", err=True)
+    typer.echo(
+        f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors ({encoder.model_id}, "
+        f"{encoder.pooling.value}) to {output}",
+        err=True,
+    )
 
 
 @eval_app.command("sts")
@@ -126,18 +140,31 @@ def eval_sts(
     else:
         groups = {"en": list(ENGLISH_TASKS), "zh": list(CHINESE_TASKS), "all": list(ALL_TASKS)}
         task_list = groups.get(tasks) or [t.strip() for t in tasks.split(",") if t.strip()]
-        poolings = (["cls", "pooler", "last-avg", "first-last-avg", "last2-avg"] if pooling == "all"
-                    else [p.strip() for p in pooling.split(",") if p.strip()])
+        poolings = (
+            ["cls", "pooler", "last-avg", "first-last-avg", "last2-avg"]
+            if pooling == "all"
+            else [p.strip() for p in pooling.split(",") if p.strip()]
+        )
         runs = [STSRun(model, poolings, task_list)]
     try:
         k_list = [int(k) for k in ks.split(",") if k.strip()]
     except ValueError:
         raise InvalidParameterError(f"--ks must be a comma list of integers; got {ks!r}") from None
-    rows = run_sts(runs, data_root=data_root, cache_dir=cache_dir, ks=k_list, max_pairs=max_pairs,
-                   n_bootstrap=n_bootstrap, seed=seed)
+    rows = run_sts(
+        runs,
+        data_root=data_root,
+        cache_dir=cache_dir,
+        ks=k_list,
+        max_pairs=max_pairs,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+    )
     command = "semspace " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    notes = (f"- Each split capped at {max_pairs} pairs (seeded sample, seed {seed}) to fit the time budget."
-             if max_pairs else "")
+    notes = (
+        f"- Each split capped at {max_pairs} pairs (seeded sample, seed {seed}) to fit the time budget."
+        if max_pairs
+        else ""
+    )
     path = write_sts_report(rows, out, command, notes, name=name)
     typer.echo(path.read_text(encoding="utf-8"))
 

@@ -52,6 +52,4 @@ class ArtifactError(SemspaceError, OSError):
 def check_param(name: str, owner: str, ok: bool, expected: str, got: object) -> None:
     """Raise InvalidParameterError with the house message shape when `ok` is false."""
     if not ok:
-        raise InvalidParameterError(
-            f"The '{name}' parameter of {owner} must be {expected}. Got {got!r} instead."
-        )
+        raise InvalidParameterError(f"The '{name}' parameter of {owner} must be {expected}. Got {got!r} instead.")

@@ -38,7 +38,7 @@ def test_non_utf8_and_missing_files(tmp_path):
 def test_stsbenchmark_sample_splits():
     splits = load_sample()
     assert {k: len(v) for k, v in splits.items()} == {"train": 300, "dev": 200, "test": 300}
-    assert 0 <= splits["test"].scores.min() and splits["test"].scores.max() <= 5
+    assert splits["test"].scores.min() >= 0 and splits["test"].scores.max() <= 5
 
 
 def test_stsbenchmark_errors(tmp_path):
@@ -77,7 +77,7 @@ def test_sick_crlf_fixture(fixtures):
     pairs = read_sick(fixtures / "SICK" / "SICK_test_sample.txt")
     assert len(pairs) == 100
     assert not any(s.endswith("\r") for s in pairs.sentences2)
-    assert 1 <= pairs.scores.min() and pairs.scores.max() <= 5
+    assert pairs.scores.min() >= 1 and pairs.scores.max() <= 5
 
 
 def test_subsample_is_seeded_and_capped(fixtures):
@@ -94,8 +94,20 @@ def test_unknown_task():
 
 @pytest.mark.slow
 def test_real_tasks_have_published_sizes(shared_data):
-    sizes = {"STS12": 3108, "STS13": 1500, "STS14": 3750, "STS15": 3000, "STS16": 1186, "STS-B": 1379,
-             "SICK-R": 4927, "ATEC": 20000, "BQ": 10000, "LCQMC": 12500, "PAWSX": 2000, "STS-B-zh": 1361}
+    sizes = {
+        "STS12": 3108,
+        "STS13": 1500,
+        "STS14": 3750,
+        "STS15": 3000,
+        "STS16": 1186,
+        "STS-B": 1379,
+        "SICK-R": 4927,
+        "ATEC": 20000,
+        "BQ": 10000,
+        "LCQMC": 12500,
+        "PAWSX": 2000,
+        "STS-B-zh": 1361,
+    }
     for name, n in sizes.items():
         task = load_sts_task(name, shared_data)
         assert sum(len(p) for p in task.test.values()) == n, name

@@ -48,8 +48,11 @@ def test_stays_raw_when_gains_are_within_bootstrap_noise():
     robust = tune_whitening(np.vstack([a, b]), a, b, gold, n_bootstrap=200)
     assert not plain.is_raw and plain.dev_spearman > plain.raw_dev_spearman
     assert robust.is_raw
-    np.testing.assert_allclose(paired_cosine(robust.whitening.transform(a), robust.whitening.transform(b)),
-                               paired_cosine(a, b), atol=1e-5)
+    np.testing.assert_allclose(
+        paired_cosine(robust.whitening.transform(a), robust.whitening.transform(b)),
+        paired_cosine(a, b),
+        atol=1e-5,
+    )
 
 
 def test_bad_dev_input():

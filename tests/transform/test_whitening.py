@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -41,15 +43,18 @@ def test_truncated_whitening_has_identity_cov_k(n, d, k, seed):
 
 @settings(max_examples=30, deadline=None)
 @given(
-    X=arrays(np.float64, st.tuples(st.integers(1, 60), st.integers(1, 6)),
-             elements=st.floats(-100, 100, allow_nan=False, width=32)),
+    X=arrays(
+        np.float64,
+        st.tuples(st.integers(1, 60), st.integers(1, 6)),
+        elements=st.floats(-100, 100, allow_nan=False, width=32),
+    ),
     cuts=st.lists(st.integers(0, 60), max_size=4),
 )
 def test_merged_shard_stats_equal_one_pass(X, cuts):
     one = WhiteningStats().update(X)
     bounds = sorted({0, len(X), *[c for c in cuts if c <= len(X)]})
     merged = WhiteningStats()
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         merged.merge(WhiteningStats().update(X[lo:hi]))
     assert merged.count == one.count
     np.testing.assert_allclose(merged.sum, one.sum, rtol=1e-12, atol=1e-9)

@@ -2,7 +2,14 @@
 
 from semspace.data.samples import load_sample
 from semspace.data.sts import STSPairs, read_senteval_cn, read_senteval_sts, read_sick, read_stsbenchmark
-from semspace.data.tasks import ALL_TASKS, CHINESE_TASKS, ENGLISH_TASKS, STSTask, default_data_root, load_sts_task
+from semspace.data.tasks import (
+    ALL_TASKS,
+    CHINESE_TASKS,
+    ENGLISH_TASKS,
+    STSTask,
+    default_data_root,
+    load_sts_task,
+)
 
 __all__ = [
     "ALL_TASKS",

@@ -150,9 +150,7 @@ def read_sick(path: str | Path) -> STSPairs:
     try:
         ia, ib, iscore = (header.index(c) for c in ("sentence_A", "sentence_B", "relatedness_score"))
     except ValueError:
-        raise DatasetFormatError(
-            path, 1, "header must name sentence_A, sentence_B and relatedness_score"
-        ) from None
+        raise DatasetFormatError(path, 1, "header must name sentence_A, sentence_B and relatedness_score") from None
     for number, line in lines:
         if not line.strip():
             continue
@@ -184,9 +182,7 @@ def read_senteval_sts(directory: str | Path) -> dict[str, STSPairs]:
         inputs = list(_text_lines(input_path))
         golds = list(_text_lines(gold_path))
         if len(inputs) != len(golds):
-            raise DatasetFormatError(
-                gold_path, None, f"has {len(golds)} lines but {input_path.name} has {len(inputs)}"
-            )
+            raise DatasetFormatError(gold_path, None, f"has {len(golds)} lines but {input_path.name} has {len(inputs)}")
         rows = _Rows()
         for (number, line), (_, gold) in zip(inputs, golds, strict=True):
             if gold.strip() == "":

@@ -145,9 +145,7 @@ class HFBackend:
 
     def check_pooling(self, pooling: Pooling) -> None:
         if pooling is Pooling.POOLER and self._pooler_dense is None:
-            raise UnknownPoolingError(
-                f"Pooling 'pooler' needs a pretrained pooler; model {self.model_id!r} has none."
-            )
+            raise UnknownPoolingError(f"Pooling 'pooler' needs a pretrained pooler; model {self.model_id!r} has none.")
 
     def token_lengths(self, texts: list[str]) -> list[int]:
         encoded = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)
@@ -162,8 +160,7 @@ class HFBackend:
             output = self.model(**batch, output_hidden_states=True)
             states = output.hidden_states
             return {
-                p: pool(p, states, batch["attention_mask"], self._pooler_dense).float().cpu().numpy()
-                for p in poolings
+                p: pool(p, states, batch["attention_mask"], self._pooler_dense).float().cpu().numpy() for p in poolings
             }
 
 

@@ -72,8 +72,12 @@ class EmbeddingCache:
                     old_vectors = old_vectors.reshape(0, encoder.dim)
                 all_hashes = np.concatenate([old_hashes, new_hashes])
                 all_vectors = np.concatenate([old_vectors, fresh[p]])
-                atomic_write_npz(self._file(encoder.cache_key(p)), key=np.array(encoder.cache_key(p)),
-                                 hashes=all_hashes, vectors=all_vectors)
+                atomic_write_npz(
+                    self._file(encoder.cache_key(p)),
+                    key=np.array(encoder.cache_key(p)),
+                    hashes=all_hashes,
+                    vectors=all_vectors,
+                )
                 stores[p] = (all_hashes, all_vectors)
                 lookups[p] = {h: i for i, h in enumerate(all_hashes.tolist())}
         return {p: stores[p][1][[lookups[p][h] for h in hashes]].reshape(len(texts), encoder.dim) for p in wanted}

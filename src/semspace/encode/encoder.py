@@ -57,10 +57,19 @@ class Encoder:
         show_progress_bar: bool | None = None,
         allow_download: bool = False,
     ) -> None:
-        check_param("batch_size", "Encoder", isinstance(batch_size, int) and batch_size >= 1, "an int >= 1", batch_size)
         check_param(
-            "max_length", "Encoder", max_length is None or (isinstance(max_length, int) and max_length >= 2),
-            "None or an int >= 2", max_length,
+            "batch_size",
+            "Encoder",
+            isinstance(batch_size, int) and batch_size >= 1,
+            "an int >= 1",
+            batch_size,
+        )
+        check_param(
+            "max_length",
+            "Encoder",
+            max_length is None or (isinstance(max_length, int) and max_length >= 2),
+            "None or an int >= 2",
+            max_length,
         )
         requested = Pooling.parse(pooling)
         self._backend = make_backend(model, max_length, device, allow_download)
@@ -105,7 +114,11 @@ class Encoder:
     ) -> np.ndarray:
         """Encode texts → float32 array (n, dim), rows in input order."""
         return self.encode_poolings(
-            texts, [self.pooling], batch_size=batch_size, normalize=normalize, show_progress_bar=show_progress_bar
+            texts,
+            [self.pooling],
+            batch_size=batch_size,
+            normalize=normalize,
+            show_progress_bar=show_progress_bar,
         )[self.pooling]
 
     def encode_poolings(
@@ -134,12 +147,12 @@ class Encoder:
         # so the progress bar's estimate is honest.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         show = show_progress_bar if show_progress_bar is not None else self.show_progress_bar
-        if show is None:
-            show = len(texts) >= _PROGRESS_MIN_TEXTS
+        # None: a bar only for long inputs, and (tqdm's rule for disable=None) only on a terminal.
+        disable = (None if len(texts) >= _PROGRESS_MIN_TEXTS else True) if show is None else not show
         limit = self._backend.max_length
         truncated = 0
         starts = range(0, len(texts), size)
-        for start in tqdm(starts, desc="Encoding", unit="batch", disable=not show):
+        for start in tqdm(starts, desc="Encoding", unit="batch", disable=disable):
             index = order[start : start + size]
             batch = [texts[i] for i in index]
             if limit is not None:
@@ -148,7 +161,9 @@ class Encoder:
                 out[p][index] = vectors
         self.n_truncated_ = int(truncated)
         if truncated:
-            logger.warning("%d of %d texts were longer than %d tokens and were truncated.", truncated, len(texts), limit)
+            logger.warning(
+                "%d of %d texts were longer than %d tokens and were truncated.", truncated, len(texts), limit
+            )
         if normalize if normalize is not None else self.normalize:
             for vectors in out.values():
                 vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported by the backend that needs it, not at `import semspace`
@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # torch is imported by the backend that needs it, not at `imp
 from semspace.errors import UnknownPoolingError
 
 
-class Pooling(str, Enum):
+class Pooling(StrEnum):
     """How token vectors become one sentence vector.
 
     - ``cls``: last layer's [CLS] vector.

@@ -9,14 +9,26 @@ from semspace.data.tasks import STSTask
 from semspace.encode import Encoder
 from semspace.evaluate.sts import Vectors, evaluate_task, task_sentences
 
-QUERIES = ("A man is playing a guitar.", "The stock market fell sharply today.", "A dog runs across the grass.")
+QUERIES = (
+    "A man is playing a guitar.",
+    "The stock market fell sharply today.",
+    "A dog runs across the grass.",
+)
 
 
 def run_demo(top: int = 3) -> str:
     """Encode the sample, fit and tune whitening, and return a printable report."""
     splits = load_sample()
-    task = STSTask("STS-B sample", "en", {"STS-B sample": splits["test"]}, splits["dev"], splits["train"],
-                   "dev", "train", (splits["train"], splits["dev"], splits["test"]))
+    task = STSTask(
+        "STS-B sample",
+        "en",
+        {"STS-B sample": splits["test"]},
+        splits["dev"],
+        splits["train"],
+        "dev",
+        "train",
+        (splits["train"], splits["dev"], splits["test"]),
+    )
     encoder = Encoder(show_progress_bar=True)
     sentences = task_sentences(task)
     vectors = Vectors(encoder.encode(sentences), {s: i for i, s in enumerate(sentences)})

@@ -14,12 +14,34 @@ from semspace._io import atomic_write_bytes
 from semspace.data.tasks import CHINESE_TASKS, ENGLISH_TASKS
 
 TABLE_TRANSFORMS = [
-    ("raw", "-"), ("whitening", "target"), ("whitening-256", "target"), ("whitening-128", "target"),
-    ("whitening-64", "target"), ("tuned", "target"), ("whitening", "train"), ("whitening-128", "train"),
-    ("tuned", "train"), ("whitening", "valid"), ("tuned", "valid"),
+    ("raw", "-"),
+    ("whitening", "target"),
+    ("whitening-256", "target"),
+    ("whitening-128", "target"),
+    ("whitening-64", "target"),
+    ("tuned", "target"),
+    ("whitening", "train"),
+    ("whitening-128", "train"),
+    ("tuned", "train"),
+    ("whitening", "valid"),
+    ("tuned", "valid"),
 ]
-CSV_FIELDS = ["model", "pooling", "language", "task", "transform", "fit", "k", "beta", "gamma", "wmean", "all",
-              "n_test_pairs", "dev_gain", "dev_gain_lower_bound"]
+CSV_FIELDS = [
+    "model",
+    "pooling",
+    "language",
+    "task",
+    "transform",
+    "fit",
+    "k",
+    "beta",
+    "gamma",
+    "wmean",
+    "all",
+    "n_test_pairs",
+    "dev_gain",
+    "dev_gain_lower_bound",
+]
 
 # Published numbers (REFERENCE §2) for context; different models from ours except the MiniLM rows.
 PUBLISHED = """| source | model / pooling | setting | STS-B test |
@@ -43,8 +65,10 @@ def machine_description() -> str:
         pass
     import torch
 
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, torch {torch.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
 
 
 def _fmt(value: float | None) -> str:
@@ -76,15 +100,19 @@ def _table(rows: Sequence[dict], tasks: Sequence[str], metric: str, group_by_poo
 
 
 def _tuned_table(rows: Sequence[dict]) -> str:
-    lines = ["| model | pooling | task | fit | β | γ | k | dev gain | dev gain 5% bound | test tuned − raw |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | pooling | task | fit | β | γ | k | dev gain | dev gain 5% bound | test tuned − raw |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["transform"] != "tuned":
             continue
         raw = _lookup(rows, model=r["model"], pooling=r["pooling"], task=r["task"], transform="raw")
         delta = r["wmean"] - raw["wmean"] if raw else None
-        lines.append(f"| {r['model']} | {r['pooling']} | {r['task']} | {r['fit']} | {r['beta']:g} | {r['gamma']:g} "
-                     f"| {r['k']} | {r['dev_gain']:+.2f} | {r['dev_gain_lower_bound']:+.2f} | {delta:+.2f} |")
+        lines.append(
+            f"| {r['model']} | {r['pooling']} | {r['task']} | {r['fit']} | {r['beta']:g} | {r['gamma']:g} "
+            f"| {r['k']} | {r['dev_gain']:+.2f} | {r['dev_gain_lower_bound']:+.2f} | {delta:+.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -98,23 +126,30 @@ def target_check(rows: Sequence[dict], tolerance: float = 0.1) -> tuple[int, lis
         for metric in ("wmean", "all"):
             checked += 1
             if r[metric] < raw[metric] - tolerance:
-                failures.append(f"{r['model']} / {r['pooling']} / {r['task']} / fit {r['fit']} / {metric}: "
-                                f"tuned {r[metric]:.2f} vs raw {raw[metric]:.2f}")
+                failures.append(
+                    f"{r['model']} / {r['pooling']} / {r['task']} / fit {r['fit']} / {metric}: "
+                    f"tuned {r[metric]:.2f} vs raw {raw[metric]:.2f}"
+                )
     return checked, failures
 
 
 def _helps_hurts(rows: Sequence[dict]) -> str:
     """The seed's fixed recipe (β=γ=1, fit on target, full k and k=256) minus raw, per test set."""
-    lines = ["| model | pooling | task | raw | whitening − raw | whitening-256 − raw |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| model | pooling | task | raw | whitening − raw | whitening-256 − raw |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["transform"] != "raw":
             continue
         key = {"model": r["model"], "pooling": r["pooling"], "task": r["task"], "fit": "target"}
         full = _lookup(rows, transform="whitening", **key)
         k256 = _lookup(rows, transform="whitening-256", **key)
-        lines.append(f"| {r['model']} | {r['pooling']} | {r['task']} | {r['wmean']:.2f} | "
-                     f"{full['wmean'] - r['wmean']:+.2f} | "
-                     f"{'–' if k256 is None else format(k256['wmean'] - r['wmean'], '+.2f')} |")
+        lines.append(
+            f"| {r['model']} | {r['pooling']} | {r['task']} | {r['wmean']:.2f} | "
+            f"{full['wmean'] - r['wmean']:+.2f} | "
+            f"{'–' if k256 is None else format(k256['wmean'] - r['wmean'], '+.2f')} |"
+        )
     return "\n".join(lines)
 
 
@@ -125,15 +160,24 @@ def plot_spearman_vs_k(rows: Sequence[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = list(dict.fromkeys((r["model"], r["pooling"], r["language"]) for r in rows
-                                if "default" in r["pooling"] or r["model"] != "all-MiniLM-L6-v2"))
+    groups = list(
+        dict.fromkeys(
+            (r["model"], r["pooling"], r["language"])
+            for r in rows
+            if "default" in r["pooling"] or r["model"] != "all-MiniLM-L6-v2"
+        )
+    )
     groups = groups or list(dict.fromkeys((r["model"], r["pooling"], r["language"]) for r in rows))
     fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.2), squeeze=False)
     for ax, (model, pooling, language) in zip(axes[0], groups, strict=True):
         for task in dict.fromkeys(r["task"] for r in rows if r["model"] == model and r["language"] == language):
             curve = sorted(
-                (r["k"], r["wmean"]) for r in rows
-                if r["model"] == model and r["pooling"] == pooling and r["task"] == task and r["fit"] == "target"
+                (r["k"], r["wmean"])
+                for r in rows
+                if r["model"] == model
+                and r["pooling"] == pooling
+                and r["task"] == task
+                and r["fit"] == "target"
                 and (r["transform"].startswith(("whitening", "curve-")))
             )
             if not curve:
@@ -163,8 +207,9 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
 
 
-def write_sts_report(rows: Sequence[dict], out_dir: str | Path, command: str, notes: str = "",
-                     name: str = "sts") -> Path:
+def write_sts_report(
+    rows: Sequence[dict], out_dir: str | Path, command: str, notes: str = "", name: str = "sts"
+) -> Path:
     """Write `<name>.md`, `<name>.csv` and `<name>_vs_k.png` into out_dir; returns the markdown path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -188,19 +233,33 @@ def write_sts_report(rows: Sequence[dict], out_dir: str | Path, command: str, no
     if notes:
         parts.append(notes)
     if english:
-        parts += ["", "## English (wmean for STS12–16)", _table(english, ENGLISH_TASKS, "wmean", True),
-                  "", "## English, `all` aggregation for STS12–16", _table(english, ENGLISH_TASKS, "all", True)]
+        parts += [
+            "",
+            "## English (wmean for STS12–16)",
+            _table(english, ENGLISH_TASKS, "wmean", True),
+            "",
+            "## English, `all` aggregation for STS12–16",
+            _table(english, ENGLISH_TASKS, "all", True),
+        ]
     if chinese:
         parts += ["", "## Chinese", _table(chinese, CHINESE_TASKS, "wmean", False)]
     parts += [
-        "", f"## Target: tuned ≥ raw − 0.1 on every test set: {'met' if not failures else 'MISSED'} "
+        "",
+        f"## Target: tuned ≥ raw − 0.1 on every test set: {'met' if not failures else 'MISSED'} "
         f"({checked - len(failures)}/{checked} checks pass)",
         *(f"- {f}" for f in failures),
-        "", "## Where the seed's fixed recipe (β=γ=1, fit on target) helps and hurts (wmean, test)",
+        "",
+        "## Where the seed's fixed recipe (β=γ=1, fit on target) helps and hurts (wmean, test)",
         _helps_hurts(rows),
-        "", "## Tuned settings (selected on dev, never on test)", _tuned_table(rows),
-        "", f"## Spearman vs k\n\n![Spearman vs k]({name}_vs_k.png)",
-        "", "## Published rows for comparison (REFERENCE §2)", PUBLISHED, "",
+        "",
+        "## Tuned settings (selected on dev, never on test)",
+        _tuned_table(rows),
+        "",
+        f"## Spearman vs k\n\n![Spearman vs k]({name}_vs_k.png)",
+        "",
+        "## Published rows for comparison (REFERENCE §2)",
+        PUBLISHED,
+        "",
     ]
     path = out / f"{name}.md"
     atomic_write_bytes(path, "\n".join(parts).encode("utf-8"))

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from semspace.data.tasks import CHINESE_TASKS, ENGLISH_TASKS, load_sts_task
+from semspace.data.tasks import ALL_TASKS, CHINESE_TASKS, ENGLISH_TASKS, load_sts_task
 from semspace.encode import EmbeddingCache, Encoder, Pooling
+from semspace.errors import InvalidParameterError
 from semspace.evaluate.sts import Vectors, evaluate_task, task_sentences
 
 logger = logging.getLogger(__name__)
@@ -58,12 +59,23 @@ def run_sts(
     show_progress_bar: bool | None = None,
 ) -> list[dict]:
     """Evaluate every run; returns one row per (model, pooling, task, transform, fit)."""
+    for run in runs:  # fail on a bad name before any model is loaded
+        for task_name in run.tasks:
+            if task_name not in ALL_TASKS:
+                raise InvalidParameterError(f"Unknown STS task {task_name!r}; choose one of {', '.join(ALL_TASKS)}.")
+        for p in run.poolings:
+            Pooling.parse(p)
     cache = EmbeddingCache(cache_dir)
     rows: list[dict] = []
     for run in runs:
         encoder = Encoder(run.model)
         poolings = [encoder.pooling if Pooling.parse(p) is Pooling.DEFAULT else Pooling.parse(p) for p in run.poolings]
-        for task_name in tqdm(run.tasks, desc=f"STS {run.label}", unit="task", disable=show_progress_bar is False):
+        for task_name in tqdm(
+            run.tasks,
+            desc=f"STS {run.label}",
+            unit="task",
+            disable=None if show_progress_bar is None else not show_progress_bar,
+        ):
             task = load_sts_task(task_name, data_root, max_pairs=max_pairs, seed=seed)
             sentences = task_sentences(task)
             logger.info("%s: %d sentences for %s", task_name, len(sentences), run.label)
@@ -73,6 +85,13 @@ def run_sts(
                 vectors = Vectors(np.asarray(encoded[pooling]), index)
                 for row in evaluate_task(task, vectors, ks=ks, n_bootstrap=n_bootstrap, seed=seed):
                     label = pooling.value + (" (default)" if pooling is encoder.pooling and run.model is None else "")
-                    rows.append({"model": run.label, "pooling": label, "language": task.language,
-                                 "n_test_pairs": sum(len(p) for p in task.test.values()), **row})
+                    rows.append(
+                        {
+                            "model": run.label,
+                            "pooling": label,
+                            "language": task.language,
+                            "n_test_pairs": sum(len(p) for p in task.test.values()),
+                            **row,
+                        }
+                    )
     return rows

@@ -32,8 +32,10 @@ class Vectors:
     index: dict[str, int]
 
     def pairs(self, pairs: STSPairs) -> tuple[np.ndarray, np.ndarray]:
-        return (self.matrix[[self.index[s] for s in pairs.sentences1]],
-                self.matrix[[self.index[s] for s in pairs.sentences2]])
+        return (
+            self.matrix[[self.index[s] for s in pairs.sentences1]],
+            self.matrix[[self.index[s] for s in pairs.sentences2]],
+        )
 
     def of(self, sentences: Sequence[str]) -> np.ndarray:
         return self.matrix[[self.index[s] for s in dict.fromkeys(sentences)]]
@@ -80,11 +82,21 @@ def evaluate_task(
         def cos_of(pairs: STSPairs) -> np.ndarray:
             a, b = test_pairs[pairs.name] if pairs.name in test_pairs else vectors.pairs(pairs)
             return paired_cosine(a, b) if transform is None else paired_cosine(transform(a), transform(b))
+
         return cos_of
 
     def add(transform: str, fit: str, k: int | None, beta: float | None, gamma: float | None, scores: dict) -> None:
-        rows.append({"task": task.name, "transform": transform, "fit": fit, "k": k, "beta": beta, "gamma": gamma,
-                     **scores})
+        rows.append(
+            {
+                "task": task.name,
+                "transform": transform,
+                "fit": fit,
+                "k": k,
+                "beta": beta,
+                "gamma": gamma,
+                **scores,
+            }
+        )
 
     add("raw", "-", None, None, None, score_test(task, cos_with(None)))
 
@@ -100,16 +112,26 @@ def evaluate_task(
         values, eigvecs = eigh_descending(stats.cov)
         kernel = whitening_kernel(values, eigvecs, 1.0, d, 1e-6)
         for k in sorted({d, *[k for k in ks if k < d], *[k for k in curve_ks if k < d]}, reverse=True):
-            def project(x: np.ndarray, k: int = k) -> np.ndarray:
+
+            def project(x: np.ndarray, k: int = k, mean: np.ndarray = mean, kernel: np.ndarray = kernel) -> np.ndarray:
                 return (x - mean) @ kernel[:, :k]
+
             name = "whitening" if k == d else f"whitening-{k}"
             in_table = k == d or k in ks
             add(name if in_table else f"curve-{k}", fit_name, k, 1.0, 1.0, score_test(task, cos_with(project)))
         if tune:
             result = tune_whitening(stats, dev_a, dev_b, task.dev.scores, n_bootstrap=n_bootstrap, seed=seed)
             chosen: Whitening = result.whitening
-            add("tuned", fit_name, result.n_components or d, result.beta, result.gamma,
-                {**score_test(task, cos_with(chosen.transform)),
-                 "dev_gain": 100 * (result.dev_spearman - result.raw_dev_spearman),
-                 "dev_gain_lower_bound": 100 * result.gain_lower_bound})
+            add(
+                "tuned",
+                fit_name,
+                result.n_components or d,
+                result.beta,
+                result.gamma,
+                {
+                    **score_test(task, cos_with(chosen.transform)),
+                    "dev_gain": 100 * (result.dev_spearman - result.raw_dev_spearman),
+                    "dev_gain_lower_bound": 100 * result.gain_lower_bound,
+                },
+            )
     return rows

@@ -71,8 +71,13 @@ def tune_whitening(
     gold = np.asarray(dev_scores, dtype=np.float64)
     if not (len(dev_a) == len(dev_b) == len(gold)) or len(gold) < 3:
         raise InvalidInputError("dev_a, dev_b and dev_scores must have the same length (at least 3 pairs).")
-    check_param("n_bootstrap", "tune_whitening", isinstance(n_bootstrap, int) and n_bootstrap >= 0,
-                "an int >= 0", n_bootstrap)
+    check_param(
+        "n_bootstrap",
+        "tune_whitening",
+        isinstance(n_bootstrap, int) and n_bootstrap >= 0,
+        "an int >= 0",
+        n_bootstrap,
+    )
     check_param("confidence", "tune_whitening", 0.5 <= confidence < 1, "a float in [0.5, 1)", confidence)
     assert d is not None
     k_values = sorted({d if k is None else int(k) for k in ks if k is None or 1 <= int(k) <= d}, reverse=True)
@@ -98,8 +103,11 @@ def tune_whitening(
                     cos = paired_cosine(a_c @ kernel, b_c @ kernel)
                 score = spearman(cos, gold)
                 row: dict[str, float | int | None] = {
-                    "beta": float(beta), "gamma": float(gamma), "n_components": None if k == d else k,
-                    "dev_spearman": score, "gain": score - raw_score,
+                    "beta": float(beta),
+                    "gamma": float(gamma),
+                    "n_components": None if k == d else k,
+                    "dev_spearman": score,
+                    "gain": score - raw_score,
                 }
                 if samples is not None:
                     gains = rowwise_spearman(cos[samples], gold_boot) - raw_boot
@@ -115,14 +123,25 @@ def tune_whitening(
     candidates = [r for r in grid if not is_raw(r) and r["gain_lower_bound"] > 0]
     best = max(candidates, key=lambda r: r[key]) if candidates else None
     if best is None:
-        chosen = {"beta": 0.0, "gamma": 0.0, "n_components": None, "dev_spearman": raw_score, "gain_lower_bound": 0.0}
+        chosen = {
+            "beta": 0.0,
+            "gamma": 0.0,
+            "n_components": None,
+            "dev_spearman": raw_score,
+            "gain_lower_bound": 0.0,
+        }
     else:
         chosen = best
     whitening = Whitening(chosen["n_components"], beta=chosen["beta"], gamma=chosen["gamma"], eps=eps).fit_stats(stats)
     result = TuneResult(
-        beta=float(chosen["beta"]), gamma=float(chosen["gamma"]), n_components=chosen["n_components"],
-        dev_spearman=float(chosen["dev_spearman"]), raw_dev_spearman=raw_score,
-        gain_lower_bound=float(chosen["gain_lower_bound"]), whitening=whitening, grid=grid,
+        beta=float(chosen["beta"]),
+        gamma=float(chosen["gamma"]),
+        n_components=chosen["n_components"],
+        dev_spearman=float(chosen["dev_spearman"]),
+        raw_dev_spearman=raw_score,
+        gain_lower_bound=float(chosen["gain_lower_bound"]),
+        whitening=whitening,
+        grid=grid,
     )
     logger.info("tune_whitening chose %s (dev %.4f vs raw %.4f)", result.describe(), result.dev_spearman, raw_score)
     return result

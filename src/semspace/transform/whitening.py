@@ -97,13 +97,34 @@ class Whitening(TransformerMixin, BaseEstimator):
     def _validate_params(self, d: int) -> int:
         owner = "Whitening"
         k = self.n_components
-        check_param("n_components", owner, k is None or (isinstance(k, int | np.integer) and 1 <= k <= d),
-                    f"None or an int in [1, {d}]", k)
-        check_param("beta", owner, isinstance(self.beta, int | float) and np.isfinite(self.beta),
-                    "a finite float", self.beta)
-        check_param("gamma", owner, isinstance(self.gamma, int | float) and np.isfinite(self.gamma) and self.gamma >= 0,
-                    "a finite float >= 0", self.gamma)
-        check_param("eps", owner, isinstance(self.eps, int | float) and 0 < self.eps < 1, "a float in (0, 1)", self.eps)
+        check_param(
+            "n_components",
+            owner,
+            k is None or (isinstance(k, int | np.integer) and 1 <= k <= d),
+            f"None or an int in [1, {d}]",
+            k,
+        )
+        check_param(
+            "beta",
+            owner,
+            isinstance(self.beta, int | float) and np.isfinite(self.beta),
+            "a finite float",
+            self.beta,
+        )
+        check_param(
+            "gamma",
+            owner,
+            isinstance(self.gamma, int | float) and np.isfinite(self.gamma) and self.gamma >= 0,
+            "a finite float >= 0",
+            self.gamma,
+        )
+        check_param(
+            "eps",
+            owner,
+            isinstance(self.eps, int | float) and 0 < self.eps < 1,
+            "a float in (0, 1)",
+            self.eps,
+        )
         return int(k) if k is not None else d
 
     def _fit_from_stats(self) -> Whitening:
@@ -147,14 +168,17 @@ class Whitening(TransformerMixin, BaseEstimator):
         folder = Path(path)
         stats = self.stats_
         atomic_write_npz(folder / _ARRAYS, count=np.array(stats.count), sum=stats.sum, sum_outer=stats.sum_outer)
-        atomic_write_json(folder / _CONFIG, {
-            "format": "semspace.whitening",
-            "format_version": FORMAT_VERSION,
-            "semspace_version": __version__,
-            "params": self.get_params(),
-            "n_features": self.n_features_in_,
-            "n_samples_seen": self.n_samples_seen_,
-        })
+        atomic_write_json(
+            folder / _CONFIG,
+            {
+                "format": "semspace.whitening",
+                "format_version": FORMAT_VERSION,
+                "semspace_version": __version__,
+                "params": self.get_params(),
+                "n_features": self.n_features_in_,
+                "n_samples_seen": self.n_samples_seen_,
+            },
+        )
         return folder
 
     @classmethod
@@ -174,8 +198,12 @@ class Whitening(TransformerMixin, BaseEstimator):
         if config.get("format") != "semspace.whitening" or config.get("format_version") != FORMAT_VERSION:
             raise ArtifactError(f"{folder}: unknown format {config.get('format')!r} v{config.get('format_version')}")
         if config.get("semspace_version") != __version__:
-            logger.warning("%s was written by semspace %s (this is %s)", folder, config.get("semspace_version"),
-                           __version__)
+            logger.warning(
+                "%s was written by semspace %s (this is %s)",
+                folder,
+                config.get("semspace_version"),
+                __version__,
+            )
         d = int(config["n_features"])
         if total.shape != (d,) or outer.shape != (d, d) or count != config["n_samples_seen"]:
             raise ArtifactError(f"{folder}: arrays do not match the config (corrupt or mixed files)")

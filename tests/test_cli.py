@@ -1,0 +1,133 @@
+"""The CLI as a user runs it: real subprocesses, exit codes, one-line errors on stderr."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def semspace(*args, stdin=None, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "semspace.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def one_line_error(result):
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_missing_input_file(tmp_path):
+    line = one_line_error(semspace("encode", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "o.npy")))
+    assert "nope.txt" in line
+
+
+def test_bad_output_suffix(tmp_path):
+    src = tmp_path / "t.txt"
+    src.write_text("hello\n", encoding="utf-8")
+    assert ".npy or .jsonl" in one_line_error(semspace("encode", str(src), "-o", str(tmp_path / "o.csv")))
+
+
+def test_unknown_model_and_pooling(tmp_path, tiny_bert_dir):
+    src = tmp_path / "t.txt"
+    src.write_text("hello\n", encoding="utf-8")
+    assert "Unknown model" in one_line_error(
+        semspace("encode", str(src), "-o", str(tmp_path / "o.npy"), "--model", "no_such_model")
+    )
+    assert "Unknown pooling" in one_line_error(
+        semspace(
+            "encode",
+            str(src),
+            "-o",
+            str(tmp_path / "o.npy"),
+            "--model",
+            str(tiny_bert_dir),
+            "--pooling",
+            "max",
+        )
+    )
+
+
+def test_empty_line_in_input(tmp_path, tiny_bert_dir):
+    src = tmp_path / "t.txt"
+    src.write_text("a dog\n\na cat\n", encoding="utf-8")
+    assert ":2: empty line" in one_line_error(
+        semspace("encode", str(src), "-o", str(tmp_path / "o.npy"), "--model", str(tiny_bert_dir))
+    )
+
+
+def test_encode_stdin_to_npy_and_jsonl(tmp_path, tiny_bert_dir):
+    out = tmp_path / "v.npy"
+    result = semspace("encode", "-", "-o", str(out), "--model", str(tiny_bert_dir), stdin="a dog\na cat\n")
+    assert result.returncode == 0, result.stderr
+    assert np.load(out).shape == (2, 32)
+    out_jsonl = tmp_path / "v.jsonl"
+    result = semspace("encode", "-", "-o", str(out_jsonl), "--model", str(tiny_bert_dir), stdin="a dog\n")
+    rows = [json.loads(line) for line in out_jsonl.read_text(encoding="utf-8").splitlines()]
+    assert rows[0]["text"] == "a dog" and len(rows[0]["embedding"]) == 32
+
+
+def test_eval_sts_malformed_dataset(tmp_path):
+    root = tmp_path / "data" / "senteval_cn" / "PAWSX"
+    root.mkdir(parents=True)
+    (root / "PAWSX.valid.data").write_text("a\tb\t1\n", encoding="utf-8")
+    (root / "PAWSX.test.data").write_text("a\tb\n", encoding="utf-8")
+    line = one_line_error(
+        semspace(
+            "eval",
+            "sts",
+            "--tasks",
+            "PAWSX",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--out",
+            str(tmp_path / "o"),
+        )
+    )
+    assert "PAWSX.test.data:1" in line
+
+
+def test_unknown_task_and_preset(tmp_path):
+    assert "Unknown STS task" in one_line_error(
+        semspace("eval", "sts", "--tasks", "STS99", "--data-root", str(tmp_path))
+    )
+    assert "Unknown preset" in one_line_error(semspace("eval", "sts", "--preset", "nope"))
+
+
+def test_help_exits_zero():
+    result = semspace("--help")
+    assert result.returncode == 0 and "demo" in result.stdout
+
+
+@pytest.mark.slow
+def test_encode_bundled_model(tmp_path):
+    out = tmp_path / "v.npy"
+    result = semspace("encode", "-", "-o", str(out), stdin="A plane is taking off.\nA man plays a flute.\n")
+    assert result.returncode == 0, result.stderr
+    assert np.load(out).shape == (2, 384)
+
+
+@pytest.mark.slow
+def test_demo_runs_offline(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "semspace.cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "raw" in result.stdout and "tuned" in result.stdout and "Most similar" in result.stdout
