@@ -53,3 +53,18 @@ def check_param(name: str, owner: str, ok: bool, expected: str, got: object) -> 
     """Raise InvalidParameterError with the house message shape when `ok` is false."""
     if not ok:
         raise InvalidParameterError(f"The '{name}' parameter of {owner} must be {expected}. Got {got!r} instead.")
+
+
+class CollectionError(SemspaceError, OSError):
+    """A folder is not a semspace collection, or its files are truncated, corrupt or from an unknown format."""
+
+
+class DocumentNotFoundError(SemspaceError, KeyError):
+    """A document id is not in the collection."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateIdError(InvalidInputError):
+    """A document id is already in the collection (or repeated within one add)."""

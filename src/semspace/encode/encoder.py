@@ -131,7 +131,7 @@ class Encoder:
         show_progress_bar: bool | None = None,
     ) -> dict[Pooling, np.ndarray]:
         """Several poolings from one forward pass per batch (what an evaluation over poolings needs)."""
-        texts = _validate_texts(texts)
+        texts = validate_texts(texts)
         resolved = []
         for p in poolings:
             parsed = Pooling.parse(p)
@@ -170,7 +170,8 @@ class Encoder:
         return out
 
 
-def _validate_texts(texts: Sequence[str]) -> list[str]:
+def validate_texts(texts: Sequence[str]) -> list[str]:
+    """A list of non-empty strings, or a specific error naming the first bad index."""
     if isinstance(texts, str):
         raise InputTypeError("encode() takes a list of texts, not a single string; wrap it: [text].")
     if isinstance(texts, np.ndarray):

@@ -1,0 +1,420 @@
+"""`Collection`: a directory holding a corpus ready to search — encoder settings, transform, SQLite documents with
+their raw vectors, and a FAISS index — where every add/delete is one transaction that survives `kill -9`.
+
+Layout::
+
+    collection.json        manifest: format version, encoder (model, pooling, max_length), transform, index, dims
+    documents.sqlite       id, text, metadata JSON, raw float32 vector (the source of truth)
+    transform/t<N>/        the fitted Whitening (npz + JSON), N recorded in SQLite
+    index.g<G>.faiss       FAISS index reflecting SQLite generation G (rebuilt from raw vectors if missing/stale)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from semspace._io import FORMAT_VERSION, atomic_write_bytes, atomic_write_json
+from semspace.encode import Encoder
+from semspace.encode.encoder import validate_texts
+from semspace.errors import (
+    ArtifactError,
+    CollectionError,
+    DuplicateIdError,
+    InputTypeError,
+    InvalidInputError,
+    check_param,
+)
+from semspace.search.index import VectorIndex
+from semspace.search.store import DocumentStore
+from semspace.transform import TuneResult, Whitening, tune_whitening
+from semspace.transform.stats import as_vectors
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "collection.json"
+STORE = "documents.sqlite"
+_ADD_CHUNK = 1024
+
+
+@dataclass
+class SearchResult:
+    """Hits for one query, best first (FAISS's −1 padding removed)."""
+
+    ids: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    metadata: list[dict] = field(default_factory=list)
+
+    def to_dicts(self) -> list[dict]:
+        return [
+            {"id": i, "score": s, "text": t, "metadata": m}
+            for i, s, t, m in zip(self.ids, self.scores, self.texts, self.metadata, strict=True)
+        ]
+
+
+class Collection:
+    """Create with :meth:`create`, reopen with :meth:`open`. Thread-safe: writes are serialised by a lock."""
+
+    def __init__(self, path: Path, manifest: dict, store: DocumentStore, encoder: Encoder | None) -> None:
+        self.path = path
+        self.manifest = manifest
+        self._store = store
+        self._encoder = encoder
+        self._lock = threading.RLock()
+        self.transform: Whitening | None = None
+        self._load_transform()
+        self.index = VectorIndex(manifest["index"], self.dim)
+        self._load_or_rebuild_index()
+
+    # -- construction ----------------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        encoder: Encoder | str | None = None,
+        transform: Whitening | None = None,
+        index: str = "Flat",
+        pooling: str = "default",
+        max_length: int | None = None,
+    ) -> Collection:
+        """New empty collection at `path` (which must not exist or be empty)."""
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise CollectionError(f"{path} already exists and is not an empty folder")
+        enc = encoder if isinstance(encoder, Encoder) else Encoder(encoder, pooling=pooling, max_length=max_length)
+        if transform is not None:
+            if not hasattr(transform, "kernel_"):
+                raise InvalidInputError("transform must be a fitted Whitening (or use fit_whitening() later)")
+            if transform.n_features_in_ != enc.dim:
+                raise InvalidInputError(
+                    f"transform expects {transform.n_features_in_}-d vectors, encoder gives {enc.dim}"
+                )
+        VectorIndex(index, transform.n_components_ if transform is not None else enc.dim)  # validates the factory
+        path.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format": "semspace.collection",
+            "format_version": FORMAT_VERSION,
+            "encoder": {"model": enc.model_id, "pooling": enc.pooling.value, "max_length": enc.max_length},
+            "index": index,
+            "raw_dim": enc.dim,
+        }
+        store = DocumentStore(path / STORE, enc.dim)
+        with store.transaction() as db:
+            DocumentStore.set_meta(db, "transform", "0")
+            DocumentStore.bump_generation(db)
+        atomic_write_json(path / MANIFEST, {**manifest, "transform": None, "dim": enc.dim, "count": 0})
+        collection = cls(path, manifest, store, enc)
+        if transform is not None:
+            collection.set_transform(transform)
+        return collection
+
+    @classmethod
+    def open(cls, path: str | Path, encoder: Encoder | None = None) -> Collection:
+        """Open an existing collection; the encoder is loaded lazily from the manifest unless one is given."""
+        path = Path(path)
+        if not (path / MANIFEST).is_file() or not (path / STORE).is_file():
+            raise CollectionError(f"{path} is not a semspace collection (missing {MANIFEST} or {STORE})")
+        try:
+            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+            if manifest.get("format") != "semspace.collection":
+                raise ValueError("not a semspace.collection manifest")
+            if manifest.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"unsupported format_version {manifest.get('format_version')}")
+            raw_dim = int(manifest["raw_dim"])
+            manifest["encoder"]["model"], manifest["index"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CollectionError(f"{path / MANIFEST}: corrupt manifest ({exc})") from None
+        store = DocumentStore(path / STORE, raw_dim)
+        try:
+            store.generation  # noqa: B018 — touches the file: a corrupt database fails here, not later
+        except Exception as exc:
+            raise CollectionError(f"{path / STORE}: corrupt document store ({exc})") from None
+        if encoder is not None and encoder.dim != raw_dim:
+            raise InvalidInputError(f"encoder gives {encoder.dim}-d vectors, the collection stores {raw_dim}-d")
+        return cls(path, manifest, store, encoder)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- properties ------------------------------------------------------------------------------------------
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            spec = self.manifest["encoder"]
+            self._encoder = Encoder(spec["model"], pooling=spec["pooling"], max_length=spec["max_length"])
+        return self._encoder
+
+    @property
+    def raw_dim(self) -> int:
+        return int(self.manifest["raw_dim"])
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the indexed vectors (after the transform)."""
+        return self.transform.n_components_ if self.transform is not None else self.raw_dim
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def info(self) -> dict[str, Any]:
+        """Counts, settings and the index's serialised size per vector."""
+        t = self.transform
+        index_bytes = len(self.index.to_bytes())
+        return {
+            "path": str(self.path),
+            "count": len(self),
+            "encoder": self.manifest["encoder"],
+            "index": self.index.factory,
+            "raw_dim": self.raw_dim,
+            "dim": self.dim,
+            "index_vectors": self.index.ntotal,
+            "ivf_exact_fallback": self.index.is_exact_fallback,
+            "transform": None if t is None else {**t.get_params(), "n_samples_seen": t.n_samples_seen_},
+            "generation": self._store.generation,
+            "index_bytes": index_bytes,
+            "bytes_per_vector": round(index_bytes / self.index.ntotal, 1) if self.index.ntotal else None,
+        }
+
+    # -- transform -------------------------------------------------------------------------------------------
+    def _transform_dir(self, number: int) -> Path:
+        return self.path / "transform" / f"t{number}"
+
+    def _load_transform(self) -> None:
+        number = int(self._store.get_meta("transform", "0") or 0)
+        if number == 0:
+            self.transform = None
+            return
+        try:
+            self.transform = Whitening.load(self._transform_dir(number))
+        except ArtifactError as exc:
+            raise CollectionError(f"{self.path}: transform t{number} is missing or corrupt ({exc})") from None
+
+    def _project(self, raw: np.ndarray) -> np.ndarray:
+        return raw if self.transform is None else self.transform.transform(raw)
+
+    def set_transform(self, transform: Whitening | None) -> None:
+        """Replace the transform and re-project every stored raw vector (no re-encoding)."""
+        with self._lock:
+            if transform is not None and transform.n_features_in_ != self.raw_dim:
+                raise InvalidInputError(
+                    f"transform expects {transform.n_features_in_}-d, collection has {self.raw_dim}-d"
+                )
+            number = 0
+            if transform is not None:
+                number = int(self._store.get_meta("transform", "0") or 0) + 1
+                transform.save(self._transform_dir(number))  # new folder first: the old one stays valid
+            with self._store.transaction() as db:
+                DocumentStore.set_meta(db, "transform", str(number))
+                generation = DocumentStore.bump_generation(db)
+            self.transform = transform
+            self.index = VectorIndex(self.manifest["index"], self.dim)
+            self._rebuild_index(generation)
+            for old in (self.path / "transform").glob("t*") if (self.path / "transform").exists() else []:
+                if old.name != f"t{number}":
+                    shutil.rmtree(old, ignore_errors=True)
+
+    def fit_whitening(
+        self,
+        texts: Sequence[str] | None = None,
+        sample_size: int = 10_000,
+        dev_pairs: tuple[Sequence[str], Sequence[str], Sequence[float]] | None = None,
+        n_components: int | None = None,
+        beta: float = 1.0,
+        gamma: float = 1.0,
+        seed: int = 0,
+    ) -> Whitening | TuneResult:
+        """Fit whitening on `texts` (encoded) or on a sample of the stored raw vectors, or tune (β, γ, k) when
+        labelled `dev_pairs` (s1, s2, scores) are given; then re-project the collection. Returns the transform
+        (or the TuneResult)."""
+        if texts is not None:
+            fit_vectors = self.encoder.encode(validate_texts(texts))
+        else:
+            _, raw = self._store.all_vectors()
+            if len(raw) == 0:
+                raise InvalidInputError("The collection is empty: add documents or pass texts= to fit on.")
+            if len(raw) > sample_size:
+                raw = raw[np.sort(np.random.default_rng(seed).choice(len(raw), sample_size, replace=False))]
+            fit_vectors = raw
+        if dev_pairs is not None:
+            s1, s2, scores = dev_pairs
+            a = self.encoder.encode(validate_texts(s1))
+            b = self.encoder.encode(validate_texts(s2))
+            result = tune_whitening(fit_vectors, a, b, np.asarray(scores, dtype=np.float64), seed=seed)
+            self.set_transform(result.whitening)
+            return result
+        whitening = Whitening(n_components=n_components, beta=beta, gamma=gamma).fit(fit_vectors)
+        self.set_transform(whitening)
+        return whitening
+
+    # -- index file ------------------------------------------------------------------------------------------
+    def _index_file(self, generation: int) -> Path:
+        return self.path / f"index.g{generation}.faiss"
+
+    def _write_index(self, generation: int) -> None:
+        atomic_write_bytes(self._index_file(generation), self.index.to_bytes())
+        for old in self.path.glob("index.g*.faiss"):
+            if old.name != self._index_file(generation).name:
+                old.unlink(missing_ok=True)
+        atomic_write_json(
+            self.path / MANIFEST,
+            {
+                **self.manifest,
+                "transform": None if self.transform is None else self.transform.get_params(),
+                "dim": self.dim,
+                "count": len(self),
+                "generation": generation,
+            },
+        )
+
+    def _rebuild_index(self, generation: int) -> None:
+        seqs, raw = self._store.all_vectors()
+        self.index.rebuild(seqs, self._project(raw) if len(raw) else np.zeros((0, self.dim), np.float32))
+        self._write_index(generation)
+
+    def _load_or_rebuild_index(self) -> None:
+        generation = self._store.generation
+        path = self._index_file(generation)
+        if path.is_file():
+            try:
+                self.index.load_bytes(path.read_bytes())
+                if self.index.ntotal == len(self._store):
+                    return
+            except (RuntimeError, ValueError, OSError) as exc:
+                logger.warning("%s is unreadable (%s); rebuilding it from the stored vectors", path, exc)
+        else:
+            logger.info("index for generation %d not on disk (interrupted write?); rebuilding", generation)
+        self._rebuild_index(generation)
+
+    # -- documents -------------------------------------------------------------------------------------------
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[dict] | None = None,
+        vectors: np.ndarray | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> list[str]:
+        """Add documents (one transaction); returns their ids. `vectors` (raw, pre-encoded) skips encoding."""
+        texts = validate_texts(texts)
+        n = len(texts)
+        if ids is None:
+            ids = [uuid.uuid4().hex for _ in range(n)]
+        else:
+            ids = list(ids)
+            for i, doc_id in enumerate(ids):
+                if not isinstance(doc_id, str) or not doc_id:
+                    raise InputTypeError(f"Document id at index {i} must be a non-empty string; got {doc_id!r}.")
+            if len(ids) != n:
+                raise InvalidInputError(f"{len(ids)} ids for {n} texts.")
+            if len(set(ids)) != n:
+                raise DuplicateIdError("Ids repeat within this add.")
+        metadata = [{} for _ in range(n)] if metadata is None else list(metadata)
+        if len(metadata) != n:
+            raise InvalidInputError(f"{len(metadata)} metadata entries for {n} texts.")
+        for i, meta in enumerate(metadata):
+            if not isinstance(meta, dict):
+                raise InputTypeError(f"Metadata at index {i} must be a dict; got {type(meta).__name__}.")
+            try:
+                json.dumps(meta)
+            except (TypeError, ValueError):
+                raise InvalidInputError(f"Metadata at index {i} is not JSON-serialisable.") from None
+        if n == 0:
+            return []
+        with self._lock:
+            taken = self._store.existing_ids(ids)
+            if taken:
+                raise DuplicateIdError(
+                    f"Id(s) already in the collection: {', '.join(map(repr, taken[:5]))}; delete them first to update."
+                )
+            if vectors is None:
+                raw = self.encoder.encode(texts, show_progress_bar=show_progress_bar)
+            else:
+                raw = as_vectors(vectors, self.raw_dim, "vectors").astype(np.float32)
+                if len(raw) != n:
+                    raise InvalidInputError(f"{len(raw)} vectors for {n} texts.")
+            projected = self._project(raw)
+            start = self._store.next_seq()
+            seqs = np.arange(start, start + n, dtype=np.int64)
+            with self._store.transaction() as db:
+                for lo in tqdm(
+                    range(0, n, _ADD_CHUNK), desc="Storing", unit="chunk", disable=None if n > 20 * _ADD_CHUNK else True
+                ):
+                    hi = lo + _ADD_CHUNK
+                    DocumentStore.insert(db, seqs[lo:hi], ids[lo:hi], texts[lo:hi], metadata[lo:hi], raw[lo:hi])
+                generation = DocumentStore.bump_generation(db)
+            if self.index.needs_rebuild_for_add(len(self._store)):
+                self._rebuild_index(generation)
+            else:
+                self.index.add(seqs, projected)
+                self._write_index(generation)
+        return ids
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Remove documents (vectors included) by id; an unknown id raises and nothing is removed."""
+        ids = list(ids)
+        with self._lock:
+            found = self._store.seqs_of(ids)
+            missing = [i for i in ids if i not in found]
+            if missing:
+                from semspace.errors import DocumentNotFoundError
+
+                raise DocumentNotFoundError(f"Unknown document id(s): {', '.join(map(repr, missing[:5]))}")
+            seqs = np.array(sorted(set(found.values())), dtype=np.int64)
+            with self._store.transaction() as db:
+                DocumentStore.delete(db, seqs)
+                generation = DocumentStore.bump_generation(db)
+            if self.index.supports_remove:
+                self.index.remove(seqs)
+                self._write_index(generation)
+            else:
+                self._rebuild_index(generation)
+        return len(seqs)
+
+    def get(self, ids: Sequence[str]) -> list[dict]:
+        return self._store.get(list(ids))
+
+    # -- search ----------------------------------------------------------------------------------------------
+    def search(self, query_or_queries: str | Sequence[str], k: int = 10) -> SearchResult | list[SearchResult]:
+        """Top-k by cosine for one query (→ SearchResult) or a list (→ list of SearchResult)."""
+        single = isinstance(query_or_queries, str)
+        queries = validate_texts([query_or_queries] if single else query_or_queries)
+        results = self.search_vectors(self.encoder.encode(queries), k) if queries else []
+        return results[0] if single else results
+
+    def search_vectors(self, raw_queries: np.ndarray, k: int = 10) -> list[SearchResult]:
+        """Search with raw (untransformed) query vectors of the encoder's dimension."""
+        check_param("k", "Collection.search", isinstance(k, int) and k >= 1, "an int >= 1", k)
+        raw = as_vectors(raw_queries, self.raw_dim, "query vectors")
+        with self._lock:
+            scores, seqs = self.index.search(self._project(raw), k)
+            docs = self._store.by_seq(np.unique(seqs[seqs >= 0]).tolist())
+        out = []
+        for row_scores, row_seqs in zip(scores, seqs, strict=True):
+            result = SearchResult()
+            for score, seq in zip(row_scores, row_seqs, strict=True):
+                if seq < 0 or seq not in docs:
+                    continue
+                doc_id, text, meta = docs[seq]
+                result.ids.append(doc_id)
+                result.scores.append(float(score))
+                result.texts.append(text)
+                result.metadata.append(meta)
+            out.append(result)
+        return out

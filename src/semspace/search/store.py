@@ -1,0 +1,172 @@
+"""SQLite document store: id, text, metadata JSON and the raw float32 vector of every document, one transaction
+per change. The raw vectors live in the same rows as the texts, so texts and vectors can never get out of step, and a
+changed transform re-projects them without re-encoding.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from semspace.errors import CollectionError, DocumentNotFoundError, DuplicateIdError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    seq INTEGER PRIMARY KEY,          -- the int64 id FAISS stores
+    id TEXT NOT NULL UNIQUE,          -- the user's id
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL,           -- JSON object
+    vector BLOB NOT NULL              -- raw float32 vector, before any transform
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class DocumentStore:
+    """Thin wrapper over one SQLite file (WAL journal, synchronous=FULL: a commit survives power loss)."""
+
+    def __init__(self, path: str | Path, dim: int) -> None:
+        self.path = Path(path)
+        self.dim = dim
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise CollectionError(f"{self.path}: not a readable SQLite document store ({exc})") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT; any exception rolls back, leaving the last committed state."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- meta --------------------------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    @staticmethod
+    def set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
+        db.execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every committed change; the FAISS index file carries the generation it reflects."""
+        return int(self.get_meta("generation", "0") or 0)
+
+    @staticmethod
+    def bump_generation(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        generation = (int(row[0]) if row else 0) + 1
+        DocumentStore.set_meta(db, "generation", str(generation))
+        return generation
+
+    # -- documents ---------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+
+    def next_seq(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM documents").fetchone()[0])
+
+    def existing_ids(self, ids: Sequence[str]) -> list[str]:
+        found: list[str] = []
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            found += [r[0] for r in self._db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk)]
+        return found
+
+    @staticmethod
+    def insert(
+        db: sqlite3.Connection,
+        seqs: Sequence[int],
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadata: Sequence[dict],
+        vectors: np.ndarray,
+    ) -> None:
+        rows = (
+            (int(s), i, t, json.dumps(m, ensure_ascii=False), np.ascontiguousarray(v, np.float32).tobytes())
+            for s, i, t, m, v in zip(seqs, ids, texts, metadata, vectors, strict=True)
+        )
+        try:
+            db.executemany("INSERT INTO documents(seq, id, text, metadata, vector) VALUES(?, ?, ?, ?, ?)", rows)
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateIdError(f"Duplicate document id ({exc}).") from None
+
+    def seqs_of(self, ids: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            out.update(self._db.execute(f"SELECT id, seq FROM documents WHERE id IN ({marks})", chunk).fetchall())
+        return out
+
+    @staticmethod
+    def delete(db: sqlite3.Connection, seqs: Sequence[int]) -> None:
+        db.executemany("DELETE FROM documents WHERE seq = ?", ((int(s),) for s in seqs))
+
+    def get(self, ids: Sequence[str]) -> list[dict]:
+        """Documents by user id, in the order asked; an unknown id raises DocumentNotFoundError."""
+        rows: dict[str, dict] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for doc_id, text, meta in self._db.execute(
+                f"SELECT id, text, metadata FROM documents WHERE id IN ({marks})", chunk
+            ):
+                rows[doc_id] = {"id": doc_id, "text": text, "metadata": json.loads(meta)}
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise DocumentNotFoundError(f"Unknown document id(s): {', '.join(map(repr, missing[:5]))}")
+        return [rows[i] for i in ids]
+
+    def by_seq(self, seqs: Sequence[int]) -> dict[int, tuple[str, str, dict]]:
+        out: dict[int, tuple[str, str, dict]] = {}
+        wanted = [int(s) for s in seqs if s >= 0]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for seq, doc_id, text, meta in self._db.execute(
+                f"SELECT seq, id, text, metadata FROM documents WHERE seq IN ({marks})", chunk
+            ):
+                out[seq] = (doc_id, text, json.loads(meta))
+        return out
+
+    def all_vectors(self, batch: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+        """(seqs int64, raw vectors float32) of every document, in seq order."""
+        seqs, vectors = [], []
+        cursor = self._db.execute("SELECT seq, vector FROM documents ORDER BY seq")
+        while rows := cursor.fetchmany(batch):
+            seqs += [r[0] for r in rows]
+            vectors += [np.frombuffer(r[1], dtype=np.float32) for r in rows]
+        if vectors and any(v.shape != (self.dim,) for v in vectors):
+            raise CollectionError(f"{self.path}: a stored vector does not have {self.dim} dimensions (corrupt)")
+        matrix = np.vstack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
+        return np.asarray(seqs, dtype=np.int64), matrix
+
+    def sample_texts(self, n: int, seed: int = 0) -> list[str]:
+        total = len(self)
+        if total <= n:
+            return [r[0] for r in self._db.execute("SELECT text FROM documents ORDER BY seq")]
+        picks = sorted(np.random.default_rng(seed).choice(total, size=n, replace=False).tolist())
+        texts = [r[0] for r in self._db.execute("SELECT text FROM documents ORDER BY seq")]
+        return [texts[i] for i in picks]
