@@ -50,15 +50,25 @@ class VectorIndex:
                 f"Invalid FAISS factory string {factory!r}: {str(exc).splitlines()[-1]}"
             ) from None
         self.supports_remove = "HNSW" not in factory
-        self._index = faiss.IndexIDMap2(probe if probe.is_trained else faiss.IndexFlatIP(dim))
+        self._index = self._with_ids(probe if probe.is_trained else faiss.IndexFlatIP(dim))
         self.nprobe = 16
         self.ef_search = 128
+
+    @staticmethod
+    def _with_ids(base):  # noqa: ANN001, ANN205 — FAISS objects
+        """IVF stores user ids natively (and IndexIDMap over IVF breaks on remove_ids); others get IndexIDMap2."""
+        faiss = _faiss()
+        return base if isinstance(faiss.downcast_index(base), faiss.IndexIVF) else faiss.IndexIDMap2(base)
+
+    def _inner(self):  # noqa: ANN202
+        faiss = _faiss()
+        return faiss.downcast_index(self._index.index) if hasattr(self._index, "id_map") else self._index
 
     @property
     def is_exact_fallback(self) -> bool:
         """True while an IVF collection is still too small to train and a flat index stands in."""
         faiss = _faiss()
-        return self.ivf_nlist > 0 and isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlat)
+        return self.ivf_nlist > 0 and isinstance(self._inner(), faiss.IndexFlat)
 
     @property
     def ntotal(self) -> int:
@@ -74,7 +84,7 @@ class VectorIndex:
                 base.train(x)
             else:
                 base = faiss.IndexFlatIP(self.dim)
-        self._index = faiss.IndexIDMap2(base)
+        self._index = self._with_ids(base)
         if len(x):
             self._index.add_with_ids(x, np.asarray(seqs, dtype=np.int64))
 
@@ -91,8 +101,7 @@ class VectorIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (n, k), padded with −inf / −1 as FAISS does."""
-        faiss = _faiss()
-        inner = faiss.downcast_index(self._index.index)
+        inner = self._inner()
         if hasattr(inner, "nprobe"):
             inner.nprobe = min(self.nprobe, getattr(inner, "nlist", self.nprobe))
         if hasattr(inner, "hnsw"):
@@ -112,5 +121,6 @@ class VectorIndex:
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         if index.d != self.dim:
             raise ValueError(f"index has dimension {index.d}, expected {self.dim}")
-        # Keep the object deserialize_index returned: a downcast wrapper would not own the memory (segfault later).
+        # Keep the object deserialize_index returned (already downcast): a downcast wrapper would not own the
+        # memory, and the index would be freed under it (segfault).
         self._index = index
