@@ -160,7 +160,7 @@ def test_not_a_collection_and_corrupt_files(coll, tmp_path, encoder):
         extra.unlink()
     db = tmp_path / "c" / "documents.sqlite"
     db.write_bytes(b"garbage" * 100)
-    with pytest.raises(CollectionError, match="documents.sqlite"):
+    with pytest.raises(CollectionError, match=r"documents\.sqlite"):
         Collection.open(tmp_path / "c", encoder=encoder)
 
 

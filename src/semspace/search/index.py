@@ -55,12 +55,12 @@ class VectorIndex:
         self.ef_search = 128
 
     @staticmethod
-    def _with_ids(base):  # noqa: ANN001, ANN205 — FAISS objects
+    def _with_ids(base):
         """IVF stores user ids natively (and IndexIDMap over IVF breaks on remove_ids); others get IndexIDMap2."""
         faiss = _faiss()
         return base if isinstance(faiss.downcast_index(base), faiss.IndexIVF) else faiss.IndexIDMap2(base)
 
-    def _inner(self):  # noqa: ANN202
+    def _inner(self):
         faiss = _faiss()
         return faiss.downcast_index(self._index.index) if hasattr(self._index, "id_map") else self._index
 
