@@ -14,13 +14,21 @@ from typing import Annotated
 
 import typer
 
+from semspace import cli_index
 from semspace.errors import SemspaceError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Semantic similarity and semantic search.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate encoders and transforms on benchmarks.")
 app.add_typer(eval_app, name="eval")
+cli_index.register(app)
 
 EXIT_BAD_INPUT = 2
+
+
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False) -> None:
+    """Semantic similarity and semantic search."""
+    _quiet_libraries(verbose)
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -70,7 +78,6 @@ def encode(
     max_length: Annotated[int | None, typer.Option(min=2)] = None,
     normalize: Annotated[bool, typer.Option(help="L2-normalise the vectors.")] = False,
     allow_download: Annotated[bool, typer.Option(help="Allow fetching a hub id not in the local cache.")] = False,
-    verbose: bool = False,
 ) -> None:
     """Encode texts into sentence vectors (.npy float32, or JSON lines with text and embedding)."""
     import numpy as np
@@ -79,7 +86,6 @@ def encode(
     from semspace.encode import Encoder
     from semspace.errors import InvalidParameterError
 
-    _quiet_libraries(verbose)
     if output.suffix not in (".npy", ".jsonl"):
         raise InvalidParameterError(f"--output must end in .npy or .jsonl; got {output.name!r}")
     texts = _read_texts(source)
@@ -125,14 +131,12 @@ def eval_sts(
     out: Annotated[Path, typer.Option(help="Folder for the .md/.csv/.png.")] = Path("docs/results"),
     name: Annotated[str, typer.Option(help="Base name of the output files.")] = "sts",
     seed: int = 0,
-    verbose: bool = False,
 ) -> None:
     """STS Spearman for raw, whitening, whitening-k and tuned settings; writes a table, CSV and plot."""
     from semspace.data.tasks import ALL_TASKS, CHINESE_TASKS, ENGLISH_TASKS
     from semspace.errors import InvalidParameterError
     from semspace.evaluate import PRESETS, STSRun, run_sts, write_sts_report
 
-    _quiet_libraries(verbose)
     if preset is not None:
         if preset not in PRESETS:
             raise InvalidParameterError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -170,11 +174,10 @@ def eval_sts(
 
 
 @app.command()
-def demo(verbose: bool = False) -> None:
+def demo() -> None:
     """Offline tour on the bundled model and the vendored STS-B sample: raw vs whitened vs tuned, and lookups."""
     from semspace.evaluate.demo import run_demo
 
-    _quiet_libraries(verbose)
     typer.echo(run_demo())
 
 
