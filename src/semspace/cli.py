@@ -181,6 +181,29 @@ def demo() -> None:
     typer.echo(run_demo())
 
 
+@app.command()
+def serve(
+    collection: Annotated[
+        Path | None, typer.Argument(help="Collection folder (none: only /embed, /similarity).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    model: Annotated[str | None, typer.Option(help="Encoder when no collection is given.")] = None,
+    max_batch: Annotated[int, typer.Option(min=1, help="Texts per request.")] = 256,
+) -> None:
+    """HTTP service: POST /embed /similarity /search /documents, DELETE /documents, GET /health, page at /."""
+    import uvicorn
+
+    from semspace.search import Collection
+    from semspace.service import Limits, create_app
+
+    if collection is not None:
+        Collection.open(collection).close()  # fail now, with one line, if it is not a collection
+    app_ = create_app(collection, encoder=model, limits=Limits(max_batch=max_batch))
+    typer.echo(f"serving on http://{host}:{port}/  (OpenAPI: /docs)", err=True)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     """Entry point: library errors become one line on stderr and exit code 2, never a traceback."""
     try:

@@ -15,8 +15,14 @@ from semspace.errors import (
 )
 from semspace.search import Collection
 
-TEXTS = ["a man is playing a guitar", "a dog is running in the park", "the cat eats food", "a plane is taking off",
-         "a woman is playing a flute", "a small dog eats food"]
+TEXTS = [
+    "a man is playing a guitar",
+    "a dog is running in the park",
+    "the cat eats food",
+    "a plane is taking off",
+    "a woman is playing a flute",
+    "a small dog eats food",
+]
 
 
 @pytest.fixture(scope="module")

@@ -36,8 +36,12 @@ def test_kill9_mid_add_leaves_last_committed_state(tmp_path, tiny_bert_dir, fact
     script.write_text(CHILD)
     rng = np.random.default_rng(0)
     for round_ in range(8):
-        child = subprocess.Popen([sys.executable, str(script), str(path), str(round_ * 1000)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        child = subprocess.Popen(
+            [sys.executable, str(script), str(path), str(round_ * 1000)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         # Wait until it is adding, then kill at a random moment.
         assert child.stdout.readline()
         time.sleep(float(rng.uniform(0.0, 0.4)))
