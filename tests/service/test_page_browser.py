@@ -1,0 +1,66 @@
+"""The search page in headless Chromium (Debian `chromium` + `chromium-driver`, driven by Selenium)."""
+
+import shutil
+
+import pytest
+
+from semspace import Encoder
+from semspace.search import Collection
+from semspace.service import create_app
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian packages chromium and chromium-driver")
+
+
+def chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1000,700",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(DRIVER), options=options)
+
+
+def test_type_query_see_highlighted_results(tmp_path, tiny_bert_dir, live_server):
+    pytest.importorskip("selenium")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    encoder = Encoder(str(tiny_bert_dir))
+    with Collection.create(tmp_path / "c", encoder=encoder) as c:
+        c.add(
+            ["a man is playing a guitar", "a dog is running in the park", "a <b>cat</b> eats food"], ids=["g", "d", "c"]
+        )
+    with live_server(create_app(tmp_path / "c", encoder=encoder)) as srv:
+        browser = chromium()
+        try:
+            browser.get(srv.url + "/")
+            WebDriverWait(browser, 20).until(ec.text_to_be_present_in_element((By.ID, "status"), "3 documents"))
+            box = browser.find_element(By.ID, "q")
+            box.send_keys("playing guitar")
+            box.submit()
+            hits = WebDriverWait(browser, 20).until(ec.presence_of_all_elements_located((By.CSS_SELECTOR, "li.hit")))
+            assert len(hits) == 3
+            marked = {m.text.lower() for m in browser.find_elements(By.CSS_SELECTOR, "li.hit mark")}
+            assert {"playing", "guitar"} <= marked
+            scores = [float(s.text) for s in browser.find_elements(By.CSS_SELECTOR, "li.hit .score")]
+            assert scores == sorted(scores, reverse=True)
+            assert "<b>cat</b>" in browser.find_element(By.ID, "results").text  # text is escaped, not HTML
+            shot = tmp_path / "page.png"
+            browser.save_screenshot(str(shot))
+            assert shot.stat().st_size > 5000
+        finally:
+            browser.quit()
