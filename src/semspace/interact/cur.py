@@ -1,0 +1,246 @@
+"""CUR search with a cross-encoder under a fixed budget of CE calls (REFERENCE §4, kexue.fm 9336).
+
+Implements ANNCUR (Yadav et al., EMNLP 2022): offline, score k_q anchor queries against every item,
+R_anc (k_q × |I|); pick k_i anchor items; item embeddings E = pinv(A) · R_anc with A = R_anc[:, anchors]. Online,
+score the query against the anchors (k_i calls), approximate ŝ = c_q · E, re-rank the top k_r by the exact CE
+(k_r calls): budget B = k_i + k_r. And adaptive multi-round search as adaCUR (Yadav et al., Findings of EMNLP 2023):
+the budget is split into rounds; each round adds the current top unscored items to the anchor set, scores them and
+recomputes ŝ = c_q[S] · pinv(R_anc[:, S]) · R_anc. Every exactly scored item is eligible for the final top-k.
+The pseudo-inverse is regularised (relative `rcond` truncation and/or `ridge`), since pinv is ill-conditioned near
+k_q = k_i.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from semspace._io import FORMAT_VERSION, atomic_write_json, atomic_write_npz
+from semspace.errors import ArtifactError, InvalidInputError, NotFittedError, check_param
+
+ItemScorer = Callable[[np.ndarray], np.ndarray]  # item indices → exact CE scores for one query (one call per item)
+
+
+def regularized_pinv(A: np.ndarray, rcond: float = 1e-6, ridge: float = 0.0) -> np.ndarray:
+    """Pseudo-inverse of A by SVD: singular values below rcond·s_max dropped; with ridge λ > 0 each kept s becomes
+    s / (s² + λ) (Tikhonov), which tames the error spike when A is square and ill-conditioned."""
+    U, s, Vt = np.linalg.svd(np.asarray(A, dtype=np.float64), full_matrices=False)
+    if s.size == 0 or s[0] == 0:
+        return np.zeros((A.shape[1], A.shape[0]))
+    keep = s > rcond * s[0]
+    inv = np.zeros_like(s)
+    inv[keep] = s[keep] / (s[keep] ** 2 + ridge) if ridge > 0 else 1.0 / s[keep]
+    return (Vt.T * inv) @ U.T
+
+
+@dataclass
+class CURSearchResult:
+    """Top-k item indices with exact CE scores, the approximate scores of the last round, and CE calls spent."""
+
+    ids: np.ndarray
+    exact_scores: np.ndarray
+    approx_scores: np.ndarray
+    calls: int
+    scored: np.ndarray  # every item index scored exactly, in call order
+
+
+class CURIndex:
+    """Cross-encoder k-NN index by CUR decomposition. Fit with :meth:`fit_matrix` (R_anc given) or :meth:`fit`."""
+
+    def __init__(
+        self,
+        n_anchor_items: int = 50,
+        anchor_items: str = "random",
+        rcond: float = 1e-6,
+        ridge: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        self.n_anchor_items = n_anchor_items
+        self.anchor_items = anchor_items
+        self.rcond = rcond
+        self.ridge = ridge
+        self.seed = seed
+
+    # -- fitting ---------------------------------------------------------------------------------------------
+    def fit_matrix(self, anchor_scores: np.ndarray, item_vectors: np.ndarray | None = None) -> CURIndex:
+        """Fit from R_anc (k_q × |I|) = exact CE scores of the anchor queries against all items."""
+        R = np.asarray(anchor_scores, dtype=np.float64)
+        if R.ndim != 2 or R.shape[0] == 0 or R.shape[1] == 0:
+            raise InvalidInputError("anchor_scores must be a non-empty (n_anchor_queries, n_items) matrix.")
+        if not np.isfinite(R).all():
+            raise InvalidInputError("anchor_scores contain NaN or inf.")
+        n_items = R.shape[1]
+        k_i = self.n_anchor_items
+        check_param(
+            "n_anchor_items", "CURIndex", isinstance(k_i, int) and 1 <= k_i <= n_items, f"an int in [1, {n_items}]", k_i
+        )
+        check_param(
+            "anchor_items",
+            "CURIndex",
+            self.anchor_items in ("random", "kmeans"),
+            "'random' or 'kmeans'",
+            self.anchor_items,
+        )
+        rng = np.random.default_rng(self.seed)
+        if self.anchor_items == "random":
+            anchors = np.sort(rng.choice(n_items, size=k_i, replace=False))
+        else:
+            if item_vectors is None or len(item_vectors) != n_items:
+                raise InvalidInputError("anchor_items='kmeans' needs item_vectors, one row per item.")
+            anchors = kmeans_anchor_items(np.asarray(item_vectors, dtype=np.float64), k_i, self.seed)
+        self.anchor_scores_ = R
+        self.anchor_item_ids_ = anchors
+        self.item_embeddings_ = regularized_pinv(R[:, anchors], self.rcond, self.ridge) @ R
+        self.n_items_ = n_items
+        self.offline_calls_ = R.size
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "item_embeddings_"):
+            raise NotFittedError("CURIndex is not fitted; call fit() or fit_matrix() first.")
+
+    def approximate(self, anchor_query_scores: np.ndarray) -> np.ndarray:
+        """ŝ = c_q · E for the query's exact scores against the anchor items."""
+        self._check()
+        return np.asarray(anchor_query_scores, dtype=np.float64) @ self.item_embeddings_
+
+    # -- search ----------------------------------------------------------------------------------------------
+    def search(self, score_items: ItemScorer, k: int, budget: int, rounds: int = 1) -> CURSearchResult:
+        """Top-k items for one query spending at most `budget` CE calls through `score_items`.
+
+        rounds=1: ANNCUR (k_i anchors + top (budget − k_i) by ŝ re-ranked). rounds ≥ 2: adaptive — after the
+        anchors, the remaining budget is split over rounds − 1 rounds; each adds the current top unscored items
+        to the anchor set and recomputes ŝ from all scored items.
+        """
+        self._check()
+        k_i, n = len(self.anchor_item_ids_), self.n_items_
+        check_param("k", "CURIndex.search", isinstance(k, int) and 1 <= k <= n, f"an int in [1, {n}]", k)
+        check_param(
+            "budget",
+            "CURIndex.search",
+            isinstance(budget, int) and k_i <= budget,
+            f"an int >= n_anchor_items ({k_i})",
+            budget,
+        )
+        check_param("rounds", "CURIndex.search", isinstance(rounds, int) and rounds >= 1, "an int >= 1", rounds)
+        budget = min(budget, n)
+        scored = list(self.anchor_item_ids_)
+        exact = list(_call(score_items, self.anchor_item_ids_))
+        approx = self.approximate(np.asarray(exact))
+        remaining = budget - k_i
+        steps = 1 if rounds == 1 else rounds - 1
+        for step in range(steps):
+            if remaining <= 0:
+                break
+            take = remaining if step == steps - 1 else max(1, remaining // (steps - step))
+            seen = np.zeros(n, dtype=bool)
+            seen[scored] = True
+            candidates = np.argsort(-np.where(seen, -np.inf, approx), kind="stable")[:take]
+            candidates = candidates[~seen[candidates]]
+            if candidates.size == 0:
+                break
+            scored += candidates.tolist()
+            exact += list(_call(score_items, candidates))
+            remaining -= candidates.size
+            if rounds > 1:  # adaCUR: the scored set is the new anchor set
+                columns = np.asarray(scored)
+                R = self.anchor_scores_
+                approx = (np.asarray(exact) @ regularized_pinv(R[:, columns], self.rcond, self.ridge)) @ R
+        scored_arr, exact_arr = np.asarray(scored), np.asarray(exact, dtype=np.float64)
+        top = np.argsort(-exact_arr, kind="stable")[:k]
+        return CURSearchResult(scored_arr[top], exact_arr[top], approx, len(scored_arr), scored_arr)
+
+    # -- persistence -----------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """`path/cur.npz` (R_anc, anchors, E) + `path/cur.json` (params, format version)."""
+        self._check()
+        from semspace import __version__
+
+        folder = Path(path)
+        atomic_write_npz(
+            folder / "cur.npz",
+            anchor_scores=self.anchor_scores_,
+            anchor_item_ids=self.anchor_item_ids_,
+            item_embeddings=self.item_embeddings_,
+        )
+        atomic_write_json(
+            folder / "cur.json",
+            {
+                "format": "semspace.cur",
+                "format_version": FORMAT_VERSION,
+                "semspace_version": __version__,
+                "params": {
+                    "n_anchor_items": self.n_anchor_items,
+                    "anchor_items": self.anchor_items,
+                    "rcond": self.rcond,
+                    "ridge": self.ridge,
+                    "seed": self.seed,
+                },
+            },
+        )
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> CURIndex:
+        folder = Path(path)
+        try:
+            config = json.loads((folder / "cur.json").read_text(encoding="utf-8"))
+            with np.load(folder / "cur.npz", allow_pickle=False) as data:
+                R, anchors, E = data["anchor_scores"], data["anchor_item_ids"], data["item_embeddings"]
+        except FileNotFoundError:
+            raise ArtifactError(f"{folder}: not a saved CURIndex (missing cur.json or cur.npz)") from None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise ArtifactError(f"{folder}: corrupt CURIndex artifact ({exc})") from None
+        if config.get("format") != "semspace.cur" or E.shape != (len(anchors), R.shape[1]):
+            raise ArtifactError(f"{folder}: not a consistent CURIndex artifact")
+        index = cls(**config["params"])
+        index.anchor_scores_, index.anchor_item_ids_, index.item_embeddings_ = R, anchors, E
+        index.n_items_, index.offline_calls_ = R.shape[1], R.size
+        return index
+
+
+def _call(score_items: ItemScorer, items: np.ndarray) -> np.ndarray:
+    scores = np.asarray(score_items(np.asarray(items)), dtype=np.float64)
+    if scores.shape != (len(items),):
+        raise InvalidInputError(f"the scorer returned shape {scores.shape} for {len(items)} items")
+    return scores
+
+
+def kmeans_anchor_items(vectors: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """The item nearest to each k-means centre of (bi-encoder) item vectors (distinct items, sorted)."""
+    from sklearn.cluster import KMeans
+
+    normed = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    centres = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(normed).cluster_centers_
+    chosen: list[int] = []
+    taken = np.zeros(len(vectors), dtype=bool)
+    for centre in centres:
+        sims = np.where(taken, -np.inf, normed @ centre)
+        best = int(np.argmax(sims))
+        taken[best] = True
+        chosen.append(best)
+    return np.sort(np.asarray(chosen))
+
+
+def retrieve_and_rerank(first_stage: np.ndarray, score_items: ItemScorer, k: int, budget: int) -> CURSearchResult:
+    """Baseline: the `budget` best items by a first-stage score (dual encoder, BM25) re-ranked by the exact CE."""
+    n = len(first_stage)
+    check_param("k", "retrieve_and_rerank", isinstance(k, int) and 1 <= k <= n, f"an int in [1, {n}]", k)
+    check_param("budget", "retrieve_and_rerank", isinstance(budget, int) and budget >= k, f"an int >= k ({k})", budget)
+    candidates = np.argsort(-np.asarray(first_stage), kind="stable")[: min(budget, n)]
+    exact = _call(score_items, candidates)
+    top = np.argsort(-exact, kind="stable")[:k]
+    return CURSearchResult(
+        candidates[top], exact[top], np.asarray(first_stage, dtype=np.float64), len(candidates), candidates
+    )
+
+
+def top_k_recall(found: np.ndarray, exact_scores: np.ndarray, k: int) -> float:
+    """Top-k-Recall: fraction of the exact top-k (by the CE over all items) among the returned items."""
+    truth = set(np.argsort(-np.asarray(exact_scores), kind="stable")[:k].tolist())
+    return len(truth & set(np.asarray(found)[:k].tolist())) / k
