@@ -1,0 +1,126 @@
+"""`CrossEncoder`: score (query, item) pairs jointly with a Hugging Face sequence-classification model (1 output).
+
+Every scored pair is counted in `n_calls`, so CUR and retrieve-and-rerank budgets are exact.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from semspace.errors import InputTypeError, InvalidInputError, ModelLoadError, check_param
+
+logger = logging.getLogger(__name__)
+
+
+class CrossEncoder:
+    """A cross-encoder over a local folder (HF sequence classification or a sentence-transformers CrossEncoder
+    folder, which is the same format) or an already-loaded model. ``model=None`` starts from the bundled
+    all-MiniLM-L6-v2 weights with a new, untrained 1-output head — train it before trusting its scores."""
+
+    def __init__(self, model: Any = None, max_length: int = 256, batch_size: int = 64, device: str = "cpu") -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+        check_param(
+            "batch_size", "CrossEncoder", isinstance(batch_size, int) and batch_size >= 1, "an int >= 1", batch_size
+        )
+        self._torch = torch
+        if isinstance(model, PreTrainedModel):
+            self.model = model
+            name = getattr(model.config, "_name_or_path", "")
+            self.tokenizer = AutoTokenizer.from_pretrained(name)
+            self.model_id = name
+        else:
+            if model is None:
+                from semspace.encode.backends import bundled_model_path
+
+                model = bundled_model_path()
+            folder = Path(model)
+            if not folder.is_dir():
+                raise ModelLoadError(
+                    f"Cross-encoder {str(model)!r}: no such folder (train one with `semspace train cross-encoder`)."
+                )
+            try:
+                self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+                self.model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1)
+            except (OSError, ValueError) as exc:
+                raise ModelLoadError(f"Cannot load cross-encoder {str(model)!r}: {str(exc).splitlines()[0]}") from None
+            self.model_id = str(folder)
+        if self.model.config.num_labels != 1:
+            raise ModelLoadError(
+                f"A cross-encoder needs 1 output; {self.model_id!r} has {self.model.config.num_labels}."
+            )
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = device
+        self.model.to(device)
+        self.model.eval()
+        self.n_calls = 0
+
+    def tokenize(self, pairs: Sequence[tuple[str, str]]) -> Any:
+        return self.tokenizer(
+            [p[0] for p in pairs],
+            [p[1] for p in pairs],
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        ).to(self.device)
+
+    def predict(
+        self, pairs: Sequence[tuple[str, str]], batch_size: int | None = None, show_progress_bar: bool | None = None
+    ) -> np.ndarray:
+        """Raw scores (logits) as float32 (n,), in input order; batches sorted by length."""
+        pairs = _validate_pairs(pairs)
+        out = np.empty(len(pairs), dtype=np.float32)
+        if not pairs:
+            return out
+        size = batch_size or self.batch_size
+        order = np.argsort([-(len(a) + len(b)) for a, b in pairs], kind="stable")
+        disable = (None if len(pairs) >= 512 else True) if show_progress_bar is None else not show_progress_bar
+        self.model.eval()
+        with self._torch.inference_mode():
+            for start in tqdm(range(0, len(pairs), size), desc="Cross-encoding", unit="batch", disable=disable):
+                index = order[start : start + size]
+                logits = self.model(**self.tokenize([pairs[i] for i in index])).logits[:, 0]
+                out[index] = logits.float().cpu().numpy()
+        self.n_calls += len(pairs)
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        folder = Path(path)
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        return folder
+
+
+def _validate_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    out = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise InputTypeError(f"Pair at index {i} must be a (text, text) pair.")
+        a, b = pair
+        if not isinstance(a, str) or not isinstance(b, str):
+            raise InputTypeError(f"Pair at index {i} holds a non-string.")
+        if not a.strip() or not b.strip():
+            raise InvalidInputError(f"Pair at index {i} has an empty text.")
+        out.append((a, b))
+    return out
+
+
+class CrossEncoderScorer:
+    """One query against a fixed item list, as the `ItemScorer` CUR and retrieve-and-rerank take; counts calls."""
+
+    def __init__(self, cross_encoder: CrossEncoder, query: str, items: Sequence[str]) -> None:
+        self.cross_encoder, self.query, self.items = cross_encoder, query, items
+        self.calls = 0
+
+    def __call__(self, item_ids: np.ndarray) -> np.ndarray:
+        self.calls += len(item_ids)
+        return self.cross_encoder.predict([(self.query, self.items[int(i)]) for i in item_ids], show_progress_bar=False)
