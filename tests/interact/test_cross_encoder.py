@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+
+from semspace.data import STSPairs
+from semspace.errors import InputTypeError, InvalidInputError, ModelLoadError, NotFittedError
+from semspace.interact.cross_encoder import CrossEncoder, CrossEncoderScorer
+from semspace.train import CrossEncoderTrainConfig, bernoulli_symmetric_kl, cosent_loss, train_cross_encoder
+
+PAIRS = [
+    ("a man is playing a guitar", "a man plays a guitar"),
+    ("a dog", "a cat eats food"),
+    ("a plane is taking off", "a plane is taking off in the park"),
+]
+
+
+def test_predict_order_counter_and_errors(tiny_bert_dir):
+    ce = CrossEncoder(tiny_bert_dir, batch_size=2)
+    scores = ce.predict(PAIRS)
+    assert scores.shape == (3,) and scores.dtype == np.float32 and ce.n_calls == 3
+    single = np.array([ce.predict([p])[0] for p in PAIRS])
+    np.testing.assert_allclose(scores, single, atol=1e-5)
+    with pytest.raises(InputTypeError):
+        ce.predict([("only one",)])
+    with pytest.raises(InvalidInputError):
+        ce.predict([("", "x")])
+    with pytest.raises(ModelLoadError):
+        CrossEncoder("/no/such/folder")
+    scorer = CrossEncoderScorer(ce, "a dog", ["a cat", "a plane", "a dog"])
+    assert scorer(np.array([2, 0])).shape == (2,) and scorer.calls == 2
+
+
+def test_cosent_values():
+    # One ordered pair: loss = log(1 + exp(λ(s_low − s_high))).
+    loss = cosent_loss(torch.tensor([0.8, 0.2], dtype=torch.float64), torch.tensor([1.0, 0.0]), scale=20.0)
+    assert loss.item() == pytest.approx(np.log1p(np.exp(20 * (0.2 - 0.8))), rel=1e-5)
+    assert cosent_loss(torch.tensor([0.5, 0.5]), torch.tensor([1.0, 1.0])).item() == pytest.approx(0.0)
+    graded = cosent_loss(torch.tensor([0.9, 0.5, 0.1]), torch.tensor([5.0, 3.0, 0.0]), scale=1.0)
+    expected = np.log(1 + np.exp(0.5 - 0.9) + np.exp(0.1 - 0.9) + np.exp(0.1 - 0.5))
+    assert graded.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_rdrop_kl():
+    z = torch.tensor([0.3, -1.2])
+    assert bernoulli_symmetric_kl(z, z).item() == pytest.approx(0.0, abs=1e-7)
+    assert bernoulli_symmetric_kl(z, -z).item() > 0
+
+
+@pytest.mark.parametrize("loss", ["bce", "cosent"])
+def test_training_saves_best_checkpoint(tmp_path, tiny_bert_dir, loss):
+    rng = np.random.default_rng(0)
+    texts = ["a man", "a dog", "a cat", "the park", "a plane", "food", "a guitar", "a flute"]
+    s1 = [texts[i] for i in rng.integers(0, 8, 24)]
+    s2 = [texts[i] for i in rng.integers(0, 8, 24)]
+    data = STSPairs(s1, s2, rng.uniform(0, 5, 24))
+    history = train_cross_encoder(
+        data,
+        data,
+        tmp_path / "ce",
+        CrossEncoderTrainConfig(
+            loss=loss, epochs=1, batch_size=8, rdrop_alpha=1.0 if loss == "bce" else 0.0, max_label=5.0
+        ),
+        init=tiny_bert_dir,
+    )
+    assert (tmp_path / "ce" / "config.json").exists() and len(history["evals"]) == 1
+    reloaded = CrossEncoder(tmp_path / "ce")
+    assert reloaded.predict(PAIRS[:1]).shape == (1,)
+
+
+def test_not_fitted_cur_is_specific():
+    from semspace.interact import CURIndex
+
+    with pytest.raises(NotFittedError):
+        CURIndex().search(lambda ids: np.zeros(len(ids)), k=1, budget=5)
