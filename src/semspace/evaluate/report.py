@@ -101,17 +101,24 @@ def _table(rows: Sequence[dict], tasks: Sequence[str], metric: str, group_by_poo
 
 def _tuned_table(rows: Sequence[dict]) -> str:
     lines = [
-        "| model | pooling | task | fit | β | γ | k | dev gain | dev gain 5% bound | test tuned − raw |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | pooling | task | fit | β | γ | k | dev gain | dev gain 5% bound | test tuned − raw "
+        "| plain argmax (β, γ, k) | its test − raw |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["transform"] != "tuned":
             continue
         raw = _lookup(rows, model=r["model"], pooling=r["pooling"], task=r["task"], transform="raw")
-        delta = r["wmean"] - raw["wmean"] if raw else None
+        delta = r["wmean"] - raw["wmean"]
+        plain = _lookup(rows, model=r["model"], pooling=r["pooling"], task=r["task"], transform="argmax", fit=r["fit"])
+        plain_cells = (
+            "– | –"
+            if plain is None
+            else (f"{plain['beta']:g}, {plain['gamma']:g}, {plain['k']} | {plain['wmean'] - raw['wmean']:+.2f}")
+        )
         lines.append(
             f"| {r['model']} | {r['pooling']} | {r['task']} | {r['fit']} | {r['beta']:g} | {r['gamma']:g} "
-            f"| {r['k']} | {r['dev_gain']:+.2f} | {r['dev_gain_lower_bound']:+.2f} | {delta:+.2f} |"
+            f"| {r['k']} | {r['dev_gain']:+.2f} | {r['dev_gain_lower_bound']:+.2f} | {delta:+.2f} | {plain_cells} |"
         )
     return "\n".join(lines)
 
@@ -131,6 +138,27 @@ def target_check(rows: Sequence[dict], tolerance: float = 0.1) -> tuple[int, lis
                     f"tuned {r[metric]:.2f} vs raw {raw[metric]:.2f}"
                 )
     return checked, failures
+
+
+def _robust_vs_argmax(rows: Sequence[dict]) -> str:
+    """How often (and how much) the robust rule and the plain dev argmax lose to raw on test (wmean)."""
+    stats = {}
+    for kind in ("tuned", "argmax"):
+        deltas = []
+        for r in rows:
+            if r["transform"] == kind:
+                raw = _lookup(rows, model=r["model"], pooling=r["pooling"], task=r["task"], transform="raw")
+                deltas.append(r["wmean"] - raw["wmean"])
+        if deltas:
+            stats[kind] = (sum(d < -0.1 for d in deltas), len(deltas), min(deltas), sum(deltas) / len(deltas))
+    if len(stats) < 2:
+        return ""
+    (t_bad, t_n, t_min, t_mean), (a_bad, _, a_min, a_mean) = stats["tuned"], stats["argmax"]
+    return (
+        f"\nRobust rule vs plain dev argmax (wmean, test − raw over {t_n} settings): robust loses > 0.1 in "
+        f"{t_bad}, worst {t_min:+.2f}, mean {t_mean:+.2f}; argmax loses > 0.1 in {a_bad}, worst {a_min:+.2f}, "
+        f"mean {a_mean:+.2f}."
+    )
 
 
 def _helps_hurts(rows: Sequence[dict]) -> str:
@@ -248,6 +276,7 @@ def write_sts_report(
         f"## Target: tuned ≥ raw − 0.1 on every test set: {'met' if not failures else 'MISSED'} "
         f"({checked - len(failures)}/{checked} checks pass)",
         *(f"- {f}" for f in failures),
+        _robust_vs_argmax(rows),
         "",
         "## Where the seed's fixed recipe (β=γ=1, fit on target) helps and hurts (wmean, test)",
         _helps_hurts(rows),

@@ -134,4 +134,17 @@ def evaluate_task(
                     "dev_gain_lower_bound": 100 * result.gain_lower_bound,
                 },
             )
+            # The plain dev argmax, for comparison with the robust rule (never reported as "tuned").
+            plain = tune_whitening(stats, dev_a, dev_b, task.dev.scores, n_bootstrap=0, seed=seed)
+            add(
+                "argmax",
+                fit_name,
+                plain.n_components or d,
+                plain.beta,
+                plain.gamma,
+                {
+                    **score_test(task, cos_with(plain.whitening.transform)),
+                    "dev_gain": 100 * (plain.dev_spearman - plain.raw_dev_spearman),
+                },
+            )
     return rows
