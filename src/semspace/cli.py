@@ -14,13 +14,14 @@ from typing import Annotated
 
 import typer
 
-from semspace import cli_index
+from semspace import cli_analysis, cli_index
 from semspace.errors import SemspaceError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Semantic similarity and semantic search.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate encoders and transforms on benchmarks.")
 app.add_typer(eval_app, name="eval")
 cli_index.register(app)
+cli_analysis.register(app)
 
 EXIT_BAD_INPUT = 2
 

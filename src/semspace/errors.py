@@ -68,3 +68,7 @@ class DocumentNotFoundError(SemspaceError, KeyError):
 
 class DuplicateIdError(InvalidInputError):
     """A document id is already in the collection (or repeated within one add)."""
+
+
+class SingularCovarianceError(InvalidInputError):
+    """A covariance matrix is singular or too ill-conditioned for a Gaussian distance; pass a ridge `eps`."""
