@@ -388,7 +388,13 @@ class Collection:
         return len(seqs)
 
     def get(self, ids: Sequence[str]) -> list[dict]:
+        """Documents by id (id, text, metadata), in order; an unknown id raises DocumentNotFoundError."""
         return self._store.get(list(ids))
+
+    def get_existing(self, ids: Sequence[str]) -> list[dict]:
+        """Like `get`, silently skipping ids that are not (or no longer) in the collection."""
+        found = self._store.seqs_of(list(ids))
+        return self._store.get([i for i in ids if i in found])
 
     # -- search ----------------------------------------------------------------------------------------------
     def search(self, query_or_queries: str | Sequence[str], k: int = 10) -> SearchResult | list[SearchResult]:

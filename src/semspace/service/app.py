@@ -7,9 +7,10 @@ Writes are serialised by the collection's lock; bad input is a 4xx with a JSON `
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -39,6 +40,7 @@ class ServiceState:
     encoder: Encoder
     collection: Collection | None
     limits: Limits
+    cur: Any = field(default=None)  # a CURSearcher when <collection>/cur exists
 
 
 # -- request / response models ---------------------------------------------------------------------------------
@@ -65,6 +67,9 @@ class SearchRequest(BaseModel):
     query: str | None = None
     queries: list[str] | None = None
     k: int = Field(default=10, ge=1)
+    rerank: Literal["cur"] | None = None  # cross-encoder search with the CUR index in <collection>/cur
+    budget: int = Field(default=100, ge=1)  # CE calls per query when rerank="cur"
+    rounds: int = Field(default=1, ge=1)  # 1 = ANNCUR, >= 2 = adaptive rounds
 
 
 class Hit(BaseModel):
@@ -77,6 +82,7 @@ class Hit(BaseModel):
 class QueryHits(BaseModel):
     query: str
     hits: list[Hit]
+    ce_calls: int | None = None
 
 
 class SearchResponse(BaseModel):
@@ -137,7 +143,12 @@ def create_app(
         )
         if coll is not None and coll._encoder is None:
             coll._encoder = enc
-        app.state.semspace = ServiceState(enc, coll, limits)
+        cur = None
+        if coll is not None and (coll.path / "cur" / "cur.json").exists():
+            from semspace.interact.searcher import CURSearcher
+
+            cur = CURSearcher.load(coll.path / "cur")
+        app.state.semspace = ServiceState(enc, coll, limits, cur)
         yield
         if coll is not None and isinstance(collection, str | Path):
             coll.close()
@@ -229,6 +240,29 @@ def create_app(
         check_texts(queries, st, "queries")
         if body.k > st.limits.max_k:
             raise _bad(422, f"k={body.k} is over the limit of {st.limits.max_k}.")
+        if body.rerank == "cur":
+            if st.cur is None:
+                raise _bad(
+                    404,
+                    "No CUR index is attached: build one with `semspace cur build <collection>/cur "
+                    "--collection <collection> …`.",
+                )
+            out = []
+            for q in queries:
+                hit = st.cur.search(q, k=body.k, budget=body.budget, rounds=body.rounds)
+                alive = {d["id"]: d for d in coll.get_existing(hit.ids)}
+                out.append(
+                    QueryHits(
+                        query=q,
+                        ce_calls=hit.calls,
+                        hits=[
+                            Hit(id=i, score=s, text=alive[i]["text"], metadata=alive[i]["metadata"])
+                            for i, s in zip(hit.ids, hit.exact_scores, strict=True)
+                            if i in alive
+                        ],
+                    )
+                )
+            return SearchResponse(results=out)
         vectors = st.encoder.encode(queries, show_progress_bar=False)
         results = coll.search_vectors(vectors, body.k)
         return SearchResponse(
