@@ -28,7 +28,7 @@ from semspace.data import load_sts_task
 from semspace.data.tasks import default_data_root
 from semspace.encode import EmbeddingCache, Encoder
 from semspace.evaluate.report import machine_description
-from semspace.interact import CURIndex, retrieve_and_rerank, top_k_recall
+from semspace.interact import BM25FirstStage, CURIndex, retrieve_and_rerank, top_k_recall
 from semspace.interact.cross_encoder import CrossEncoder
 from semspace.train import CrossEncoderTrainConfig, train_cross_encoder
 from semspace.transform import Whitening, paired_cosine, spearman
@@ -133,14 +133,7 @@ def main() -> None:
         v = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
         return v @ (q_vec / np.linalg.norm(q_vec))
 
-    import bm25s
-
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(items, stopwords="en", show_progress=False), show_progress=False)
-
-    def bm25_scores(query: str) -> np.ndarray:
-        tokens = bm25s.tokenize([query], stopwords="en", return_ids=False, show_progress=False)[0]
-        return retriever.get_scores(tokens) if tokens else np.zeros(len(items))
+    bm25_scores = BM25FirstStage(items)
 
     test_first_stage = {
         "RnR-DE (raw)": [

@@ -118,3 +118,12 @@ def test_save_load(tmp_path):
     loaded = CURIndex.load(index.save(tmp_path / "cur"))
     np.testing.assert_array_equal(loaded.item_embeddings_, index.item_embeddings_)
     assert loaded.ridge == 0.1
+
+
+def test_bm25_first_stage_ranks_word_overlap_first():
+    from semspace.interact import BM25FirstStage
+
+    stage = BM25FirstStage(["a man plays the guitar", "a dog runs", "cats eat food"])
+    scores = stage("guitar player man")
+    assert scores.shape == (3,) and int(np.argmax(scores)) == 0
+    assert (stage("the a") == 0).all()  # only stopwords: no signal

@@ -240,6 +240,21 @@ def retrieve_and_rerank(first_stage: np.ndarray, score_items: ItemScorer, k: int
     )
 
 
+class BM25FirstStage:
+    """BM25 scores of every item for a query (the `bm25s` package): the first stage of the RnR-BM25 baseline."""
+
+    def __init__(self, items: list[str], stopwords: str | None = "en") -> None:
+        import bm25s
+
+        self._bm25s, self._stopwords, self.n_items = bm25s, stopwords, len(items)
+        self._retriever = bm25s.BM25()
+        self._retriever.index(bm25s.tokenize(items, stopwords=stopwords, show_progress=False), show_progress=False)
+
+    def __call__(self, query: str) -> np.ndarray:
+        tokens = self._bm25s.tokenize([query], stopwords=self._stopwords, return_ids=False, show_progress=False)[0]
+        return np.asarray(self._retriever.get_scores(tokens), dtype=np.float64) if tokens else np.zeros(self.n_items)
+
+
 def top_k_recall(found: np.ndarray, exact_scores: np.ndarray, k: int) -> float:
     """Top-k-Recall: fraction of the exact top-k (by the CE over all items) among the returned items."""
     truth = set(np.argsort(-np.asarray(exact_scores), kind="stable")[:k].tolist())
