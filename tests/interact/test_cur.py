@@ -127,3 +127,18 @@ def test_bm25_first_stage_ranks_word_overlap_first():
     scores = stage("guitar player man")
     assert scores.shape == (3,) and int(np.argmax(scores)) == 0
     assert (stage("the a") == 0).all()  # only stopwords: no signal
+
+
+def test_fit_scores_every_anchor_query_against_every_item():
+    class Scorer:
+        calls = 0
+
+        def predict(self, pairs):
+            Scorer.calls += len(pairs)
+            return [len(q) * len(item) for q, item in pairs]  # rank-1 score matrix
+
+    items = ["a", "bb", "ccc", "dddd", "eeeee"]
+    index = CURIndex(n_anchor_items=2, seed=0).fit(["x", "yy", "zzz"], items, Scorer())
+    assert Scorer.calls == index.offline_calls_ == 15
+    row = np.array([4.0 * len(i) for i in items])  # a new query of length 4
+    np.testing.assert_allclose(index.approximate(row[index.anchor_item_ids_]), row, rtol=1e-8)

@@ -100,6 +100,19 @@ class CURIndex:
         self.offline_calls_ = R.size
         return self
 
+    def fit(
+        self, anchor_queries: list[str], items: list[str], scorer: object, item_vectors: np.ndarray | None = None
+    ) -> CURIndex:
+        """Score every anchor query against every item with `scorer.predict(pairs)` (a CrossEncoder: k_q·|I|
+        calls), then fit as :meth:`fit_matrix`. `item_vectors` (bi-encoder) are needed for k-means anchors."""
+        if not anchor_queries or not items:
+            raise InvalidInputError("fit needs at least one anchor query and one item.")
+        rows = [
+            np.asarray(scorer.predict([(q, item) for item in items]), dtype=np.float64)  # type: ignore[attr-defined]
+            for q in anchor_queries
+        ]
+        return self.fit_matrix(np.vstack(rows), item_vectors)
+
     def _check(self) -> None:
         if not hasattr(self, "item_embeddings_"):
             raise NotFittedError("CURIndex is not fitted; call fit() or fit_matrix() first.")

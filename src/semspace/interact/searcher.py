@@ -50,10 +50,9 @@ class CURSearcher:
         if not item_texts:
             raise InvalidInputError("No items to index.")
         items = list(item_texts)
-        rows = []
-        for query in tqdm(anchor_queries, desc="Scoring anchor queries", unit="query"):
-            rows.append(cross_encoder.predict([(query, item) for item in items], show_progress_bar=False))
-        index = CURIndex(n_anchor_items, anchor_items, rcond=rcond, seed=seed).fit_matrix(np.vstack(rows), item_vectors)
+        index = CURIndex(n_anchor_items, anchor_items, rcond=rcond, seed=seed).fit(
+            list(tqdm(anchor_queries, desc="Scoring anchor queries", unit="query")), items, cross_encoder, item_vectors
+        )
         ids = [str(i) for i in range(len(items))] if item_ids is None else list(item_ids)
         return cls(index, ids, items, cross_encoder)
 
