@@ -50,10 +50,7 @@ def build(
         from semspace.search import Collection
 
         with Collection.open(collection) as c:
-            seqs, vectors = c._store.all_vectors()
-            docs = c._store.by_seq(seqs.tolist())
-            ids = [docs[int(s)][0] for s in seqs]
-            texts = [docs[int(s)][1] for s in seqs]
+            ids, texts, vectors = c.export()
     else:
         texts = _lines(items)
     if anchor_items == "kmeans" and vectors is None:

@@ -391,6 +391,13 @@ class Collection:
         """Documents by id (id, text, metadata), in order; an unknown id raises DocumentNotFoundError."""
         return self._store.get(list(ids))
 
+    def export(self) -> tuple[list[str], list[str], np.ndarray]:
+        """(ids, texts, raw vectors) of every document, in insertion order."""
+        with self._lock:
+            seqs, raw = self._store.all_vectors()
+            docs = self._store.by_seq(seqs.tolist())
+        return [docs[int(s)][0] for s in seqs], [docs[int(s)][1] for s in seqs], raw
+
     def get_existing(self, ids: Sequence[str]) -> list[dict]:
         """Like `get`, silently skipping ids that are not (or no longer) in the collection."""
         found = self._store.seqs_of(list(ids))
