@@ -74,3 +74,35 @@ def test_service_rerank_cur(tmp_path, tiny_bert_dir, live_server):
         assert result["ce_calls"] == 6 and "d7" not in {h["id"] for h in result["hits"]}
         assert http.post("/search", json={"query": "a man", "rerank": "cur", "budget": 2}).status_code == 400
         assert http.post("/search", json={"query": "a man", "rerank": "bm25"}).status_code == 422
+
+
+def test_cur_build_from_collection_cli(tmp_path, tiny_bert_dir):
+    encoder = Encoder(str(tiny_bert_dir))
+    with Collection.create(tmp_path / "c", encoder=encoder) as c:
+        c.add(DOCS, ids=[f"d{i}" for i in range(len(DOCS))])
+        ids, texts, vectors = c.export()
+    assert ids == [f"d{i}" for i in range(len(DOCS))] and texts == DOCS and vectors.shape == (len(DOCS), 32)
+    anchors = tmp_path / "anchors.txt"
+    anchors.write_text("a man\na dog\nfood\n")
+    built = semspace(
+        "cur",
+        "build",
+        tmp_path / "c" / "cur",
+        "--cross-encoder",
+        tiny_bert_dir,
+        "--anchor-queries",
+        anchors,
+        "--collection",
+        tmp_path / "c",
+        "--n-anchor-items",
+        "3",
+        "--anchor-items",
+        "kmeans",
+    )
+    assert built.returncode == 0, built.stderr
+    found = json.loads(
+        semspace(
+            "cur", "search", tmp_path / "c" / "cur", "a dog", "--budget", "4", "-k", "2", "--rounds", "2", "--json"
+        ).stdout
+    )
+    assert found["calls"] == 4 and all(h["id"].startswith("d") for h in found["hits"])
