@@ -13,7 +13,6 @@ Writes docs/results/bench_foundation.md. Run alone: two heavy jobs at once spoil
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -45,7 +44,7 @@ def main() -> None:
     from semspace import Encoder, Whitening, WhiteningStats
     from semspace.data import load_sample
     from semspace.encode import bundled_model_path
-    from semspace.evaluate.report import machine_description
+    from semspace.evaluate.report import results_header
 
     torch.manual_seed(0)
     sample = load_sample()
@@ -87,10 +86,7 @@ def main() -> None:
     n = len(texts)
     command = "python " + " ".join([sys.argv[0], *sys.argv[1:]])
     lines = [
-        "# Foundation benchmark: encoding and whitening vs peers",
-        f"- Command: `{command}`",
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {machine_description()}",
+        *results_header("Foundation benchmark: encoding and whitening vs peers", command),
         "- Timings are the best of 2 (encoding) or 3 (whitening) runs, same process, same data.",
         "",
         f"## Encoding {n} STS-B sample sentences, bundled all-MiniLM-L6-v2, batch 64",

@@ -16,7 +16,6 @@ Writes docs/results/cur.md, cur_recall.png, cur_heatmap.png. Cached: .cache/mode
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import sys
 import time
@@ -27,7 +26,7 @@ import numpy as np
 from semspace.data import load_sts_task
 from semspace.data.tasks import default_data_root
 from semspace.encode import EmbeddingCache, Encoder
-from semspace.evaluate.report import machine_description
+from semspace.evaluate.report import results_header
 from semspace.interact import BM25FirstStage, CURIndex, retrieve_and_rerank, top_k_recall
 from semspace.interact.cross_encoder import CrossEncoder
 from semspace.train import CrossEncoderTrainConfig, train_cross_encoder
@@ -290,10 +289,7 @@ def write_report(
     plt.close(fig)
 
     lines = [
-        "# Cross-encoder search with CUR vs retrieve-and-rerank",
-        f"- Command: `python {' '.join(sys.argv)}`",
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {machine_description()}",
+        *results_header("Cross-encoder search with CUR vs retrieve-and-rerank", f"python {' '.join(sys.argv)}"),
         "",
         "## The cross-encoder",
         f"Trained from the bundled all-MiniLM-L6-v2 weights on STS-B train (BCE on label/5, "

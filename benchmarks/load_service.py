@@ -10,7 +10,6 @@ document). Writes docs/results/service_load.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import socket
 import subprocess
 import sys
@@ -38,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from semspace.data import load_sample
-    from semspace.evaluate.report import machine_description
+    from semspace.evaluate.report import results_header
     from semspace.search import Collection
 
     sentences = list(dict.fromkeys(s for split in load_sample().values() for s in split.sentences()))
@@ -119,10 +118,7 @@ def main() -> None:
         return f"{1000 * float(np.percentile(values, q)):.0f}" if values else "–"
 
     lines = [
-        "# Service load test (loopback)",
-        f"- Command: `python {' '.join(sys.argv)}`",
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {machine_description()}",
+        *results_header("Service load test (loopback)", f"python {' '.join(sys.argv)}"),
         f"- Setup: `semspace serve` (uvicorn, one process) on 127.0.0.1, bundled all-MiniLM-L6-v2, Flat index seeded "
         f"with 1,000 STS-B sample sentences; {args.clients} concurrent clients for {args.seconds:.0f} s, each request "
         f"a search (k=10) or, with probability {args.add_fraction}, an add of one document.",

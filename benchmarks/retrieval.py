@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import logging
 import sys
 import time
@@ -23,7 +22,7 @@ from semspace.data import load_sts_task
 from semspace.data.retrieval import load_retrieval_task
 from semspace.data.tasks import default_data_root
 from semspace.encode import EmbeddingCache, Encoder
-from semspace.evaluate.report import machine_description
+from semspace.evaluate.report import results_header
 from semspace.evaluate.retrieval import recall_vs_exact, retrieval_scores
 from semspace.search import VectorIndex
 from semspace.transform import Whitening, tune_whitening
@@ -161,10 +160,7 @@ def write_report(rows: list[dict], peers: list[dict], out: Path, command: str) -
         "recall@10 vs exact",
     ]
     lines = [
-        "# Retrieval: transforms × FAISS indexes",
-        f"- Command: `{command}`",
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {machine_description()}",
+        *results_header("Retrieval: transforms × FAISS indexes", command),
         "- Metrics ×100 over the test queries. queries/s = batched FAISS search of the query set tiled to the "
         "timing size, k=100, best of 3 (encoding excluded). Transforms are fitted on the corpus vectors; "
         "'tuned' selects (β, γ, k) on STS-B dev (English) or the task's valid pairs (Chinese).",

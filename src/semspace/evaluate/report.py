@@ -71,6 +71,16 @@ def machine_description() -> str:
     )
 
 
+def results_header(title: str, command: str) -> list[str]:
+    """The first lines of every docs/results file: title, the command that made it, date (UTC) and machine."""
+    return [
+        f"# {title}",
+        f"- Command: `{command}`",
+        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: {machine_description()}",
+    ]
+
+
 def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
@@ -247,10 +257,7 @@ def write_sts_report(
     english = [r for r in rows if r["task"] in ENGLISH_TASKS]
     chinese = [r for r in rows if r["task"] in CHINESE_TASKS]
     parts = [
-        "# STS results: raw vs whitening vs tuned",
-        f"- Command: `{command}`",
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {machine_description()}",
+        *results_header("STS results: raw vs whitening vs tuned", command),
         "- Metric: Spearman × 100 of cosine vs gold on **test**. STS12–16: `wmean` = subset Spearmans weighted by "
         "subset size (BERT-whitening paper); `all` = one Spearman over all subsets (SimCSE/SBERT).",
         "- Fit sets: `target` = all sentences of the task's own splits (labels unused, as in the paper); "
