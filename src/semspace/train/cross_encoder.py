@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -124,6 +123,3 @@ def _task_loss(logits: torch.Tensor, target: torch.Tensor, config: CrossEncoderT
         return F.mse_loss(torch.sigmoid(logits), target)
     return cosent_loss(logits, target, config.cosent_scale)
 
-
-def pairs_of(data: STSPairs) -> Sequence[tuple[str, str]]:
-    return list(zip(data.sentences1, data.sentences2, strict=True))
