@@ -122,4 +122,3 @@ def _task_loss(logits: torch.Tensor, target: torch.Tensor, config: CrossEncoderT
     if config.loss == "mse":
         return F.mse_loss(torch.sigmoid(logits), target)
     return cosent_loss(logits, target, config.cosent_scale)
-
