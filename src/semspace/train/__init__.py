@@ -1,6 +1,31 @@
-"""Training: losses (CoSENT, R-Drop) and the cross-encoder trainer."""
+"""Training: losses, the gradient-cached contrastive step, the sentence-encoder and cross-encoder trainers."""
 
+from semspace.train.cached import cached_backward, chunked_backward
 from semspace.train.cross_encoder import CrossEncoderTrainConfig, train_cross_encoder
-from semspace.train.losses import bernoulli_symmetric_kl, cosent_loss
+from semspace.train.data import TrainingSet, read_pairs, read_sentences
+from semspace.train.encoder import OBJECTIVES, EncoderTrainConfig, train_encoder
+from semspace.train.losses import (
+    bernoulli_symmetric_kl,
+    categorical_symmetric_kl,
+    cosent_loss,
+    cosine_mse_loss,
+    info_nce_loss,
+)
 
-__all__ = ["CrossEncoderTrainConfig", "bernoulli_symmetric_kl", "cosent_loss", "train_cross_encoder"]
+__all__ = [
+    "OBJECTIVES",
+    "CrossEncoderTrainConfig",
+    "EncoderTrainConfig",
+    "TrainingSet",
+    "bernoulli_symmetric_kl",
+    "cached_backward",
+    "categorical_symmetric_kl",
+    "chunked_backward",
+    "cosent_loss",
+    "cosine_mse_loss",
+    "info_nce_loss",
+    "read_pairs",
+    "read_sentences",
+    "train_cross_encoder",
+    "train_encoder",
+]

@@ -1,0 +1,141 @@
+"""Saving a trained encoder (Hugging Face + sentence-transformers folder) and resumable training checkpoints.
+
+Everything is safetensors + JSON (no pickle). A checkpoint is a new folder `checkpoints/step-N` made complete before
+the pointer `checkpoints/last.json` is atomically switched to it, so a crash at any moment leaves the previous
+checkpoint usable; the exported model's files are replaced one by one with atomic renames.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from semspace._io import FORMAT_VERSION, atomic_write_bytes, atomic_write_json
+from semspace.encode.pooling import Pooling
+from semspace.errors import ArtifactError
+
+logger = logging.getLogger(__name__)
+
+ST_POOLING_MODES = {Pooling.LAST_AVG: "pooling_mode_mean_tokens", Pooling.CLS: "pooling_mode_cls_token"}
+
+
+def base_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain transformers model: a LoRA (peft) model is merged into a copy, the training model is untouched."""
+    if hasattr(model, "merge_and_unload"):
+        return copy.deepcopy(model).merge_and_unload()
+    return model
+
+
+def export_model(model: torch.nn.Module, tokenizer: Any, pooling: Pooling, max_length: int, folder: Path) -> None:
+    """Write a folder that `Encoder(folder)` and `SentenceTransformer(folder)` load, with the trained pooling."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=folder) as tmp:
+        staging = Path(tmp)
+        base_model(model).save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ]
+        (staging / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
+        (staging / "sentence_bert_config.json").write_text(
+            json.dumps({"max_seq_length": max_length, "do_lower_case": False}), encoding="utf-8"
+        )
+        (staging / "1_Pooling").mkdir()
+        pooling_config = {"word_embedding_dimension": int(model.config.hidden_size)}
+        pooling_config |= {mode: pooling is key for key, mode in ST_POOLING_MODES.items()}
+        (staging / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2), encoding="utf-8")
+        (folder / "1_Pooling").mkdir(exist_ok=True)
+        # Weights last: until they are replaced, the folder still holds the previous complete model.
+        files = sorted(p for p in staging.rglob("*") if p.is_file())
+        files.sort(key=lambda p: p.suffix == ".safetensors")
+        for source in files:
+            os.replace(source, folder / source.relative_to(staging))
+
+
+def _tensor_dict(module_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # clone(): safetensors refuses tensors that share storage.
+    return {k: v.detach().cpu().clone().contiguous() for k, v in module_state.items()}
+
+
+def save_checkpoint(
+    output_dir: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: dict[str, Any],
+) -> Path:
+    """Write checkpoint `step`, point `checkpoints/last.json` at it and delete older ones; returns its folder."""
+    root = output_dir / "checkpoints"
+    folder = root / f"step-{step}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    weights = {k: v for k, v in model.state_dict().items() if k in trainable}
+    atomic_write_bytes(folder / "model.safetensors", save_tensors(_tensor_dict(weights)))
+    optim = optimizer.state_dict()
+    tensors = {f"{i}.{k}": v for i, entry in optim["state"].items() for k, v in entry.items() if torch.is_tensor(v)}
+    tensors["rng.cpu"] = torch.get_rng_state()
+    atomic_write_bytes(folder / "optimizer.safetensors", save_tensors(_tensor_dict(tensors)))
+    meta = {
+        "format": "semspace-train-checkpoint",
+        "format_version": FORMAT_VERSION,
+        "step": step,
+        "param_groups": optim["param_groups"],
+        "optimizer_state_keys": {
+            str(i): sorted(k for k, v in entry.items() if torch.is_tensor(v)) for i, entry in optim["state"].items()
+        },
+        "scheduler": {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"},
+        "trainer": state,
+    }
+    atomic_write_json(folder / "state.json", meta)
+    atomic_write_json(root / "last.json", {"checkpoint": folder.name, "step": step})
+    for old in root.glob("step-*"):
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def load_checkpoint(
+    output_dir: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> dict[str, Any] | None:
+    """Restore the last checkpoint into model/optimizer/scheduler and the random state; returns the trainer state
+    (or None when there is no checkpoint). A damaged checkpoint raises ArtifactError naming the file."""
+    pointer = output_dir / "checkpoints" / "last.json"
+    if not pointer.is_file():
+        return None
+    try:
+        folder = output_dir / "checkpoints" / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
+        meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        weights = load_tensors((folder / "model.safetensors").read_bytes())
+        tensors = load_tensors((folder / "optimizer.safetensors").read_bytes())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"Cannot resume from {pointer.parent}: {exc}") from None
+    if meta.get("format") != "semspace-train-checkpoint":
+        raise ArtifactError(f"{folder / 'state.json'} is not a semspace training checkpoint.")
+    _missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected:
+        raise ArtifactError(f"{folder} does not match this model: unexpected weights {unexpected[:3]}")
+    optimizer_state = {
+        "state": {int(i): {k: tensors[f"{i}.{k}"] for k in keys} for i, keys in meta["optimizer_state_keys"].items()},
+        "param_groups": meta["param_groups"],
+    }
+    optimizer.load_state_dict(optimizer_state)
+    scheduler.load_state_dict(meta["scheduler"] | {"lr_lambdas": [None] * len(optimizer.param_groups)})
+    torch.set_rng_state(tensors["rng.cpu"])
+    logger.info("resumed from %s (step %d)", folder, meta["step"])
+    return meta["trainer"]
