@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from semspace import cli_analysis, cli_cur, cli_index
+from semspace import cli_analysis, cli_cur, cli_index, cli_train
 from semspace.errors import SemspaceError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Semantic similarity and semantic search.")
@@ -23,6 +23,7 @@ app.add_typer(eval_app, name="eval")
 cli_index.register(app)
 cli_analysis.register(app)
 cli_cur.register(app)
+cli_train.register()
 
 EXIT_BAD_INPUT = 2
 

@@ -1,0 +1,101 @@
+"""`semspace train simcse|cosent|pairs`: fine-tune a sentence encoder (the bundled MiniLM or any HF encoder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from semspace.cli_cur import train_app
+
+HELP = {
+    "simcse": "Unsupervised SimCSE on a file of sentences (.txt one per line, .jsonl 'text', .csv 'text').",
+    "cosent": "CoSENT (or --loss mse) on labelled pairs: .tsv s1<TAB>s2<TAB>label or .jsonl sentence1/sentence2/label.",
+    "pairs": "InfoNCE with in-batch negatives on .tsv anchor<TAB>positive[<TAB>negative] or .jsonl rows.",
+}
+
+
+def _make_command(command: str):
+    def train_command(
+        data: Annotated[Path, typer.Argument(help="Training file.")],
+        out: Annotated[Path, typer.Argument(help="Output folder: the best model (loadable by Encoder) + checkpoints.")],
+        model: Annotated[
+            str | None, typer.Option(help="HF id or folder to start from (default: bundled MiniLM).")
+        ] = None,
+        dev: Annotated[
+            Path | None, typer.Option(help="Labelled dev pairs (.tsv/.jsonl) evaluated every --eval-steps.")
+        ] = None,
+        dev_task: Annotated[str | None, typer.Option(help="Use an STS task's dev split instead, e.g. STS-B.")] = None,
+        data_root: Annotated[Path | None, typer.Option(help="Folder laid out like ../shared/data.")] = None,
+        loss: Annotated[str | None, typer.Option(help="cosent only: 'cosent' (default) or 'mse'.")] = None,
+        epochs: Annotated[int, typer.Option(min=1)] = 1,
+        batch_size: Annotated[int, typer.Option(min=2)] = 32 if command == "cosent" else 64,
+        chunk_size: Annotated[
+            int | None, typer.Option(min=1, help="Examples per forward pass (exact cached step).")
+        ] = None,
+        lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-5,
+        warmup: Annotated[float, typer.Option(help="Warm-up fraction of the steps.")] = 0.1,
+        max_length: Annotated[int, typer.Option(min=4)] = 64,
+        pooling: Annotated[str | None, typer.Option(help="last-avg or cls (default: the model's own).")] = None,
+        temperature: Annotated[float, typer.Option(help="InfoNCE τ (simcse, pairs).")] = 0.05,
+        rdrop_alpha: Annotated[float, typer.Option(help="R-Drop weight α (0 = off).")] = 0.0,
+        dropout: Annotated[float | None, typer.Option(help="Override the model's dropout rate.")] = None,
+        lora_rank: Annotated[int, typer.Option(min=0, help="LoRA rank through peft (0 = full fine-tuning).")] = 0,
+        eval_steps: Annotated[int | None, typer.Option(min=1, help="Evaluate/checkpoint every N steps.")] = None,
+        max_steps: Annotated[int | None, typer.Option(min=1)] = None,
+        seed: int = 0,
+        resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in OUT.")] = True,
+    ) -> None:
+        from semspace.data import load_sts_task
+        from semspace.data.sts import STSPairs
+        from semspace.errors import InvalidParameterError
+        from semspace.train import EncoderTrainConfig, read_pairs, read_sentences, train_encoder
+
+        if loss is not None and command != "cosent":
+            raise InvalidParameterError(f"--loss applies to 'train cosent' only, not 'train {command}'.")
+        objective = loss or command if command == "cosent" else command
+        if objective not in ("cosent", "mse", "simcse", "pairs"):
+            raise InvalidParameterError(f"--loss must be 'cosent' or 'mse'; got {loss!r}.")
+        config = EncoderTrainConfig(
+            objective=objective,
+            epochs=epochs,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            lr=lr,
+            warmup_ratio=warmup,
+            max_length=max_length,
+            pooling=pooling,
+            temperature=temperature,
+            rdrop_alpha=rdrop_alpha,
+            dropout=dropout,
+            lora_rank=lora_rank,
+            seed=seed,
+            eval_steps=eval_steps,
+            max_steps=max_steps,
+        )
+        config.validate()  # before any file is read or model loaded
+        train = read_sentences(data) if command == "simcse" else read_pairs(data, labelled=command == "cosent")
+        dev_pairs = None
+        if dev is not None and dev_task is not None:
+            raise InvalidParameterError("Pass --dev or --dev-task, not both.")
+        if dev is not None:
+            dev_set = read_pairs(dev, labelled=True)
+            dev_pairs = STSPairs(dev_set.columns[0], dev_set.columns[1], dev_set.labels, name=dev.name)
+        elif dev_task is not None:
+            dev_pairs = load_sts_task(dev_task, data_root).dev
+        history = train_encoder(train, out, config, init=model, dev=dev_pairs, resume=resume)
+        best = history["best_dev_spearman"]
+        where = (
+            f"best dev Spearman {best:.4f} at step {history.get('best_step')}" if best is not None else "final model"
+        )
+        typer.echo(f"{history['steps']} steps on {len(train)} examples; {where} → {out}")
+
+    train_command.__doc__ = HELP[command]
+    return train_command
+
+
+def register() -> None:
+    """Add the encoder-training commands to `semspace train` (beside `train cross-encoder`)."""
+    for name in HELP:
+        train_app.command(name)(_make_command(name))
