@@ -43,6 +43,7 @@ def test_cosent_training_exports_a_model_encoder_loads(tmp_path, tiny_bert_dir, 
     assert history["best_dev_spearman"] == best
     encoder = Encoder(str(tmp_path / "out"))
     assert encoder.pooling.value == "last-avg" and encoder.encode(["a man"]).shape == (1, 32)
+    assert encoder.max_length == 64  # the starting model's inference length, not the training max_length of 16
     saved = json.loads((tmp_path / "out" / "semspace_training.json").read_text(encoding="utf-8"))
     assert saved["config"]["objective"] == "cosent" and len(saved["losses"]) == 6
 

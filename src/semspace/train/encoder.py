@@ -170,8 +170,9 @@ def train_encoder(
     check_training_set(config.objective, data)
     output_dir = Path(output_dir)
     torch.manual_seed(config.seed)
-    backend = HFBackend(init, config.max_length, config.device)
-    tokenizer, pooling = backend.tokenizer, backend.default_pooling
+    backend = HFBackend(init, None, config.device)
+    # Training truncates at config.max_length; the exported model keeps the starting model's inference length.
+    tokenizer, pooling, inference_length = backend.tokenizer, backend.default_pooling, backend.max_length
     if config.pooling is not None:
         pooling = Pooling.parse(config.pooling)
     if pooling not in ST_POOLING_MODES:
@@ -216,7 +217,7 @@ def train_encoder(
         best = history["best_dev_spearman"]
         if best is None or score > best:
             history["best_dev_spearman"], history["best_step"] = score, step
-            export_model(model, tokenizer, pooling, config.max_length, output_dir)
+            export_model(model, tokenizer, pooling, inference_length, output_dir)
 
     model.train()
     if step == 0:
@@ -254,7 +255,7 @@ def train_encoder(
     finally:
         bar.close()
     if dev is None or history["best_dev_spearman"] is None:
-        export_model(model, tokenizer, pooling, config.max_length, output_dir)
+        export_model(model, tokenizer, pooling, inference_length, output_dir)
     history["steps"] = step
     history["train_seconds"] = time.perf_counter() - started
     atomic_write_json(output_dir / "semspace_training.json", history)
