@@ -62,6 +62,17 @@ class STSPairs:
         )
 
 
+def parse_score(path: Path, line: int, text: str, what: str = "score") -> float:
+    """A finite float from a dataset field, else DatasetFormatError naming the file and line."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise DatasetFormatError(path, line, f"{what} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise DatasetFormatError(path, line, f"{what} {text!r} is not finite")
+    return value
+
+
 @dataclass
 class _Rows:
     s1: list[str] = field(default_factory=list)
@@ -69,12 +80,7 @@ class _Rows:
     scores: list[float] = field(default_factory=list)
 
     def add(self, path: Path, line: int, a: str, b: str, score: str) -> None:
-        try:
-            value = float(score)
-        except ValueError:
-            raise DatasetFormatError(path, line, f"score {score!r} is not a number") from None
-        if not math.isfinite(value):
-            raise DatasetFormatError(path, line, f"score {score!r} is not finite")
+        value = parse_score(path, line, score)
         self.s1.append(a)
         self.s2.append(b)
         self.scores.append(value)

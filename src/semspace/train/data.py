@@ -8,13 +8,12 @@ Files: `.txt` (one sentence per line), `.jsonl` or `.tsv`. Pairs in TSV are `sen
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from semspace.data.sts import STSPairs
+from semspace.data.sts import STSPairs, parse_score
 from semspace.errors import DatasetFormatError, DatasetNotFoundError, InvalidInputError, InvalidParameterError
 from semspace.search.inputs import read_documents
 
@@ -85,7 +84,7 @@ def read_pairs(path: str | Path, labelled: bool) -> TrainingSet:
         if any(not t.strip() for t in texts):
             raise DatasetFormatError(path, number, "empty text")
         if labelled:
-            labels.append(_label(path, number, fields[2]))
+            labels.append(parse_score(path, number, fields[2], what="label"))
         if rows and len(texts) != len(rows[0]):
             raise DatasetFormatError(path, number, f"{len(texts)} texts where earlier rows have {len(rows[0])}")
         rows.append(texts)
@@ -118,13 +117,3 @@ def _json_fields(path: Path, number: int, line: str, labelled: bool) -> list[str
             raise DatasetFormatError(path, number, f"field {name!r} must be a string")
         fields.append(value)
     return fields
-
-
-def _label(path: Path, number: int, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise DatasetFormatError(path, number, f"label {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise DatasetFormatError(path, number, f"label {text!r} is not finite")
-    return value
