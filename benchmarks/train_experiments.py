@@ -100,12 +100,18 @@ def cosent_experiment(args: argparse.Namespace) -> None:
     assert task.fit is not None
     train = TrainingSet.from_pairs(task.fit)
     rows = [{"run": "raw", "test": test_scores(None, ["STS-B"])}]
-    for objective in ("cosent", "mse"):
+    for objective in args.objectives.split(","):
         config = EncoderTrainConfig(
-            objective=objective, epochs=args.epochs, batch_size=32, lr=2e-5, eval_steps=args.eval_steps
+            objective=objective,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            chunk_size=args.chunk_size,
+            lr=args.lr,
+            eval_steps=args.eval_steps,
         )
-        rows.append(run(f"stsb-{objective}", train, config, task.dev, ["STS-B", "SICK-R"]))
-    save("cosent", " ".join(sys.argv), rows)
+        name = f"stsb-{objective}-batch{args.batch_size}-lr{args.lr:g}"
+        rows.append(run(name, train, config, task.dev, ["STS-B", "SICK-R"]))
+    save(args.name, " ".join(sys.argv), rows)
 
 
 def unique_sentences(tasks: list[str], limit: int | None, seed: int = 0) -> list[str]:
@@ -121,15 +127,12 @@ def simcse_experiment(args: argparse.Namespace) -> None:
     dev = load_sts_task("STS-B").dev
     rows = [{"run": "raw", "test": test_scores(None, ["STS-B", "SICK-R"])}]
     config = EncoderTrainConfig(
-        objective="simcse", epochs=1, batch_size=64, lr=args.lr, eval_steps=args.eval_steps, max_length=64
+        objective="simcse", epochs=1, batch_size=64, lr=args.lr, eval_steps=args.eval_steps, dropout=args.dropout
     )
-    rows.append(run("simcse", TrainingSet([sentences]), config, dev, ["STS-B", "SICK-R"]))
-    save(
-        "simcse",
-        " ".join(sys.argv),
-        rows,
-        {"baselines": baseline_rows("all-MiniLM-L6-v2", "last-avg (default)", ["STS-B", "SICK-R"])},
-    )
+    name = f"simcse-lr{args.lr:g}" + (f"-dropout{args.dropout:g}" if args.dropout is not None else "")
+    rows.append(run(name, TrainingSet([sentences]), config, dev, ["STS-B", "SICK-R"]))
+    baselines = baseline_rows("all-MiniLM-L6-v2", "last-avg (default)", ["STS-B", "SICK-R"])
+    save(args.name, " ".join(sys.argv), rows, {"baselines": baselines})
 
 
 def chinese_experiment(args: argparse.Namespace) -> None:
@@ -170,10 +173,17 @@ def main() -> None:
     p = sub.add_parser("cosent")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--eval-steps", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--chunk-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--objectives", default="cosent,mse")
+    p.add_argument("--name", default="cosent", help="JSON file name under docs/results/train")
     p = sub.add_parser("simcse")
     p.add_argument("--sentences", type=int, default=8192)
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--eval-steps", type=int, default=32)
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--name", default="simcse", help="JSON file name under docs/results/train")
     p = sub.add_parser("chinese")
     p.add_argument("--max-train", type=int, default=2000)
     p.add_argument("--epochs", type=int, default=1)
