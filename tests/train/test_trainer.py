@@ -10,7 +10,7 @@ from safetensors.numpy import load_file
 
 from semspace.data.sts import STSPairs
 from semspace.encode import Encoder
-from semspace.errors import InvalidParameterError
+from semspace.errors import ArtifactError, InvalidParameterError
 from semspace.train import EncoderTrainConfig, TrainingSet, train_encoder
 
 
@@ -88,6 +88,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_bert_dir, la
     with pytest.raises(KeyboardInterrupt):
         train_encoder(data, tmp_path / "resumed", settings, init=tiny_bert_dir, on_step=stop_at_step_4)
     assert json.loads((tmp_path / "resumed" / "checkpoints" / "last.json").read_text())["step"] == 4
+    assert len(list((tmp_path / "resumed" / "checkpoints").glob("step-*"))) == 1  # older checkpoints removed
     history = train_encoder(data, tmp_path / "resumed", settings, init=tiny_bert_dir)
     assert history["steps"] == 6 and len(history["losses"]) == 6
     straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
@@ -125,3 +126,11 @@ def test_bad_settings_raise(tmp_path, tiny_bert_dir, labelled, data_columns, cha
     data = TrainingSet.from_pairs(labelled) if data_columns == 2 else TrainingSet([labelled.sentences1])
     with pytest.raises(InvalidParameterError, match=message):
         train_encoder(data, tmp_path / "out", config(**changes), init=tiny_bert_dir)
+
+
+def test_damaged_checkpoint_is_a_clear_error(tmp_path, tiny_bert_dir, labelled):
+    train_encoder(labelled, tmp_path / "out", config(max_steps=1), init=tiny_bert_dir)
+    folder = next((tmp_path / "out" / "checkpoints").glob("step-*"))
+    (folder / "optimizer.safetensors").write_bytes(b"truncated")
+    with pytest.raises(ArtifactError, match="Cannot resume"):
+        train_encoder(labelled, tmp_path / "out", config(max_steps=1), init=tiny_bert_dir)

@@ -1,6 +1,6 @@
 """Saving a trained encoder (Hugging Face + sentence-transformers folder) and resumable training checkpoints.
 
-Everything is safetensors + JSON (no pickle). A checkpoint is a new folder `checkpoints/step-N` made complete before
+Everything is safetensors + JSON (no pickle). A checkpoint is a new folder `checkpoints/step-N-*` made complete before
 the pointer `checkpoints/last.json` is atomically switched to it, so a crash at any moment leaves the previous
 checkpoint usable; the exported model's files are replaced one by one with atomic renames.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
@@ -78,9 +79,9 @@ def save_checkpoint(
 ) -> Path:
     """Write checkpoint `step`, point `checkpoints/last.json` at it and delete older ones; returns its folder."""
     root = output_dir / "checkpoints"
-    folder = root / f"step-{step}"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
+    # A fresh folder every time: the one last.json points at is never written into.
+    folder = Path(tempfile.mkdtemp(prefix=f"step-{step}-", dir=root))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     weights = {k: v for k, v in model.state_dict().items() if k in trainable}
     atomic_write_bytes(folder / "model.safetensors", save_tensors(_tensor_dict(weights)))
@@ -123,7 +124,7 @@ def load_checkpoint(
         meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         weights = load_tensors((folder / "model.safetensors").read_bytes())
         tensors = load_tensors((folder / "optimizer.safetensors").read_bytes())
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
         raise ArtifactError(f"Cannot resume from {pointer.parent}: {exc}") from None
     if meta.get("format") != "semspace-train-checkpoint":
         raise ArtifactError(f"{folder / 'state.json'} is not a semspace training checkpoint.")
