@@ -123,13 +123,20 @@ def unique_sentences(tasks: list[str], limit: int | None, seed: int = 0) -> list
 
 
 def simcse_experiment(args: argparse.Namespace) -> None:
-    sentences = unique_sentences(["STS-B", "SICK-R"], args.sentences)
+    sentences = unique_sentences(["STS-B", "SICK-R"], None if args.sentences_all else args.sentences)
     dev = load_sts_task("STS-B").dev
     rows = [{"run": "raw", "test": test_scores(None, ["STS-B", "SICK-R"])}]
     config = EncoderTrainConfig(
-        objective="simcse", epochs=1, batch_size=64, lr=args.lr, eval_steps=args.eval_steps, dropout=args.dropout
+        objective="simcse",
+        epochs=1,
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        lr=args.lr,
+        eval_steps=args.eval_steps,
+        dropout=args.dropout,
     )
-    name = f"simcse-lr{args.lr:g}" + (f"-dropout{args.dropout:g}" if args.dropout is not None else "")
+    name = f"simcse-batch{args.batch_size}-lr{args.lr:g}"
+    name += f"-dropout{args.dropout:g}" if args.dropout is not None else ""
     rows.append(run(name, TrainingSet([sentences]), config, dev, ["STS-B", "SICK-R"]))
     baselines = baseline_rows("all-MiniLM-L6-v2", "last-avg (default)", ["STS-B", "SICK-R"])
     save(args.name, " ".join(sys.argv), rows, {"baselines": baselines})
@@ -183,6 +190,9 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--eval-steps", type=int, default=32)
     p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--chunk-size", type=int, default=None)
+    p.add_argument("--sentences-all", action="store_true", help="every unique train sentence (overrides --sentences)")
     p.add_argument("--name", default="simcse", help="JSON file name under docs/results/train")
     p = sub.add_parser("chinese")
     p.add_argument("--max-train", type=int, default=2000)
