@@ -159,5 +159,10 @@ def write_report(folder: Path, out: Path, header: Callable[[str, str], list[str]
             lines += [*section(payloads[0]), ""]
     memory = out.parent / "train_memory.md"
     if memory.is_file():
-        lines += ["## Memory and time of the cached step", *memory.read_text(encoding="utf-8").splitlines()[1:], ""]
+        lines += ["## Memory and time of the cached step", *memory.read_text(encoding="utf-8").splitlines()[1:]]
+        lines += [
+            "- Batches are consecutive sentences of the sample, so a larger batch also holds other, often longer,"
+            " sentences padded to a longer maximum: sentences/s compares like with like only within one batch size.",
+            "",
+        ]
     out.write_text("\n".join(lines), encoding="utf-8")
