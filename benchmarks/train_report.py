@@ -78,7 +78,11 @@ def simcse_section(payloads: list[dict]) -> list[str]:
             f" {_f(r['best_dev'])} (step {r['best_step']} of {r['steps']}) |"
             f" {r['test']['STS-B']:.2f} | {r['test']['SICK-R']:.2f} |"
         )
-    lines.append("")
+    lines += [
+        "",
+        "- A best dev at step 0 means every training step lowered STS-B dev, so the exported model is the starting"
+        " one and its test scores equal raw. The batch-size section below scores final models without selection.",
+    ]
     for task in ("STS-B", "SICK-R"):
         best = max(r["test"][task] for r in runs)
         ok = best > raw[task] and best > tuned.get(task, float("inf"))
