@@ -44,6 +44,8 @@ def _make_command(command: str):
         lora_rank: Annotated[int, typer.Option(min=0, help="LoRA rank through peft (0 = full fine-tuning).")] = 0,
         eval_steps: Annotated[int | None, typer.Option(min=1, help="Evaluate/checkpoint every N steps.")] = None,
         max_steps: Annotated[int | None, typer.Option(min=1)] = None,
+        symmetric: Annotated[bool, typer.Option(help="pairs: also the positive → anchor direction.")] = False,
+        device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
         seed: int = 0,
         resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in OUT.")] = True,
     ) -> None:
@@ -73,6 +75,8 @@ def _make_command(command: str):
             seed=seed,
             eval_steps=eval_steps,
             max_steps=max_steps,
+            symmetric=symmetric,
+            device=device,
         )
         config.validate()  # before any file is read or model loaded
         train = read_sentences(data) if command == "simcse" else read_pairs(data, labelled=command == "cosent")
