@@ -33,7 +33,7 @@ def cosent_section(payloads: list[dict]) -> list[str]:
     for payload in payloads:
         lines += _provenance(payload)
     lines += [
-        "- Each pair of rows from one command has the same budget (epochs × batch, lr, 10% warm-up); dev = STS-B dev"
+        "- Rows made by one command share one budget (epochs × batch, lr, 10% warm-up); dev = STS-B dev"
         " (1,500 pairs) at the start and every 60 steps; the best-dev checkpoint is scored on test. Spearman × 100.",
         "",
         "| run | epochs × batch | steps | train min | best dev (step) | STS-B test | Δ vs raw | SICK-R test |",
