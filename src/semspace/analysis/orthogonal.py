@@ -107,11 +107,13 @@ def orthogonal_map(
     eye = np.eye(d)
     if kind == "householder":
         v = ua - ub
-        vv = float(v @ v)
-        if vv == 0.0:
+        largest = float(np.abs(v).max())
+        if largest == 0.0:
             return eye
+        # Scale by the largest entry first: vᵀv of a tiny v (≈1e-177) underflows to 0 and would drop the reflection.
+        v = v / largest
         # 2vvᵀ/vᵀv = (a−b)(a−b)ᵀ/(1 − aᵀb) for unit a, b, without the cancellation in 1 − aᵀb.
-        return eye - (2.0 / vv) * np.outer(v, v)
+        return eye - (2.0 / float(v @ v)) * np.outer(v, v)
     s = ua + ub
     ss = float(s @ s)
     if np.sqrt(ss) <= _OPPOSITE_TOL:
