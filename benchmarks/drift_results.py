@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from semspace._io import atomic_write_bytes
+from semspace._io import atomic_write_bytes, atomic_write_png
 from semspace.analysis import (
     GaussianFit,
     bhattacharyya,
@@ -206,10 +205,7 @@ def plot_heatmaps(groups: dict[str, tuple[list[str], dict[str, np.ndarray]]], pa
             fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle("Gaussian distances between sentence sets (REFERENCE §5; colour scales start at 0)", fontsize=10)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_png(path, fig)
 
 
 def group_section(title: str, names: list[str], matrices: dict[str, np.ndarray], summary: list[dict]) -> list[str]:

@@ -44,3 +44,14 @@ def atomic_write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_write_png(path: str | os.PathLike[str], figure: Any, dpi: int = 110) -> Path:
+    """Render a matplotlib figure to PNG, write it atomically and close the figure; returns the path."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)

@@ -12,13 +12,12 @@ labelled dev pairs, Spearman vs k for four ways to reach k dimensions, all fitte
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from semspace._io import atomic_write_bytes
+from semspace._io import atomic_write_png
 from semspace.errors import InvalidInputError, check_param
 from semspace.transform.projection import RandomProjection, entropy_dimension, jl_dimension
 from semspace.transform.similarity import paired_cosine, spearman
@@ -157,12 +156,7 @@ def plot_dims(report: dict, path: str | Path) -> Path:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    path = Path(path)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return atomic_write_png(path, fig)
 
 
 def plot_spectra(named_vectors: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
@@ -183,9 +177,4 @@ def plot_spectra(named_vectors: dict[str, np.ndarray], path: str | Path, title: 
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    path = Path(path)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return atomic_write_png(path, fig)

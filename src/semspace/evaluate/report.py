@@ -10,7 +10,7 @@ import platform
 from collections.abc import Sequence
 from pathlib import Path
 
-from semspace._io import atomic_write_bytes
+from semspace._io import atomic_write_bytes, atomic_write_png
 from semspace.data.tasks import CHINESE_TASKS, ENGLISH_TASKS
 
 TABLE_TRANSFORMS = [
@@ -230,10 +230,7 @@ def plot_spearman_vs_k(rows: Sequence[dict], path: Path) -> None:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_png(path, fig)
 
 
 def write_csv(rows: Sequence[dict], path: Path) -> None:
