@@ -1,15 +1,22 @@
-"""Atomic file writes (temp file + fsync + rename) so a crash leaves the last good file on disk."""
+"""Atomic file writes (temp file + fsync + rename) so a crash leaves the last good file on disk, and the one
+header every JSON artifact carries (format name, format version, semspace version), checked on load."""
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from semspace._version import __version__
+from semspace.errors import ArtifactError
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 
@@ -55,3 +62,44 @@ def atomic_write_png(path: str | os.PathLike[str], figure: Any, dpi: int = 110) 
     plt.close(figure)
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
+
+
+def artifact_header(fmt: str, format_version: int = FORMAT_VERSION) -> dict[str, Any]:
+    """The header of a JSON artifact: what it is, its format version and the semspace that wrote it."""
+    return {"format": fmt, "format_version": format_version, "semspace_version": __version__}
+
+
+def write_artifact_json(
+    path: str | os.PathLike[str], fmt: str, body: dict[str, Any], format_version: int = FORMAT_VERSION
+) -> None:
+    """Atomically write `body` under the artifact header of `fmt` (header keys win over body keys)."""
+    atomic_write_json(path, {**body, **artifact_header(fmt, format_version)})
+
+
+def read_artifact_json(
+    path: str | os.PathLike[str],
+    fmt: str,
+    format_version: int = FORMAT_VERSION,
+    error: type[Exception] = ArtifactError,
+) -> dict[str, Any]:
+    """Read a JSON artifact and check its header: a missing or unreadable file, another format or another format
+    version raises `error` (ArtifactError unless the caller has a more specific class); a file written by another
+    semspace version only logs a warning, since the format version is what decides compatibility."""
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: missing (not a saved {fmt} artifact)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: unreadable {fmt} artifact ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != fmt:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise error(f"{path}: not a {fmt} artifact (format {found!r})")
+    if config.get("format_version") != format_version:
+        raise error(
+            f"{path}: {fmt} format version {config.get('format_version')!r} is not supported "
+            f"(this semspace reads version {format_version})"
+        )
+    if config.get("semspace_version") not in (None, __version__):
+        logger.warning("%s was written by semspace %s (this is %s)", path, config.get("semspace_version"), __version__)
+    return config
