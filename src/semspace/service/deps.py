@@ -1,0 +1,67 @@
+"""FastAPI dependencies: what the routes need, read from `app.state` (filled once by the app's lifespan).
+
+Routes receive these through `Depends`, so a test can replace any of them for one app::
+
+    app.dependency_overrides[get_encoder] = lambda: TinyEncoder()
+    app.dependency_overrides[get_limits] = lambda: Limits(max_batch=2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from semspace.encode import Encoder
+from semspace.interact.searcher import CURSearcher
+from semspace.search import Collection
+from semspace.service.schemas import Limits, http_error
+
+NO_COLLECTION = "No collection is attached to this service (start it with `semspace serve PATH`)."
+
+
+@dataclass
+class ServiceState:
+    """What the lifespan loads once per app: the encoder, the collection (if any), the limits, the CUR searcher."""
+
+    encoder: Encoder
+    collection: Collection | None
+    limits: Limits
+    cur: CURSearcher | None = None  # when <collection>/cur holds a CUR searcher
+
+
+def get_state(request: Request) -> ServiceState:
+    """The app's loaded state (set by :func:`semspace.service.app.lifespan`)."""
+    state = getattr(request.app.state, "semspace", None)
+    if state is None:
+        raise RuntimeError("the service state is loaded by the app's lifespan: run the app (or use `with TestClient`)")
+    return state
+
+
+def get_encoder(state: Annotated[ServiceState, Depends(get_state)]) -> Encoder:
+    """The encoder used for /embed, /similarity, queries and new documents."""
+    return state.encoder
+
+
+def get_limits(state: Annotated[ServiceState, Depends(get_state)]) -> Limits:
+    """The per-request limits (batch size, text length, k)."""
+    return state.limits
+
+
+def get_collection(state: Annotated[ServiceState, Depends(get_state)]) -> Collection:
+    """The collection; a 404 when the service was started without one."""
+    if state.collection is None:
+        raise http_error(404, NO_COLLECTION)
+    return state.collection
+
+
+def get_cur(state: Annotated[ServiceState, Depends(get_state)]) -> CURSearcher | None:
+    """The collection's CUR searcher, or None when it has none."""
+    return state.cur
+
+
+EncoderDep = Annotated[Encoder, Depends(get_encoder)]
+LimitsDep = Annotated[Limits, Depends(get_limits)]
+CollectionDep = Annotated[Collection, Depends(get_collection)]
+CURDep = Annotated[CURSearcher | None, Depends(get_cur)]

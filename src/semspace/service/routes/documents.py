@@ -1,0 +1,34 @@
+"""POST /documents (add), GET /documents/{id}, DELETE /documents: writes go through the collection's lock."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from semspace.service.deps import CollectionDep, EncoderDep, LimitsDep
+from semspace.service.schemas import AddRequest, AddResponse, DeleteRequest, DeleteResponse, Hit
+
+router = APIRouter(tags=["documents"])
+
+
+@router.post("/documents", response_model=AddResponse)
+def add_documents(body: AddRequest, encoder: EncoderDep, limits: LimitsDep, coll: CollectionDep) -> AddResponse:
+    """Add documents (ids for all or none); a 409 and nothing written when an id is already there."""
+    texts = [d.text for d in body.documents]
+    limits.check_texts(texts, "documents")
+    ids = body.ids()
+    vectors = encoder.encode(texts, show_progress_bar=False)  # outside the write lock
+    added = coll.add(texts, ids=ids, metadata=[d.metadata for d in body.documents], vectors=vectors)
+    return AddResponse(ids=added, count=len(coll))
+
+
+@router.get("/documents/{doc_id}", response_model=Hit)
+def get_document(doc_id: str, coll: CollectionDep) -> Hit:
+    """One document (score 1.0); a 404 when the id is unknown."""
+    return Hit(score=1.0, **coll.get([doc_id])[0])
+
+
+@router.delete("/documents", response_model=DeleteResponse)
+def delete_documents(body: DeleteRequest, limits: LimitsDep, coll: CollectionDep) -> DeleteResponse:
+    """Delete by id; a 404 (and nothing deleted) when an id is unknown."""
+    limits.check_batch(len(body.ids), "ids")
+    return DeleteResponse(deleted=coll.delete(body.ids), count=len(coll))
