@@ -58,7 +58,7 @@ def test_training_saves_best_checkpoint(tmp_path, tiny_bert_dir, loss):
         data,
         tmp_path / "ce",
         CrossEncoderTrainConfig(
-            loss=loss, epochs=1, batch_size=8, rdrop_alpha=1.0 if loss == "bce" else 0.0, max_label=5.0
+            objective=loss, epochs=1, batch_size=8, rdrop_alpha=1.0 if loss == "bce" else 0.0, max_label=5.0
         ),
         init=tiny_bert_dir,
     )
