@@ -49,7 +49,7 @@ def ensure_cross_encoder(path: Path, root: Path, epochs: int) -> dict:
         return json.loads((path / "semspace_training.json").read_text())
     task = load_sts_task("STS-B", root)
     return train_cross_encoder(
-        task.fit, task.dev, path, CrossEncoderTrainConfig(loss="bce", epochs=epochs, batch_size=16, max_label=5.0)
+        task.fit, task.dev, path, CrossEncoderTrainConfig(objective="bce", epochs=epochs, batch_size=16, max_label=5.0)
     )
 
 

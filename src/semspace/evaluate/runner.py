@@ -69,7 +69,7 @@ def run_sts(
     rows: list[dict] = []
     for run in runs:
         encoder = Encoder(run.model)
-        poolings = [encoder.pooling if Pooling.parse(p) is Pooling.DEFAULT else Pooling.parse(p) for p in run.poolings]
+        poolings = [encoder.resolve_pooling(p) for p in run.poolings]
         for task_name in tqdm(
             run.tasks,
             desc=f"STS {run.label}",

@@ -1,9 +1,11 @@
-"""Training: losses, the gradient-cached contrastive step, the sentence-encoder and cross-encoder trainers."""
+"""Training: losses, the gradient-cached contrastive step, the one training loop, the sentence-encoder and
+cross-encoder trainers on it."""
 
 from semspace.train.cached import cached_backward, chunked_backward
 from semspace.train.cross_encoder import CrossEncoderTrainConfig, train_cross_encoder
 from semspace.train.data import TrainingSet, read_pairs, read_sentences
 from semspace.train.encoder import OBJECTIVES, EncoderTrainConfig, train_encoder
+from semspace.train.loop import TrainConfig, run_training
 from semspace.train.losses import (
     bernoulli_symmetric_kl,
     categorical_symmetric_kl,
@@ -16,6 +18,7 @@ __all__ = [
     "OBJECTIVES",
     "CrossEncoderTrainConfig",
     "EncoderTrainConfig",
+    "TrainConfig",
     "TrainingSet",
     "bernoulli_symmetric_kl",
     "cached_backward",
@@ -26,6 +29,7 @@ __all__ = [
     "info_nce_loss",
     "read_pairs",
     "read_sentences",
+    "run_training",
     "train_cross_encoder",
     "train_encoder",
 ]

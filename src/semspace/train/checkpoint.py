@@ -21,13 +21,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from semspace._io import FORMAT_VERSION, atomic_write_bytes, atomic_write_json
-from semspace.encode.pooling import Pooling
+from semspace._io import atomic_write_bytes, atomic_write_json, read_artifact_json, write_artifact_json
+from semspace.encode.pooling import Pooling, st_pooling_config
 from semspace.errors import ArtifactError
 
 logger = logging.getLogger(__name__)
 
-ST_POOLING_MODES = {Pooling.LAST_AVG: "pooling_mode_mean_tokens", Pooling.CLS: "pooling_mode_cls_token"}
+CHECKPOINT_FORMAT = "semspace-train-checkpoint"
 
 
 def base_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -53,8 +53,7 @@ def export_model(model: torch.nn.Module, tokenizer: Any, pooling: Pooling, max_l
             json.dumps({"max_seq_length": max_length, "do_lower_case": False}), encoding="utf-8"
         )
         (staging / "1_Pooling").mkdir()
-        pooling_config = {"word_embedding_dimension": int(model.config.hidden_size)}
-        pooling_config |= {mode: pooling is key for key, mode in ST_POOLING_MODES.items()}
+        pooling_config = st_pooling_config(pooling, model.config.hidden_size)
         (staging / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2), encoding="utf-8")
         (folder / "1_Pooling").mkdir(exist_ok=True)
         # Weights last: until they are replaced, the folder still holds the previous complete model.
@@ -90,8 +89,6 @@ def save_checkpoint(
     tensors["rng.cpu"] = torch.get_rng_state()
     atomic_write_bytes(folder / "optimizer.safetensors", save_tensors(_tensor_dict(tensors)))
     meta = {
-        "format": "semspace-train-checkpoint",
-        "format_version": FORMAT_VERSION,
         "step": step,
         "param_groups": optim["param_groups"],
         "optimizer_state_keys": {
@@ -100,7 +97,7 @@ def save_checkpoint(
         "scheduler": {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"},
         "trainer": state,
     }
-    atomic_write_json(folder / "state.json", meta)
+    write_artifact_json(folder / "state.json", CHECKPOINT_FORMAT, meta)
     atomic_write_json(root / "last.json", {"checkpoint": folder.name, "step": step})
     for old in root.glob("step-*"):
         if old != folder:
@@ -121,13 +118,11 @@ def load_checkpoint(
         return None
     try:
         folder = output_dir / "checkpoints" / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
-        meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        meta = read_artifact_json(folder / "state.json", CHECKPOINT_FORMAT)
         weights = load_tensors((folder / "model.safetensors").read_bytes())
         tensors = load_tensors((folder / "optimizer.safetensors").read_bytes())
-    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError, ArtifactError) as exc:
         raise ArtifactError(f"Cannot resume from {pointer.parent}: {exc}") from None
-    if meta.get("format") != "semspace-train-checkpoint":
-        raise ArtifactError(f"{folder / 'state.json'} is not a semspace training checkpoint.")
     _missing, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected:
         raise ArtifactError(f"{folder} does not match this model: unexpected weights {unexpected[:3]}")
