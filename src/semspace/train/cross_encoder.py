@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 from semspace.data.sts import STSPairs
 from semspace.errors import check_param
 from semspace.interact.cross_encoder import CrossEncoder
+from semspace.metrics import spearman
 from semspace.train.losses import bernoulli_symmetric_kl, cosent_loss
-from semspace.transform import spearman
 
 logger = logging.getLogger(__name__)
 
