@@ -54,8 +54,9 @@ def check_all_finite(array: np.ndarray, owner: str = "input", row_offset: int = 
         raise InvalidInputError(f"{owner} contains NaN or inf (first at row {bad}).")
 
 
-def chunk_rows(n_features: int, chunk_bytes: int = 32 << 20) -> int:
-    """Rows per chunk so that one float64 chunk takes about `chunk_bytes` (32 MiB: 10,922 rows at d = 384)."""
+def chunk_rows(n_features: int, chunk_bytes: int = 16 << 20) -> int:
+    """Rows per chunk so that one float64 chunk takes about `chunk_bytes` (16 MiB: 5,461 rows at d = 384; 2-8k-row
+    chunks measured fastest on a 200k x 384 fit, and 50k-row ones slower: the chunk stays in cache)."""
     return max(256, chunk_bytes // (8 * max(n_features, 1)))
 
 
@@ -84,7 +85,7 @@ class WhiteningStats:
     def update(self, batch: np.ndarray, chunk_size: int | None = None) -> WhiteningStats:
         """Add the rows of `batch` (n, d); the first batch fixes d, later ones are checked against it.
 
-        The rows are converted to float64 `chunk_size` rows at a time (default :func:`chunk_rows`, about 32 MiB), as
+        The rows are converted to float64 `chunk_size` rows at a time (default :func:`chunk_rows`, about 16 MiB), as
         scikit-learn's IncrementalPCA does, so memory stays O(d²) plus one chunk however large the batch: a
         500k × 384 float32 batch no longer makes a 1.5 GiB float64 copy.
         """

@@ -57,7 +57,7 @@ class Whitening(TransformerMixin, BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: object = None, chunk_size: int | None = None) -> Whitening:
-        """Fit on the rows of X (n, d), `chunk_size` rows at a time (default about 32 MiB of float64).
+        """Fit on the rows of X (n, d), `chunk_size` rows at a time (default about 16 MiB of float64).
 
         As scikit-learn's `IncrementalPCA.fit`, this is `partial_fit` over row chunks: memory O(d²) plus one
         chunk, never a float64 copy of X. The moment sums are exact float64 sums, so the result does not depend on
