@@ -12,14 +12,13 @@ k_q = k_i.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from semspace._io import atomic_write_npz, read_artifact_json, write_artifact_json
+from semspace._io import atomic_write_npz, read_artifact_json, read_artifact_npz, write_artifact_json
 from semspace.errors import ArtifactError, InvalidInputError, NotFittedError, check_param
 
 # Relative truncation of the pseudo-inverse, shared by CURIndex, CURSearcher and `semspace cur build`: 1e-3 is the
@@ -199,13 +198,10 @@ class CURIndex:
         """Load what `save` wrote (format and format version checked)."""
         folder = Path(path)
         config = read_artifact_json(folder / "cur.json", _FORMAT)
-        try:
-            with np.load(folder / "cur.npz", allow_pickle=False) as data:
-                R, anchors, E = data["anchor_scores"], data["anchor_item_ids"], data["item_embeddings"]
-        except FileNotFoundError:
-            raise ArtifactError(f"{folder}: not a saved CURIndex (missing cur.npz)") from None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise ArtifactError(f"{folder}: corrupt CURIndex artifact ({exc})") from None
+        arrays = read_artifact_npz(
+            folder / "cur.npz", ("anchor_scores", "anchor_item_ids", "item_embeddings"), "CURIndex"
+        )
+        R, anchors, E = arrays["anchor_scores"], arrays["anchor_item_ids"], arrays["item_embeddings"]
         if E.shape != (len(anchors), R.shape[1]):
             raise ArtifactError(f"{folder}: not a consistent CURIndex artifact")
         index = cls(**config["params"])

@@ -7,13 +7,12 @@ Implements Su Jianlin's BERT-whitening (kexue.fm 8069, arXiv 2103.15316) and its
 from __future__ import annotations
 
 import logging
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from semspace._io import atomic_write_npz, read_artifact_json, write_artifact_json
+from semspace._io import atomic_write_npz, read_artifact_json, read_artifact_npz, write_artifact_json
 from semspace.errors import ArtifactError, InvalidInputError, NotFittedError, check_param
 from semspace.transform.spectrum import DEFAULT_EPS, Spectrum
 from semspace.transform.stats import WhiteningStats, as_vectors, chunk_rows
@@ -168,13 +167,8 @@ class Whitening(TransformerMixin, BaseEstimator):
         """Load what `save` wrote; the transform is rebuilt from the exact float64 sums."""
         folder = Path(path)
         config = read_artifact_json(folder / _CONFIG, _FORMAT)
-        try:
-            with np.load(folder / _ARRAYS, allow_pickle=False) as data:
-                count, total, outer = int(data["count"]), data["sum"], data["sum_outer"]
-        except FileNotFoundError:
-            raise ArtifactError(f"{folder}: not a saved Whitening (missing {_ARRAYS})") from None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise ArtifactError(f"{folder}: corrupt Whitening artifact ({exc})") from None
+        arrays = read_artifact_npz(folder / _ARRAYS, ("count", "sum", "sum_outer"), "Whitening")
+        count, total, outer = int(arrays["count"]), arrays["sum"], arrays["sum_outer"]
         d = int(config["n_features"])
         if total.shape != (d,) or outer.shape != (d, d) or count != config["n_samples_seen"]:
             raise ArtifactError(f"{folder}: arrays do not match the config (corrupt or mixed files)")
