@@ -27,10 +27,11 @@ from semspace.data import load_sts_task
 from semspace.data.tasks import default_data_root
 from semspace.encode import EmbeddingCache, Encoder
 from semspace.evaluate.report import results_header
-from semspace.interact import BM25FirstStage, CURIndex, retrieve_and_rerank, top_k_recall
+from semspace.interact import BM25FirstStage, CURIndex, retrieve_and_rerank
 from semspace.interact.cross_encoder import CrossEncoder
+from semspace.metrics import exact_top_k, recall_vs_exact, spearman
 from semspace.train import CrossEncoderTrainConfig, train_cross_encoder
-from semspace.transform import Whitening, paired_cosine, spearman
+from semspace.transform import Whitening, paired_cosine
 
 BUDGETS = (20, 50, 100, 200)
 KS = (1, 10, 50)
@@ -160,7 +161,7 @@ def main() -> None:
             result = index.search(lookup(row), k=max(ks), budget=budget, rounds=rounds)
             assert result.calls <= budget
             for k in ks:
-                recalls[k].append(top_k_recall(result.ids, row, k))
+                recalls[k].append(recall_vs_exact(result.ids, exact_top_k(row, k), k))
         ms = 1000 * (time.perf_counter() - started) / len(rows)
         return {k: float(np.mean(v)) for k, v in recalls.items()}, ms
 
@@ -198,7 +199,7 @@ def main() -> None:
                 out = retrieve_and_rerank(stage, lookup(row), k=min(max(KS), budget), budget=budget)
                 assert out.calls == budget
                 for k in KS:
-                    recalls[k].append(top_k_recall(out.ids, row, k))
+                    recalls[k].append(recall_vs_exact(out.ids, exact_top_k(row, k), k))
             results[name][budget] = {k: (float(np.mean(v)), 0.0) for k, v in recalls.items()}
 
     # Frobenius error heat map on the test rows.

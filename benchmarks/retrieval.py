@@ -23,7 +23,7 @@ from semspace.data.retrieval import load_retrieval_task
 from semspace.data.tasks import default_data_root
 from semspace.encode import EmbeddingCache, Encoder
 from semspace.evaluate.report import results_header
-from semspace.evaluate.retrieval import recall_vs_exact, retrieval_scores
+from semspace.metrics import recall_vs_exact, retrieval_scores
 from semspace.search import VectorIndex
 from semspace.transform import Whitening, tune_whitening
 

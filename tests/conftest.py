@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis profiles. "ci" (the default, what the README's test command runs) is derandomized: the examples follow
+# from the test itself, so a landing passes or fails the same way on every machine, and no example database is read
+# or written. "dev" explores: new random examples on each run, 1000 per test unless the test says otherwise, kept in
+# .hypothesis/ so a failure replays. Explore locally with `HYPOTHESIS_PROFILE=dev pytest tests/analysis` and turn
+# every counterexample found into an `@example(...)` on the test. A per-test `@settings(max_examples=...)` keeps its
+# value under both profiles (explicit settings win); the profile supplies everything the test does not set.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+settings.register_profile("dev", derandomize=False, deadline=None, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

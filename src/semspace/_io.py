@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,18 @@ def read_artifact_json(
     if config.get("semspace_version") not in (None, __version__):
         logger.warning("%s was written by semspace %s (this is %s)", path, config.get("semspace_version"), __version__)
     return config
+
+
+def read_artifact_npz(
+    path: str | os.PathLike[str], names: tuple[str, ...], what: str, error: type[Exception] = ArtifactError
+) -> dict[str, np.ndarray]:
+    """The named arrays of an `.npz` artifact (no pickle): a missing file raises `error` saying so, a truncated or
+    corrupt file or a missing array raises `error` naming `what` (e.g. "Whitening")."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in names}
+    except FileNotFoundError:
+        raise error(f"{path}: missing (not a saved {what})") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise error(f"{path}: corrupt {what} artifact ({exc})") from None

@@ -45,15 +45,38 @@ def test_maps_a_to_b_and_is_orthogonal(pair, kind):
 @settings(max_examples=100, deadline=None)
 @given(pair=equal_norm_pair())
 @example(pair=(np.array([1.0, 0.0]), np.array([1.0, 7.09508975e-177])))  # vᵀv underflows to 0
+@example(pair=(np.array([-5.0, -5.0]), np.full(2, np.nextafter(-5.0, -np.inf))))  # a = b to the last bit: T a was −a
 def test_householder_is_a_symmetric_involution(pair):
     a, b = pair
     T = orthogonal_map(a, b, "householder")
     np.testing.assert_allclose(T, T.T, atol=1e-12)
     np.testing.assert_allclose(T @ T, np.eye(a.size), atol=1e-9)
-    # A reflection (det −1) unless a = b, where it is the identity.
-    same_direction = not np.any(a / np.linalg.norm(a) - b / np.linalg.norm(b))
-    assert np.linalg.det(T) == pytest.approx(1.0 if same_direction else -1.0, abs=1e-9)
-    np.testing.assert_allclose(T @ b, a, atol=1e-7 * max(1.0, np.linalg.norm(a)))
+    scale = max(1.0, np.linalg.norm(a))
+    # A reflection (det −1) unless â = b̂ to round-off, where it is exactly the identity.
+    if np.array_equal(T, np.eye(a.size)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * scale)
+    else:
+        assert np.linalg.det(T) == pytest.approx(-1.0, abs=1e-9)
+    np.testing.assert_allclose(T @ a, b, atol=1e-7 * scale)
+    np.testing.assert_allclose(T @ b, a, atol=1e-7 * scale)
+
+
+@settings(max_examples=100)
+@given(
+    a=arrays(np.float64, st.integers(1, 8), elements=st.floats(-10, 10, allow_nan=False, allow_infinity=False)),
+    ulps=st.integers(-4, 4),
+    kind=st.sampled_from(KINDS),
+)
+@example(a=np.array([-5.0, -5.0]), ulps=1, kind="householder")
+def test_equal_and_nearly_equal_inputs(a, ulps, kind):
+    """a and b a few ulps apart (the same vector up to round-off): T a = b, never the reflection to −a."""
+    assume(np.linalg.norm(a) > 1e-3)
+    b = a.copy()
+    for _ in range(abs(ulps)):
+        b = np.nextafter(b, np.inf if ulps > 0 else -np.inf)
+    T = orthogonal_map(a, b, kind)
+    check_orthogonal_map(T, a, b)
+    check_orthogonal_map(orthogonal_map(a, a, kind), a, a)
 
 
 @settings(max_examples=100, deadline=None)

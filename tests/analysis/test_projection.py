@@ -8,9 +8,10 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from semspace.errors import InvalidInputError, InvalidParameterError, NotFittedError
+from semspace.metrics import spearman
 from semspace.transform import Whitening
 from semspace.transform.projection import RandomProjection, entropy_dimension, jl_dimension
-from semspace.transform.similarity import paired_cosine, spearman
+from semspace.transform.similarity import paired_cosine
 
 
 def test_rules_match_the_reference_numbers():
@@ -73,7 +74,7 @@ def test_projection_errors():
     with pytest.raises(InvalidParameterError, match="'seed' parameter of RandomProjection"):
         RandomProjection(2, seed=-1).fit(X)
     rp = RandomProjection(2).fit(X)
-    with pytest.raises(InvalidInputError, match="3 were expected"):
+    with pytest.raises(InvalidInputError, match="5 features, but RandomProjection is expecting 3"):
         rp.transform(np.ones((4, 5)))
     with pytest.raises(InvalidInputError, match="NaN"):
         rp.transform(np.array([[1.0, np.nan, 0.0]]))

@@ -9,7 +9,7 @@ from semspace.data.samples import sample_path
 from semspace.evaluate import STSRun, run_sts, score_test, write_sts_report
 from semspace.evaluate.report import target_check
 from semspace.evaluate.sts import Vectors, evaluate_task
-from semspace.transform import spearman
+from semspace.metrics import spearman
 
 
 def _pairs(name, n, seed):

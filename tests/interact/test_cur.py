@@ -1,10 +1,13 @@
 """CUR numerics on synthetic score matrices (no model)."""
 
+import json
+
 import numpy as np
 import pytest
 
-from semspace.errors import InvalidInputError, InvalidParameterError, NotFittedError
-from semspace.interact.cur import CURIndex, regularized_pinv, retrieve_and_rerank, top_k_recall
+from semspace.errors import ArtifactError, InvalidInputError, InvalidParameterError, NotFittedError
+from semspace.interact.cur import DEFAULT_RCOND, CURIndex, regularized_pinv, retrieve_and_rerank
+from semspace.metrics import exact_top_k, recall_vs_exact
 
 
 def low_rank(n_queries: int, n_items: int, rank: int, seed: int = 0) -> np.ndarray:
@@ -29,7 +32,7 @@ def test_exact_recovery_on_rank_r_matrix():
         approx = index.approximate(row[index.anchor_item_ids_])
         assert np.abs(approx - row).max() / np.abs(row).max() < 1e-8
         result = index.search(CountingScorer(row), k=10, budget=30)
-        assert top_k_recall(result.ids, row, 10) == 1.0
+        assert recall_vs_exact(result.ids, exact_top_k(row, 10), 10) == 1.0
 
 
 def test_anchor_scores_reproduced_when_kq_at_least_ki():
@@ -142,3 +145,46 @@ def test_fit_scores_every_anchor_query_against_every_item():
     assert Scorer.calls == index.offline_calls_ == 15
     row = np.array([4.0 * len(i) for i in items])  # a new query of length 4
     np.testing.assert_allclose(index.approximate(row[index.anchor_item_ids_]), row, rtol=1e-8)
+
+
+def test_save_load_checks_the_header(tmp_path):
+    folder = CURIndex(n_anchor_items=8).fit_matrix(low_rank(20, 50, 3)).save(tmp_path / "cur")
+    config = json.loads((folder / "cur.json").read_text())
+    assert config["format"] == "semspace.cur" and config["params"]["rcond"] == DEFAULT_RCOND == 1e-3
+    (folder / "cur.json").write_text(json.dumps({**config, "format_version": 99}))
+    with pytest.raises(ArtifactError, match="format version 99"):
+        CURIndex.load(folder)
+    (folder / "cur.json").unlink()
+    with pytest.raises(ArtifactError, match="missing"):
+        CURIndex.load(folder)
+
+
+def test_one_rcond_default():
+    import inspect
+
+    from semspace.interact.searcher import CURSearcher
+
+    assert CURIndex().rcond == DEFAULT_RCOND
+    assert inspect.signature(CURSearcher.build).parameters["rcond"].default == DEFAULT_RCOND
+    assert inspect.signature(regularized_pinv).parameters["rcond"].default == DEFAULT_RCOND
+
+
+def test_searcher_items_header_checked_on_load(tmp_path):
+    from semspace.interact.searcher import ITEMS, CURSearcher
+
+    class FakeCrossEncoder:
+        model_id = "fake-ce"
+
+    index = CURIndex(n_anchor_items=8).fit_matrix(low_rank(20, 50, 3))
+    ids, texts = [f"d{i}" for i in range(50)], [f"text {i}" for i in range(50)]
+    folder = CURSearcher(index, ids, texts, FakeCrossEncoder()).save(tmp_path / "cur")
+    items = json.loads((folder / ITEMS).read_text())
+    assert items["format"] == "semspace.cur_items" and items["format_version"] == 1 and "semspace_version" in items
+    loaded = CURSearcher.load(folder, cross_encoder=FakeCrossEncoder())
+    assert loaded.item_ids == ids and loaded.item_texts == texts
+    (folder / ITEMS).write_text(json.dumps({"ids": ids, "texts": texts, "cross_encoder": "fake-ce"}))  # no header
+    with pytest.raises(ArtifactError, match=r"not a semspace\.cur_items artifact"):
+        CURSearcher.load(folder, cross_encoder=FakeCrossEncoder())
+    (folder / ITEMS).write_text(json.dumps({**items, "texts": texts[:3]}))
+    with pytest.raises(ArtifactError, match="one length"):
+        CURSearcher.load(folder, cross_encoder=FakeCrossEncoder())

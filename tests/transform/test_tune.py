@@ -3,7 +3,8 @@ import pytest
 
 from semspace import tune_whitening
 from semspace.errors import InvalidInputError
-from semspace.transform import paired_cosine, spearman
+from semspace.metrics import spearman
+from semspace.transform import paired_cosine
 
 
 def anisotropic_pairs(n_pairs: int, d: int = 16, seed: int = 0, signal: float = 1.0):

@@ -1,4 +1,5 @@
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -130,8 +131,12 @@ def test_load_corrupt_or_missing(tmp_path):
     (folder / "whitening.npz").write_bytes(b"truncated")
     with pytest.raises(ArtifactError, match="corrupt"):
         Whitening.load(folder)
-    with pytest.raises(ArtifactError, match="not a saved Whitening"):
+    with pytest.raises(ArtifactError, match=r"not a saved semspace\.whitening"):
         Whitening.load(tmp_path / "nothing")
+    config = json.loads((folder / "whitening.json").read_text())
+    (folder / "whitening.json").write_text(json.dumps({**config, "format_version": 2}))
+    with pytest.raises(ArtifactError, match="format version 2"):
+        Whitening.load(folder)
 
 
 def test_errors():
@@ -141,7 +146,7 @@ def test_errors():
     with pytest.raises(InvalidParameterError, match=r"'n_components' parameter of Whitening must be .* Got 9"):
         Whitening(n_components=9).fit(X)
     w = Whitening().fit(X)
-    with pytest.raises(InvalidInputError, match="3 features, but 4"):
+    with pytest.raises(InvalidInputError, match="3 features, but Whitening is expecting 4"):
         w.transform(X[:, :3])
     bad = X.copy()
     bad[3, 1] = np.nan
@@ -154,3 +159,30 @@ def test_errors():
 def test_paired_cosine_zero_row_is_zero_not_nan():
     a = np.array([[0.0, 0.0], [1.0, 0.0]])
     assert np.isfinite(paired_cosine(a, a)).all()
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 50, 10_000])
+def test_chunked_fit_equals_one_pass(chunk_size):
+    """fit streams row chunks through WhiteningStats (IncrementalPCA style): same sums, same transform."""
+    X = correlated(120, 6).astype(np.float32)
+    one = WhiteningStats()
+    one.sum, one.sum_outer, one.count = X.astype(np.float64).sum(0), X.astype(np.float64).T @ X, len(X)
+    chunked = Whitening(n_components=4).fit(X, chunk_size=chunk_size)
+    assert chunked.n_samples_seen_ == 120
+    np.testing.assert_allclose(chunked.stats_.sum_outer, one.sum_outer, rtol=1e-12)
+    np.testing.assert_allclose(chunked.transform(X), Whitening(n_components=4).fit_stats(one).transform(X), atol=1e-5)
+    bad = X.copy()
+    bad[97, 2] = np.inf
+    with pytest.raises(InvalidInputError, match="row 97"):
+        Whitening().fit(bad, chunk_size=chunk_size)
+
+
+def test_fit_rejects_what_sklearn_rejects():
+    with pytest.raises(InvalidInputError, match="0 sample"):
+        Whitening().fit(np.zeros((0, 3)))
+    with pytest.raises(InvalidInputError, match="0 feature"):
+        Whitening().fit(np.zeros((3, 0)))
+    with pytest.raises(InvalidInputError, match="Reshape your data"):
+        Whitening().fit(np.zeros(3))
+    with pytest.raises(InvalidInputError, match="Complex data not supported"):
+        Whitening().fit(np.ones((3, 2)) * 1j)

@@ -19,10 +19,11 @@ import numpy as np
 
 from semspace._io import atomic_write_png
 from semspace.errors import InvalidInputError, check_param
+from semspace.metrics import spearman
 from semspace.transform.projection import RandomProjection, entropy_dimension, jl_dimension
-from semspace.transform.similarity import paired_cosine, spearman
+from semspace.transform.similarity import paired_cosine
+from semspace.transform.spectrum import Spectrum
 from semspace.transform.stats import WhiteningStats, as_vectors
-from semspace.transform.whitening import Whitening
 
 METHODS = {"pca": (1.0, 0.0), "whitening": (1.0, 1.0), "rotation": (0.0, 0.0)}
 VARIANCE_LEVELS = (0.9, 0.95, 0.99)
@@ -53,7 +54,9 @@ def dimension_report(
     if n < 2:
         raise InvalidInputError(f"dims needs at least 2 vectors; got {n}.")
     stats = WhiteningStats().update(X)
-    eigenvalues = np.clip(np.linalg.eigvalsh(stats.cov)[::-1], 0.0, None)
+    # β = 1: the covariance spectrum, shared with the pca and whitening curves below.
+    spectra = {1.0: Spectrum.from_stats(stats, beta=1.0)}
+    eigenvalues = spectra[1.0].values
     total = float(eigenvalues.sum())
     explained = np.cumsum(eigenvalues) / total if total > 0 else np.ones(d)
     report: dict[str, object] = {
@@ -78,12 +81,13 @@ def dimension_report(
         check_param("ks", "dimension_report", isinstance(k, int) and 1 <= k <= d, f"ints in [1, {d}]", k)
     curves: dict[str, list[float]] = {}
     for name, (beta, gamma) in METHODS.items():
-        # One full fit per method: the top-k kernel is the first k columns of the full one.
-        w = Whitening(beta=beta, gamma=gamma).fit_stats(stats)
-        ta, tb = (np.asarray(v, dtype=np.float64) - w.shift_ for v in (a, b))
-        curves[name] = [
-            100 * spearman(paired_cosine(ta @ w.kernel_[:, :k], tb @ w.kernel_[:, :k]), gold) for k in k_list
-        ]
+        # One decomposition per β: the top-k kernel is the first k columns of the full one.
+        if beta not in spectra:
+            spectra[beta] = Spectrum.from_stats(stats, beta)
+        spectrum = spectra[beta]
+        kernel = spectrum.kernel(gamma)
+        ta, tb = (np.asarray(v, dtype=np.float64) - spectrum.shift for v in (a, b))
+        curves[name] = [100 * spearman(paired_cosine(ta @ kernel[:, :k], tb @ kernel[:, :k]), gold) for k in k_list]
     curves["random"] = []
     for k in k_list:
         rp = RandomProjection(k, seed=seed).fit(X)
@@ -168,7 +172,7 @@ def plot_spectra(named_vectors: dict[str, np.ndarray], path: str | Path, title: 
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for name, X in named_vectors.items():
-        values = np.clip(np.linalg.eigvalsh(WhiteningStats().update(X).cov)[::-1], 0.0, None)
+        values = Spectrum.from_stats(WhiteningStats().update(X)).values
         positive = values > 1e-12 * values[0]  # drop round-off zeros, as in plot_dims
         ax.semilogy(np.arange(1, values.size + 1)[positive], values[positive], lw=1.5, label=f"{name} (N={len(X)})")
     ax.set_xlabel("index i (descending)")

@@ -57,6 +57,30 @@ def _orthogonal_unit(a: np.ndarray) -> np.ndarray:
     return e / np.linalg.norm(e)
 
 
+def _householder_vector(ua: np.ndarray, ub: np.ndarray) -> np.ndarray | None:
+    """The reflection vector v ∝ â − b̂ (scaled to max |entry| 1), or None when â = b̂ to round-off (T = I).
+
+    The computed â, b̂ have norms 1 ± machine-ε, and the reflection along v maps â to b̂ only when ‖â‖ = ‖b̂‖:
+    its error is v·(‖b̂‖² − ‖â‖²)/‖v‖², of order 1 when â ≈ b̂ (hypothesis found a = b = (−5, −5) up to the
+    last bit mapped to −a). Exactly, â − b̂ ⟂ â + b̂, so the component of v along s = â + b̂ is that round-off;
+    projecting it out makes the error O(machine-ε) whatever ‖v‖, and what is left below round-off means â = b̂.
+    """
+    v = ua - ub
+    largest = float(np.abs(v).max())
+    if largest == 0.0:
+        return None
+    # Scale by the largest entry first: vᵀv of a tiny v (≈1e-177) underflows to 0 and would drop the reflection.
+    v = v / largest
+    s = ua + ub
+    ss = float(s @ s)
+    if ss > 2.0:  # âᵀb̂ > 0: near â = b̂ is where the norm round-off dominates v (for âᵀb̂ ≤ 0, ‖v‖ ≥ √2)
+        v = v - (float(v @ s) / ss) * s
+        # The projection cancels up to ~ε·‖v before‖ (≤ ε·√d after the scaling); below a few times that, v is noise.
+        if float(np.linalg.norm(v)) <= 16 * np.finfo(np.float64).eps * np.sqrt(v.size):
+            return None
+    return v
+
+
 def orthogonal_map(
     a: np.ndarray,
     b: np.ndarray,
@@ -106,12 +130,9 @@ def orthogonal_map(
     d = ua.size
     eye = np.eye(d)
     if kind == "householder":
-        v = ua - ub
-        largest = float(np.abs(v).max())
-        if largest == 0.0:
+        v = _householder_vector(ua, ub)
+        if v is None:
             return eye
-        # Scale by the largest entry first: vᵀv of a tiny v (≈1e-177) underflows to 0 and would drop the reflection.
-        v = v / largest
         # 2vvᵀ/vᵀv = (a−b)(a−b)ᵀ/(1 − aᵀb) for unit a, b, without the cancellation in 1 − aᵀb.
         return eye - (2.0 / float(v @ v)) * np.outer(v, v)
     s = ua + ub

@@ -16,8 +16,9 @@ import numpy as np
 
 from semspace.data.sts import STSPairs
 from semspace.data.tasks import STSTask
-from semspace.transform import Whitening, WhiteningStats, paired_cosine, spearman, tune_whitening
-from semspace.transform.whitening import eigh_descending, whitening_kernel
+from semspace.metrics import spearman
+from semspace.transform import Whitening, WhiteningStats, paired_cosine, tune_whitening
+from semspace.transform.spectrum import Spectrum
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +109,8 @@ def evaluate_task(
         fit_vectors = vectors.of(sentences)
         stats = WhiteningStats().update(fit_vectors)
         # One eigendecomposition serves every k: the k-column kernel is the first k columns of the full one.
-        mean = stats.mean
-        values, eigvecs = eigh_descending(stats.cov)
-        kernel = whitening_kernel(values, eigvecs, 1.0, d, 1e-6)
+        spectrum = Spectrum.from_stats(stats, beta=1.0)
+        mean, kernel = spectrum.shift, spectrum.kernel(gamma=1.0)
         for k in sorted({d, *[k for k in ks if k < d], *[k for k in curve_ks if k < d]}, reverse=True):
 
             def project(x: np.ndarray, k: int = k, mean: np.ndarray = mean, kernel: np.ndarray = kernel) -> np.ndarray:

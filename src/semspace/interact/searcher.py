@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,12 +9,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from semspace._io import atomic_write_json
+from semspace._io import read_artifact_json, write_artifact_json
 from semspace.errors import ArtifactError, InvalidInputError
 from semspace.interact.cross_encoder import CrossEncoder, CrossEncoderScorer
-from semspace.interact.cur import CURIndex
+from semspace.interact.cur import DEFAULT_RCOND, CURIndex
 
 ITEMS = "items.json"
+_ITEMS_FORMAT = "semspace.cur_items"
 
 
 @dataclass
@@ -42,7 +42,7 @@ class CURSearcher:
         n_anchor_items: int = 50,
         anchor_items: str = "random",
         item_vectors: np.ndarray | None = None,
-        rcond: float = 1e-3,
+        rcond: float = DEFAULT_RCOND,
         seed: int = 0,
     ) -> CURSearcher:
         if not anchor_queries:
@@ -71,8 +71,9 @@ class CURSearcher:
     def save(self, path: str | Path) -> Path:
         folder = Path(path)
         self.index.save(folder)
-        atomic_write_json(
+        write_artifact_json(
             folder / ITEMS,
+            _ITEMS_FORMAT,
             {"ids": self.item_ids, "texts": self.item_texts, "cross_encoder": self.cross_encoder.model_id},
         )
         return folder
@@ -81,10 +82,11 @@ class CURSearcher:
     def load(cls, path: str | Path, cross_encoder: CrossEncoder | None = None) -> CURSearcher:
         folder = Path(path)
         index = CURIndex.load(folder)
-        try:
-            items = json.loads((folder / ITEMS).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"{folder / ITEMS}: missing or corrupt ({exc})") from None
+        items = read_artifact_json(folder / ITEMS, _ITEMS_FORMAT)
+        if not all(isinstance(items.get(key), list) for key in ("ids", "texts")) or len(items["texts"]) != len(
+            items["ids"]
+        ):
+            raise ArtifactError(f"{folder / ITEMS}: corrupt (ids and texts must be two lists of one length)")
         if len(items["ids"]) != index.n_items_:
             raise ArtifactError(f"{folder}: {len(items['ids'])} items but the index has {index.n_items_}")
         return cls(index, items["ids"], items["texts"], cross_encoder or CrossEncoder(items["cross_encoder"]))

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 
 from semspace.data.sts import STSPairs
 from semspace.interact.cross_encoder import CrossEncoder
+from semspace.metrics import spearman
 from semspace.train.loop import TrainConfig, label_scale, run_training, seed_everything
 from semspace.train.losses import bernoulli_symmetric_kl, cosent_loss
-from semspace.transform import spearman
 
 logger = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from semspace.data.sts import STSPairs
 from semspace.encode.backends import HFBackend
 from semspace.encode.pooling import ST_POOLING_MODES, Pooling, pool
 from semspace.errors import InvalidParameterError, check_param
+from semspace.metrics import spearman
 from semspace.train.cached import cached_backward, chunked_backward
 from semspace.train.checkpoint import export_model
 from semspace.train.data import TrainingSet
@@ -40,7 +41,6 @@ from semspace.train.losses import (
     info_nce_from_similarities,
     info_nce_similarities,
 )
-from semspace.transform import spearman
 
 logger = logging.getLogger(__name__)
 

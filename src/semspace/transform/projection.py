@@ -126,7 +126,7 @@ class RandomProjection(TransformerMixin, BaseEstimator):
         """X · kernel_ as float32 (rows, n_components)."""
         if not hasattr(self, "kernel_"):
             raise NotFittedError("This RandomProjection is not fitted yet; call fit(X) first.")
-        X = as_vectors(X, self.n_features_in_, "X")
+        X = as_vectors(X, self.n_features_in_, "X", "RandomProjection")
         return (X.astype(np.float64, copy=False) @ self.kernel_).astype(np.float32)
 
     def describe(self) -> str:

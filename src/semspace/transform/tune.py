@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from semspace.errors import InvalidInputError, check_param
-from semspace.transform.similarity import paired_cosine, rowwise_spearman, spearman
+from semspace.metrics import rowwise_spearman, spearman
+from semspace.transform.similarity import paired_cosine
+from semspace.transform.spectrum import DEFAULT_EPS, Spectrum
 from semspace.transform.stats import WhiteningStats, as_vectors
-from semspace.transform.whitening import Whitening, eigh_descending, whitening_kernel
+from semspace.transform.whitening import Whitening
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ def tune_whitening(
     ks: tuple[int | None, ...] = DEFAULT_KS,
     n_bootstrap: int = 200,
     confidence: float = 0.95,
-    eps: float = 1e-6,
+    eps: float = DEFAULT_EPS,
     seed: int = 0,
 ) -> TuneResult:
     """Tune (β, γ, k) on dev pairs: `fit` vectors (or their stats) define μ/Σ; `dev_a[i]`, `dev_b[i]` are the
@@ -91,15 +93,14 @@ def tune_whitening(
     raw_score = spearman(raw_cos, gold)
     grid: list[dict[str, float | int | None]] = []
     for beta in betas:
-        shift = float(beta) * stats.mean
-        values, vectors = eigh_descending(stats.second_moment(shift))
-        a_c, b_c = dev_a - shift, dev_b - shift
+        spectrum = Spectrum.from_stats(stats, float(beta))
+        a_c, b_c = dev_a - spectrum.shift, dev_b - spectrum.shift
         for gamma in gammas:
             for k in k_values:
                 if beta == 0 and gamma == 0 and k == d:
                     cos = raw_cos  # the raw-equivalent rotation: cosines are exactly the raw ones
                 else:
-                    kernel = whitening_kernel(values, vectors, float(gamma), k, eps)
+                    kernel = spectrum.kernel(float(gamma), k, eps)
                     cos = paired_cosine(a_c @ kernel, b_c @ kernel)
                 score = spearman(cos, gold)
                 row: dict[str, float | int | None] = {
