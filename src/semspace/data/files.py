@@ -172,3 +172,31 @@ def read_vectors(path: str | Path, min_rows: int = 1) -> np.ndarray:
             f"{path}: needs at least {min_rows} vectors of at least 1 dimension; got {array.shape}."
         )
     return array
+
+
+VECTOR_SUFFIXES = (".npy", ".jsonl")
+
+
+def check_vectors_path(path: str | Path) -> Path:
+    """`path` if it names a vectors output (.npy or .jsonl), else InvalidParameterError — check before encoding."""
+    path = Path(path)
+    if path.suffix not in VECTOR_SUFFIXES:
+        raise InvalidParameterError(f"vectors are written as .npy or .jsonl; got {path.name!r}")
+    return path
+
+
+def write_vectors(path: str | Path, vectors: np.ndarray, texts: list[str]) -> None:
+    """Write vectors atomically: .npy (float32, no pickle) or .jsonl ({"text", "embedding"} per line)."""
+    from semspace._io import atomic_write_bytes
+
+    path = check_vectors_path(path)
+    if path.suffix == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, vectors, allow_pickle=False)
+        atomic_write_bytes(path, buffer.getvalue())
+        return
+    lines = (
+        json.dumps({"text": t, "embedding": v.tolist()}, ensure_ascii=False)
+        for t, v in zip(texts, vectors, strict=True)
+    )
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
