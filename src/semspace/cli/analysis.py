@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from semspace.cli.options import AsJson, Model, OptionalCacheDir, echo, echo_json, note, number_list
+from semspace.cli.options import AsJson, Model, OptionalCacheDir, echo_report, note, number_list
 
 if TYPE_CHECKING:
     import numpy as np
@@ -120,13 +120,8 @@ def dims(
         seed=seed,
     )
     report["source"] = description
-    png = plot_dims(report, out / "dims.png")
-    note(f"wrote {png}")
-    if as_json:
-        echo_json(report)
-    else:
-        echo(f"input: {description}")
-        echo(format_dims_report(report))
+    note(f"wrote {plot_dims(report, out / 'dims.png')}")
+    echo_report(report, as_json, lambda: f"input: {description}\n{format_dims_report(report)}")
 
 
 def format_drift(report: dict) -> str:
@@ -178,8 +173,4 @@ def drift(
     if out is not None:
         png = plot_spectra(dict(zip(("A", "B"), (vectors_a, vectors_b), strict=True)), out / "drift_spectra.png")
         note(f"wrote {png}")
-    if as_json:
-        echo_json(report)
-    else:
-        echo(f"A: {description_a}\nB: {description_b}")
-        echo(format_drift(report))
+    echo_report(report, as_json, lambda: f"A: {description_a}\nB: {description_b}\n{format_drift(report)}")

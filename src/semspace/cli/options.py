@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +41,14 @@ def echo(text: str) -> None:
 def echo_json(obj: Any, indent: int | None = None) -> None:
     """A result as JSON on stdout (non-ASCII kept as is)."""
     typer.echo(json.dumps(obj, indent=indent, ensure_ascii=False))
+
+
+def echo_report(report: dict[str, Any], as_json: bool, table: Callable[[], str]) -> None:
+    """A report on stdout: one JSON object (--json) or the text table `table()` makes."""
+    if as_json:
+        echo_json(report)
+    else:
+        echo(table())
 
 
 def note(text: str) -> None:
