@@ -1,8 +1,7 @@
 """`semspace dims` / `semspace drift` and the dimension report behind them.
 
-Note: until `semspace.cli` calls `semspace.cli_analysis.register(app)`, the commands are tested on a fresh Typer app
-with `register(app)` and typer's CliRunner (errors arrive as `result.exception`, which `semspace.cli.main` turns
-into one stderr line and exit code 2). The subprocess test at the end runs once the commands are wired in.
+The commands run in-process on the real app with typer's CliRunner (errors arrive as `result.exception`, which
+`semspace.cli.main` turns into one stderr line and exit code 2); the subprocess test at the end checks that line.
 """
 
 import json
@@ -15,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from semspace.analysis.dims import default_ks, dimension_report, format_dims_report, plot_dims
-from semspace.cli_analysis import register
+from semspace.cli import app as semspace_app
 from semspace.errors import (
     DatasetFormatError,
     DatasetNotFoundError,
@@ -29,14 +28,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _root() -> None:  # keep subcommand names even with few commands
-        pass
-
-    register(app)
-    return app
+    return semspace_app
 
 
 def invoke(app, *args):
@@ -207,18 +199,11 @@ def test_text_inputs_and_dev_pairs_with_a_tiny_model(app, tmp_path, tiny_bert_di
     assert json.loads(result.stdout.strip().splitlines()[-1])["kl_ab"] == pytest.approx(0, abs=1e-6)
 
 
-def _wired() -> bool:
-    from semspace.cli import app
-
-    return any(command.name == "dims" for command in app.registered_commands)
-
-
-@pytest.mark.skipif(not _wired(), reason="semspace.cli does not call cli_analysis.register(app) yet")
 def test_real_cli_one_line_error(tmp_path):
     bad = tmp_path / "bad.npy"
     bad.write_bytes(b"nope")
     result = subprocess.run(
-        [sys.executable, "-m", "semspace.cli", "dims", str(bad)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "semspace", "dims", str(bad)], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from semspace.data.files import numbered_lines, split_lines
 from semspace.data.sts import read_senteval_cn
 from semspace.errors import DatasetFormatError, DatasetNotFoundError, InvalidParameterError
 
@@ -84,7 +85,7 @@ def _smart_records(path: Path) -> list[dict[str, str]]:
     """Parse SMART tagged text (.I id, then .T/.A/.B/.W fields) into dicts with key 'I' and one per field."""
     records: list[dict[str, str]] = []
     field = None
-    for number, line in enumerate(_exists(path).read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    for number, line in enumerate(split_lines(_exists(path).read_text(encoding="utf-8", errors="replace")), 1):
         if line.startswith(".I"):
             records.append({"I": line[2:].strip()})
             field = None
@@ -106,7 +107,7 @@ def read_cranfield(folder: str | Path) -> RetrievalTask:
     queries = _smart_records(folder / "cran.qry")
     qrels: dict[str, dict[str, int]] = {}
     path = _exists(folder / "cranqrel")
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in numbered_lines(path):
         fields = line.split()
         if not fields:
             continue

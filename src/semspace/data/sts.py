@@ -10,12 +10,12 @@ import csv
 import gzip
 import math
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from semspace.data.files import numbered_lines, record_lines
 from semspace.errors import DatasetFormatError, DatasetNotFoundError
 
 
@@ -73,20 +73,18 @@ def parse_score(path: Path, line: int, text: str, what: str = "score") -> float:
     return value
 
 
-@dataclass
 class _Rows:
-    s1: list[str] = field(default_factory=list)
-    s2: list[str] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
+    """Pairs collected row by row (scores parsed as they come, so errors name the line)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, float]] = []
 
     def add(self, path: Path, line: int, a: str, b: str, score: str) -> None:
-        value = parse_score(path, line, score)
-        self.s1.append(a)
-        self.s2.append(b)
-        self.scores.append(value)
+        self.rows.append((a, b, parse_score(path, line, score)))
 
     def pairs(self, name: str) -> STSPairs:
-        return STSPairs(self.s1, self.s2, np.array(self.scores, dtype=np.float64), name)
+        s1, s2, scores = (list(column) for column in zip(*self.rows, strict=True)) if self.rows else ([], [], [])
+        return STSPairs(s1, s2, np.array(scores, dtype=np.float64), name)
 
 
 def _require(path: Path) -> Path:
@@ -95,25 +93,11 @@ def _require(path: Path) -> Path:
     return path
 
 
-def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without its line ending) for a UTF-8 file; decode errors name the file."""
-    try:
-        with open(_require(path), encoding="utf-8", newline="") as handle:
-            text = handle.read()
-    except UnicodeDecodeError as exc:
-        raise DatasetFormatError(path, None, f"not valid UTF-8 text ({exc.reason})") from None
-    except IsADirectoryError:
-        raise DatasetFormatError(path, None, "is a directory, expected a file") from None
-    yield from enumerate(text.splitlines(), start=1)
-
-
 def read_senteval_cn(path: str | Path, name: str | None = None) -> STSPairs:
     """Read a senteval_cn `.data` file: UTF-8 TSV, no header, `s1 \\t s2 \\t label` (ATEC, BQ, LCQMC, PAWSX, STS-B)."""
     path = Path(path)
     rows = _Rows()
-    for number, line in _text_lines(path):
-        if not line.strip():
-            continue
+    for number, line in record_lines(path):
         fields = line.split("\t")
         if len(fields) != 3:
             raise DatasetFormatError(path, number, f"expected 3 tab-separated fields, found {len(fields)}")
@@ -148,7 +132,7 @@ def read_sick(path: str | Path) -> STSPairs:
     """Read a SemEval-2014 SICK file (`pair_ID sentence_A sentence_B relatedness_score entailment_judgment`)."""
     path = Path(path)
     rows = _Rows()
-    lines = _text_lines(path)
+    lines = record_lines(path)
     first = next(lines, None)
     if first is None:
         raise DatasetFormatError(path, 1, "file is empty")
@@ -156,10 +140,9 @@ def read_sick(path: str | Path) -> STSPairs:
     try:
         ia, ib, iscore = (header.index(c) for c in ("sentence_A", "sentence_B", "relatedness_score"))
     except ValueError:
-        raise DatasetFormatError(path, 1, "header must name sentence_A, sentence_B and relatedness_score") from None
+        reason = "header must name sentence_A, sentence_B and relatedness_score"
+        raise DatasetFormatError(path, first[0], reason) from None
     for number, line in lines:
-        if not line.strip():
-            continue
         fields = line.split("\t")
         if len(fields) != len(header):
             raise DatasetFormatError(path, number, f"expected {len(header)} fields, found {len(fields)}")
@@ -185,8 +168,8 @@ def read_senteval_sts(directory: str | Path) -> dict[str, STSPairs]:
         gold_path = directory / f"STS.gs.{match.group(1)}.txt" if match else None
         if gold_path is None or not gold_path.exists():
             continue
-        inputs = list(_text_lines(input_path))
-        golds = list(_text_lines(gold_path))
+        inputs = list(numbered_lines(input_path))
+        golds = list(numbered_lines(gold_path))
         if len(inputs) != len(golds):
             raise DatasetFormatError(gold_path, None, f"has {len(golds)} lines but {input_path.name} has {len(inputs)}")
         rows = _Rows()

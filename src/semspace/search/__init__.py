@@ -1,4 +1,8 @@
-"""Search: SQLite document store + FAISS index = a persistent, crash-safe Collection."""
+"""Search: SQLite document store + FAISS index = a persistent, crash-safe Collection.
+
+Importing it is cheap (NumPy, SQLite): the transform layer (scikit-learn, SciPy) is imported only by a collection
+that has or fits a transform, and torch/transformers only when the encoder first encodes.
+"""
 
 from semspace.search.collection import Collection, SearchResult
 from semspace.search.index import VectorIndex

@@ -19,14 +19,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from semspace._io import FORMAT_VERSION, atomic_write_bytes, atomic_write_json
-from semspace.encode import Encoder
-from semspace.encode.encoder import validate_texts
+from semspace._io import atomic_write_bytes, read_artifact_json, write_artifact_json
+from semspace.encode.encoder import Encoder, validate_texts
 from semspace.errors import (
     ArtifactError,
     CollectionError,
@@ -37,11 +35,14 @@ from semspace.errors import (
 )
 from semspace.search.index import VectorIndex
 from semspace.search.store import DocumentStore
-from semspace.transform import TuneResult, Whitening, tune_whitening
-from semspace.transform.stats import as_vectors
+
+if TYPE_CHECKING:  # the transform layer (scikit-learn, SciPy) is imported only when a collection uses it
+    from semspace.transform.tune import TuneResult
+    from semspace.transform.whitening import Whitening
 
 logger = logging.getLogger(__name__)
 
+FORMAT = "semspace.collection"
 MANIFEST = "collection.json"
 STORE = "documents.sqlite"
 _ADD_CHUNK = 1024
@@ -103,8 +104,6 @@ class Collection:
         VectorIndex(index, transform.n_components_ if transform is not None else enc.dim)  # validates the factory
         path.mkdir(parents=True, exist_ok=True)
         manifest = {
-            "format": "semspace.collection",
-            "format_version": FORMAT_VERSION,
             "encoder": {"model": enc.model_id, "pooling": enc.pooling.value, "max_length": enc.max_length},
             "index": index,
             "raw_dim": enc.dim,
@@ -113,7 +112,7 @@ class Collection:
         with store.transaction() as db:
             DocumentStore.set_meta(db, "transform", "0")
             DocumentStore.bump_generation(db)
-        atomic_write_json(path / MANIFEST, {**manifest, "transform": None, "dim": enc.dim, "count": 0})
+        write_artifact_json(path / MANIFEST, FORMAT, {**manifest, "transform": None, "dim": enc.dim, "count": 0})
         collection = cls(path, manifest, store, enc)
         if transform is not None:
             collection.set_transform(transform)
@@ -125,16 +124,12 @@ class Collection:
         path = Path(path)
         if not (path / MANIFEST).is_file() or not (path / STORE).is_file():
             raise CollectionError(f"{path} is not a semspace collection (missing {MANIFEST} or {STORE})")
+        manifest = read_artifact_json(path / MANIFEST, FORMAT, error=CollectionError)
         try:
-            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-            if manifest.get("format") != "semspace.collection":
-                raise ValueError("not a semspace.collection manifest")
-            if manifest.get("format_version") != FORMAT_VERSION:
-                raise ValueError(f"unsupported format_version {manifest.get('format_version')}")
             raw_dim = int(manifest["raw_dim"])
             manifest["encoder"]["model"], manifest["index"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CollectionError(f"{path / MANIFEST}: corrupt manifest ({exc})") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CollectionError(f"{path / MANIFEST}: corrupt manifest ({type(exc).__name__}: {exc})") from None
         store = DocumentStore(path / STORE, raw_dim)
         try:
             store.generation  # noqa: B018 — touches the file: a corrupt database fails here, not later
@@ -201,6 +196,8 @@ class Collection:
         if number == 0:
             self.transform = None
             return
+        from semspace.transform.whitening import Whitening
+
         try:
             self.transform = Whitening.load(self._transform_dir(number))
         except ArtifactError as exc:
@@ -243,6 +240,9 @@ class Collection:
         """Fit whitening on `texts` (encoded) or on a sample of the stored raw vectors, or tune (β, γ, k) when
         labelled `dev_pairs` (s1, s2, scores) are given; then re-project the collection. Returns the transform
         (or the TuneResult)."""
+        from semspace.transform.tune import tune_whitening
+        from semspace.transform.whitening import Whitening
+
         if texts is not None:
             fit_vectors = self.encoder.encode(validate_texts(texts))
         else:
@@ -272,8 +272,9 @@ class Collection:
         for old in self.path.glob("index.g*.faiss"):
             if old.name != self._index_file(generation).name:
                 old.unlink(missing_ok=True)
-        atomic_write_json(
+        write_artifact_json(
             self.path / MANIFEST,
+            FORMAT,
             {
                 **self.manifest,
                 "transform": None if self.transform is None else self.transform.get_params(),
@@ -346,12 +347,16 @@ class Collection:
             if vectors is None:
                 raw = self.encoder.encode(texts, show_progress_bar=show_progress_bar)
             else:
+                from semspace.transform.stats import as_vectors
+
                 raw = as_vectors(vectors, self.raw_dim, "vectors").astype(np.float32)
                 if len(raw) != n:
                     raise InvalidInputError(f"{len(raw)} vectors for {n} texts.")
             projected = self._project(raw)
             start = self._store.next_seq()
             seqs = np.arange(start, start + n, dtype=np.int64)
+            from tqdm.auto import tqdm
+
             with self._store.transaction() as db:
                 for lo in tqdm(
                     range(0, n, _ADD_CHUNK), desc="Storing", unit="chunk", disable=None if n > 20 * _ADD_CHUNK else True
@@ -413,6 +418,8 @@ class Collection:
 
     def search_vectors(self, raw_queries: np.ndarray, k: int = 10) -> list[SearchResult]:
         """Search with raw (untransformed) query vectors of the encoder's dimension."""
+        from semspace.transform.stats import as_vectors
+
         check_param("k", "Collection.search", isinstance(k, int) and k >= 1, "an int >= 1", k)
         raw = as_vectors(raw_queries, self.raw_dim, "query vectors")
         with self._lock:

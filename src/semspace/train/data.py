@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from semspace.data.files import read_documents, record_lines, require_suffix
 from semspace.data.sts import STSPairs, parse_score
-from semspace.errors import DatasetFormatError, DatasetNotFoundError, InvalidInputError, InvalidParameterError
-from semspace.search.inputs import read_documents
+from semspace.errors import DatasetFormatError, InvalidInputError
 
 HEADER_WORDS = {"sentence1", "sentence2", "label", "score", "anchor", "positive", "negative", "text"}
 
@@ -56,23 +56,13 @@ def read_sentences(path: str | Path) -> TrainingSet:
 def read_pairs(path: str | Path, labelled: bool) -> TrainingSet:
     """Labelled pairs (labelled=True) or (anchor, positive[, negative]) rows from .tsv or .jsonl."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetNotFoundError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix not in (".tsv", ".jsonl"):
-        raise InvalidParameterError(f"{path.name}: unsupported pair file; use .tsv or .jsonl")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise DatasetFormatError(path, None, "not valid UTF-8 text") from None
+    suffix = require_suffix(path, (".tsv", ".jsonl"), "pair file")
     rows: list[list[str]] = []
     labels: list[float] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for index, (number, line) in enumerate(record_lines(path)):
         if suffix == ".tsv":
             fields = line.split("\t")
-            if number == 1 and fields[0].strip().lower() in HEADER_WORDS:
+            if index == 0 and fields[0].strip().lower() in HEADER_WORDS:
                 continue
         else:
             fields = _json_fields(path, number, line, labelled)

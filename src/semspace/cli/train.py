@@ -1,4 +1,5 @@
-"""`semspace train simcse|cosent|pairs`: fine-tune a sentence encoder (the bundled MiniLM or any HF encoder)."""
+"""`semspace train …`: every training command in one group — `cross-encoder` (a CE from the bundled MiniLM weights)
+and `simcse`, `cosent`, `pairs` (fine-tune a sentence encoder: the bundled MiniLM or any HF encoder)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,53 @@ from typing import Annotated
 
 import typer
 
-from semspace.cli_cur import train_app
+from semspace.cli.options import DataRoot, echo
 
-HELP = {
+app = typer.Typer(no_args_is_help=True, help="Train models.")
+
+ENCODER_HELP = {
     "simcse": "Unsupervised SimCSE on a file of sentences (.txt one per line, .jsonl 'text', .csv 'text').",
     "cosent": "CoSENT (or --loss mse) on labelled pairs: .tsv s1<TAB>s2<TAB>label or .jsonl sentence1/sentence2/label.",
     "pairs": "InfoNCE with in-batch negatives on .tsv anchor<TAB>positive[<TAB>negative] or .jsonl rows.",
 }
 
 
-def _make_command(command: str):
-    def train_command(
+@app.command("cross-encoder")
+def cross_encoder(
+    out: Annotated[Path, typer.Argument(help="Folder for the best-dev checkpoint (HF format).")],
+    train: Annotated[Path | None, typer.Option(help="TSV s1<TAB>s2<TAB>label (default: STS-B train).")] = None,
+    dev: Annotated[Path | None, typer.Option(help="TSV dev pairs (default: STS-B dev).")] = None,
+    loss: Annotated[str, typer.Option(help="bce | mse | cosent")] = "bce",
+    epochs: Annotated[int, typer.Option(min=1)] = 1,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    lr: float = 2e-5,
+    rdrop_alpha: Annotated[float, typer.Option(help="R-Drop weight (0 = off).")] = 0.0,
+    data_root: DataRoot = None,
+) -> None:
+    """Train a cross-encoder from the bundled all-MiniLM-L6-v2 weights (no download)."""
+    from semspace.data import load_sts_task, read_senteval_cn
+    from semspace.train import CrossEncoderTrainConfig, train_cross_encoder
+
+    if train is None or dev is None:
+        task = load_sts_task("STS-B", data_root)
+        train_pairs, dev_pairs = task.fit, task.dev
+    if train is not None:
+        train_pairs = read_senteval_cn(train)
+    if dev is not None:
+        dev_pairs = read_senteval_cn(dev)
+    history = train_cross_encoder(
+        train_pairs,
+        dev_pairs,
+        out,
+        CrossEncoderTrainConfig(objective=loss, epochs=epochs, batch_size=batch_size, lr=lr, rdrop_alpha=rdrop_alpha),
+    )
+    echo(f"best dev Spearman {history['best_dev_spearman']:.4f} at step {history.get('best_step')} → {out}")
+
+
+def _encoder_command(command: str):
+    """The `train simcse|cosent|pairs` command: the same options, a different objective and default batch."""
+
+    def train_encoder_command(
         data: Annotated[Path, typer.Argument(help="Training file.")],
         out: Annotated[Path, typer.Argument(help="Output folder: the best model (loadable by Encoder) + checkpoints.")],
         model: Annotated[
@@ -27,7 +64,7 @@ def _make_command(command: str):
             Path | None, typer.Option(help="Labelled dev pairs (.tsv/.jsonl) evaluated every --eval-steps.")
         ] = None,
         dev_task: Annotated[str | None, typer.Option(help="Use an STS task's dev split instead, e.g. STS-B.")] = None,
-        data_root: Annotated[Path | None, typer.Option(help="Folder laid out like ../shared/data.")] = None,
+        data_root: DataRoot = None,
         loss: Annotated[str | None, typer.Option(help="cosent only: 'cosent' (default) or 'mse'.")] = None,
         epochs: Annotated[int, typer.Option(min=1)] = 1,
         batch_size: Annotated[int, typer.Option(min=2)] = 32 if command == "cosent" else 64,
@@ -79,10 +116,10 @@ def _make_command(command: str):
             device=device,
         )
         config.validate()  # before any file is read or model loaded
-        train = read_sentences(data) if command == "simcse" else read_pairs(data, labelled=command == "cosent")
-        dev_pairs = None
         if dev is not None and dev_task is not None:
             raise InvalidParameterError("Pass --dev or --dev-task, not both.")
+        train = read_sentences(data) if command == "simcse" else read_pairs(data, labelled=command == "cosent")
+        dev_pairs = None
         if dev is not None:
             dev_set = read_pairs(dev, labelled=True)
             dev_pairs = STSPairs(dev_set.columns[0], dev_set.columns[1], dev_set.labels, name=dev.name)
@@ -93,13 +130,11 @@ def _make_command(command: str):
         where = (
             f"best dev Spearman {best:.4f} at step {history.get('best_step')}" if best is not None else "final model"
         )
-        typer.echo(f"{history['steps']} steps on {len(train)} examples; {where} → {out}")
+        echo(f"{history['steps']} steps on {len(train)} examples; {where} → {out}")
 
-    train_command.__doc__ = HELP[command]
-    return train_command
+    train_encoder_command.__doc__ = ENCODER_HELP[command]
+    return train_encoder_command
 
 
-def register() -> None:
-    """Add the encoder-training commands to `semspace train` (beside `train cross-encoder`)."""
-    for name in HELP:
-        train_app.command(name)(_make_command(name))
+for _name in ENCODER_HELP:
+    app.command(_name)(_encoder_command(_name))

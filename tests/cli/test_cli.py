@@ -10,7 +10,7 @@ import pytest
 
 def semspace(*args, stdin=None, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "semspace.cli", *args],
+        [sys.executable, "-m", "semspace", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -122,7 +122,7 @@ def test_encode_bundled_model(tmp_path):
 @pytest.mark.slow
 def test_demo_runs_offline(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "semspace.cli", "demo"],
+        [sys.executable, "-m", "semspace", "demo"],
         capture_output=True,
         text=True,
         timeout=900,

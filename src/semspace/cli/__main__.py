@@ -1,0 +1,5 @@
+"""`python -m semspace.cli …`."""
+
+from semspace.cli.app import main
+
+main()

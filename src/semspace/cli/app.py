@@ -1,0 +1,99 @@
+"""The `semspace` root app: logging, every command group registered here (explicitly, in one place), and `main`.
+
+`main` runs the click command itself (standalone mode off) so that every way a command can fail ends the same on
+every typer version the pins allow: results on stdout, one line `error: …` on stderr and exit code 2 for a usage
+error (missing argument, unknown option, value out of range) or a bad input (any SemspaceError); `--help` prints
+the help and exits 0, and so does a group called without a command.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+
+from semspace.cli import analysis, cur, demo, encode, evaluate, index, serve, train
+from semspace.errors import SemspaceError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Semantic similarity and semantic search.",
+)
+app.command("encode")(encode.encode)
+app.add_typer(evaluate.app, name="eval")
+app.add_typer(index.app, name="index")
+app.add_typer(cur.app, name="cur")
+app.add_typer(train.app, name="train")
+app.command("dims")(analysis.dims)
+app.command("drift")(analysis.drift)
+app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False) -> None:
+    """Semantic similarity and semantic search."""
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Our log level; transformers and the hub quiet (set through their environment variables when they are not
+    imported yet, so that commands which never encode do not import them just to silence them)."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+
+
+def _is_a(exc: BaseException, name: str) -> bool:
+    """Whether `exc` derives from click's exception class `name`, wherever that click lives: the `click` package
+    (typer < 0.26) or the copy newer typer vendors as `typer._click`, which is not a public name to import."""
+    return any(
+        cls.__name__ == name and (cls.__module__.endswith("click.exceptions") or cls.__module__ == "typer.exceptions")
+        for cls in type(exc).__mro__
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    typer.echo(f"error: {_one_line(message)}", err=True)
+    sys.exit(code)
+
+
+def main(args: list[str] | None = None) -> NoReturn:
+    """Entry point (`semspace`, `python -m semspace`): errors are one line on stderr and exit 2, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="semspace", standalone_mode=False)
+    except SemspaceError as exc:
+        _fail(str(exc))
+    except (KeyboardInterrupt, Exception) as exc:
+        if isinstance(exc, KeyboardInterrupt | typer.Abort) or _is_a(exc, "Abort"):
+            typer.echo("aborted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        if not _is_a(exc, "ClickException"):
+            raise  # a bug: keep the traceback
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help())  # a group without a command: its help, as older click does
+            sys.exit(0)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _fail(exc.format_message() + hint)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,56 @@
+"""Fast start-up: `--help`, `index info` and `index delete` import none of the heavy libraries (which modules are
+imported is asserted here; how long start-up takes is measured by benchmarks/bench_startup.py, never in a test)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+HEAVY = ("torch", "transformers", "sklearn", "sentence_transformers", "matplotlib", "fastapi", "scipy")
+
+RUN_AND_LIST_MODULES = """
+import json, sys
+from semspace.cli import main
+try:
+    main(sys.argv[2:])
+except SystemExit:
+    pass
+with open(sys.argv[1], "w") as handle:
+    json.dump(sorted(sys.modules), handle)
+"""
+
+
+def imported_modules(tmp_path, *args: str) -> set[str]:
+    out = tmp_path / "modules.json"
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_AND_LIST_MODULES, str(out), *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return {name.split(".")[0] for name in json.loads(out.read_text())}
+
+
+@pytest.fixture
+def collection(tmp_path, tiny_bert_dir):
+    from semspace.encode import Encoder
+    from semspace.search import Collection
+
+    path = tmp_path / "c"
+    with Collection.create(path, encoder=Encoder(str(tiny_bert_dir))) as c:
+        c.add(["a dog", "a cat", "a plane"], ids=["a", "b", "c"], vectors=np.eye(3, 32, dtype=np.float32))
+    return path
+
+
+@pytest.mark.parametrize("args", [["--help"], ["index", "--help"]])
+def test_help_imports_no_heavy_library(tmp_path, args):
+    assert not imported_modules(tmp_path, *args) & set(HEAVY)
+
+
+def test_index_info_and_delete_import_no_heavy_library(tmp_path, collection):
+    assert not imported_modules(tmp_path, "index", "info", str(collection)) & set(HEAVY)
+    assert not imported_modules(tmp_path, "index", "delete", str(collection), "b") & set(HEAVY)
+    from semspace.search import Collection
+
+    with Collection.open(collection) as c:
+        assert len(c) == 2 and c.get_existing(["a", "b"])[0]["id"] == "a"
