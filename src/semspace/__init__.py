@@ -6,9 +6,9 @@ The names below are imported lazily (PEP 562), so `import semspace` costs nothin
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from semspace._lazy import lazy_exports
 from semspace._version import __version__
 
 _EXPORTS = {
@@ -55,14 +55,4 @@ if TYPE_CHECKING:
     from semspace.transform.whitening import Whitening
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'semspace' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -54,3 +54,22 @@ def test_index_info_and_delete_import_no_heavy_library(tmp_path, collection):
 
     with Collection.open(collection) as c:
         assert len(c) == 2 and c.get_existing(["a", "b"])[0]["id"] == "a"
+
+
+def test_whitened_collection_info_and_delete_do_not_load_the_transform(tmp_path, collection):
+    from semspace.search import Collection
+    from semspace.transform import Whitening
+
+    rng = np.random.default_rng(0)
+    with Collection.open(collection) as c:
+        c.add([f"doc {i}" for i in range(40)], vectors=rng.normal(size=(40, 32)).astype(np.float32))
+        c.set_transform(Whitening(n_components=8).fit(rng.normal(size=(200, 32))))
+        before = c.info()
+    assert before["dim"] == 8 and before["transform"]["n_components"] == 8
+    assert not imported_modules(tmp_path, "index", "info", str(collection)) & set(HEAVY)
+    assert not imported_modules(tmp_path, "index", "delete", str(collection), "b") & set(HEAVY)
+    with Collection.open(collection) as c:
+        info = c.info()
+        assert info["transform"] == before["transform"] and info["dim"] == 8 and len(c) == before["count"] - 1
+        hits = c.search_vectors(rng.normal(size=(1, 32)).astype(np.float32), 3)  # loads the transform on use
+        assert len(hits[0].ids) == 3 and c.transform is not None and c.transform.n_components_ == 8

@@ -35,6 +35,7 @@ from semspace.errors import (
 )
 from semspace.search.index import VectorIndex
 from semspace.search.store import DocumentStore
+from semspace.transform.saved import SavedWhitening, read_saved_whitening
 
 if TYPE_CHECKING:  # the transform layer (scikit-learn, SciPy) is imported only when a collection uses it
     from semspace.transform.tune import TuneResult
@@ -73,8 +74,11 @@ class Collection:
         self._store = store
         self._encoder = encoder
         self._lock = threading.RLock()
-        self.transform: Whitening | None = None
-        self._load_transform()
+        # The transform's header is read now (dimension, parameters); the Whitening itself, which needs
+        # scikit-learn, is loaded on first use, so info/delete on a whitened collection start fast.
+        self._transform: Whitening | None = None
+        self._transform_number = int(self._store.get_meta("transform", "0") or 0)
+        self._saved_transform = self._read_saved_transform(self._transform_number)
         self.index = VectorIndex(manifest["index"], self.dim)
         self._load_or_rebuild_index()
 
@@ -163,14 +167,14 @@ class Collection:
     @property
     def dim(self) -> int:
         """Dimension of the indexed vectors (after the transform)."""
-        return self.transform.n_components_ if self.transform is not None else self.raw_dim
+        return self._saved_transform.n_components if self._saved_transform is not None else self.raw_dim
 
     def __len__(self) -> int:
         return len(self._store)
 
     def info(self) -> dict[str, Any]:
         """Counts, settings and the index's serialised size per vector."""
-        t = self.transform
+        t = self._saved_transform
         index_bytes = len(self.index.to_bytes())
         return {
             "path": str(self.path),
@@ -181,7 +185,7 @@ class Collection:
             "dim": self.dim,
             "index_vectors": self.index.ntotal,
             "ivf_exact_fallback": self.index.is_exact_fallback,
-            "transform": None if t is None else {**t.get_params(), "n_samples_seen": t.n_samples_seen_},
+            "transform": None if t is None else {**t.params, "n_samples_seen": t.n_samples_seen},
             "generation": self._store.generation,
             "index_bytes": index_bytes,
             "bytes_per_vector": round(index_bytes / self.index.ntotal, 1) if self.index.ntotal else None,
@@ -191,17 +195,27 @@ class Collection:
     def _transform_dir(self, number: int) -> Path:
         return self.path / "transform" / f"t{number}"
 
-    def _load_transform(self) -> None:
-        number = int(self._store.get_meta("transform", "0") or 0)
+    def _read_saved_transform(self, number: int) -> SavedWhitening | None:
         if number == 0:
-            self.transform = None
-            return
-        from semspace.transform.whitening import Whitening
-
+            return None
         try:
-            self.transform = Whitening.load(self._transform_dir(number))
+            return read_saved_whitening(self._transform_dir(number))
         except ArtifactError as exc:
             raise CollectionError(f"{self.path}: transform t{number} is missing or corrupt ({exc})") from None
+
+    @property
+    def transform(self) -> Whitening | None:
+        """The fitted Whitening applied to raw vectors before indexing (None: raw vectors are indexed)."""
+        if self._transform is None and self._transform_number:
+            from semspace.transform.whitening import Whitening
+
+            try:
+                self._transform = Whitening.load(self._transform_dir(self._transform_number))
+            except ArtifactError as exc:
+                raise CollectionError(
+                    f"{self.path}: transform t{self._transform_number} is missing or corrupt ({exc})"
+                ) from None
+        return self._transform
 
     def _project(self, raw: np.ndarray) -> np.ndarray:
         return raw if self.transform is None else self.transform.transform(raw)
@@ -220,7 +234,8 @@ class Collection:
             with self._store.transaction() as db:
                 DocumentStore.set_meta(db, "transform", str(number))
                 generation = DocumentStore.bump_generation(db)
-            self.transform = transform
+            self._transform, self._transform_number = transform, number
+            self._saved_transform = self._read_saved_transform(number)
             self.index = VectorIndex(self.manifest["index"], self.dim)
             self._rebuild_index(generation)
             for old in (self.path / "transform").glob("t*") if (self.path / "transform").exists() else []:
@@ -277,7 +292,7 @@ class Collection:
             FORMAT,
             {
                 **self.manifest,
-                "transform": None if self.transform is None else self.transform.get_params(),
+                "transform": None if self._saved_transform is None else self._saved_transform.params,
                 "dim": self.dim,
                 "count": len(self),
                 "generation": generation,

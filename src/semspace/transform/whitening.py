@@ -11,14 +11,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from semspace._io import atomic_write_npz, read_artifact_json, read_artifact_npz, write_artifact_json
+from semspace._io import atomic_write_npz, read_artifact_npz, write_artifact_json
 from semspace.errors import ArtifactError, InvalidInputError, NotFittedError, check_param
+from semspace.transform.saved import ARRAYS, CONFIG, FORMAT, read_saved_whitening
 from semspace.transform.spectrum import DEFAULT_EPS, Spectrum
 from semspace.transform.stats import WhiteningStats, as_vectors
-
-_CONFIG = "whitening.json"
-_ARRAYS = "whitening.npz"
-_FORMAT = "semspace.whitening"
 
 
 class Whitening(TransformerMixin, BaseEstimator):
@@ -153,24 +150,24 @@ class Whitening(TransformerMixin, BaseEstimator):
         self._check_fitted()
         folder = Path(path)
         stats = self.stats_
-        atomic_write_npz(folder / _ARRAYS, count=np.array(stats.count), sum=stats.sum, sum_outer=stats.sum_outer)
+        atomic_write_npz(folder / ARRAYS, count=np.array(stats.count), sum=stats.sum, sum_outer=stats.sum_outer)
         body = {"params": self.get_params(), "n_features": self.n_features_in_, "n_samples_seen": self.n_samples_seen_}
-        write_artifact_json(folder / _CONFIG, _FORMAT, body)
+        write_artifact_json(folder / CONFIG, FORMAT, body)
         return folder
 
     @classmethod
     def load(cls, path: str | Path) -> Whitening:
         """Load what `save` wrote; the transform is rebuilt from the exact float64 sums."""
         folder = Path(path)
-        config = read_artifact_json(folder / _CONFIG, _FORMAT)
-        arrays = read_artifact_npz(folder / _ARRAYS, ("count", "sum", "sum_outer"), "Whitening")
+        saved = read_saved_whitening(folder)
+        arrays = read_artifact_npz(folder / ARRAYS, ("count", "sum", "sum_outer"), "Whitening")
         count, total, outer = int(arrays["count"]), arrays["sum"], arrays["sum_outer"]
-        d = int(config["n_features"])
-        if total.shape != (d,) or outer.shape != (d, d) or count != config["n_samples_seen"]:
+        d = saved.n_features
+        if total.shape != (d,) or outer.shape != (d, d) or count != saved.n_samples_seen:
             raise ArtifactError(f"{folder}: arrays do not match the config (corrupt or mixed files)")
         stats = WhiteningStats(d)
         stats.count, stats.sum, stats.sum_outer = count, total.astype(np.float64), outer.astype(np.float64)
-        return cls(**config["params"]).fit_stats(stats)
+        return cls(**saved.params).fit_stats(stats)
 
     # -- scikit-learn tags -----------------------------------------------------------------------------------
     def __sklearn_tags__(self):  # sklearn >= 1.6: a sklearn.utils.Tags
