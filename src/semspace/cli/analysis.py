@@ -124,30 +124,6 @@ def dims(
     echo_report(report, as_json, lambda: f"input: {description}\n{format_dims_report(report)}")
 
 
-def format_drift(report: dict) -> str:
-    """A plain-text table of :func:`semspace.analysis.gaussian.drift_report`'s dict."""
-    name_a, name_b = report["names"]
-    ridge = "none" if report["eps"] is None else f"eps={report['eps']:g} (ridge {report['ridge']:.3g} added to Σ)"
-    lines = [
-        f"Gaussian fits in {report['dim']} dimensions; ridge: {ridge}",
-        f"  KL(A‖B)          {report['kl_ab']:12.4f}  nats",
-        f"  KL(B‖A)          {report['kl_ba']:12.4f}  nats",
-        f"  Bhattacharyya    {report['bhattacharyya']:12.4f}",
-        f"  W2               {report['w2']:12.4f}",
-        f"  ‖μ_A − μ_B‖      {report['mean_distance']:12.4f}",
-        "whitened = one β=γ=1 whitening fitted on A ∪ B",
-        f"  {'set':<4} {'N':>8} {'cos→centroid raw':>17} {'whitened':>9} {'isotropy raw':>13} {'whitened':>9}",
-    ]
-    for label, name in (("A", name_a), ("B", name_b)):
-        s = report["sets"][name]
-        lines.append(
-            f"  {label:<4} {s['n']:>8} {s['mean_cos_raw']:>17.4f} {s['mean_cos_whitened']:>9.4f} "
-            f"{s['isotropy_raw']:>13.3g} {s['isotropy_whitened']:>9.3g}"
-        )
-    lines += [f"note: {text}" for text in report.get("notes", [])]
-    return "\n".join(lines)
-
-
 def drift(
     a: Annotated[Path, typer.Argument(help="First set (A). " + INPUT_HELP)],
     b: Annotated[Path, typer.Argument(help="Second set (B), same kind of vectors as A.")],
@@ -162,7 +138,7 @@ def drift(
 ) -> None:
     """Drift between two sets: KL both ways, Bhattacharyya, W2 of their Gaussian fits; crowding and isotropy."""
     from semspace.analysis.dims import plot_spectra
-    from semspace.analysis.gaussian import drift_report
+    from semspace.analysis.gaussian import drift_report, format_drift
 
     encoding = _Encoding(model, cache_dir)
     vectors_a, description_a = load_vectors(a, encoding)

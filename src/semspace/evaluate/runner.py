@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from semspace.data.tasks import ALL_TASKS, CHINESE_TASKS, ENGLISH_TASKS, load_sts_task
 from semspace.encode import EmbeddingCache, Encoder, Pooling
+from semspace.encode.pooling import HF_POOLINGS
 from semspace.errors import InvalidParameterError
 from semspace.evaluate.sts import Vectors, evaluate_task, task_sentences
 
@@ -33,7 +34,7 @@ class STSRun:
         return BUNDLED if self.model is None else self.model
 
 
-ALL_HF_POOLINGS = [p.value for p in Pooling if p is not Pooling.DEFAULT]
+ALL_HF_POOLINGS = [p.value for p in HF_POOLINGS]
 
 PRESETS: dict[str, list[STSRun]] = {
     # What docs/results/sts.md reports.
