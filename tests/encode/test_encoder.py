@@ -72,8 +72,8 @@ def test_empty_list_shape_and_dim(tiny):
 def test_bad_inputs(tiny):
     with pytest.raises(InputTypeError, match="index 1"):
         tiny.encode(["ok", 3])
-    with pytest.raises(InputTypeError, match="single string"):
-        tiny.encode("just a string")
+    with pytest.raises(InputTypeError, match="index 0"):
+        tiny.encode([None])
     with pytest.raises(InvalidInputError, match="index 0 is empty"):
         tiny.encode(["  ", "ok"])
 
@@ -166,11 +166,22 @@ def test_st_pooling_table_round_trips_old_flags_and_new_mode(pooling):
 
 
 @pytest.mark.parametrize(
-    "config", [{"pooling_mode": "max"}, {"pooling_mode_lasttoken": True}, {"pooling_mode": ["cls", "mean"]}, {}]
+    "config",
+    [
+        {"pooling_mode": "max"},
+        {"pooling_mode_lasttoken": True},
+        {"pooling_mode": ["cls", "mean"]},
+        {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True},
+    ],
 )
 def test_unsupported_st_pooling_raises(config):
     with pytest.raises(UnknownPoolingError, match="not supported"):
         pooling_from_st_config(config)
+
+
+def test_st_pooling_without_a_mode_is_mean_as_sentence_transformers_reads_it():
+    assert pooling_from_st_config({}) is Pooling.LAST_AVG
+    assert pooling_from_st_config({"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": False}) is Pooling.LAST_AVG
 
 
 def test_exported_cls_pooling_is_read_back(tiny_bert_dir, tmp_path):
@@ -179,7 +190,12 @@ def test_exported_cls_pooling_is_read_back(tiny_bert_dir, tmp_path):
     folder = tmp_path / "st"
     shutil.copytree(tiny_bert_dir, folder)
     (folder / "modules.json").write_text(
-        json.dumps([{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}])
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            ]
+        )
     )
     (folder / "1_Pooling").mkdir()
     (folder / "1_Pooling" / "config.json").write_text(json.dumps(st_pooling_config(Pooling.CLS, 32)))
