@@ -181,7 +181,8 @@ def test_unsupported_st_pooling_raises(config):
 
 def test_st_pooling_without_a_mode_is_mean_as_sentence_transformers_reads_it():
     assert pooling_from_st_config({}) is Pooling.LAST_AVG
-    assert pooling_from_st_config({"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": False}) is Pooling.LAST_AVG
+    all_off = {"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": False}
+    assert pooling_from_st_config(all_off) is Pooling.LAST_AVG
 
 
 def test_exported_cls_pooling_is_read_back(tiny_bert_dir, tmp_path):
