@@ -213,3 +213,29 @@ def test_default_means_the_models_own_pooling_everywhere(tiny_bert_dir, tmp_path
     assert set(EmbeddingCache(tmp_path).encode(enc, TEXTS[:1], ["default"])) == {Pooling.LAST_AVG}
     with pytest.raises(UnknownPoolingError):
         enc.resolve_pooling("max")
+
+
+def test_encode_speaks_the_ecosystems_keywords(tiny):
+    one = tiny.encode("a dog")
+    assert one.shape == (32,) and one.dtype == np.float32
+    np.testing.assert_allclose(one, tiny.encode(["a dog"])[0], atol=1e-6)
+    unit = tiny.encode(TEXTS, normalize_embeddings=True, batch_size=3, show_progress_bar=False)
+    np.testing.assert_allclose(unit, tiny.encode(TEXTS, normalize=True), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-6)
+    tensor = tiny.encode(TEXTS, convert_to_tensor=True)
+    assert isinstance(tensor, torch.Tensor) and tensor.shape == (4, 32) and tensor.dtype == torch.float32
+    assert tiny.encode("a dog", convert_to_tensor=True).shape == (32,)
+    np.testing.assert_allclose(tiny.encode(TEXTS, prompt="a "), tiny.encode(["a " + t for t in TEXTS]), atol=1e-6)
+
+
+def test_encode_rejects_unknown_keywords_naming_the_valid_ones(tiny):
+    from semspace.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match=r"convert_to_numpy.*valid keywords are batch_size, normalize_emb"):
+        tiny.encode(TEXTS, convert_to_numpy=True)
+    with pytest.raises(InvalidParameterError, match="precision"):
+        tiny.encode_query(TEXTS, precision="int8")
+    with pytest.raises(InvalidParameterError, match="same option"):
+        tiny.encode(TEXTS, normalize=True, normalize_embeddings=False)
+    with pytest.raises(InvalidParameterError, match=r"prompt_name.*none"):
+        tiny.encode(TEXTS, prompt_name="query")
