@@ -138,7 +138,7 @@ class HFBackend:
             local_only = not allow_download and not folder.is_dir()
             pipeline = read_st_pipeline(model, local_only=not allow_download)
             if pipeline is not None and not pipeline.native and not transformer_only:
-                raise not_native_error(self.model_id, pipeline, "the transformers backend")
+                raise not_native_error(self.model_id, pipeline, "training (or a plain transformers load)")
             try:
                 self.tokenizer = AutoTokenizer.from_pretrained(str(model), local_files_only=local_only)
                 self.model = AutoModel.from_pretrained(str(model), local_files_only=local_only)
@@ -164,7 +164,7 @@ class HFBackend:
             pipeline = st_pipeline_of(model)
             self.model_id = st_model_id(model)
             if not pipeline.native and not (transformer_only and pipeline.transformer_then_pooling):
-                raise not_native_error(self.model_id, pipeline, "the transformers backend")
+                raise not_native_error(self.model_id, pipeline, "training (or a plain transformers load)")
             first = model[0]
             self.model, self.tokenizer = first.auto_model, first.tokenizer
         else:
