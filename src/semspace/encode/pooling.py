@@ -20,7 +20,9 @@ class Pooling(StrEnum):
     - ``first-last-avg``: mean of the masked averages of ``hidden_states[1]`` (first transformer block) and
       ``hidden_states[-1]``.
     - ``last2-avg``: mean of the masked averages of the last two layers.
-    - ``default``: the model's own sentence-transformers pooling when it has one, else ``last-avg``.
+    - ``default``: the model's own pipeline — its sentence-transformers pooling (with the modules after it, e.g.
+      Normalize) when it has one, else ``last-avg``. A sentence-transformers pipeline these poolings cannot
+      express (max, weighted-mean, last-token, Dense, …) stays ``default`` and runs through sentence-transformers.
     """
 
     CLS = "cls"

@@ -13,6 +13,7 @@ consistent meaning and is refused.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ class STBackend:
     ) -> None:
         source, stable_id = resolve_source(model)
         self.pipeline = pipeline
+        # A fast tokenizer's padding/truncation settings are state that each call sets: one call at a time
+        # (the service encodes from several threads).
+        self._lock = threading.Lock()
         if is_sentence_transformer(source):
             self.st = source
             self.model_id = st_model_id(source)
@@ -87,7 +91,8 @@ class STBackend:
         if tokenizer is None:
             return [0] * len(texts)
         prefix = prompt or ""
-        encoded = tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=False, verbose=False)
+        with self._lock:
+            encoded = tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
     def forward(
@@ -96,9 +101,10 @@ class STBackend:
         out: dict[Pooling, np.ndarray] = {}
         if Pooling.DEFAULT in poolings:
             # prompt="" (not None) so sentence-transformers does not add its default prompt a second time.
-            vectors = self.st.encode(
-                texts, prompt=prompt or "", batch_size=len(texts), show_progress_bar=False, convert_to_numpy=True
-            )
+            with self._lock:
+                vectors = self.st.encode(
+                    texts, prompt=prompt or "", batch_size=len(texts), show_progress_bar=False, convert_to_numpy=True
+                )
             out[Pooling.DEFAULT] = np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
         others = [p for p in poolings if p is not Pooling.DEFAULT]
         if others:
