@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -12,6 +12,9 @@ from tqdm.auto import tqdm
 from semspace.encode.backends import make_backend
 from semspace.encode.pooling import Pooling
 from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, check_param
+
+if TYPE_CHECKING:  # torch is imported only when a tensor is asked for
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +174,7 @@ class Encoder:
         show_progress_bar: bool | None = None,
         convert_to_tensor: bool = False,
         **unknown: Any,
-    ) -> Any:
+    ) -> np.ndarray | torch.Tensor:
         """Encode one text → float32 array (dim,), or a list of texts → (n, dim), rows in input order.
 
         The ecosystem's common keywords (sentence-transformers, MTEB, LangChain callers): ``batch_size``;
@@ -193,12 +196,12 @@ class Encoder:
             unknown=unknown,
         )
 
-    def encode_query(self, sentences: str | Sequence[str], **kwargs: Any) -> Any:
+    def encode_query(self, sentences: str | Sequence[str], **kwargs: Any) -> np.ndarray | torch.Tensor:
         """`encode` with the model's query prompt (its ST prompt ``query``; ``"query: "`` for e5 models; none
         otherwise) unless ``prompt``/``prompt_name`` is given."""
         return self._encode_role(sentences, "query", **_split_unknown(kwargs))
 
-    def encode_document(self, sentences: str | Sequence[str], **kwargs: Any) -> Any:
+    def encode_document(self, sentences: str | Sequence[str], **kwargs: Any) -> np.ndarray | torch.Tensor:
         """`encode` with the model's document prompt (its ST prompt ``document``/``passage``/``corpus``;
         ``"passage: "`` for e5 models; none otherwise) unless ``prompt``/``prompt_name`` is given."""
         return self._encode_role(sentences, "document", **_split_unknown(kwargs))
@@ -216,7 +219,7 @@ class Encoder:
         show_progress_bar: bool | None = None,
         convert_to_tensor: bool = False,
         unknown: dict[str, Any] | None = None,
-    ) -> Any:
+    ) -> np.ndarray | torch.Tensor:
         if unknown:
             raise InvalidParameterError(
                 f"Encoder.encode got unknown keyword(s) {', '.join(sorted(unknown))}; "
