@@ -72,8 +72,8 @@ def test_empty_list_shape_and_dim(tiny):
 def test_bad_inputs(tiny):
     with pytest.raises(InputTypeError, match="index 1"):
         tiny.encode(["ok", 3])
-    with pytest.raises(InputTypeError, match="single string"):
-        tiny.encode("just a string")
+    with pytest.raises(InputTypeError, match="index 0"):
+        tiny.encode([None])
     with pytest.raises(InvalidInputError, match="index 0 is empty"):
         tiny.encode(["  ", "ok"])
 
@@ -166,11 +166,23 @@ def test_st_pooling_table_round_trips_old_flags_and_new_mode(pooling):
 
 
 @pytest.mark.parametrize(
-    "config", [{"pooling_mode": "max"}, {"pooling_mode_lasttoken": True}, {"pooling_mode": ["cls", "mean"]}, {}]
+    "config",
+    [
+        {"pooling_mode": "max"},
+        {"pooling_mode_lasttoken": True},
+        {"pooling_mode": ["cls", "mean"]},
+        {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True},
+    ],
 )
 def test_unsupported_st_pooling_raises(config):
     with pytest.raises(UnknownPoolingError, match="not supported"):
         pooling_from_st_config(config)
+
+
+def test_st_pooling_without_a_mode_is_mean_as_sentence_transformers_reads_it():
+    assert pooling_from_st_config({}) is Pooling.LAST_AVG
+    all_off = {"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": False}
+    assert pooling_from_st_config(all_off) is Pooling.LAST_AVG
 
 
 def test_exported_cls_pooling_is_read_back(tiny_bert_dir, tmp_path):
@@ -179,7 +191,12 @@ def test_exported_cls_pooling_is_read_back(tiny_bert_dir, tmp_path):
     folder = tmp_path / "st"
     shutil.copytree(tiny_bert_dir, folder)
     (folder / "modules.json").write_text(
-        json.dumps([{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}])
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            ]
+        )
     )
     (folder / "1_Pooling").mkdir()
     (folder / "1_Pooling" / "config.json").write_text(json.dumps(st_pooling_config(Pooling.CLS, 32)))
@@ -196,3 +213,29 @@ def test_default_means_the_models_own_pooling_everywhere(tiny_bert_dir, tmp_path
     assert set(EmbeddingCache(tmp_path).encode(enc, TEXTS[:1], ["default"])) == {Pooling.LAST_AVG}
     with pytest.raises(UnknownPoolingError):
         enc.resolve_pooling("max")
+
+
+def test_encode_speaks_the_ecosystems_keywords(tiny):
+    one = tiny.encode("a dog")
+    assert one.shape == (32,) and one.dtype == np.float32
+    np.testing.assert_allclose(one, tiny.encode(["a dog"])[0], atol=1e-6)
+    unit = tiny.encode(TEXTS, normalize_embeddings=True, batch_size=3, show_progress_bar=False)
+    np.testing.assert_allclose(unit, tiny.encode(TEXTS, normalize=True), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-6)
+    tensor = tiny.encode(TEXTS, convert_to_tensor=True)
+    assert isinstance(tensor, torch.Tensor) and tensor.shape == (4, 32) and tensor.dtype == torch.float32
+    assert tiny.encode("a dog", convert_to_tensor=True).shape == (32,)
+    np.testing.assert_allclose(tiny.encode(TEXTS, prompt="a "), tiny.encode(["a " + t for t in TEXTS]), atol=1e-6)
+
+
+def test_encode_rejects_unknown_keywords_naming_the_valid_ones(tiny):
+    from semspace.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match=r"convert_to_numpy.*valid keywords are batch_size, normalize_emb"):
+        tiny.encode(TEXTS, convert_to_numpy=True)
+    with pytest.raises(InvalidParameterError, match="precision"):
+        tiny.encode_query(TEXTS, precision="int8")
+    with pytest.raises(InvalidParameterError, match="same option"):
+        tiny.encode(TEXTS, normalize=True, normalize_embeddings=False)
+    with pytest.raises(InvalidParameterError, match=r"prompt_name.*none"):
+        tiny.encode(TEXTS, prompt_name="query")

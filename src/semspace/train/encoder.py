@@ -41,6 +41,7 @@ from semspace.train.losses import (
     info_nce_from_similarities,
     info_nce_similarities,
 )
+from semspace.train.model_card import write_model_card
 
 logger = logging.getLogger(__name__)
 
@@ -136,12 +137,15 @@ def train_encoder(
     dev: STSPairs | None = None,
     resume: bool = True,
     on_step: Callable[[int, float], None] | None = None,
+    data_name: str | None = None,
 ) -> dict:
     """Train, export the best-dev (or, without dev, the final) model to `output_dir`; returns the history.
 
     `init` is anything :class:`~semspace.encode.Encoder` accepts for a Hugging Face model (None: the bundled
     MiniLM). With `resume`, a run whose `output_dir` holds a checkpoint continues from it. `on_step(step, loss)` is
-    called after every optimizer step.
+    called after every optimizer step. The exported folder is a sentence-transformers model (keeping the starting
+    model's Normalize and prompts) with a model card README.md naming the training data (`data_name`, e.g. the
+    file it came from) and results.
     """
     config = config or EncoderTrainConfig()
     config.validate()
@@ -172,18 +176,37 @@ def train_encoder(
             return cached_backward(embed, texts, loss_fn, config.chunk_size * per_example)
         return chunked_backward(embed, texts, loss_fn, None)
 
-    return run_training(
+    # The export keeps the starting model's Normalize and prompts (a sentence-transformers start model).
+    st_settings = {
+        "normalize": backend.st_normalize,
+        "prompts": backend.prompts,
+        "default_prompt_name": backend.default_prompt_name,
+    }
+    history = run_training(
         model,
         config,
         len(data),
         step_fn,
         output_dir,
-        export=lambda: export_model(model, tokenizer, pooling, inference_length, output_dir),
+        export=lambda: export_model(model, tokenizer, pooling, inference_length, output_dir, **st_settings),
         dev_score=None if dev is None else lambda: dev_spearman(model, embed, dev),
         evaluate_start=True,  # the starting model competes too, so training never exports something worse on dev
         resume=resume,
         on_step=on_step,
     )
+    write_model_card(
+        output_dir,
+        history,
+        base_model=backend.model_id,
+        pooling=pooling,
+        normalize=backend.st_normalize,
+        dim=backend.dim,
+        max_length=inference_length,
+        data=data,
+        dev=dev,
+        data_name=data_name,
+    )
+    return history
 
 
 def _prepare_model(model: torch.nn.Module, config: EncoderTrainConfig) -> torch.nn.Module:
