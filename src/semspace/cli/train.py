@@ -125,7 +125,7 @@ def _encoder_command(command: str):
             dev_pairs = STSPairs(dev_set.columns[0], dev_set.columns[1], dev_set.labels, name=dev.name)
         elif dev_task is not None:
             dev_pairs = load_sts_task(dev_task, data_root).dev
-        history = train_encoder(train, out, config, init=model, dev=dev_pairs, resume=resume)
+        history = train_encoder(train, out, config, init=model, dev=dev_pairs, resume=resume, data_name=str(data))
         best = history["best_dev_spearman"]
         where = (
             f"best dev Spearman {best:.4f} at step {history.get('best_step')}" if best is not None else "final model"
