@@ -111,6 +111,13 @@ def test_help_exits_zero():
     assert result.returncode == 0 and "demo" in result.stdout
 
 
+def test_version():
+    from semspace import __version__
+
+    result = semspace("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"semspace {__version__}"
+
+
 @pytest.mark.slow
 def test_encode_bundled_model(tmp_path):
     out = tmp_path / "v.npy"

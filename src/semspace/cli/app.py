@@ -38,8 +38,21 @@ app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from semspace._version import __version__
+
+        typer.echo(f"semspace {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False) -> None:
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Semantic similarity and semantic search."""
     _configure_logging(verbose)
 
