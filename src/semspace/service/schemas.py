@@ -2,14 +2,17 @@
 
 Shape errors (a missing field, `k < 1`, an empty list) are pydantic's 422s; the limits depend on how the service was
 started, so they are checked by :class:`Limits` and raise a 413 (too many, too long) or 422 (empty) with a string
-`detail`.
+`detail`; :func:`describe_limits` writes the same limits into the app's OpenAPI schema (maxItems, maxLength, maximum).
+The OpenAI-compatible (`/v1/...`) and TEI-compatible (`/embed` with `inputs`, `/rerank`, `/info`) models follow the
+field names of those APIs.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import HTTPException
 from pydantic import BaseModel, Field
@@ -24,12 +27,17 @@ def http_error(status: int, detail: str) -> HTTPException:
 
 @dataclass
 class Limits:
-    """Per-request limits; `max_body_bytes` is enforced on the Content-Length before the body is read."""
+    """Per-request limits. `max_body_bytes` is enforced on the bytes received (chunked bodies too); a /search asking
+    for more than `max_hits` hits (queries × k) is refused before any work, and one whose hits add up to more than
+    `max_response_bytes` of text and metadata is refused before it is serialised."""
 
     max_batch: int = 256  # texts (or pairs, or documents, or ids) per request
     max_text_chars: int = 20_000
     max_body_bytes: int = 8 * 1024 * 1024
     max_k: int = 1000
+    max_hits: int = 10_000  # queries × k in one /search
+    max_metadata_bytes: int = 16 * 1024  # one document's metadata, as compact JSON
+    max_response_bytes: int = 16 * 1024 * 1024  # text + metadata of the hits of one /search
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -50,16 +58,52 @@ class Limits:
             if len(t) > self.max_text_chars:
                 raise http_error(413, f"{what}[{i}] has {len(t)} characters; the limit is {self.max_text_chars}.")
 
-    def check_k(self, k: int) -> None:
-        """422 when more neighbours are asked for than `max_k`."""
+    def check_k(self, k: int, queries: int = 1) -> None:
+        """422 when more neighbours are asked for than `max_k`; 413 when queries × k is over `max_hits`."""
         if k > self.max_k:
             raise http_error(422, f"k={k} is over the limit of {self.max_k}.")
+        if k * queries > self.max_hits:
+            raise http_error(413, f"{queries} queries × k={k} = {k * queries} hits; the limit is {self.max_hits}.")
+
+    def check_metadata(self, metadata: Sequence[dict], what: str = "documents") -> None:
+        """413 when one document's metadata, as compact JSON, is over `max_metadata_bytes`."""
+        for i, m in enumerate(metadata):
+            size = len(json.dumps(m, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+            if size > self.max_metadata_bytes:
+                raise http_error(
+                    413, f"{what}[{i}].metadata is {size} bytes as JSON; the limit is {self.max_metadata_bytes}."
+                )
+
+    def check_response(self, size: int) -> None:
+        """413 when a response would carry more than `max_response_bytes` of text and metadata."""
+        if size > self.max_response_bytes:
+            raise http_error(
+                413,
+                f"The response would hold {size} bytes of text and metadata; the limit is "
+                f"{self.max_response_bytes}: ask for fewer queries or a smaller k.",
+            )
 
 
 # -- /embed, /similarity ---------------------------------------------------------------------------------------
+ID_CHARS = 1024  # a document id, at most
+
+
 class EmbedRequest(BaseModel):
     texts: list[str] = Field(min_length=1)
     normalize: bool = False
+
+
+class TEIEmbedRequest(BaseModel):
+    """Text Embeddings Inference's /embed body; the response is a bare list of vectors."""
+
+    inputs: str | list[str]
+    normalize: bool = True  # TEI's default
+    truncate: bool = False  # TEI's default: a text over the token limit is an error, not cut
+    truncation_direction: Literal["right", "Right"] = "right"
+    prompt_name: None = None  # accepted for TEI clients that always send it; no prompts here
+
+    def texts(self) -> list[str]:
+        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
 
 
 class EmbedResponse(BaseModel):
@@ -86,8 +130,8 @@ class SearchRequest(BaseModel):
     queries: list[str] | None = None
     k: int = Field(default=10, ge=1)
     rerank: Literal["cur"] | None = None  # cross-encoder search with the CUR index in <collection>/cur
-    budget: int = Field(default=100, ge=1)  # CE calls per query when rerank="cur"
-    rounds: int = Field(default=1, ge=1)  # 1 = ANNCUR, >= 2 = adaptive rounds
+    budget: int = Field(default=100, ge=1, le=100_000)  # CE calls per query when rerank="cur"
+    rounds: int = Field(default=1, ge=1, le=100)  # 1 = ANNCUR, >= 2 = adaptive rounds
 
     def query_list(self) -> list[str]:
         """The queries as a list; 422 unless exactly one of `query` / `queries` is given and it is not empty."""
@@ -118,9 +162,9 @@ class SearchResponse(BaseModel):
 
 # -- /documents ------------------------------------------------------------------------------------------------
 class DocumentIn(BaseModel):
-    id: str | None = None
+    id: str | None = Field(default=None, min_length=1, max_length=ID_CHARS)
     text: str
-    metadata: dict = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class AddRequest(BaseModel):
@@ -157,3 +201,149 @@ class Health(BaseModel):
     dim: int
     documents: int | None
     index: str | None
+
+
+# -- errors (what the 4xx bodies look like) --------------------------------------------------------------------
+class ErrorDetail(BaseModel):
+    """Every 4xx outside /v1: `detail` is a message, or pydantic's list of field errors for a 422."""
+
+    detail: str | list[dict[str, Any]]
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(BaseModel):
+    """Every 4xx on /v1, as the OpenAI API writes it."""
+
+    error: OpenAIErrorBody
+
+
+# -- OpenAI-compatible /v1 -------------------------------------------------------------------------------------
+class OpenAIEmbeddingsRequest(BaseModel):
+    """`input` is a string or a list of strings (token-id arrays are refused with a 400)."""
+
+    input: str | list[str] | list[int] | list[list[int]]
+    model: str
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+
+
+class OpenAIEmbedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str  # base64: little-endian float32, as OpenAI
+
+
+class OpenAIUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class OpenAIEmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIEmbedding]
+    model: str
+    usage: OpenAIUsage
+
+
+class OpenAIModel(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "semspace"
+
+
+class OpenAIModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]
+
+
+# -- TEI-compatible /rerank, /info -----------------------------------------------------------------------------
+class RerankRequest(BaseModel):
+    query: str
+    texts: list[str] = Field(min_length=1)
+    raw_scores: bool = False  # False: sigmoid of the logit, as TEI
+    return_text: bool = False
+    truncate: bool = True  # pairs are always cut at the cross-encoder's max_length
+
+
+class Rank(BaseModel):
+    index: int
+    score: float
+    text: str | None = None
+
+
+class Info(BaseModel):
+    """What TEI's /info says, for this service."""
+
+    model_id: str
+    model_dtype: str
+    model_type: dict[str, Any]
+    dim: int
+    max_input_length: int | None
+    max_client_batch_size: int
+    max_text_chars: int
+    reranker: str | None
+    version: str
+
+
+# -- OpenAPI: the runtime limits, written into the schema ------------------------------------------------------
+def describe_limits(schema: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """Write the limits that :class:`Limits` enforces into an app's OpenAPI schema, in place, and return it."""
+    comps = schema.get("components", {}).get("schemas", {})
+
+    def field(model: str, name: str) -> dict[str, Any]:
+        return comps.get(model, {}).get("properties", {}).get(name, {})
+
+    def text_list(node: dict[str, Any]) -> None:
+        for option in node.get("anyOf", [node]):
+            if option.get("type") == "array" and option.get("items", {}).get("type") == "string":
+                option["maxItems"] = limits.max_batch
+                option["items"]["maxLength"] = limits.max_text_chars
+            elif option.get("type") == "string":
+                option["maxLength"] = limits.max_text_chars
+
+    for model, name in (
+        ("EmbedRequest", "texts"),
+        ("TEIEmbedRequest", "inputs"),
+        ("SearchRequest", "queries"),
+        ("SearchRequest", "query"),
+        ("RerankRequest", "texts"),
+        ("RerankRequest", "query"),
+        ("OpenAIEmbeddingsRequest", "input"),
+        ("DocumentIn", "text"),
+    ):
+        text_list(field(model, name))
+    for option in field("OpenAIEmbeddingsRequest", "input").get("anyOf", []):
+        if option.get("type") == "array":
+            option["maxItems"] = limits.max_batch
+    for model, name in (("AddRequest", "documents"), ("DeleteRequest", "ids"), ("SimilarityRequest", "pairs")):
+        field(model, name)["maxItems"] = limits.max_batch
+    field("SearchRequest", "k")["maximum"] = limits.max_k
+    field("DocumentIn", "metadata")["description"] = (
+        f"Any JSON object; at most {limits.max_metadata_bytes} bytes as compact JSON."
+    )
+    return schema
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad request: a library error (bad parameter), a Host header not allowed, or token ids as input.",
+    401: "Missing or wrong API key (`Authorization: Bearer <key>`).",
+    404: "Not found (a document id, a model, or no collection / CUR index / cross-encoder attached).",
+    409: "A document id is already in the collection; nothing was written.",
+    413: "Over a limit: request body bytes, items per request, characters per text, metadata bytes, hits or "
+    "response bytes.",
+    422: "Invalid input: wrong types or shapes, empty texts, NaN/Infinity literals, lone surrogates.",
+}
+
+
+def error_responses(*codes: int, openai: bool = False) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: the 4xx it can answer, with their JSON body model."""
+    model = OpenAIError if openai else ErrorDetail
+    return {code: {"model": model, "description": ERROR_DESCRIPTIONS[code]} for code in codes}
