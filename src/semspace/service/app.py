@@ -142,15 +142,27 @@ def create_app(
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:
+        # the /v1 `model` and `dimensions` allowed depend on the loaded encoder and collection: known once started
         if app.openapi_schema is None:
-            app.openapi_schema = document(FastAPI.openapi(app), limits, secured=api_key is not None)
+            state = getattr(app.state, "semspace", None)
+            served = None
+            if state is not None:
+                k = getattr(getattr(state.collection, "transform", None), "n_components_", None)
+                served = (str(state.encoder.model_id), int(state.encoder.dim), None if k is None else int(k))
+            schema = document(FastAPI.openapi(app), limits, secured=api_key is not None, served=served)
+            app.openapi_schema = None  # FastAPI.openapi caches its own result there
+            if state is None:
+                return schema
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
-def document(schema: dict[str, Any], limits: Limits, secured: bool) -> dict[str, Any]:
+def document(
+    schema: dict[str, Any], limits: Limits, secured: bool, served: tuple[str, int, int | None] | None = None
+) -> dict[str, Any]:
     """The OpenAPI schema plus what the middlewares answer on every route (bad Host 400, body 413, and 401 with an
     API key) and the limits in force (maxItems, maxLength, maximum)."""
     schema = copy.deepcopy(schema)
@@ -184,4 +196,4 @@ def document(schema: dict[str, Any], limits: Limits, secured: bool) -> dict[str,
                 )
             if secured and path != "/health":
                 operation["security"] = [{"bearer": []}]
-    return describe_limits(schema, limits)
+    return describe_limits(schema, limits, served)

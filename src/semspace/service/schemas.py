@@ -12,12 +12,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 
 from semspace.errors import check_param
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's integer: 2 and 2.0, but not "2" or true (pydantic's lax int takes both)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be a valid integer")
+    return value
+
+
+StrictInt = Annotated[int, BeforeValidator(_json_integer)]
 
 
 def http_error(status: int, detail: str) -> HTTPException:
@@ -90,15 +100,15 @@ ID_CHARS = 1024  # a document id, at most
 
 class EmbedRequest(BaseModel):
     texts: list[str] = Field(min_length=1)
-    normalize: bool = False
+    normalize: StrictBool = False
 
 
 class TEIEmbedRequest(BaseModel):
     """Text Embeddings Inference's /embed body; the response is a bare list of vectors."""
 
     inputs: str | list[str]
-    normalize: bool = True  # TEI's default
-    truncate: bool = False  # TEI's default: a text over the token limit is an error, not cut
+    normalize: StrictBool = True  # TEI's default
+    truncate: StrictBool = False  # TEI's default: a text over the token limit is an error, not cut
     truncation_direction: Literal["right", "Right"] = "right"
     prompt_name: None = None  # accepted for TEI clients that always send it; no prompts here
 
@@ -128,10 +138,10 @@ class SimilarityResponse(BaseModel):
 class SearchRequest(BaseModel):
     query: str | None = None
     queries: list[str] | None = None
-    k: int = Field(default=10, ge=1)
+    k: StrictInt = Field(default=10, ge=1)
     rerank: Literal["cur"] | None = None  # cross-encoder search with the CUR index in <collection>/cur
-    budget: int = Field(default=100, ge=1, le=100_000)  # CE calls per query when rerank="cur"
-    rounds: int = Field(default=1, ge=1, le=100)  # 1 = ANNCUR, >= 2 = adaptive rounds
+    budget: StrictInt = Field(default=100, ge=1, le=100_000)  # CE calls per query when rerank="cur"
+    rounds: StrictInt = Field(default=1, ge=1, le=100)  # 1 = ANNCUR, >= 2 = adaptive rounds
 
     def query_list(self) -> list[str]:
         """The queries as a list; 422 unless exactly one of `query` / `queries` is given and it is not empty."""
@@ -230,7 +240,7 @@ class OpenAIEmbeddingsRequest(BaseModel):
     input: str | list[str] | list[int] | list[list[int]]
     model: str
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: StrictInt | None = Field(default=None, ge=1)
     user: str | None = None
 
 
@@ -268,9 +278,9 @@ class OpenAIModelList(BaseModel):
 class RerankRequest(BaseModel):
     query: str
     texts: list[str] = Field(min_length=1)
-    raw_scores: bool = False  # False: sigmoid of the logit, as TEI
-    return_text: bool = False
-    truncate: bool = True  # pairs are always cut at the cross-encoder's max_length
+    raw_scores: StrictBool = False  # False: sigmoid of the logit, as TEI
+    return_text: StrictBool = False
+    truncate: StrictBool = True  # pairs are always cut at the cross-encoder's max_length
 
 
 class Rank(BaseModel):
@@ -294,20 +304,36 @@ class Info(BaseModel):
 
 
 # -- OpenAPI: the runtime limits, written into the schema ------------------------------------------------------
-def describe_limits(schema: dict[str, Any], limits: Limits) -> dict[str, Any]:
-    """Write the limits that :class:`Limits` enforces into an app's OpenAPI schema, in place, and return it."""
+# A text must hold a character that str.isspace() does not call whitespace (blank texts are 422s). The class is
+# spelled out because `\S` means different sets in Python and in ECMA regexes (\x1c-\x1f, \x85, \ufeff).
+NON_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
+def describe_limits(
+    schema: dict[str, Any], limits: Limits, served: tuple[str, int, int | None] | None = None
+) -> dict[str, Any]:
+    """Write what the server really checks into an app's OpenAPI schema, in place, and return it: the limits of
+    :class:`Limits` (maxItems, maxLength, maximum), non-blank texts, the one-of rules of /search and /documents,
+    string-only /v1 input, and — when `served` = (model id, encoder dim, whitening k or None) is known — the
+    `model` and `dimensions` that /v1/embeddings accepts. What JSON Schema cannot say (token counts, bytes, hits)
+    is a 413."""
     comps = schema.get("components", {}).get("schemas", {})
 
-    def field(model: str, name: str) -> dict[str, Any]:
-        return comps.get(model, {}).get("properties", {}).get(name, {})
+    def props(model: str) -> dict[str, Any]:
+        return comps.get(model, {}).get("properties", {})
 
-    def text_list(node: dict[str, Any]) -> None:
+    def text(node: dict[str, Any]) -> None:
+        node.update(maxLength=limits.max_text_chars, minLength=1, pattern=NON_BLANK)
+
+    def texts(node: dict[str, Any], min_items: int | None = None) -> None:
         for option in node.get("anyOf", [node]):
             if option.get("type") == "array" and option.get("items", {}).get("type") == "string":
                 option["maxItems"] = limits.max_batch
-                option["items"]["maxLength"] = limits.max_text_chars
+                if min_items is not None:
+                    option["minItems"] = min_items
+                text(option["items"])
             elif option.get("type") == "string":
-                option["maxLength"] = limits.max_text_chars
+                text(option)
 
     for model, name in (
         ("EmbedRequest", "texts"),
@@ -316,19 +342,52 @@ def describe_limits(schema: dict[str, Any], limits: Limits) -> dict[str, Any]:
         ("SearchRequest", "query"),
         ("RerankRequest", "texts"),
         ("RerankRequest", "query"),
-        ("OpenAIEmbeddingsRequest", "input"),
         ("DocumentIn", "text"),
     ):
-        text_list(field(model, name))
-    for option in field("OpenAIEmbeddingsRequest", "input").get("anyOf", []):
-        if option.get("type") == "array":
-            option["maxItems"] = limits.max_batch
+        texts(props(model).get(name, {}), min_items=1)
+    if "TEIEmbedRequest" in comps:
+        props("TEIEmbedRequest")["truncate"]["description"] = (
+            "false (TEI's default): a text over the model's token limit is a 413; true: it is cut."
+        )
+    # /v1/embeddings: strings only (token-id arrays are a 400), and the dimensions this service can give
+    if "OpenAIEmbeddingsRequest" in comps:
+        v1 = props("OpenAIEmbeddingsRequest")
+        v1["input"] = {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+            "title": "Input",
+            "description": "A string or a list of strings (token-id arrays are refused with a 400).",
+        }
+        texts(v1["input"], min_items=1)
+        if served is not None:
+            model_id, native, k = served
+            v1["model"] = {"type": "string", "enum": [model_id], "title": "Model"}
+            allowed: list[dict[str, Any]] = [{"type": "integer", "enum": [native]}, {"type": "null"}]
+            if k is not None:
+                allowed.insert(1, {"type": "integer", "minimum": 1, "maximum": k})
+            v1["dimensions"] = {"anyOf": allowed, "title": "Dimensions"}
     for model, name in (("AddRequest", "documents"), ("DeleteRequest", "ids"), ("SimilarityRequest", "pairs")):
-        field(model, name)["maxItems"] = limits.max_batch
-    field("SearchRequest", "k")["maximum"] = limits.max_k
-    field("DocumentIn", "metadata")["description"] = (
-        f"Any JSON object; at most {limits.max_metadata_bytes} bytes as compact JSON."
-    )
+        if name in props(model):
+            props(model)[name]["maxItems"] = limits.max_batch
+    for pair_text in props("SimilarityRequest").get("pairs", {}).get("items", {}).get("prefixItems", []):
+        text(pair_text)
+    if "SearchRequest" in comps:
+        props("SearchRequest")["k"]["maximum"] = limits.max_k
+        comps["SearchRequest"]["oneOf"] = [  # exactly one of query / queries (a null one counts as absent)
+            {"required": ["query"], "properties": {"query": {"type": "string"}}},
+            {"required": ["queries"], "properties": {"queries": {"type": "array"}}},
+        ]
+        comps["SearchRequest"]["description"] = (
+            f"Exactly one of `query` / `queries`; len(queries) × k at most {limits.max_hits} (else a 413), and the "
+            f"hits' text and metadata at most {limits.max_response_bytes} bytes (else a 413)."
+        )
+    if "AddRequest" in comps:
+        with_id = {"required": ["id"], "properties": {"id": {"type": "string"}}}
+        without_id = {"properties": {"id": {"type": "null"}}}
+        props("AddRequest")["documents"]["anyOf"] = [{"items": with_id}, {"items": without_id}]
+        props("AddRequest")["documents"]["description"] = "An id for every document or for none."
+        props("DocumentIn")["metadata"]["description"] = (
+            f"Any JSON object; at most {limits.max_metadata_bytes} bytes as compact JSON (else a 413)."
+        )
     return schema
 
 
