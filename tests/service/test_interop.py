@@ -177,3 +177,41 @@ def test_metrics_registries_are_per_app(tiny_encoder):
 def test_corpus_search_still_works(http):
     hits = http.post("/search", json={"query": "a man is playing a guitar", "k": 1}).json()["results"][0]["hits"]
     assert hits[0]["id"] == "d0"
+
+
+def test_rerank_uses_the_collection_cur_cross_encoder(tmp_path, tiny_encoder, tiny_cross_encoder_dir, live_server):
+    from semspace.interact.searcher import CURSearcher
+
+    docs = ["a man is playing a guitar", "a dog is running", "the cat eats food", "a plane", "a woman", "a big dog"]
+    cross = CrossEncoder(str(tiny_cross_encoder_dir))
+    with Collection.create(tmp_path / "c", encoder=tiny_encoder) as coll:
+        coll.add(docs, ids=[f"d{i}" for i in range(len(docs))])
+        CURSearcher.build(cross, ["a man", "a dog", "food"], docs, [f"d{i}" for i in range(len(docs))], 3).save(
+            tmp_path / "c" / "cur"
+        )
+    with live_server(create_app(tmp_path / "c", encoder=tiny_encoder)) as srv:
+        ranks = httpx.post(f"{srv.url}/rerank", json={"query": "a dog", "texts": docs[:3], "raw_scores": True}).json()
+        assert httpx.get(f"{srv.url}/info").json()["reranker"] == str(tiny_cross_encoder_dir)
+    logits = cross.predict([("a dog", t) for t in docs[:3]])
+    assert [r["index"] for r in ranks] == list(np.argsort(-logits, kind="stable"))
+
+
+def test_concurrent_embed_requests_never_fail(served):
+    """Issue 16's race: 8 clients sending multi-text /embed requests of mixed lengths at once."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = random.Random(0)
+    words = ["a", "dog", "man", "is", "playing", "the", "park", "guitar"]
+    bodies = [
+        {"texts": [" ".join(rng.choices(words, k=rng.choice([1, 4, 30, 90]))) for _ in range(rng.randint(2, 8))]}
+        for _ in range(160)
+    ]
+
+    def send(body: dict) -> int:
+        with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as c:
+            return c.post("/embed", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(send, bodies))
+    assert statuses == [200] * len(bodies)
