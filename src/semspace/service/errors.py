@@ -28,8 +28,6 @@ ERROR_STATUS: tuple[tuple[type[SemspaceError], int], ...] = (
 )
 
 OPENAI_PREFIX = "/v1/"
-# OpenAI's error `type` per status (its API writes invalid_request_error for most 4xx)
-OPENAI_TYPES = {401: "invalid_request_error", 404: "invalid_request_error", 413: "invalid_request_error"}
 
 
 def safe(value: Any) -> Any:
@@ -59,7 +57,7 @@ def error_response(
     detail = safe(detail)
     if is_openai(path):
         message = detail if isinstance(detail, str) else "; ".join(_describe(e) for e in detail)
-        kind = "server_error" if status >= 500 else OPENAI_TYPES.get(status, "invalid_request_error")
+        kind = "server_error" if status >= 500 else "invalid_request_error"  # OpenAI's type for client errors
         param = _param(detail)
         body: dict[str, Any] = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     else:

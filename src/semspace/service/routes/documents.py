@@ -34,7 +34,7 @@ def add_documents(
     return AddResponse(ids=added, count=len(coll))
 
 
-@router.get("/documents/{doc_id}", response_model=Hit, responses=error_responses(404))
+@router.get("/documents/{doc_id}", response_model=Hit, responses=error_responses(404, 422))
 def get_document(doc_id: str, coll: CollectionDep) -> Hit:
     """One document (score 1.0); a 404 when the id is unknown."""
     return Hit(score=1.0, **coll.get([doc_id])[0])

@@ -29,7 +29,7 @@ STARTED = int(time.time())
 TOKEN_IDS = "Token-id input is not supported: send 'input' as a string or a list of strings."
 
 
-def model_ids(state: StateDep, encoder: EncoderDep) -> list[str]:
+def model_ids(encoder: EncoderDep) -> list[str]:
     """The names a client may pass as `model`: the encoder's id (the only model served)."""
     return [encoder.model_id]
 
@@ -43,7 +43,7 @@ def embeddings(
     """Vectors as `Encoder.encode` gives them; `encoding_format="base64"` packs each as little-endian float32;
     `dimensions` picks the whitened first components when the collection has a whitening (see
     :func:`semspace.service.encoding.project`); `usage` counts the tokens the model read."""
-    if body.model not in model_ids(state, encoder):
+    if body.model not in model_ids(encoder):
         raise http_error(404, f"The model {body.model!r} does not exist; this service serves {encoder.model_id!r}.")
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts:
@@ -70,14 +70,14 @@ def embeddings(
 
 
 @router.get("/models", response_model=OpenAIModelList)
-def models(state: StateDep, encoder: EncoderDep) -> OpenAIModelList:
+def models(encoder: EncoderDep) -> OpenAIModelList:
     """The one model this service serves."""
-    return OpenAIModelList(data=[OpenAIModel(id=i, created=STARTED) for i in model_ids(state, encoder)])
+    return OpenAIModelList(data=[OpenAIModel(id=i, created=STARTED) for i in model_ids(encoder)])
 
 
-@router.get("/models/{model_id:path}", response_model=OpenAIModel, responses=error_responses(404, openai=True))
-def model(model_id: str, state: StateDep, encoder: EncoderDep) -> OpenAIModel:
+@router.get("/models/{model_id:path}", response_model=OpenAIModel, responses=error_responses(404, 422, openai=True))
+def model(model_id: str, encoder: EncoderDep) -> OpenAIModel:
     """One model by id (ids may hold slashes, like Hugging Face ids); a 404 for any other."""
-    if model_id not in model_ids(state, encoder):
+    if model_id not in model_ids(encoder):
         raise http_error(404, f"The model {model_id!r} does not exist; this service serves {encoder.model_id!r}.")
     return OpenAIModel(id=model_id, created=STARTED)
