@@ -168,16 +168,10 @@ def document(
     schema = copy.deepcopy(schema)
     comps = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in (ErrorDetail, OpenAIError):
-        for name, sub in model.model_json_schema(ref_template="#/components/schemas/{model}").get("$defs", {}).items():
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in body.pop("$defs", {}).items():
             comps.setdefault(name, sub)
-        comps.setdefault(
-            model.__name__,
-            {
-                k: v
-                for k, v in model.model_json_schema(ref_template="#/components/schemas/{model}").items()
-                if k != "$defs"
-            },
-        )
+        comps.setdefault(model.__name__, body)
     if secured:
         schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     for path, operations in schema.get("paths", {}).items():
