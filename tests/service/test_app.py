@@ -10,6 +10,8 @@ from semspace.search import Collection
 from semspace.service import Limits, create_app
 from semspace.service.deps import get_collection, get_encoder, get_limits
 
+LOCAL = "http://localhost"  # TestClient's default host "testserver" is not an allowed Host
+
 
 class TinyEncoder:
     """Deterministic stand-in for an Encoder: (length, number of spaces, 1) per text."""
@@ -35,7 +37,7 @@ def test_encoder_override_is_used_by_the_routes(encoder):
     app = create_app(None, encoder=encoder)
     tiny = TinyEncoder()
     app.dependency_overrides[get_encoder] = lambda: tiny
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         emb = client.post("/embed", json={"texts": ["a dog", "a big cat"]}).json()
         assert emb == {"model": "tiny-deterministic", "dim": 3, "embeddings": [[5, 1, 1], [9, 2, 1]]}
         health = client.get("/health").json()
@@ -50,7 +52,7 @@ def test_encoder_override_is_used_by_the_routes(encoder):
 def test_limits_override_is_used_by_the_routes(encoder):
     app = create_app(None, encoder=encoder)
     app.dependency_overrides[get_limits] = lambda: Limits(max_batch=1, max_text_chars=5)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         too_many = client.post("/embed", json={"texts": ["a", "b"]})
         assert too_many.status_code == 413
         assert too_many.json() == {"detail": "Too many texts: 2 > 1 per request."}
@@ -63,7 +65,7 @@ def test_limits_override_is_used_by_the_routes(encoder):
 
 def test_collection_override_serves_search_without_a_collection_folder(tmp_path, encoder):
     app = create_app(None, encoder=encoder)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         missing = client.post("/search", json={"query": "a dog"})
         assert missing.status_code == 404 and "No collection" in missing.json()["detail"]
         with Collection.create(tmp_path / "c", encoder=encoder) as coll:
@@ -79,7 +81,7 @@ def test_factory_builds_independent_apps(tiny_bert_dir, encoder):
     loose = create_app(None, encoder=str(tiny_bert_dir))  # an encoder spec: loaded by this app's lifespan
     strict.dependency_overrides[get_encoder] = TinyEncoder
     assert strict is not loose and loose.dependency_overrides == {}
-    with TestClient(strict) as a, TestClient(loose) as b:
+    with TestClient(strict, base_url=LOCAL) as a, TestClient(loose, base_url=LOCAL) as b:
         assert a.post("/embed", json={"texts": ["x", "y"]}).status_code == 413
         assert b.post("/embed", json={"texts": ["x", "y"]}).status_code == 200
         assert a.get("/health").json()["model"] == "tiny-deterministic"
@@ -92,18 +94,18 @@ def test_factory_builds_independent_apps(tiny_bert_dir, encoder):
 def test_lifespan_opens_and_closes_the_collection(tmp_path, encoder):
     Collection.create(tmp_path / "c", encoder=encoder).close()
     app = create_app(tmp_path / "c", encoder=encoder)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         assert client.post("/documents", json={"documents": [{"text": "a dog"}]}).json()["count"] == 1
         assert app.state.semspace.collection.path == tmp_path / "c"
     assert not hasattr(app.state, "semspace")  # state is dropped at shutdown
-    with TestClient(app) as client:  # and loaded again at the next start
+    with TestClient(app, base_url=LOCAL) as client:  # and loaded again at the next start
         assert client.get("/health").json()["documents"] == 1
 
 
 def test_state_before_the_app_started_is_a_clear_error(encoder):
     app = create_app(None, encoder=encoder)
     with pytest.raises(RuntimeError, match="lifespan"):
-        TestClient(app).get("/health")  # not entered: the lifespan did not run
+        TestClient(app, base_url=LOCAL).get("/health")  # not entered: the lifespan did not run
 
 
 def test_limits_are_validated():

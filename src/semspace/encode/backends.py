@@ -6,8 +6,10 @@ validation live in :mod:`semspace.encode.encoder`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -190,6 +192,41 @@ class HFBackend:
         self.model.eval()
         self.dim = int(self.model.config.hidden_size)
         self._pooler_dense = getattr(getattr(self.model, "pooler", None), "dense", None)
+        self._init_tokenization()
+
+    # -- tokenization ------------------------------------------------------------------------------------------
+    # Request threads share one backend. A transformers fast tokenizer's `__call__` re-configures the *shared* Rust
+    # tokenizer (enable/no truncation, padding) on every call, so two threads with different settings race (wrong
+    # lengths, or tokenizers' "Already borrowed" RuntimeError). We keep private Rust copies configured once here and
+    # never changed afterwards, and tokenize each batch once: `token_lengths` leaves its encodings in a thread-local
+    # slot that `forward` on the same thread and the same texts reuses.
+    def _init_tokenization(self) -> None:
+        self._local = threading.local()
+        self._slow_lock = threading.Lock()
+        shared = getattr(self.tokenizer, "backend_tokenizer", None)
+        if shared is None:  # a pure-Python tokenizer: no Rust state, but keep calls serial to be safe
+            self._rust = self._rust_full = None
+            return
+        tok = self.tokenizer
+        self._rust = copy.deepcopy(shared)
+        self._rust.enable_truncation(
+            max_length=self.max_length, stride=0, strategy="longest_first", direction=tok.truncation_side
+        )
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+        self._rust.enable_padding(
+            direction=tok.padding_side, pad_id=pad_id, pad_type_id=tok.pad_token_type_id, pad_token=str(tok.pad_token)
+        )
+        self._rust_full = copy.deepcopy(shared)  # exact lengths of the (rare) truncated texts
+        self._rust_full.no_truncation()
+        self._rust_full.no_padding()
+        # the inputs the wrapper would return: token_type_ids only for models that take them
+        self._inputs = ["input_ids", "attention_mask"] + (
+            ["token_type_ids"] if "token_type_ids" in tok.model_input_names else []
+        )
+
+    def _encode(self, texts: list[str]) -> list[Any]:
+        """One padded, truncated Rust encoding per text (the private tokenizer: no shared state is changed)."""
+        return self._rust.encode_batch(texts, add_special_tokens=True)
 
     def finish(self, pooling: Pooling, vectors: np.ndarray) -> np.ndarray:
         """The modules a sentence-transformers model puts after its own pooling: its Normalize (in place).
@@ -207,14 +244,41 @@ class HFBackend:
             raise UnknownPoolingError(f"Pooling 'pooler' needs a pretrained pooler; model {self.model_id!r} has none.")
 
     def token_lengths(self, texts: list[str]) -> list[int]:
-        encoded = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)
-        return [len(ids) for ids in encoded["input_ids"]]
+        """Tokens per text with special tokens, before truncation (a length > `max_length` means truncated)."""
+        if self._rust is None:
+            with self._slow_lock:
+                encoded = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)
+            return [len(ids) for ids in encoded["input_ids"]]
+        encodings = self._encode(texts)
+        self._local.batch = (list(texts), encodings)  # for forward() on this thread: tokenize each batch once
+        lengths = [sum(e.attention_mask) for e in encodings]
+        cut = [i for i, e in enumerate(encodings) if e.overflowing]
+        if cut:
+            full = self._rust_full.encode_batch([texts[i] for i in cut], add_special_tokens=True)
+            for i, e in zip(cut, full, strict=True):
+                lengths[i] = len(e.ids)
+        return lengths
+
+    def _batch(self, texts: list[str]) -> dict[str, Any]:
+        """The model inputs for one batch, padded to its longest text and truncated at `max_length`."""
+        torch = self._torch
+        if self._rust is None:
+            with self._slow_lock:
+                batch = self.tokenizer(
+                    texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                )
+            return {k: v.to(self.device) for k, v in batch.items()}
+        cached, self._local.batch = getattr(self._local, "batch", None), None
+        encodings = cached[1] if cached is not None and cached[0] == texts else self._encode(texts)
+        columns = {"input_ids": "ids", "token_type_ids": "type_ids", "attention_mask": "attention_mask"}
+        return {
+            name: torch.tensor([getattr(e, columns[name]) for e in encodings], dtype=torch.long, device=self.device)
+            for name in self._inputs
+        }
 
     def forward(self, texts: list[str], poolings: list[Pooling]) -> dict[Pooling, np.ndarray]:
         torch = self._torch
-        batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        ).to(self.device)
+        batch = self._batch(texts)
         with torch.inference_mode():
             output = self.model(**batch, output_hidden_states=True)
             states = output.hidden_states

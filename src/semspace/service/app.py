@@ -1,40 +1,41 @@
 """The service's app factory: `create_app` builds a FastAPI app; its `lifespan` loads the models once.
 
-The encoder, the collection and its CUR searcher are loaded when the app starts and kept in `app.state`; routes get
-them through the dependencies in :mod:`semspace.service.deps`, which a test can replace with
-`app.dependency_overrides`. Writes are serialised by the collection's lock; bad input is a 4xx with a JSON `detail`.
+The encoder, the collection, its CUR searcher and the /rerank cross-encoder are loaded when the app starts and kept
+in `app.state`; routes get them through the dependencies in :mod:`semspace.service.deps`, which a test can replace
+with `app.dependency_overrides`. Writes are serialised by the collection's lock; bad input is a 4xx with a JSON body
+(:mod:`semspace.service.errors`). Middlewares, outermost first: metrics, allowed Host names, API key, body limit.
 """
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import FastAPI
 
 from semspace._version import __version__
 from semspace.encode import Encoder
-from semspace.errors import CollectionError, DocumentNotFoundError, DuplicateIdError, SemspaceError
+from semspace.errors import check_param
+from semspace.interact.cross_encoder import CrossEncoder
 from semspace.search import Collection
 from semspace.service.deps import ServiceState
+from semspace.service.errors import ERROR_STATUS, HANDLERS
+from semspace.service.metrics import MetricsMiddleware, ServiceMetrics
 from semspace.service.routes import ROUTERS
-from semspace.service.schemas import Limits
-
-__all__ = ["Limits", "ServiceState", "create_app", "lifespan"]
-
-# library errors → HTTP status, first match wins (DuplicateIdError is an InvalidInputError, so it comes first)
-ERROR_STATUS: tuple[tuple[type[SemspaceError], int], ...] = (
-    (DocumentNotFoundError, 404),
-    (DuplicateIdError, 409),
-    (CollectionError, 500),
-    (SemspaceError, 400),
+from semspace.service.schemas import ERROR_DESCRIPTIONS, ErrorDetail, Limits, OpenAIError, describe_limits
+from semspace.service.security import (
+    APIKeyAuth,
+    BodySizeLimit,
+    TrustedHosts,
+    default_allowed_hosts,
 )
+
+__all__ = ["ERROR_STATUS", "BodySizeLimit", "Limits", "ServiceState", "create_app", "lifespan"]
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,12 @@ class ServiceConfig:
     collection: str | os.PathLike | Collection | None
     encoder: Encoder | str | os.PathLike | None
     limits: Limits
+    cross_encoder: str | os.PathLike | CrossEncoder | None = None
 
 
 def load_state(config: ServiceConfig) -> ServiceState:
-    """Open the collection (if a path), pick the encoder (given, else the collection's, else `Encoder(spec)`), and
-    load `<collection>/cur` when it holds a CUR searcher."""
+    """Open the collection (if a path), pick the encoder (given, else the collection's, else `Encoder(spec)`), load
+    `<collection>/cur` when it holds a CUR searcher, and the /rerank cross-encoder (given, else the CUR one's)."""
     spec = config.collection
     coll = Collection.open(spec) if isinstance(spec, str | os.PathLike) else spec
     if isinstance(config.encoder, Encoder):
@@ -64,7 +66,12 @@ def load_state(config: ServiceConfig) -> ServiceState:
         from semspace.interact.searcher import CURSearcher
 
         cur = CURSearcher.load(coll.path / "cur")
-    return ServiceState(encoder, coll, config.limits, cur)
+    given = config.cross_encoder
+    if given is None:
+        cross = cur.cross_encoder if cur is not None else None
+    else:
+        cross = given if isinstance(given, CrossEncoder) else CrossEncoder(given)
+    return ServiceState(encoder, coll, config.limits, cur, cross)
 
 
 @asynccontextmanager
@@ -81,50 +88,106 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             state.collection.close()
 
 
-class BodySizeLimit:
-    """ASGI middleware: a 413 with a JSON detail when Content-Length is over `max_bytes`, before the body is read."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = Headers(scope=scope).get("content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                response = JSONResponse(
-                    status_code=413, content={"detail": f"Request body over {self.max_bytes} bytes."}
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-async def semspace_error(request: Request, exc: Exception) -> JSONResponse:
-    """A library error as `{"detail": message}` with the status from :data:`ERROR_STATUS`."""
-    status = next(code for kind, code in ERROR_STATUS if isinstance(exc, kind))
-    return JSONResponse(status_code=status, content={"detail": str(exc)})
-
-
 def create_app(
     collection: str | Path | Collection | None = None,
     encoder: Encoder | str | None = None,
     limits: Limits | None = None,
+    *,
+    cross_encoder: str | Path | CrossEncoder | None = None,
+    api_key: str | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+    host: str | None = None,
 ) -> FastAPI:
-    """The app over a collection folder (or object) or none (then only /embed, /similarity, /health and / work).
+    """The app over a collection folder (or object) or none (then /embed, /v1/embeddings, /similarity, /rerank,
+    /info, /health, /metrics, /docs and / work; /search and /documents are 404s).
 
-    Nothing is loaded here: the lifespan loads the encoder, the collection and its CUR searcher when the app starts.
-    Each call builds an independent app (own state, own `dependency_overrides`).
+    cross_encoder: a folder or :class:`CrossEncoder` for /rerank (default: the collection's CUR searcher's, if any).
+    api_key: when set, every route but /health needs `Authorization: Bearer <api_key>` (else a 401).
+    allowed_hosts: Host header names accepted (default: localhost, 127.0.0.1, ::1 and `host`, the address the
+    server is bound to; `["*"]` accepts any — only behind a proxy that checks it).
+
+    Nothing is loaded here: the lifespan loads the encoder, the collection, its CUR searcher and the cross-encoder
+    when the app starts. Each call builds an independent app (own state, `dependency_overrides`, metrics registry).
     """
     limits = limits or Limits()
+    check_param(
+        "api_key",
+        "create_app",
+        api_key is None or (isinstance(api_key, str) and api_key),
+        "None or a non-empty str",
+        api_key,
+    )
+    hosts = list(allowed_hosts) if allowed_hosts is not None else default_allowed_hosts(host)
     app = FastAPI(
         title="semspace",
         version=__version__,
         lifespan=lifespan,
-        description="Embeddings, similarity and semantic search over a semspace collection.",
+        description=(
+            "Embeddings, similarity, reranking and semantic search over a semspace collection; OpenAI-compatible "
+            "`/v1/embeddings` and `/v1/models`, TEI-compatible `/embed` (`inputs`), `/rerank` and `/info`."
+        ),
+        docs_url=None,  # /docs is served offline by routes/meta.py
+        redoc_url=None,
     )
-    app.state.config = ServiceConfig(collection, encoder, limits)
+    app.state.config = ServiceConfig(collection, encoder, limits, cross_encoder)
+    app.state.metrics = metrics = ServiceMetrics()
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
-    app.add_exception_handler(SemspaceError, semspace_error)
+    if api_key is not None:
+        app.add_middleware(APIKeyAuth, api_key=api_key)
+    app.add_middleware(TrustedHosts, allowed_hosts=hosts)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for kind, handler in HANDLERS:
+        app.add_exception_handler(kind, handler)
     for router in ROUTERS:
         app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        # the /v1 `model` and `dimensions` allowed depend on the loaded encoder and collection: known once started
+        if app.openapi_schema is None:
+            state = getattr(app.state, "semspace", None)
+            served = None
+            if state is not None:
+                k = getattr(getattr(state.collection, "transform", None), "n_components_", None)
+                served = (str(state.encoder.model_id), int(state.encoder.dim), None if k is None else int(k))
+            schema = document(FastAPI.openapi(app), limits, secured=api_key is not None, served=served)
+            app.openapi_schema = None  # FastAPI.openapi caches its own result there
+            if state is None:
+                return schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def document(
+    schema: dict[str, Any], limits: Limits, secured: bool, served: tuple[str, int, int | None] | None = None
+) -> dict[str, Any]:
+    """The OpenAPI schema plus what the middlewares answer on every route (bad Host 400, body 413, and 401 with an
+    API key) and the limits in force (maxItems, maxLength, maximum)."""
+    schema = copy.deepcopy(schema)
+    comps = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ErrorDetail, OpenAIError):
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in body.pop("$defs", {}).items():
+            comps.setdefault(name, sub)
+        comps.setdefault(model.__name__, body)
+    if secured:
+        schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    for path, operations in schema.get("paths", {}).items():
+        model = "OpenAIError" if path.startswith("/v1/") else "ErrorDetail"
+        codes = [400] + ([413] if operations.keys() & {"post", "put", "delete", "patch"} else [])
+        codes += [401] if secured and path != "/health" else []
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for code in codes:
+                responses.setdefault(
+                    str(code),
+                    {
+                        "description": ERROR_DESCRIPTIONS[code],
+                        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
+                    },
+                )
+            if secured and path != "/health":
+                operation["security"] = [{"bearer": []}]
+    return describe_limits(schema, limits, served)

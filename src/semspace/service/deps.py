@@ -8,17 +8,24 @@ Routes receive these through `Depends`, so a test can replace any of them for on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from semspace.encode import Encoder
+from semspace.interact.cross_encoder import CrossEncoder
 from semspace.interact.searcher import CURSearcher
 from semspace.search import Collection
+from semspace.service.metrics import ServiceMetrics
 from semspace.service.schemas import Limits, http_error
 
 NO_COLLECTION = "No collection is attached to this service (start it with `semspace serve PATH`)."
+NO_CROSS_ENCODER = (
+    "No cross-encoder is configured: start the service with `--cross-encoder PATH`, or serve a collection whose "
+    "<collection>/cur holds a CUR searcher."
+)
 
 
 @dataclass
@@ -29,6 +36,10 @@ class ServiceState:
     collection: Collection | None
     limits: Limits
     cur: CURSearcher | None = None  # when <collection>/cur holds a CUR searcher
+    cross_encoder: CrossEncoder | None = None  # for /rerank: create_app(cross_encoder=...), else the CUR searcher's
+    # a transformers tokenizer is not safe to share between threads (CrossEncoder.tokenize re-configures it on every
+    # call), so /rerank calls the cross-encoder one request at a time
+    rerank_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def get_state(request: Request) -> ServiceState:
@@ -65,3 +76,20 @@ EncoderDep = Annotated[Encoder, Depends(get_encoder)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 CollectionDep = Annotated[Collection, Depends(get_collection)]
 CURDep = Annotated[CURSearcher | None, Depends(get_cur)]
+
+
+def get_cross_encoder(state: Annotated[ServiceState, Depends(get_state)]) -> CrossEncoder:
+    """The cross-encoder for /rerank; a 404 when none is configured."""
+    if state.cross_encoder is None:
+        raise http_error(404, NO_CROSS_ENCODER)
+    return state.cross_encoder
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    """This app's Prometheus collectors (made by `create_app`, one registry per app)."""
+    return request.app.state.metrics
+
+
+CrossEncoderDep = Annotated[CrossEncoder, Depends(get_cross_encoder)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+StateDep = Annotated[ServiceState, Depends(get_state)]

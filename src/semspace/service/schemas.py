@@ -2,19 +2,32 @@
 
 Shape errors (a missing field, `k < 1`, an empty list) are pydantic's 422s; the limits depend on how the service was
 started, so they are checked by :class:`Limits` and raise a 413 (too many, too long) or 422 (empty) with a string
-`detail`.
+`detail`; :func:`describe_limits` writes the same limits into the app's OpenAPI schema (maxItems, maxLength, maximum).
+The OpenAI-compatible (`/v1/...`) and TEI-compatible (`/embed` with `inputs`, `/rerank`, `/info`) models follow the
+field names of those APIs.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 
 from semspace.errors import check_param
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's integer: 2 and 2.0, but not "2" or true (pydantic's lax int takes both)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be a valid integer")
+    return value
+
+
+StrictInt = Annotated[int, BeforeValidator(_json_integer)]
 
 
 def http_error(status: int, detail: str) -> HTTPException:
@@ -24,12 +37,17 @@ def http_error(status: int, detail: str) -> HTTPException:
 
 @dataclass
 class Limits:
-    """Per-request limits; `max_body_bytes` is enforced on the Content-Length before the body is read."""
+    """Per-request limits. `max_body_bytes` is enforced on the bytes received (chunked bodies too); a /search asking
+    for more than `max_hits` hits (queries × k) is refused before any work, and one whose hits add up to more than
+    `max_response_bytes` of text and metadata is refused before it is serialised."""
 
     max_batch: int = 256  # texts (or pairs, or documents, or ids) per request
     max_text_chars: int = 20_000
     max_body_bytes: int = 8 * 1024 * 1024
     max_k: int = 1000
+    max_hits: int = 10_000  # queries × k in one /search
+    max_metadata_bytes: int = 16 * 1024  # one document's metadata, as compact JSON
+    max_response_bytes: int = 16 * 1024 * 1024  # text + metadata of the hits of one /search
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -50,16 +68,52 @@ class Limits:
             if len(t) > self.max_text_chars:
                 raise http_error(413, f"{what}[{i}] has {len(t)} characters; the limit is {self.max_text_chars}.")
 
-    def check_k(self, k: int) -> None:
-        """422 when more neighbours are asked for than `max_k`."""
+    def check_k(self, k: int, queries: int = 1) -> None:
+        """422 when more neighbours are asked for than `max_k`; 413 when queries × k is over `max_hits`."""
         if k > self.max_k:
             raise http_error(422, f"k={k} is over the limit of {self.max_k}.")
+        if k * queries > self.max_hits:
+            raise http_error(413, f"{queries} queries × k={k} = {k * queries} hits; the limit is {self.max_hits}.")
+
+    def check_metadata(self, metadata: Sequence[dict], what: str = "documents") -> None:
+        """413 when one document's metadata, as compact JSON, is over `max_metadata_bytes`."""
+        for i, m in enumerate(metadata):
+            size = len(json.dumps(m, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+            if size > self.max_metadata_bytes:
+                raise http_error(
+                    413, f"{what}[{i}].metadata is {size} bytes as JSON; the limit is {self.max_metadata_bytes}."
+                )
+
+    def check_response(self, size: int) -> None:
+        """413 when a response would carry more than `max_response_bytes` of text and metadata."""
+        if size > self.max_response_bytes:
+            raise http_error(
+                413,
+                f"The response would hold {size} bytes of text and metadata; the limit is "
+                f"{self.max_response_bytes}: ask for fewer queries or a smaller k.",
+            )
 
 
 # -- /embed, /similarity ---------------------------------------------------------------------------------------
+ID_CHARS = 1024  # a document id, at most
+
+
 class EmbedRequest(BaseModel):
     texts: list[str] = Field(min_length=1)
-    normalize: bool = False
+    normalize: StrictBool = False
+
+
+class TEIEmbedRequest(BaseModel):
+    """Text Embeddings Inference's /embed body; the response is a bare list of vectors."""
+
+    inputs: str | list[str]
+    normalize: StrictBool = True  # TEI's default
+    truncate: StrictBool = False  # TEI's default: a text over the token limit is an error, not cut
+    truncation_direction: Literal["right", "Right"] = "right"
+    prompt_name: None = None  # accepted for TEI clients that always send it; no prompts here
+
+    def texts(self) -> list[str]:
+        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
 
 
 class EmbedResponse(BaseModel):
@@ -84,10 +138,10 @@ class SimilarityResponse(BaseModel):
 class SearchRequest(BaseModel):
     query: str | None = None
     queries: list[str] | None = None
-    k: int = Field(default=10, ge=1)
+    k: StrictInt = Field(default=10, ge=1)
     rerank: Literal["cur"] | None = None  # cross-encoder search with the CUR index in <collection>/cur
-    budget: int = Field(default=100, ge=1)  # CE calls per query when rerank="cur"
-    rounds: int = Field(default=1, ge=1)  # 1 = ANNCUR, >= 2 = adaptive rounds
+    budget: StrictInt = Field(default=100, ge=1, le=100_000)  # CE calls per query when rerank="cur"
+    rounds: StrictInt = Field(default=1, ge=1, le=100)  # 1 = ANNCUR, >= 2 = adaptive rounds
 
     def query_list(self) -> list[str]:
         """The queries as a list; 422 unless exactly one of `query` / `queries` is given and it is not empty."""
@@ -118,9 +172,9 @@ class SearchResponse(BaseModel):
 
 # -- /documents ------------------------------------------------------------------------------------------------
 class DocumentIn(BaseModel):
-    id: str | None = None
+    id: str | None = Field(default=None, min_length=1, max_length=ID_CHARS)
     text: str
-    metadata: dict = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class AddRequest(BaseModel):
@@ -157,3 +211,198 @@ class Health(BaseModel):
     dim: int
     documents: int | None
     index: str | None
+
+
+# -- errors (what the 4xx bodies look like) --------------------------------------------------------------------
+class ErrorDetail(BaseModel):
+    """Every 4xx outside /v1: `detail` is a message, or pydantic's list of field errors for a 422."""
+
+    detail: str | list[dict[str, Any]]
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(BaseModel):
+    """Every 4xx on /v1, as the OpenAI API writes it."""
+
+    error: OpenAIErrorBody
+
+
+# -- OpenAI-compatible /v1 -------------------------------------------------------------------------------------
+class OpenAIEmbeddingsRequest(BaseModel):
+    """`input` is a string or a list of strings (token-id arrays are refused with a 400)."""
+
+    input: str | list[str] | list[int] | list[list[int]]
+    model: str
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: StrictInt | None = Field(default=None, ge=1)
+    user: str | None = None
+
+
+class OpenAIEmbedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str  # base64: little-endian float32, as OpenAI
+
+
+class OpenAIUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class OpenAIEmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIEmbedding]
+    model: str
+    usage: OpenAIUsage
+
+
+class OpenAIModel(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "semspace"
+
+
+class OpenAIModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]
+
+
+# -- TEI-compatible /rerank, /info -----------------------------------------------------------------------------
+class RerankRequest(BaseModel):
+    query: str
+    texts: list[str] = Field(min_length=1)
+    raw_scores: StrictBool = False  # False: sigmoid of the logit, as TEI
+    return_text: StrictBool = False
+    truncate: StrictBool = True  # pairs are always cut at the cross-encoder's max_length
+
+
+class Rank(BaseModel):
+    index: int
+    score: float
+    text: str | None = None
+
+
+class Info(BaseModel):
+    """What TEI's /info says, for this service."""
+
+    model_id: str
+    model_dtype: str
+    model_type: dict[str, Any]
+    dim: int
+    max_input_length: int | None
+    max_client_batch_size: int
+    max_text_chars: int
+    reranker: str | None
+    version: str
+
+
+# -- OpenAPI: the runtime limits, written into the schema ------------------------------------------------------
+# A text must hold a character that str.isspace() does not call whitespace (blank texts are 422s). The class is
+# spelled out because `\S` means different sets in Python and in ECMA regexes (\x1c-\x1f, \x85, \ufeff).
+NON_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
+def describe_limits(
+    schema: dict[str, Any], limits: Limits, served: tuple[str, int, int | None] | None = None
+) -> dict[str, Any]:
+    """Write what the server really checks into an app's OpenAPI schema, in place, and return it: the limits of
+    :class:`Limits` (maxItems, maxLength, maximum), non-blank texts, the one-of rules of /search and /documents,
+    string-only /v1 input, and — when `served` = (model id, encoder dim, whitening k or None) is known — the
+    `model` and `dimensions` that /v1/embeddings accepts. What JSON Schema cannot say (token counts, bytes, hits)
+    is a 413."""
+    comps = schema.get("components", {}).get("schemas", {})
+
+    def props(model: str) -> dict[str, Any]:
+        return comps.get(model, {}).get("properties", {})
+
+    def text(node: dict[str, Any]) -> None:
+        node.update(maxLength=limits.max_text_chars, minLength=1, pattern=NON_BLANK)
+
+    def texts(node: dict[str, Any], min_items: int | None = None) -> None:
+        for option in node.get("anyOf", [node]):
+            if option.get("type") == "array" and option.get("items", {}).get("type") == "string":
+                option["maxItems"] = limits.max_batch
+                if min_items is not None:
+                    option["minItems"] = min_items
+                text(option["items"])
+            elif option.get("type") == "string":
+                text(option)
+
+    for model, name in (
+        ("EmbedRequest", "texts"),
+        ("TEIEmbedRequest", "inputs"),
+        ("SearchRequest", "queries"),
+        ("SearchRequest", "query"),
+        ("RerankRequest", "texts"),
+        ("RerankRequest", "query"),
+        ("DocumentIn", "text"),
+    ):
+        texts(props(model).get(name, {}), min_items=1)
+    if "TEIEmbedRequest" in comps:
+        props("TEIEmbedRequest")["truncate"]["description"] = (
+            "false (TEI's default): a text over the model's token limit is a 413; true: it is cut."
+        )
+    # /v1/embeddings: strings only (token-id arrays are a 400), and the dimensions this service can give
+    if "OpenAIEmbeddingsRequest" in comps:
+        v1 = props("OpenAIEmbeddingsRequest")
+        v1["input"] = {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+            "title": "Input",
+            "description": "A string or a list of strings (token-id arrays are refused with a 400).",
+        }
+        texts(v1["input"], min_items=1)
+        if served is not None:
+            model_id, native, k = served
+            v1["model"] = {"type": "string", "enum": [model_id], "title": "Model"}
+            allowed: list[dict[str, Any]] = [{"type": "integer", "enum": [native]}, {"type": "null"}]
+            if k is not None:
+                allowed.insert(1, {"type": "integer", "minimum": 1, "maximum": k})
+            v1["dimensions"] = {"anyOf": allowed, "title": "Dimensions"}
+    for model, name in (("AddRequest", "documents"), ("DeleteRequest", "ids"), ("SimilarityRequest", "pairs")):
+        if name in props(model):
+            props(model)[name]["maxItems"] = limits.max_batch
+    for pair_text in props("SimilarityRequest").get("pairs", {}).get("items", {}).get("prefixItems", []):
+        text(pair_text)
+    if "SearchRequest" in comps:
+        props("SearchRequest")["k"]["maximum"] = limits.max_k
+        comps["SearchRequest"]["oneOf"] = [  # exactly one of query / queries (a null one counts as absent)
+            {"required": ["query"], "properties": {"query": {"type": "string"}}},
+            {"required": ["queries"], "properties": {"queries": {"type": "array"}}},
+        ]
+        comps["SearchRequest"]["description"] = (
+            f"Exactly one of `query` / `queries`; len(queries) × k at most {limits.max_hits} (else a 413), and the "
+            f"hits' text and metadata at most {limits.max_response_bytes} bytes (else a 413)."
+        )
+    if "AddRequest" in comps:
+        with_id = {"required": ["id"], "properties": {"id": {"type": "string"}}}
+        without_id = {"properties": {"id": {"type": "null"}}}
+        props("AddRequest")["documents"]["anyOf"] = [{"items": with_id}, {"items": without_id}]
+        props("AddRequest")["documents"]["description"] = "An id for every document or for none."
+        props("DocumentIn")["metadata"]["description"] = (
+            f"Any JSON object; at most {limits.max_metadata_bytes} bytes as compact JSON (else a 413)."
+        )
+    return schema
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad request: a library error (bad parameter), a Host header not allowed, or token ids as input.",
+    401: "Missing or wrong API key (`Authorization: Bearer <key>`).",
+    404: "Not found (a document id, a model, or no collection / CUR index / cross-encoder attached).",
+    409: "A document id is already in the collection; nothing was written.",
+    413: "Over a limit: request body bytes, items per request, characters per text, metadata bytes, hits or "
+    "response bytes.",
+    422: "Invalid input: wrong types or shapes, empty texts, NaN/Infinity literals, lone surrogates.",
+}
+
+
+def error_responses(*codes: int, openai: bool = False) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: the 4xx it can answer, with their JSON body model."""
+    model = OpenAIError if openai else ErrorDetail
+    return {code: {"model": model, "description": ERROR_DESCRIPTIONS[code]} for code in codes}

@@ -4,30 +4,43 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from semspace.service.deps import CollectionDep, EncoderDep, LimitsDep
-from semspace.service.schemas import AddRequest, AddResponse, DeleteRequest, DeleteResponse, Hit
+from semspace.service.deps import CollectionDep, EncoderDep, LimitsDep, MetricsDep
+from semspace.service.schemas import (
+    AddRequest,
+    AddResponse,
+    DeleteRequest,
+    DeleteResponse,
+    Hit,
+    error_responses,
+)
+from semspace.service.security import StrictJSONRoute
 
-router = APIRouter(tags=["documents"])
+router = APIRouter(tags=["documents"], route_class=StrictJSONRoute)
 
 
-@router.post("/documents", response_model=AddResponse)
-def add_documents(body: AddRequest, encoder: EncoderDep, limits: LimitsDep, coll: CollectionDep) -> AddResponse:
-    """Add documents (ids for all or none); a 409 and nothing written when an id is already there."""
+@router.post("/documents", response_model=AddResponse, responses=error_responses(404, 409, 413, 422))
+def add_documents(
+    body: AddRequest, encoder: EncoderDep, limits: LimitsDep, coll: CollectionDep, metrics: MetricsDep
+) -> AddResponse:
+    """Add documents (ids for all or none); a 409 and nothing written when an id is already there; a 413 when a
+    document's metadata is over the metadata limit."""
     texts = [d.text for d in body.documents]
     limits.check_texts(texts, "documents")
+    limits.check_metadata([d.metadata for d in body.documents])
+    metrics.observe_batch("/documents", len(texts))
     ids = body.ids()
     vectors = encoder.encode(texts, show_progress_bar=False)  # outside the write lock
     added = coll.add(texts, ids=ids, metadata=[d.metadata for d in body.documents], vectors=vectors)
     return AddResponse(ids=added, count=len(coll))
 
 
-@router.get("/documents/{doc_id}", response_model=Hit)
+@router.get("/documents/{doc_id}", response_model=Hit, responses=error_responses(404, 422))
 def get_document(doc_id: str, coll: CollectionDep) -> Hit:
     """One document (score 1.0); a 404 when the id is unknown."""
     return Hit(score=1.0, **coll.get([doc_id])[0])
 
 
-@router.delete("/documents", response_model=DeleteResponse)
+@router.delete("/documents", response_model=DeleteResponse, responses=error_responses(404, 413, 422))
 def delete_documents(body: DeleteRequest, limits: LimitsDep, coll: CollectionDep) -> DeleteResponse:
     """Delete by id; a 404 (and nothing deleted) when an id is unknown."""
     limits.check_batch(len(body.ids), "ids")

@@ -2,36 +2,64 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter
 
 from semspace.interact.searcher import CURSearcher
 from semspace.search import Collection
 from semspace.service.deps import CollectionDep, CURDep, EncoderDep, LimitsDep
-from semspace.service.schemas import Hit, QueryHits, SearchRequest, SearchResponse, http_error
+from semspace.service.schemas import (
+    Hit,
+    Limits,
+    QueryHits,
+    SearchRequest,
+    SearchResponse,
+    error_responses,
+    http_error,
+)
+from semspace.service.security import StrictJSONRoute
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], route_class=StrictJSONRoute)
 
 NO_CUR = "No CUR index is attached: build one with `semspace cur build <collection>/cur --collection <collection> …`."
 
 
-@router.post("/search", response_model=SearchResponse)
+@router.post("/search", response_model=SearchResponse, responses=error_responses(404, 413, 422))
 def search(
     body: SearchRequest, encoder: EncoderDep, limits: LimitsDep, coll: CollectionDep, cur: CURDep
 ) -> SearchResponse:
-    """Top-k hits per query; rerank="cur": `budget` CE calls a query (ANNCUR / adaCUR, Yadav et al. 2022, 2023)."""
+    """Top-k hits per query; rerank="cur": `budget` CE calls a query (ANNCUR / adaCUR, Yadav et al. 2022, 2023).
+
+    A 413 before any work when queries × k is over the hit limit, and before the response is built when the hits'
+    text and metadata add up to more than the response limit."""
     queries = body.query_list()
     limits.check_texts(queries, "queries")
-    limits.check_k(body.k)
+    limits.check_k(body.k, len(queries))
     if body.rerank == "cur":
         if cur is None:
             raise http_error(404, NO_CUR)
-        return SearchResponse(results=[_cur_hits(cur, coll, q, body) for q in queries])
+        found = [_cur_hits(cur, coll, q, body) for q in queries]
+        _check_size(limits, found)
+        return SearchResponse(results=found)
     results = coll.search_vectors(encoder.encode(queries, show_progress_bar=False), body.k)
-    return SearchResponse(
-        results=[
-            QueryHits(query=q, hits=[Hit(**h) for h in r.to_dicts()]) for q, r in zip(queries, results, strict=True)
-        ]
-    )
+    found = [QueryHits(query=q, hits=[Hit(**h) for h in r.to_dicts()]) for q, r in zip(queries, results, strict=True)]
+    _check_size(limits, found)
+    return SearchResponse(results=found)
+
+
+def _check_size(limits: Limits, found: list[QueryHits]) -> None:
+    """413 when the hits' texts and metadata (as UTF-8 / compact JSON) are over `limits.max_response_bytes`."""
+    size = 0
+    for q in found:
+        for h in q.hits:
+            size += len(h.text.encode("utf-8", "surrogatepass")) + len(h.id) + 64
+            if h.metadata:
+                size += len(
+                    json.dumps(h.metadata, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+                )
+            if size > limits.max_response_bytes:
+                limits.check_response(size)
 
 
 def _cur_hits(cur: CURSearcher, coll: Collection, query: str, body: SearchRequest) -> QueryHits:

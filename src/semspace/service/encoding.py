@@ -1,0 +1,59 @@
+"""What several routes need around `Encoder.encode`: token counts (OpenAI `usage`, TEI `truncate=false`) and the
+`dimensions` projection of /v1/embeddings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from semspace.search import Collection
+from semspace.service.schemas import http_error
+
+
+def token_lengths(encoder: Any, texts: list[str]) -> list[int] | None:
+    """Tokens per text (special tokens included, before truncation) from the encoder's own tokenizer; None when the
+    encoder cannot count (an override without a backend)."""
+    count = getattr(getattr(encoder, "_backend", None), "token_lengths", None)
+    return None if count is None else [int(n) for n in count(texts)]
+
+
+def tokens_read(encoder: Any, lengths: list[int] | None, texts: list[str]) -> int:
+    """Tokens the model read: each text's count capped at the encoder's max_length (whitespace words without a
+    tokenizer)."""
+    if lengths is None:
+        return sum(len(t.split()) for t in texts)
+    limit = getattr(encoder, "max_length", None)
+    return int(sum(min(n, limit) if limit else n for n in lengths))
+
+
+def check_untruncated(encoder: Any, lengths: list[int] | None) -> None:
+    """TEI's `truncate=false`: a 413 naming the first text over the encoder's token limit."""
+    limit = getattr(encoder, "max_length", None)
+    if lengths is None or not limit:
+        return
+    for i, n in enumerate(lengths):
+        if n > limit:
+            raise http_error(413, f"inputs[{i}] has {n} tokens; the limit is {limit}. Send 'truncate': true to cut it.")
+
+
+def allowed_dimensions(encoder: Any, collection: Collection | None) -> str:
+    k = getattr(getattr(collection, "transform", None), "n_components_", None)
+    native = f"{encoder.dim} (the encoder's own vectors)"
+    return native if k is None else f"{native} or 1..{k} (the collection's whitening, first components)"
+
+
+def project(vectors: np.ndarray, dimensions: int | None, encoder: Any, collection: Collection | None) -> np.ndarray:
+    """OpenAI's `dimensions`: the raw vectors when absent; with a collection whose whitening keeps k components,
+    1 ≤ dimensions ≤ k gives the first `dimensions` whitened components (eigen-directions are sorted by variance, so
+    this is the whitening fitted with n_components=dimensions); `dimensions` = the encoder's dimension (when larger
+    than k, or without a whitening) is the raw vectors. Anything else is a 400 naming what is allowed."""
+    if dimensions is None:
+        return vectors
+    transform = getattr(collection, "transform", None)
+    k = getattr(transform, "n_components_", None)
+    if k is not None and dimensions <= k:
+        return np.ascontiguousarray(transform.transform(vectors)[:, :dimensions], dtype=np.float32)
+    if dimensions == encoder.dim:
+        return vectors
+    raise http_error(400, f"dimensions={dimensions} is not available: use {allowed_dimensions(encoder, collection)}.")

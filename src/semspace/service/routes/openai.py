@@ -1,0 +1,83 @@
+"""OpenAI-compatible POST /v1/embeddings, GET /v1/models and GET /v1/models/{id}: what the `openai` client and
+LangChain's `OpenAIEmbeddings` call. Errors on these routes have OpenAI's `{"error": {...}}` shape."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import numpy as np
+from fastapi import APIRouter
+
+from semspace.service.deps import EncoderDep, LimitsDep, MetricsDep, StateDep
+from semspace.service.encoding import project, token_lengths, tokens_read
+from semspace.service.schemas import (
+    OpenAIEmbedding,
+    OpenAIEmbeddingsRequest,
+    OpenAIEmbeddingsResponse,
+    OpenAIModel,
+    OpenAIModelList,
+    OpenAIUsage,
+    error_responses,
+    http_error,
+)
+from semspace.service.security import StrictJSONRoute
+
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=StrictJSONRoute)
+
+STARTED = int(time.time())
+TOKEN_IDS = "Token-id input is not supported: send 'input' as a string or a list of strings."
+
+
+def model_ids(encoder: EncoderDep) -> list[str]:
+    """The names a client may pass as `model`: the encoder's id (the only model served)."""
+    return [encoder.model_id]
+
+
+@router.post(
+    "/embeddings", response_model=OpenAIEmbeddingsResponse, responses=error_responses(404, 413, 422, openai=True)
+)
+def embeddings(
+    body: OpenAIEmbeddingsRequest, state: StateDep, encoder: EncoderDep, limits: LimitsDep, metrics: MetricsDep
+) -> OpenAIEmbeddingsResponse:
+    """Vectors as `Encoder.encode` gives them; `encoding_format="base64"` packs each as little-endian float32;
+    `dimensions` picks the whitened first components when the collection has a whitening (see
+    :func:`semspace.service.encoding.project`); `usage` counts the tokens the model read."""
+    if body.model not in model_ids(encoder):
+        raise http_error(404, f"The model {body.model!r} does not exist; this service serves {encoder.model_id!r}.")
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if not texts:
+        raise http_error(422, "'input' is empty.")
+    if not all(isinstance(t, str) for t in texts):
+        raise http_error(400, TOKEN_IDS)
+    limits.check_texts(texts, "input")
+    metrics.observe_batch("/v1/embeddings", len(texts))
+    lengths = token_lengths(encoder, texts)
+    vectors = encoder.encode(texts, show_progress_bar=False)
+    vectors = project(vectors, body.dimensions, encoder, state.collection)
+    if body.encoding_format == "base64":
+        little = vectors.astype("<f4", copy=False)
+        data = [
+            OpenAIEmbedding(index=i, embedding=base64.b64encode(row.tobytes()).decode("ascii"))
+            for i, row in enumerate(little)
+        ]
+    else:
+        data = [OpenAIEmbedding(index=i, embedding=row) for i, row in enumerate(np.asarray(vectors).tolist())]
+    used = tokens_read(encoder, lengths, texts)
+    return OpenAIEmbeddingsResponse(
+        data=data, model=encoder.model_id, usage=OpenAIUsage(prompt_tokens=used, total_tokens=used)
+    )
+
+
+@router.get("/models", response_model=OpenAIModelList)
+def models(encoder: EncoderDep) -> OpenAIModelList:
+    """The one model this service serves."""
+    return OpenAIModelList(data=[OpenAIModel(id=i, created=STARTED) for i in model_ids(encoder)])
+
+
+@router.get("/models/{model_id:path}", response_model=OpenAIModel, responses=error_responses(404, 422, openai=True))
+def model(model_id: str, encoder: EncoderDep) -> OpenAIModel:
+    """One model by id (ids may hold slashes, like Hugging Face ids); a 404 for any other."""
+    if model_id not in model_ids(encoder):
+        raise http_error(404, f"The model {model_id!r} does not exist; this service serves {encoder.model_id!r}.")
+    return OpenAIModel(id=model_id, created=STARTED)
