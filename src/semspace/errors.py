@@ -45,6 +45,10 @@ class DatasetNotFoundError(SemspaceError, FileNotFoundError):
     """A dataset file or folder does not exist."""
 
 
+class MissingExtraError(SemspaceError, ImportError):
+    """An optional part of semspace is used without its extra installed; the message names `pip install` for it."""
+
+
 class ArtifactError(SemspaceError, OSError):
     """A saved artifact (transform, cache) is missing, truncated, corrupt or of an unknown format version."""
 

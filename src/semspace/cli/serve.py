@@ -8,25 +8,59 @@ from typing import Annotated
 import typer
 
 from semspace.cli.options import note
+from semspace.errors import MissingExtraError
 
 
 def serve(
     collection: Annotated[
-        Path | None, typer.Argument(help="Collection folder (none: only /embed, /similarity).")
+        Path | None, typer.Argument(help="Collection folder (none: only /embed, /similarity, /v1/embeddings).")
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     model: Annotated[str | None, typer.Option(help="Encoder when no collection is given.")] = None,
     max_batch: Annotated[int, typer.Option(min=1, help="Texts per request.")] = 256,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="SEMSPACE_API_KEY",
+            help="Require 'Authorization: Bearer KEY' on every route but /health.",
+        ),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Host header to accept (repeatable; default: localhost, 127.0.0.1, ::1 and --host; '*' = any).",
+        ),
+    ] = None,
+    cross_encoder: Annotated[
+        Path | None,
+        typer.Option("--cross-encoder", help="Cross-encoder folder for /rerank (default: the collection's CUR one)."),
+    ] = None,
 ) -> None:
-    """HTTP service: POST /embed /similarity /search /documents, DELETE /documents, GET /health, page at /."""
-    import uvicorn
+    """HTTP service: /embed /similarity /search /documents /rerank /info /metrics /health, OpenAI-compatible
+    /v1/embeddings and /v1/models, a search page at / and the OpenAPI docs at /docs."""
+    try:
+        import uvicorn
 
+        from semspace.service import Limits, create_app
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"semspace serve needs the serve extra ({exc}): pip install 'semspace[serve]'"
+        ) from None
     from semspace.search import Collection
-    from semspace.service import Limits, create_app
 
     if collection is not None:
         Collection.open(collection).close()  # fail now, with one line, if it is not a collection
-    app = create_app(collection, encoder=model, limits=Limits(max_batch=max_batch))
+    app = create_app(
+        collection,
+        encoder=model,
+        limits=Limits(max_batch=max_batch),
+        cross_encoder=cross_encoder,
+        api_key=api_key,
+        allowed_hosts=allowed_host or None,
+        host=host,
+    )
     note(f"serving on http://{host}:{port}/  (OpenAPI: /docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

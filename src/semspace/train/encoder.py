@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from semspace.data.sts import STSPairs
 from semspace.encode.backends import HFBackend
 from semspace.encode.pooling import ST_POOLING_MODES, Pooling, pool
-from semspace.errors import InvalidParameterError, check_param
+from semspace.errors import InvalidParameterError, MissingExtraError, check_param
 from semspace.metrics import spearman
 from semspace.train.cached import cached_backward, chunked_backward
 from semspace.train.checkpoint import export_model
@@ -218,7 +218,7 @@ def _prepare_model(model: torch.nn.Module, config: EncoderTrainConfig) -> torch.
         try:
             from peft import LoraConfig, get_peft_model
         except ImportError:
-            raise InvalidParameterError("LoRA needs peft: pip install 'semspace[train]'") from None
+            raise MissingExtraError("LoRA needs peft: pip install 'semspace[train]'") from None
         lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.1)
         try:
             model = get_peft_model(model, lora)
