@@ -97,3 +97,39 @@ def test_both_trainers_share_one_name_per_knob():
         train_cross_encoder(None, None, "unused", CrossEncoderTrainConfig(objective="nope"))
     with pytest.raises(InvalidParameterError, match="eval_steps"):
         train_cross_encoder(None, None, "unused", CrossEncoderTrainConfig(eval_steps=0))
+
+
+def test_concurrent_predict_matches_serial(tiny_bert_dir):
+    """Request threads share one CrossEncoder (the service's /rerank): its tokenizer must not race."""
+    import random
+    import threading
+
+    ce = CrossEncoder(tiny_bert_dir, batch_size=3, max_length=16)
+    rng = random.Random(0)
+    words = "a man dog cat is playing guitar running the park in food".split()
+    batches = [
+        [(" ".join(rng.choices(words, k=rng.choice([1, 4, 30]))), "a dog") for _ in range(rng.randint(1, 6))]
+        for _ in range(48)
+    ]
+    expected = [ce.predict(b, show_progress_bar=False) for b in batches]
+    results: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def worker(w: int) -> None:
+        start.wait()
+        for i in range(w, len(batches), 6):
+            try:
+                results[i] = ce.predict(batches[i], show_progress_bar=False)
+            except BaseException as exc:  # any failure is the bug
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, repr(errors[0])
+    for i, scores in results.items():
+        np.testing.assert_allclose(scores, expected[i], atol=1e-5)
+    assert len(results) == len(batches)

@@ -269,6 +269,11 @@ class Encoder:
             prompt=self.resolve_prompt(prompt, prompt_name),
         )
 
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text as the model's tokenizer counts them (special tokens included, before truncation at
+        `max_length`): what OpenAI's `usage` and TEI's `truncate=false` need."""
+        return [int(n) for n in self._backend.token_lengths(validate_texts(texts))]
+
     def _encode(
         self,
         texts: Sequence[str],

@@ -6,6 +6,7 @@ Every scored pair is counted in `n_calls`, so CUR and retrieve-and-rerank budget
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,16 +63,21 @@ class CrossEncoder:
         self.model.to(device)
         self.model.eval()
         self.n_calls = 0
+        # A fast tokenizer's __call__ re-configures its shared Rust state (padding, truncation) on every call, so
+        # two threads tokenizing at once race; tokenizing is cheap next to the model, so calls take turns.
+        self._tokenizer_lock = threading.Lock()
 
     def tokenize(self, pairs: Sequence[tuple[str, str]]) -> Any:
-        return self.tokenizer(
-            [p[0] for p in pairs],
-            [p[1] for p in pairs],
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        ).to(self.device)
+        with self._tokenizer_lock:
+            batch = self.tokenizer(
+                [p[0] for p in pairs],
+                [p[1] for p in pairs],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+        return batch.to(self.device)
 
     def predict(
         self, pairs: Sequence[tuple[str, str]], batch_size: int | None = None, show_progress_bar: bool | None = None

@@ -14,8 +14,8 @@ from semspace.service.schemas import http_error
 def token_lengths(encoder: Any, texts: list[str]) -> list[int] | None:
     """Tokens per text (special tokens included, before truncation) from the encoder's own tokenizer; None when the
     encoder cannot count (an override without a backend)."""
-    count = getattr(getattr(encoder, "_backend", None), "token_lengths", None)
-    return None if count is None else [int(n) for n in count(texts)]
+    count = getattr(encoder, "token_lengths", None)
+    return None if count is None else count(texts)
 
 
 def tokens_read(encoder: Any, lengths: list[int] | None, texts: list[str]) -> int:
