@@ -1,16 +1,20 @@
 """Start-up time of the `semspace` command: `--help`, `index info` and `index delete` on a small collection.
 
-Each command runs as a fresh process (`python -m semspace …`, what the console script runs) after one uncounted
-warm-up; the table gives median / min / max wall time over --runs runs. For scale it also times a bare
+Each command runs as a fresh process (`python -m semspace …`, what the console script runs); the commands take
+turns within each round (interleaved, so a busy moment hits all of them alike), the first round is an uncounted
+warm-up, and the table gives median / min / max wall time over --runs rounds. For scale it also times a bare
 `python -c pass` and, with --compare, `import sentence_transformers` (what these commands no longer pay for).
+With --before SRC (the `src` folder of an earlier checkout, e.g. `git worktree add /tmp/old 1e9c835`), the same
+commands of that version run in the same rounds, on the same collection, and the table adds their ratio.
 Writes docs/results/startup.md.
 
-    python benchmarks/bench_startup.py [--runs 7] [--compare] [--out docs/results/startup.md]
+    python benchmarks/bench_startup.py [--runs 7] [--compare] [--before /tmp/old/src] [--out docs/results/startup.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -21,16 +25,14 @@ from pathlib import Path
 import numpy as np
 
 
-def wall_times(commands: list[list[str]]) -> list[float]:
-    """Wall time of each command as a fresh process, the first one a warm-up that is not counted."""
-    times = []
-    for argv in commands:
-        start = time.perf_counter()
-        result = subprocess.run(argv, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if result.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
-    return times[1:]
+def wall_time(argv: list[str], env: dict[str, str] | None = None) -> float:
+    """Wall time of one command as a fresh process (it must succeed)."""
+    start = time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+    return elapsed
 
 
 def make_collection(path: Path, n: int) -> list[str]:
@@ -50,6 +52,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="Counted runs per command (>= 5).")
     parser.add_argument("--documents", type=int, default=1000)
     parser.add_argument("--compare", action="store_true", help="Also time `import sentence_transformers`.")
+    parser.add_argument("--before", type=Path, help="`src` folder of an earlier semspace to time in the same rounds.")
     parser.add_argument("--out", type=Path, default=Path("docs/results/startup.md"))
     args = parser.parse_args()
     if args.runs < 5:
@@ -57,36 +60,65 @@ def main() -> None:
 
     from semspace.evaluate.report import results_header
 
+    load_before = os.getloadavg()[0]
     python = sys.executable
+    old_env = None if args.before is None else {**os.environ, "PYTHONPATH": str(args.before.resolve())}
     with tempfile.TemporaryDirectory() as tmp:
         collection = Path(tmp) / "c"
         ids = iter(make_collection(collection, args.documents))
-        cases = [
-            ("python -c pass (interpreter alone)", [python, "-c", "pass"]),
-            ("semspace --help", [python, "-m", "semspace", "--help"]),
-            ("semspace index info C", [python, "-m", "semspace", "index", "info", str(collection)]),
+        # (label, argv or a function giving the next argv, env); the old CLI is `python -m semspace.cli`
+        cases: list[tuple[str, object, dict[str, str] | None]] = [
+            ("python -c pass (interpreter alone)", [python, "-c", "pass"], None),
+            ("semspace --help", [python, "-m", "semspace", "--help"], None),
+            ("semspace index info C", [python, "-m", "semspace", "index", "info", str(collection)], None),
+            # every delete removes another document, so each run does real work (and never fails on a missing id)
+            (
+                "semspace index delete C ID",
+                lambda: [python, "-m", "semspace", "index", "delete", str(collection), next(ids)],
+                None,
+            ),
         ]
-        rows = [(label, wall_times([argv] * (args.runs + 1))) for label, argv in cases]
-        # Every delete removes another document, so each run does real work (and never fails on a missing id).
-        delete = [python, "-m", "semspace", "index", "delete", str(collection)]
-        deletes = [[*delete, next(ids)] for _ in range(args.runs + 1)]
-        rows.append(("semspace index delete C ID", wall_times(deletes)))
+        if old_env is not None:
+            old = [python, "-m", "semspace.cli"]
+            cases += [
+                ("before: semspace --help", [*old, "--help"], old_env),
+                ("before: semspace index info C", [*old, "index", "info", str(collection)], old_env),
+                (
+                    "before: semspace index delete C ID",
+                    lambda: [*old, "index", "delete", str(collection), next(ids)],
+                    old_env,
+                ),
+            ]
         if args.compare:
-            imports = [[python, "-c", "import sentence_transformers"]] * (args.runs + 1)
-            rows.append(("python -c 'import sentence_transformers'", wall_times(imports)))
+            cases.append(
+                ("python -c 'import sentence_transformers'", [python, "-c", "import sentence_transformers"], None)
+            )
+        times: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+        for round_number in range(args.runs + 1):  # round 0 is the warm-up
+            for label, argv, env in cases:
+                elapsed = wall_time(argv() if callable(argv) else argv, env)
+                if round_number:
+                    times[label].append(elapsed)
+        rows = list(times.items())
+    load_after = os.getloadavg()[0]
 
     command = "python benchmarks/bench_startup.py " + " ".join(sys.argv[1:])
     lines = results_header("Start-up time of the semspace command", command.strip())
     lines += [
         "",
-        f"Wall time of a fresh process, {args.runs} runs after one warm-up; collection C: Flat, "
-        f"{args.documents} documents, bundled MiniLM settings (384-d).",
+        f"Wall time of a fresh process, {args.runs} interleaved rounds after one warm-up round; collection C: Flat, "
+        f"{args.documents} documents, bundled MiniLM settings (384-d)."
+        + ("" if args.before is None else f" `before` = the CLI of `{args.before}` (`python -m semspace.cli`).")
+        + f" Load average (1 min) {load_before:.1f} at the start, {load_after:.1f} at the end.",
         "",
-        "| command | median (s) | min (s) | max (s) |",
-        "| --- | ---: | ---: | ---: |",
+        "| command | median (s) | min (s) | max (s) | before ÷ now (median) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for label, times in rows:
-        lines.append(f"| `{label}` | {statistics.median(times):.2f} | {min(times):.2f} | {max(times):.2f} |")
+    medians = {label: statistics.median(values) for label, values in rows}
+    for label, values in rows:
+        before = medians.get(f"before: {label}")
+        ratio = "" if before is None else f"{before / medians[label]:.1f}×"
+        lines.append(f"| `{label}` | {medians[label]:.2f} | {min(values):.2f} | {max(values):.2f} | {ratio} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
