@@ -27,17 +27,47 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class DocumentStore:
-    """Thin wrapper over one SQLite file (WAL journal, synchronous=FULL: a commit survives power loss)."""
+def content_fingerprint(seqs: np.ndarray) -> str:
+    """Order-independent fingerprint of a set of seqs: "<count hex>-<sum of splitmix64(seq) mod 2^64, hex>".
 
-    def __init__(self, path: str | Path, dim: int) -> None:
+    The FAISS index file carries the fingerprint of the ids it holds, and an index whose ids do not give the store's
+    fingerprint is rebuilt: a count that matches by chance (10 missing + 10 stale ids) no longer hides a document.
+    """
+    z = np.asarray(seqs, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+        total = int(z.sum(dtype=np.uint64)) if len(z) else 0
+    return f"{len(z):x}-{total:016x}"
+
+
+class DocumentStore:
+    """Thin wrapper over one SQLite file (WAL journal, synchronous=FULL: a commit survives power loss).
+
+    `create=True` makes the tables; otherwise the file must already hold them (a zero-byte or foreign file is refused
+    with CollectionError and left untouched). `timeout` is SQLite's busy timeout in seconds.
+    """
+
+    def __init__(self, path: str | Path, dim: int, create: bool = False, timeout: float = 60.0) -> None:
         self.path = Path(path)
         self.dim = dim
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
+            if not create:
+                tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if not {"documents", "meta"} <= tables:
+                    self._db.close()
+                    size = self.path.stat().st_size if self.path.exists() else 0
+                    raise CollectionError(
+                        f"{self.path}: not a semspace document store (tables {sorted(tables)}, {size} bytes); "
+                        "nothing was changed"
+                    )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
+            if create:
+                self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"{self.path}: not a readable SQLite document store ({exc})") from None
 
@@ -83,15 +113,30 @@ class DocumentStore:
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
 
-    def next_seq(self) -> int:
-        return int(self._db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM documents").fetchone()[0])
+    @staticmethod
+    def allocate_seqs(db: sqlite3.Connection, n: int) -> np.ndarray:
+        """`n` fresh seqs from the persistent counter, inside the caller's write transaction: a seq is never given
+        twice, even after the document holding the highest one is deleted."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+        top = int(db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM documents").fetchone()[0])
+        start = max(int(row[0]) if row else 0, top)  # max(): collections written before the counter existed
+        DocumentStore.set_meta(db, "next_seq", str(start + n))
+        return np.arange(start, start + n, dtype=np.int64)
 
-    def existing_ids(self, ids: Sequence[str]) -> list[str]:
+    def all_seqs(self, db: sqlite3.Connection | None = None) -> np.ndarray:
+        rows = (db or self._db).execute("SELECT seq FROM documents").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def fingerprint(self, db: sqlite3.Connection | None = None) -> str:
+        """The content fingerprint of the stored seqs (see `content_fingerprint`)."""
+        return content_fingerprint(self.all_seqs(db))
+
+    def existing_ids(self, ids: Sequence[str], db: sqlite3.Connection | None = None) -> list[str]:
         found: list[str] = []
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
-            found += [r[0] for r in self._db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk)]
+            found += [r[0] for r in (db or self._db).execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk)]
         return found
 
     @staticmethod
@@ -112,12 +157,14 @@ class DocumentStore:
         except sqlite3.IntegrityError as exc:
             raise DuplicateIdError(f"Duplicate document id ({exc}).") from None
 
-    def seqs_of(self, ids: Sequence[str]) -> dict[str, int]:
+    def seqs_of(self, ids: Sequence[str], db: sqlite3.Connection | None = None) -> dict[str, int]:
         out: dict[str, int] = {}
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
-            out.update(self._db.execute(f"SELECT id, seq FROM documents WHERE id IN ({marks})", chunk).fetchall())
+            out.update(
+                (db or self._db).execute(f"SELECT id, seq FROM documents WHERE id IN ({marks})", chunk).fetchall()
+            )
         return out
 
     @staticmethod
