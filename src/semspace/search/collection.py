@@ -40,6 +40,7 @@ from semspace.errors import (
     DuplicateIdError,
     InputTypeError,
     InvalidInputError,
+    InvalidParameterError,
     check_param,
 )
 from semspace.search.index import VectorIndex
@@ -57,6 +58,12 @@ FORMAT = "semspace.collection"
 MANIFEST = "collection.json"
 STORE = "documents.sqlite"
 _ADD_CHUNK = 1024
+MAX_K = 10_000  # results per query
+MAX_QUERIES = 1_024  # queries per call
+MAX_PAGE = 10_000  # documents per list_documents page
+MAX_METADATA_BYTES = 64 * 1024  # one document's metadata, as JSON
+EXACT_FILTER_MAX = 20_000  # a filter matching at most this many documents is scored exactly
+SEARCH_MODES = ("dense", "bm25", "hybrid")
 _TEMP_AGE_S = 5.0  # an orphan temp file is at least this old (a live writer's is younger, and holds the lock)
 
 
@@ -74,6 +81,27 @@ class SearchResult:
             {"id": i, "score": s, "text": t, "metadata": m}
             for i, s, t, m in zip(self.ids, self.scores, self.texts, self.metadata, strict=True)
         ]
+
+
+@dataclass
+class DocumentPage:
+    """One page of `Collection.list_documents`: documents (id, text, metadata) and the cursor of the next page
+    (None on the last one)."""
+
+    documents: list[dict] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def check_metadata(meta: object, i: int) -> None:
+    """A document's metadata: a JSON-serialisable dict of at most MAX_METADATA_BYTES."""
+    if not isinstance(meta, dict):
+        raise InputTypeError(f"Metadata at index {i} must be a dict; got {type(meta).__name__}.")
+    try:
+        size = len(json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"Metadata at index {i} is not JSON-serialisable.") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidInputError(f"Metadata at index {i} is {size} bytes as JSON; at most {MAX_METADATA_BYTES}.")
 
 
 class Collection:
@@ -437,15 +465,16 @@ class Collection:
             raise
 
     # -- documents -------------------------------------------------------------------------------------------
-    def add(
+    def _prepare(
         self,
         texts: Sequence[str],
-        ids: Sequence[str] | None = None,
-        metadata: Sequence[dict] | None = None,
-        vectors: np.ndarray | None = None,
-        show_progress_bar: bool | None = None,
-    ) -> list[str]:
-        """Add documents (one transaction); returns their ids. `vectors` (raw, pre-encoded) skips encoding."""
+        ids: Sequence[str] | None,
+        metadata: Sequence[dict] | None,
+        vectors: np.ndarray | None,
+        show_progress_bar: bool | None,
+        what: str,
+    ) -> tuple[list[str], list[str], list[dict], np.ndarray]:
+        """Validated (texts, ids, metadata, raw vectors): encoded here, outside every lock, unless given."""
         texts = validate_texts(texts)
         n = len(texts)
         if ids is None:
@@ -458,24 +487,14 @@ class Collection:
             if len(ids) != n:
                 raise InvalidInputError(f"{len(ids)} ids for {n} texts.")
             if len(set(ids)) != n:
-                raise DuplicateIdError("Ids repeat within this add.")
+                raise DuplicateIdError(f"Ids repeat within this {what}.")
         metadata = [{} for _ in range(n)] if metadata is None else list(metadata)
         if len(metadata) != n:
             raise InvalidInputError(f"{len(metadata)} metadata entries for {n} texts.")
         for i, meta in enumerate(metadata):
-            if not isinstance(meta, dict):
-                raise InputTypeError(f"Metadata at index {i} must be a dict; got {type(meta).__name__}.")
-            try:
-                json.dumps(meta)
-            except (TypeError, ValueError):
-                raise InvalidInputError(f"Metadata at index {i} is not JSON-serialisable.") from None
+            check_metadata(meta, i)
         if n == 0:
-            return []
-        taken = self._store.existing_ids(ids)  # fail fast before encoding; checked again inside the transaction
-        if taken:
-            raise DuplicateIdError(
-                f"Id(s) already in the collection: {', '.join(map(repr, taken[:5]))}; delete them first to update."
-            )
+            return [], [], [], np.zeros((0, self.raw_dim), np.float32)
         if vectors is None:
             raw = self.encoder.encode(texts, show_progress_bar=show_progress_bar)
         else:
@@ -484,6 +503,27 @@ class Collection:
             raw = as_vectors(vectors, self.raw_dim, "vectors").astype(np.float32)
             if len(raw) != n:
                 raise InvalidInputError(f"{len(raw)} vectors for {n} texts.")
+        return texts, ids, metadata, raw
+
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[dict] | None = None,
+        vectors: np.ndarray | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> list[str]:
+        """Add documents (one transaction); returns their ids. `vectors` (raw, pre-encoded) skips encoding.
+        An id already in the collection raises DuplicateIdError and nothing is added (see `upsert`)."""
+        if ids is not None:
+            taken = self._store.existing_ids(list(ids))  # fail fast before encoding; checked again when writing
+            if taken:
+                raise DuplicateIdError(
+                    f"Id(s) already in the collection: {', '.join(map(repr, taken[:5]))}; use upsert to replace them."
+                )
+        texts, ids, metadata, raw = self._prepare(texts, ids, metadata, vectors, show_progress_bar, "add")
+        if not ids:
+            return []
         with self._lock, self._writer.hold():
             self._sync_locked()
             with self._store.transaction() as db:
@@ -491,12 +531,38 @@ class Collection:
                 if taken:
                     raise DuplicateIdError(
                         f"Id(s) already in the collection: {', '.join(map(repr, taken[:5]))}; "
-                        "delete them first to update."
+                        "use upsert to replace them."
                     )
                 seqs = self._insert(db, ids, texts, metadata, raw)
                 generation = DocumentStore.bump_generation(db)
                 fingerprint = self._store.fingerprint(db)
             self._apply(generation, fingerprint, added=(seqs, raw))
+        return ids
+
+    def upsert(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str],
+        metadata: Sequence[dict] | None = None,
+        vectors: np.ndarray | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> list[str]:
+        """Add or replace documents by id, in one transaction: an existing id gets the new text, metadata and
+        vector (and a new seq); the others are added. Returns the ids."""
+        if ids is None:
+            raise InvalidInputError("upsert needs ids (the documents to add or replace).")
+        texts, ids, metadata, raw = self._prepare(texts, ids, metadata, vectors, show_progress_bar, "upsert")
+        if not ids:
+            return []
+        with self._lock, self._writer.hold():
+            self._sync_locked()
+            with self._store.transaction() as db:
+                old = np.array(sorted(self._store.seqs_of(ids, db).values()), dtype=np.int64)
+                DocumentStore.delete(db, old)
+                seqs = self._insert(db, ids, texts, metadata, raw)
+                generation = DocumentStore.bump_generation(db)
+                fingerprint = self._store.fingerprint(db)
+            self._apply(generation, fingerprint, added=(seqs, raw), removed=old)
         return ids
 
     def _insert(self, db, ids: list[str], texts: list[str], metadata: list[dict], raw: np.ndarray) -> np.ndarray:
@@ -532,6 +598,44 @@ class Collection:
         """Documents by id (id, text, metadata), in order; an unknown id raises DocumentNotFoundError."""
         return self._store.get(list(ids))
 
+    def get_existing(self, ids: Sequence[str]) -> list[dict]:
+        """Like `get`, silently skipping ids that are not (or no longer) in the collection."""
+        found = self._store.seqs_of(list(ids))
+        return self._store.get([i for i in ids if i in found])
+
+    def count(self, where: dict | None = None) -> int:
+        """Number of documents, or of those matching a metadata filter."""
+        return self._store.count(where)
+
+    def list_documents(
+        self, limit: int = 100, offset: int = 0, where: dict | None = None, cursor: str | None = None
+    ) -> DocumentPage:
+        """One page of documents in insertion order (optionally filtered). Page with `offset`, or — stable while
+        others write — with the `next_cursor` of the previous page."""
+        check_param(
+            "limit",
+            "Collection.list_documents",
+            isinstance(limit, int) and 1 <= limit <= MAX_PAGE,
+            f"an int in [1, {MAX_PAGE}]",
+            limit,
+        )
+        check_param(
+            "offset", "Collection.list_documents", isinstance(offset, int) and offset >= 0, "an int >= 0", offset
+        )
+        after = None
+        if cursor is not None:
+            try:
+                after = int(cursor)
+            except (TypeError, ValueError):
+                raise InvalidParameterError(f"Invalid cursor {cursor!r} (use the next_cursor of a page).") from None
+        rows = self._store.page(limit + 1, offset, where, after)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return DocumentPage(
+            documents=[{"id": i, "text": t, "metadata": m} for _, i, t, m in rows],
+            next_cursor=str(rows[-1][0]) if more and rows else None,
+        )
+
     def export(self) -> tuple[list[str], list[str], np.ndarray]:
         """(ids, texts, raw vectors) of every document, in insertion order."""
         with self._lock:
@@ -539,39 +643,119 @@ class Collection:
             docs = self._store.by_seq(seqs.tolist())
         return [docs[int(s)][0] for s in seqs], [docs[int(s)][1] for s in seqs], raw
 
-    def get_existing(self, ids: Sequence[str]) -> list[dict]:
-        """Like `get`, silently skipping ids that are not (or no longer) in the collection."""
-        found = self._store.seqs_of(list(ids))
-        return self._store.get([i for i in ids if i in found])
+    def export_jsonl(self, path: str | Path, vectors: bool = False) -> int:
+        """Write every document as one JSON line {"id", "text", "metadata"[, "vector"]}; returns the count.
+        With `vectors`, the raw float32 vectors are written exactly (import gives back the same bits)."""
+        from semspace.search.portable import export_jsonl
+
+        return export_jsonl(self, path, vectors=vectors)
+
+    def import_jsonl(self, path: str | Path, upsert: bool = False) -> int:
+        """Add (or with `upsert`, add or replace) the documents of a JSONL file written by `export_jsonl`, in one
+        transaction; lines with "vector" are not re-encoded. Returns the count."""
+        from semspace.search.portable import import_jsonl
+
+        return import_jsonl(self, path, upsert=upsert)
 
     # -- search ----------------------------------------------------------------------------------------------
-    def search(self, query_or_queries: str | Sequence[str], k: int = 10) -> SearchResult | list[SearchResult]:
-        """Top-k by cosine for one query (→ SearchResult) or a list (→ list of SearchResult)."""
+    def search(
+        self,
+        query_or_queries: str | Sequence[str],
+        k: int = 10,
+        where: dict | None = None,
+        mode: str = "dense",
+        fusion: str = "rrf",
+        alpha: float = 0.5,
+    ) -> SearchResult | list[SearchResult]:
+        """Top-k for one query (→ SearchResult) or a list (→ list of SearchResult), optionally only among the
+        documents whose metadata match `where` (see filters.py; k results come back whenever k match).
+
+        `mode`: "dense" (cosine over the index), "bm25" (lexical, bm25s) or "hybrid": both lists fused by
+        reciprocal rank (`fusion="rrf"`, Cormack et al. 2009, k=60) or by a weighted sum of min-max normalised
+        scores (`fusion="weighted"`, `alpha` × dense + (1 − alpha) × BM25).
+        """
         single = isinstance(query_or_queries, str)
         queries = validate_texts([query_or_queries] if single else query_or_queries)
-        results = self.search_vectors(self.encoder.encode(queries), k) if queries else []
+        check_param("mode", "Collection.search", mode in SEARCH_MODES, f"one of {SEARCH_MODES}", mode)
+        self._check_k_and_queries(k, len(queries))
+        if not queries:
+            return []
+        if mode == "dense":
+            results = self.search_vectors(self.encoder.encode(queries), k, where=where)
+        else:
+            from semspace.search.hybrid import hybrid_search
+
+            results = hybrid_search(self, queries, k, where=where, mode=mode, fusion=fusion, alpha=alpha)
         return results[0] if single else results
 
-    def search_vectors(self, raw_queries: np.ndarray, k: int = 10) -> list[SearchResult]:
+    def _check_k_and_queries(self, k: int, n_queries: int) -> None:
+        check_param(
+            "k",
+            "Collection.search",
+            isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= MAX_K,
+            f"an int in [1, {MAX_K}]",
+            k,
+        )
+        if n_queries > MAX_QUERIES:
+            raise InvalidInputError(f"{n_queries} queries in one request; at most {MAX_QUERIES}.")
+
+    def search_vectors(self, raw_queries: np.ndarray, k: int = 10, where: dict | None = None) -> list[SearchResult]:
         """Search with raw (untransformed) query vectors of the encoder's dimension."""
         from semspace.transform.stats import as_vectors
 
-        check_param("k", "Collection.search", isinstance(k, int) and k >= 1, "an int >= 1", k)
         raw = as_vectors(raw_queries, self.raw_dim, "query vectors")
+        self._check_k_and_queries(k, len(raw))
+        scores, seqs = self._search_seqs(raw, k, where)
+        docs = self._store.by_seq(np.unique(seqs[seqs >= 0]).tolist())
+        return [self._result(row_scores, row_seqs, docs) for row_scores, row_seqs in zip(scores, seqs, strict=True)]
+
+    def _search_seqs(self, raw: np.ndarray, k: int, where: dict | None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, seqs), each (n, ≤k), of the dense search, −1 padded."""
         with self._lock:
             self.refresh()
-            scores, seqs = self.index.search(self._project(raw), k)
-            docs = self._store.by_seq(np.unique(seqs[seqs >= 0]).tolist())
-        out = []
-        for row_scores, row_seqs in zip(scores, seqs, strict=True):
-            result = SearchResult()
-            for score, seq in zip(row_scores, row_seqs, strict=True):
-                if seq < 0 or seq not in docs:
-                    continue
-                doc_id, text, meta = docs[seq]
-                result.ids.append(doc_id)
-                result.scores.append(float(score))
-                result.texts.append(text)
-                result.metadata.append(meta)
-            out.append(result)
-        return out
+            queries = self._project(raw)
+            if where is None:
+                return self.index.search(queries, min(k, max(self.index.ntotal, 1)))
+            return self._filtered_search(queries, k, self._store.filter_seqs(where))
+
+    @staticmethod
+    def _result(row_scores, row_seqs, docs) -> SearchResult:
+        result = SearchResult()
+        for score, seq in zip(row_scores, row_seqs, strict=True):
+            if seq < 0 or seq not in docs:
+                continue
+            doc_id, text, meta = docs[seq]
+            result.ids.append(doc_id)
+            result.scores.append(float(score))
+            result.texts.append(text)
+            result.metadata.append(meta)
+        return result
+
+    def _filtered_search(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k among `allowed` seqs: exact cosine over their stored vectors when few match (or when the index
+        type cannot search with an id selector), else FAISS with an IDSelectorBatch."""
+        k = min(k, max(len(allowed), 1))
+        if len(allowed) > EXACT_FILTER_MAX:
+            try:
+                return self.index.search(queries, k, allowed=allowed)
+            except RuntimeError:
+                logger.info(
+                    "%s cannot search with an id selector; scoring the filtered documents exactly", self.index.factory
+                )
+        from semspace.search.index import normalize_rows
+
+        q = normalize_rows(queries)
+        best_scores = np.full((len(q), k), -np.inf, np.float32)
+        best_seqs = np.full((len(q), k), -1, np.int64)
+        for lo in range(0, len(allowed), EXACT_FILTER_MAX):
+            seqs, raw = self._store.vectors_by_seq(allowed[lo : lo + EXACT_FILTER_MAX])
+            if not len(seqs):
+                continue
+            scores = q @ normalize_rows(self._project(raw)).T
+            all_scores = np.hstack([best_scores, scores.astype(np.float32)])
+            all_seqs = np.hstack([best_seqs, np.broadcast_to(seqs, scores.shape)])
+            order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
+            best_scores = np.take_along_axis(all_scores, order, axis=1)
+            best_seqs = np.take_along_axis(all_seqs, order, axis=1)
+        best_seqs = np.where(np.isfinite(best_scores), best_seqs, -1)
+        return best_scores, best_seqs

@@ -18,6 +18,7 @@ from semspace.errors import InvalidParameterError
 logger = logging.getLogger(__name__)
 
 _IVF = re.compile(r"(?:^|,)IVF(\d+)")
+_TRANSFORM = re.compile(r"(?:^|,)(?:OPQ|PCA|ITQ)")
 _PQ = re.compile(r"(?:^|,|_)(?:O?PQ)(\d+)(?:x(\d+))?")
 
 
@@ -34,10 +35,11 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def min_training_points(factory: str) -> int:
+def min_training_points(factory: str, dim: int) -> int:
     """Vectors needed before an untrained factory can be trained: k-means needs at least as many points as
-    centroids (IVF lists; 2^nbits codewords per PQ/OPQ sub-quantizer); scalar quantizers need one."""
-    need = 1
+    centroids (IVF lists; 2^nbits codewords per PQ/OPQ sub-quantizer); a trained rotation or projection (OPQ, PCA,
+    ITQ) needs at least `dim` points (FAISS 1.15 aborts the process on fewer for OPQ); scalar quantizers need one."""
+    need = dim if _TRANSFORM.search(factory) else 1
     if match := _IVF.search(factory):
         need = max(need, int(match.group(1)))
     for match in _PQ.finditer(factory):
@@ -79,7 +81,7 @@ class VectorIndex:
                 f"Invalid FAISS factory string {factory!r}: {str(exc).splitlines()[-1]}"
             ) from None
         self.needs_training = not probe.is_trained
-        self.min_train = min_training_points(factory) if self.needs_training else 0
+        self.min_train = min_training_points(factory, dim) if self.needs_training else 0
         self.supports_remove = "HNSW" not in factory
         self._index = self._with_ids(probe if probe.is_trained else faiss.IndexFlatIP(dim))
         # nprobe 32 with nlist = 4√N: recall@10 vs exact ≥ 0.95 on our retrieval sets (docs/results/search.md).

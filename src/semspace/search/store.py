@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from semspace.errors import CollectionError, DocumentNotFoundError, DuplicateIdError
+from semspace.search.filters import compile_where
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -217,3 +218,51 @@ class DocumentStore:
         picks = sorted(np.random.default_rng(seed).choice(total, size=n, replace=False).tolist())
         texts = [r[0] for r in self._db.execute("SELECT text FROM documents ORDER BY seq")]
         return [texts[i] for i in picks]
+
+    # -- filters, pages, export ----------------------------------------------------------------------------------
+    def filter_seqs(self, where: dict) -> np.ndarray:
+        """Seqs of the documents whose metadata match `where` (see filters.py), ascending."""
+        sql, params = compile_where(where)
+        rows = self._db.execute(f"SELECT seq FROM documents WHERE {sql} ORDER BY seq", params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def count(self, where: dict | None = None) -> int:
+        if not where:
+            return len(self)
+        sql, params = compile_where(where)
+        return int(self._db.execute(f"SELECT COUNT(*) FROM documents WHERE {sql}", params).fetchone()[0])
+
+    def vectors_by_seq(self, seqs: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(seqs found, their raw vectors), ascending by seq."""
+        found, vectors = [], []
+        wanted = sorted(int(s) for s in seqs)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for seq, blob in self._db.execute(
+                f"SELECT seq, vector FROM documents WHERE seq IN ({marks}) ORDER BY seq", chunk
+            ):
+                found.append(seq)
+                vectors.append(np.frombuffer(blob, dtype=np.float32))
+        matrix = np.vstack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
+        return np.asarray(found, dtype=np.int64), matrix
+
+    def page(
+        self, limit: int, offset: int = 0, where: dict | None = None, after_seq: int | None = None
+    ) -> list[tuple[int, str, str, dict]]:
+        """(seq, id, text, metadata) in insertion (seq) order: `limit` rows after `offset` rows, or after a seq."""
+        sql, params = compile_where(where) if where else ("1", [])
+        if after_seq is not None:
+            sql, params = f"{sql} AND seq > ?", [*params, int(after_seq)]
+        rows = self._db.execute(
+            f"SELECT seq, id, text, metadata FROM documents WHERE {sql} ORDER BY seq LIMIT ? OFFSET ?",
+            [*params, int(limit), int(offset)],
+        )
+        return [(seq, doc_id, text, json.loads(meta)) for seq, doc_id, text, meta in rows]
+
+    def iter_documents(self, batch: int = 1000) -> Iterator[tuple[str, str, dict, np.ndarray]]:
+        """(id, text, metadata, raw vector) of every document in seq order, read in one snapshot."""
+        cursor = self._db.execute("SELECT id, text, metadata, vector FROM documents ORDER BY seq")
+        while rows := cursor.fetchmany(batch):
+            for doc_id, text, meta, blob in rows:
+                yield doc_id, text, json.loads(meta), np.frombuffer(blob, dtype=np.float32)
