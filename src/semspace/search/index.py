@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 _IVF = re.compile(r"(?:^|,)IVF(\d+)")
 _TRANSFORM = re.compile(r"(?:^|,)(?:OPQ|PCA|ITQ)")
+_SQ = re.compile(r"(?:^|,)SQ")
 _PQ = re.compile(r"(?:^|,|_)(?:O?PQ)(\d+)(?:x(\d+))?")
 
 
@@ -37,9 +38,12 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
 
 def min_training_points(factory: str, dim: int) -> int:
     """Vectors needed before an untrained factory can be trained: k-means needs at least as many points as
-    centroids (IVF lists; 2^nbits codewords per PQ/OPQ sub-quantizer); a trained rotation or projection (OPQ, PCA,
-    ITQ) needs at least `dim` points (FAISS 1.15 aborts the process on fewer for OPQ); scalar quantizers need one."""
+    centroids (IVF lists; 2^nbits codewords per PQ/OPQ sub-quantizer); scalar quantizers (SQ8, …) take 256 so that
+    their value ranges are not those of a handful of vectors; a trained rotation or projection (OPQ, PCA,
+    ITQ) needs at least `dim` points (FAISS 1.15 aborts the process on fewer for OPQ)."""
     need = dim if _TRANSFORM.search(factory) else 1
+    if _SQ.search(factory):
+        need = max(need, 256)  # a scalar quantizer's per-dimension ranges come from the training sample
     if match := _IVF.search(factory):
         need = max(need, int(match.group(1)))
     for match in _PQ.finditer(factory):
