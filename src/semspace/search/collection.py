@@ -123,6 +123,7 @@ class Collection:
         self._saved_transform = self._read_saved_transform(self._transform_number)
         self.index = VectorIndex(manifest["index"], self.dim)
         self._generation = -1  # the store generation the in-memory index reflects (-1: none yet)
+        self._bm25 = None  # hybrid.BM25Index of some generation, built on the first BM25/hybrid search
         with self._lock, self._writer.hold():
             self._remove_orphan_temp_files()
             self._sync_locked()
