@@ -124,3 +124,21 @@ def test_index_vector_store_errors_are_one_line(tmp_path, tiny_bert_dir):
     assert "'k'" in err(semspace("index", "search", coll, "x", "-k", "1000000000"))
     assert "--where" in err(semspace("index", "search", coll, "x", "--where", "{nope"))
     assert "$foo" in err(semspace("index", "list", coll, "--where", '{"a": {"$foo": 1}}'))
+
+
+def test_an_open_collection_sees_cli_adds_and_deletes(tmp_path, tiny_bert_dir):
+    """The issue's server scenario: a long-lived reader (as `semspace serve` holds) and CLI writes beside it."""
+    from semspace.search import Collection
+
+    coll = tmp_path / "c"
+    assert semspace("index", "create", coll, "--model", tiny_bert_dir).returncode == 0
+    reader = Collection.open(coll)
+    assert reader.search("a dog is running", k=5).ids == []
+    docs = tmp_path / "docs.jsonl"
+    texts = {"a": "a man is playing a guitar", "b": "a dog is running in the park", "c": "the cat eats food"}
+    docs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in texts.items()))
+    assert semspace("index", "add", coll, docs).returncode == 0
+    assert [reader.search(t, k=1).ids[0] for t in texts.values()] == list(texts)
+    assert semspace("index", "delete", coll, "b").returncode == 0
+    assert "b" not in reader.search(texts["b"], k=3).ids and reader.index.ntotal == 2
+    reader.close()
