@@ -8,7 +8,7 @@ import pytest
 
 from semspace.errors import DatasetFormatError, InvalidInputError, InvalidParameterError
 from semspace.search import Collection
-from semspace.search.collection import MAX_K, MAX_METADATA_BYTES, MAX_QUERIES
+from semspace.search.documents import MAX_K, MAX_METADATA_BYTES, MAX_QUERIES
 
 DIM = 32
 N = 300

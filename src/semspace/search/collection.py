@@ -18,14 +18,11 @@ index reflects, and reloads the index file (or rebuilds it from SQLite) when ano
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +35,18 @@ from semspace.errors import (
     CollectionError,
     DocumentNotFoundError,
     DuplicateIdError,
-    InputTypeError,
     InvalidInputError,
     InvalidParameterError,
     check_param,
+)
+from semspace.search.documents import (
+    MAX_K,
+    MAX_PAGE,
+    MAX_QUERIES,
+    DocumentPage,
+    SearchResult,
+    check_documents,
+    make_result,
 )
 from semspace.search.index import VectorIndex
 from semspace.search.locking import WriterLock
@@ -58,50 +63,9 @@ FORMAT = "semspace.collection"
 MANIFEST = "collection.json"
 STORE = "documents.sqlite"
 _ADD_CHUNK = 1024
-MAX_K = 10_000  # results per query
-MAX_QUERIES = 1_024  # queries per call
-MAX_PAGE = 10_000  # documents per list_documents page
-MAX_METADATA_BYTES = 64 * 1024  # one document's metadata, as JSON
 EXACT_FILTER_MAX = 20_000  # a filter matching at most this many documents is scored exactly
 SEARCH_MODES = ("dense", "bm25", "hybrid")
 _TEMP_AGE_S = 5.0  # an orphan temp file is at least this old (a live writer's is younger, and holds the lock)
-
-
-@dataclass
-class SearchResult:
-    """Hits for one query, best first (FAISS's −1 padding removed)."""
-
-    ids: list[str] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    metadata: list[dict] = field(default_factory=list)
-
-    def to_dicts(self) -> list[dict]:
-        return [
-            {"id": i, "score": s, "text": t, "metadata": m}
-            for i, s, t, m in zip(self.ids, self.scores, self.texts, self.metadata, strict=True)
-        ]
-
-
-@dataclass
-class DocumentPage:
-    """One page of `Collection.list_documents`: documents (id, text, metadata) and the cursor of the next page
-    (None on the last one)."""
-
-    documents: list[dict] = field(default_factory=list)
-    next_cursor: str | None = None
-
-
-def check_metadata(meta: object, i: int) -> None:
-    """A document's metadata: a JSON-serialisable dict of at most MAX_METADATA_BYTES."""
-    if not isinstance(meta, dict):
-        raise InputTypeError(f"Metadata at index {i} must be a dict; got {type(meta).__name__}.")
-    try:
-        size = len(json.dumps(meta, ensure_ascii=False).encode("utf-8"))
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"Metadata at index {i} is not JSON-serialisable.") from None
-    if size > MAX_METADATA_BYTES:
-        raise InvalidInputError(f"Metadata at index {i} is {size} bytes as JSON; at most {MAX_METADATA_BYTES}.")
 
 
 class Collection:
@@ -476,24 +440,8 @@ class Collection:
         what: str,
     ) -> tuple[list[str], list[str], list[dict], np.ndarray]:
         """Validated (texts, ids, metadata, raw vectors): encoded here, outside every lock, unless given."""
-        texts = validate_texts(texts)
+        texts, ids, metadata = check_documents(texts, ids, metadata, what)
         n = len(texts)
-        if ids is None:
-            ids = [uuid.uuid4().hex for _ in range(n)]
-        else:
-            ids = list(ids)
-            for i, doc_id in enumerate(ids):
-                if not isinstance(doc_id, str) or not doc_id:
-                    raise InputTypeError(f"Document id at index {i} must be a non-empty string; got {doc_id!r}.")
-            if len(ids) != n:
-                raise InvalidInputError(f"{len(ids)} ids for {n} texts.")
-            if len(set(ids)) != n:
-                raise DuplicateIdError(f"Ids repeat within this {what}.")
-        metadata = [{} for _ in range(n)] if metadata is None else list(metadata)
-        if len(metadata) != n:
-            raise InvalidInputError(f"{len(metadata)} metadata entries for {n} texts.")
-        for i, meta in enumerate(metadata):
-            check_metadata(meta, i)
         if n == 0:
             return [], [], [], np.zeros((0, self.raw_dim), np.float32)
         if vectors is None:
@@ -721,16 +669,7 @@ class Collection:
 
     @staticmethod
     def _result(row_scores, row_seqs, docs) -> SearchResult:
-        result = SearchResult()
-        for score, seq in zip(row_scores, row_seqs, strict=True):
-            if seq < 0 or seq not in docs:
-                continue
-            doc_id, text, meta = docs[seq]
-            result.ids.append(doc_id)
-            result.scores.append(float(score))
-            result.texts.append(text)
-            result.metadata.append(meta)
-        return result
+        return make_result(row_scores, row_seqs, docs)
 
     def _filtered_search(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-k among `allowed` seqs: exact cosine over their stored vectors when few match (or when the index
