@@ -17,6 +17,7 @@ from semspace.errors import InvalidParameterError
 
 logger = logging.getLogger(__name__)
 
+TRAIN_MAX = 50_000  # vectors a trained index is trained on (a fixed random sample of them beyond this)
 _IVF = re.compile(r"(?:^|,)IVF(\d+)")
 _TRANSFORM = re.compile(r"(?:^|,)(?:OPQ|PCA|ITQ)")
 _SQ = re.compile(r"(?:^|,)SQ")
@@ -164,7 +165,10 @@ class VectorIndex:
         if not base.is_trained:
             if len(x) >= self.min_train:
                 _skip_polysemous_training(base)
-                base.train(x)
+                sample = x
+                if len(x) > TRAIN_MAX:  # k-means/OPQ cost grows with the sample; FAISS itself samples 256/centroid
+                    sample = x[np.sort(np.random.default_rng(0).choice(len(x), TRAIN_MAX, replace=False))]
+                base.train(sample)
             else:
                 base = faiss.IndexFlatIP(self.dim)
         self._index = self._with_ids(base)
