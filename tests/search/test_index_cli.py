@@ -66,3 +66,79 @@ def test_index_errors_are_one_line(tmp_path, tiny_bert_dir):
     other = tmp_path / "docs.xml"
     other.write_text("<x/>")
     assert "unsupported input" in err(semspace("index", "add", coll, other))
+
+
+def test_index_vector_store_commands(tmp_path, tiny_bert_dir):
+    coll = tmp_path / "c"
+    created = semspace("index", "create", coll, "--model", tiny_bert_dir, "--index", "HNSW32,SQ8")
+    assert created.returncode == 0, created.stderr
+    docs = tmp_path / "docs.jsonl"
+    rows = [
+        {"id": "a", "text": "a man is playing a guitar", "metadata": {"source": "faq", "year": 2020}},
+        {"id": "b", "text": "a dog is running in the park", "metadata": {"source": "blog", "year": 2021}},
+        {"id": "c", "text": "the cat eats food", "source": "faq", "year": 2022},
+    ]
+    docs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert semspace("index", "add", coll, docs).returncode == 0
+    found = semspace("index", "search", coll, "a man is playing a guitar", "--where", '{"source": "faq"}', "--json")
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)["hits"]
+    assert {h["id"] for h in hits} == {"a", "c"} and hits[0]["metadata"] == {"source": "faq", "year": 2020}
+    ranged = semspace(
+        "index", "search", coll, "cat", "--where", '{"year": {"$gte": 2021}}', "--mode", "hybrid", "--json"
+    )
+    assert {h["id"] for h in json.loads(ranged.stdout)["hits"]} == {"b", "c"}
+    bm25 = semspace("index", "search", coll, "guitar", "--mode", "bm25", "--json")
+    assert [h["id"] for h in json.loads(bm25.stdout)["hits"]] == ["a"]
+    update = tmp_path / "update.jsonl"
+    update.write_text(json.dumps({"id": "b", "text": "a dog sleeps", "metadata": {"source": "faq"}}) + "\n")
+    assert semspace("index", "upsert", coll, update).returncode == 0
+    got = semspace("index", "get", coll, "b")
+    assert json.loads(got.stdout) == {"id": "b", "text": "a dog sleeps", "metadata": {"source": "faq"}}
+    page = json.loads(semspace("index", "list", coll, "--limit", "2").stdout)
+    assert [d["id"] for d in page["documents"]] == ["a", "c"] and page["next_cursor"]
+    rest = json.loads(semspace("index", "list", coll, "--limit", "2", "--cursor", page["next_cursor"]).stdout)
+    assert [d["id"] for d in rest["documents"]] == ["b"] and rest["next_cursor"] is None
+    out = tmp_path / "export.jsonl"
+    assert semspace("index", "export", coll, out, "--vectors").returncode == 0
+    copy = tmp_path / "copy"
+    semspace("index", "create", copy, "--model", tiny_bert_dir)
+    imported = semspace("index", "import", copy, out)
+    assert imported.returncode == 0, imported.stderr
+    again = tmp_path / "again.jsonl"
+    assert semspace("index", "export", copy, again, "--vectors").returncode == 0
+    assert again.read_text() == out.read_text()
+
+
+def test_index_vector_store_errors_are_one_line(tmp_path, tiny_bert_dir):
+    def err(result):
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+        return lines[0]
+
+    coll = tmp_path / "c"
+    assert "factory" in err(semspace("index", "create", coll, "--model", tiny_bert_dir, "--index", "PQ7"))
+    assert not coll.exists()
+    semspace("index", "create", coll, "--model", tiny_bert_dir)
+    assert "'k'" in err(semspace("index", "search", coll, "x", "-k", "1000000000"))
+    assert "--where" in err(semspace("index", "search", coll, "x", "--where", "{nope"))
+    assert "$foo" in err(semspace("index", "list", coll, "--where", '{"a": {"$foo": 1}}'))
+
+
+def test_an_open_collection_sees_cli_adds_and_deletes(tmp_path, tiny_bert_dir):
+    """The issue's server scenario: a long-lived reader (as `semspace serve` holds) and CLI writes beside it."""
+    from semspace.search import Collection
+
+    coll = tmp_path / "c"
+    assert semspace("index", "create", coll, "--model", tiny_bert_dir).returncode == 0
+    reader = Collection.open(coll)
+    assert reader.search("a dog is running", k=5).ids == []
+    docs = tmp_path / "docs.jsonl"
+    texts = {"a": "a man is playing a guitar", "b": "a dog is running in the park", "c": "the cat eats food"}
+    docs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in texts.items()))
+    assert semspace("index", "add", coll, docs).returncode == 0
+    assert [reader.search(t, k=1).ids[0] for t in texts.values()] == list(texts)
+    assert semspace("index", "delete", coll, "b").returncode == 0
+    assert "b" not in reader.search(texts["b"], k=3).ids and reader.index.ntotal == 2
+    reader.close()

@@ -1,16 +1,39 @@
-"""`semspace index …`: create, add to, delete from, inspect, whiten and search a collection on disk.
+"""`semspace index …`: create, add to, upsert into, delete from, list, inspect, export/import, whiten and search a
+collection on disk.
 
-`info` and `delete` load no model: the collection's encoder is made only when something must be encoded.
+`info`, `delete`, `get`, `list` and `export` load no model: the collection's encoder is made only when something
+must be encoded. Several of these commands (and `semspace serve`) may run on one collection at once.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from semspace.cli.options import AsJson, CollectionPath, MaxLength, Model, PoolingName, TopK, echo, echo_json, note
+from semspace.errors import InvalidParameterError
+
+Where = Annotated[
+    str | None,
+    typer.Option(help='Metadata filter as JSON: {"source": "faq"}, {"year": {"$gte": 2020}}, {"$or": [...]}, $in.'),
+]
+
+
+def parse_where(where: str | None) -> dict | None:
+    """The --where JSON object (None when not given); a one-line error when it is not a JSON object."""
+    if where is None:
+        return None
+    try:
+        value = json.loads(where)
+    except json.JSONDecodeError as exc:
+        raise InvalidParameterError(f"--where is not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise InvalidParameterError(f'--where must be a JSON object, like {{"source": "faq"}}; got {where}')
+    return value
+
 
 app = typer.Typer(no_args_is_help=True, help="Persistent collections: SQLite documents + FAISS index.")
 
@@ -20,7 +43,9 @@ def create(
     path: Annotated[Path, typer.Argument(help="Folder to create.")],
     model: Model = None,
     pooling: PoolingName = "default",
-    index: Annotated[str, typer.Option(help="FAISS factory string: Flat, IVF256,Flat, HNSW32, …")] = "Flat",
+    index: Annotated[
+        str, typer.Option(help="FAISS factory string: Flat, IVF256,Flat, HNSW32, SQ8, PQ16, IVF256,PQ16, HNSW32,SQ8, …")
+    ] = "Flat",
     max_length: MaxLength = None,
 ) -> None:
     """Create an empty collection."""
@@ -37,7 +62,7 @@ def add(
     text_column: Annotated[str, typer.Option(help="Text field of .jsonl/.csv.")] = "text",
     id_column: Annotated[str, typer.Option(help="Id field of .jsonl/.csv (absent: generated ids).")] = "id",
 ) -> None:
-    """Add documents (encoded with the collection's encoder; one transaction)."""
+    """Add documents (encoded with the collection's encoder; one transaction). An id already there is an error."""
     from semspace.data.files import read_documents
     from semspace.search import Collection
 
@@ -45,6 +70,25 @@ def add(
     with Collection.open(path) as c:
         ids = c.add(docs.texts, ids=docs.ids, metadata=docs.metadata)
         note(f"added {len(ids)} documents; the collection holds {len(c)}")
+
+
+@app.command("upsert")
+def upsert(
+    path: CollectionPath,
+    source: Annotated[Path, typer.Argument(help=".jsonl or .csv with ids")],
+    text_column: Annotated[str, typer.Option(help="Text field.")] = "text",
+    id_column: Annotated[str, typer.Option(help="Id field (required).")] = "id",
+) -> None:
+    """Add or replace documents by id (one transaction)."""
+    from semspace.data.files import read_documents
+    from semspace.search import Collection
+
+    docs = read_documents(source, text_column, id_column)
+    if docs.ids is None:
+        raise InvalidParameterError(f"{source}: upsert needs an {id_column!r} for every document")
+    with Collection.open(path) as c:
+        ids = c.upsert(docs.texts, ids=docs.ids, metadata=docs.metadata)
+        note(f"upserted {len(ids)} documents; the collection holds {len(c)}")
 
 
 @app.command("delete")
@@ -97,18 +141,80 @@ def whiten(
         echo_json(c.info(), indent=2)
 
 
+@app.command("get")
+def get(
+    path: CollectionPath,
+    ids: Annotated[list[str], typer.Argument(help="Document ids.")],
+) -> None:
+    """Documents by id, one JSON line each (an unknown id is an error)."""
+    from semspace.search import Collection
+
+    with Collection.open(path) as c:
+        for doc in c.get(ids):
+            echo_json(doc)
+
+
+@app.command("list")
+def list_(
+    path: CollectionPath,
+    limit: Annotated[int, typer.Option(min=1, help="Documents per page.")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many (matching) documents.")] = 0,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+    where: Where = None,
+) -> None:
+    """One page of documents in insertion order, as JSON {"documents": [...], "next_cursor": ...}."""
+    from semspace.search import Collection
+
+    with Collection.open(path) as c:
+        page = c.list_documents(limit=limit, offset=offset, where=parse_where(where), cursor=cursor)
+    echo_json({"documents": page.documents, "next_cursor": page.next_cursor})
+
+
+@app.command("export")
+def export(
+    path: CollectionPath,
+    out: Annotated[Path, typer.Argument(help="JSONL file to write.")],
+    vectors: Annotated[bool, typer.Option("--vectors", help="Include the raw vectors (exact).")] = False,
+) -> None:
+    """Write every document as JSONL {"id", "text", "metadata"[, "vector"]}."""
+    from semspace.search import Collection
+
+    with Collection.open(path) as c:
+        n = c.export_jsonl(out, vectors=vectors)
+    note(f"exported {n} documents to {out}")
+
+
+@app.command("import")
+def import_(
+    path: CollectionPath,
+    source: Annotated[Path, typer.Argument(help="JSONL written by `index export`.")],
+    upsert: Annotated[bool, typer.Option("--upsert", help="Replace documents whose id is already there.")] = False,
+) -> None:
+    """Add the documents of an export (one transaction; lines with "vector" are not re-encoded)."""
+    from semspace.search import Collection
+
+    with Collection.open(path) as c:
+        n = c.import_jsonl(source, upsert=upsert)
+        note(f"imported {n} documents; the collection holds {len(c)}")
+
+
 @app.command("search")
 def search(
     path: CollectionPath,
     queries: Annotated[list[str], typer.Argument(help="One or more queries.")],
     k: TopK = 10,
+    where: Where = None,
+    mode: Annotated[str, typer.Option(help="dense, bm25 or hybrid (BM25 + dense).")] = "dense",
+    fusion: Annotated[str, typer.Option(help="Hybrid fusion: rrf (reciprocal rank) or weighted.")] = "rrf",
+    alpha: Annotated[float, typer.Option(help="Weighted fusion: weight of the dense score in [0, 1].")] = 0.5,
     as_json: AsJson = False,
 ) -> None:
-    """Top-k documents per query."""
+    """Top-k documents per query (optionally only those whose metadata match --where)."""
     from semspace.search import Collection
 
+    where_filter = parse_where(where)
     with Collection.open(path) as c:
-        results = c.search(list(queries), k=k)
+        results = c.search(list(queries), k=k, where=where_filter, mode=mode, fusion=fusion, alpha=alpha)
     for query, result in zip(queries, results, strict=True):
         if as_json:
             echo_json({"query": query, "hits": result.to_dicts()})

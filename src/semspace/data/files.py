@@ -100,7 +100,8 @@ class Documents:
 
 
 def read_documents(path: str | Path, text_field: str = "text", id_field: str | None = "id") -> Documents:
-    """Documents from .txt (one per line), .jsonl (text, id, other fields = metadata) or .csv (same, as columns)."""
+    """Documents from .txt (one per line), .jsonl (text, id, other fields = metadata; a "metadata" object is
+    the metadata itself, not nested) or .csv (same, as columns)."""
     path = Path(path)
     suffix = require_suffix(path, DOCUMENT_SUFFIXES)
     if suffix == ".txt":
@@ -146,6 +147,10 @@ def _take(docs: Documents, record: object, path: Path, number: int, text_field: 
     assert docs.ids is not None
     docs.ids.append("" if doc_id is None else str(doc_id))
     docs.texts.append(text)
+    nested = record.get("metadata")
+    if isinstance(nested, dict):  # {"id", "text", "metadata": {...}} (what `index export` writes): that is the metadata
+        record.pop("metadata")
+        record = {**record, **nested}
     docs.metadata.append(record)
 
 

@@ -4,7 +4,7 @@ Importing it is cheap (NumPy, SQLite): the transform layer (scikit-learn, SciPy)
 that has or fits a transform, and torch/transformers only when the encoder first encodes.
 """
 
-from semspace.search.collection import Collection, SearchResult
+from semspace.search.collection import Collection, DocumentPage, SearchResult
 from semspace.search.index import VectorIndex
 
-__all__ = ["Collection", "SearchResult", "VectorIndex"]
+__all__ = ["Collection", "DocumentPage", "SearchResult", "VectorIndex"]

@@ -6,18 +6,23 @@ Layout::
     collection.json        manifest: format version, encoder (model, pooling, max_length), transform, index, dims
     documents.sqlite       id, text, metadata JSON, raw float32 vector (the source of truth)
     transform/t<N>/        the fitted Whitening (npz + JSON), N recorded in SQLite
-    index.g<G>.faiss       FAISS index reflecting SQLite generation G (rebuilt from raw vectors if missing/stale)
+    index.g<G>.<F>.faiss   FAISS index reflecting SQLite generation G whose ids have content fingerprint F
+                           (rebuilt from the raw vectors when missing, unreadable or not matching the store)
+    collection.lock        the cross-process writer lock (see locking.py)
+
+Concurrency contract: any number of processes may open one collection. Every change takes the writer lock, commits
+one SQLite transaction (seq numbers come from a persistent counter and are never reused), then writes the index file
+for the new generation. Every read (search, info) first compares the store's generation with the one its in-memory
+index reflects, and reloads the index file (or rebuilds it from SQLite) when another process has committed since.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
-import uuid
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +33,24 @@ from semspace.encode.encoder import Encoder, validate_texts
 from semspace.errors import (
     ArtifactError,
     CollectionError,
+    DocumentNotFoundError,
     DuplicateIdError,
-    InputTypeError,
     InvalidInputError,
+    InvalidParameterError,
     check_param,
 )
+from semspace.search.documents import (
+    MAX_K,
+    MAX_PAGE,
+    MAX_QUERIES,
+    DocumentPage,
+    SearchResult,
+    check_documents,
+    make_result,
+)
 from semspace.search.index import VectorIndex
-from semspace.search.store import DocumentStore
+from semspace.search.locking import WriterLock
+from semspace.search.store import DocumentStore, content_fingerprint
 from semspace.transform.saved import SavedWhitening, read_saved_whitening
 
 if TYPE_CHECKING:  # the transform layer (scikit-learn, SciPy) is imported only when a collection uses it
@@ -47,40 +63,34 @@ FORMAT = "semspace.collection"
 MANIFEST = "collection.json"
 STORE = "documents.sqlite"
 _ADD_CHUNK = 1024
-
-
-@dataclass
-class SearchResult:
-    """Hits for one query, best first (FAISS's −1 padding removed)."""
-
-    ids: list[str] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    metadata: list[dict] = field(default_factory=list)
-
-    def to_dicts(self) -> list[dict]:
-        return [
-            {"id": i, "score": s, "text": t, "metadata": m}
-            for i, s, t, m in zip(self.ids, self.scores, self.texts, self.metadata, strict=True)
-        ]
+EXACT_FILTER_MAX = 20_000  # a filter matching at most this many documents is scored exactly
+SEARCH_MODES = ("dense", "bm25", "hybrid")
+_TEMP_AGE_S = 5.0  # an orphan temp file is at least this old (a live writer's is younger, and holds the lock)
 
 
 class Collection:
     """Create with :meth:`create`, reopen with :meth:`open`. Thread-safe: writes are serialised by a lock."""
 
-    def __init__(self, path: Path, manifest: dict, store: DocumentStore, encoder: Encoder | None) -> None:
+    def __init__(
+        self, path: Path, manifest: dict, store: DocumentStore, encoder: Encoder | None, lock_timeout: float = 60.0
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self._store = store
         self._encoder = encoder
         self._lock = threading.RLock()
+        self._writer = WriterLock(path, lock_timeout)
         # The transform's header is read now (dimension, parameters); the Whitening itself, which needs
         # scikit-learn, is loaded on first use, so info/delete on a whitened collection start fast.
         self._transform: Whitening | None = None
         self._transform_number = int(self._store.get_meta("transform", "0") or 0)
         self._saved_transform = self._read_saved_transform(self._transform_number)
         self.index = VectorIndex(manifest["index"], self.dim)
-        self._load_or_rebuild_index()
+        self._generation = -1  # the store generation the in-memory index reflects (-1: none yet)
+        self._bm25 = None  # hybrid.BM25Index of some generation, built on the first BM25/hybrid search
+        with self._lock, self._writer.hold():
+            self._remove_orphan_temp_files()
+            self._sync_locked()
 
     # -- construction ----------------------------------------------------------------------------------------
     @classmethod
@@ -105,16 +115,18 @@ class Collection:
                 raise InvalidInputError(
                     f"transform expects {transform.n_features_in_}-d vectors, encoder gives {enc.dim}"
                 )
-        VectorIndex(index, transform.n_components_ if transform is not None else enc.dim)  # validates the factory
+        # Refuse a factory FAISS cannot carry end to end before anything is written.
+        VectorIndex(index, transform.n_components_ if transform is not None else enc.dim).check_end_to_end()
         path.mkdir(parents=True, exist_ok=True)
         manifest = {
             "encoder": {"model": enc.model_id, "pooling": enc.pooling.value, "max_length": enc.max_length},
             "index": index,
             "raw_dim": enc.dim,
         }
-        store = DocumentStore(path / STORE, enc.dim)
+        store = DocumentStore(path / STORE, enc.dim, create=True)
         with store.transaction() as db:
             DocumentStore.set_meta(db, "transform", "0")
+            DocumentStore.set_meta(db, "next_seq", "0")
             DocumentStore.bump_generation(db)
         write_artifact_json(path / MANIFEST, FORMAT, {**manifest, "transform": None, "dim": enc.dim, "count": 0})
         collection = cls(path, manifest, store, enc)
@@ -123,8 +135,13 @@ class Collection:
         return collection
 
     @classmethod
-    def open(cls, path: str | Path, encoder: Encoder | None = None) -> Collection:
-        """Open an existing collection; the encoder is loaded lazily from the manifest unless one is given."""
+    def open(cls, path: str | Path, encoder: Encoder | None = None, lock_timeout: float = 60.0) -> Collection:
+        """Open an existing collection; the encoder is loaded lazily from the manifest unless one is given.
+
+        A store that does not match its manifest (not a SQLite store, tables missing, generation behind the
+        manifest's) raises CollectionError and nothing is changed or deleted. `lock_timeout` bounds every wait for
+        another process's write (CollectionError past it).
+        """
         path = Path(path)
         if not (path / MANIFEST).is_file() or not (path / STORE).is_file():
             raise CollectionError(f"{path} is not a semspace collection (missing {MANIFEST} or {STORE})")
@@ -132,19 +149,34 @@ class Collection:
         try:
             raw_dim = int(manifest["raw_dim"])
             manifest["encoder"]["model"], manifest["index"]
+            manifest_generation = int(manifest.get("generation", 0))
         except (ValueError, KeyError, TypeError) as exc:
             raise CollectionError(f"{path / MANIFEST}: corrupt manifest ({type(exc).__name__}: {exc})") from None
-        store = DocumentStore(path / STORE, raw_dim)
+        store = DocumentStore(path / STORE, raw_dim, timeout=lock_timeout)
         try:
-            store.generation  # noqa: B018 — touches the file: a corrupt database fails here, not later
+            generation = store.get_meta("generation")
         except Exception as exc:
+            store.close()
             raise CollectionError(f"{path / STORE}: corrupt document store ({exc})") from None
+        if generation is None or int(generation) < manifest_generation:
+            store.close()
+            found = "no generation" if generation is None else f"generation {generation}"
+            raise CollectionError(
+                f"{path / STORE} does not match {MANIFEST}: the store has {found}, the manifest records generation "
+                f"{manifest_generation} (restored from an older copy or replaced?); nothing was changed"
+            )
         if encoder is not None and encoder.dim != raw_dim:
+            store.close()
             raise InvalidInputError(f"encoder gives {encoder.dim}-d vectors, the collection stores {raw_dim}-d")
-        return cls(path, manifest, store, encoder)
+        try:
+            return cls(path, manifest, store, encoder, lock_timeout=lock_timeout)
+        except BaseException:
+            store.close()
+            raise
 
     def close(self) -> None:
         self._store.close()
+        self._writer.close()
 
     def __enter__(self) -> Collection:
         return self
@@ -172,10 +204,17 @@ class Collection:
     def __len__(self) -> int:
         return len(self._store)
 
+    @property
+    def generation(self) -> int:
+        """The store's generation: bumped by every committed change, by any process."""
+        return self._store.generation
+
     def info(self) -> dict[str, Any]:
         """Counts, settings and the index's serialised size per vector."""
-        t = self._saved_transform
-        index_bytes = len(self.index.to_bytes())
+        with self._lock:
+            self.refresh()
+            t = self._saved_transform
+            index_bytes = len(self.index.to_bytes())
         return {
             "path": str(self.path),
             "count": len(self),
@@ -186,7 +225,7 @@ class Collection:
             "index_vectors": self.index.ntotal,
             "ivf_exact_fallback": self.index.is_exact_fallback,
             "transform": None if t is None else {**t.params, "n_samples_seen": t.n_samples_seen},
-            "generation": self._store.generation,
+            "generation": self._generation,
             "index_bytes": index_bytes,
             "bytes_per_vector": round(index_bytes / self.index.ntotal, 1) if self.index.ntotal else None,
         }
@@ -222,18 +261,19 @@ class Collection:
 
     def set_transform(self, transform: Whitening | None) -> None:
         """Replace the transform and re-project every stored raw vector (no re-encoding)."""
-        with self._lock:
-            if transform is not None and transform.n_features_in_ != self.raw_dim:
-                raise InvalidInputError(
-                    f"transform expects {transform.n_features_in_}-d, collection has {self.raw_dim}-d"
-                )
+        if transform is not None and transform.n_features_in_ != self.raw_dim:
+            raise InvalidInputError(f"transform expects {transform.n_features_in_}-d, collection has {self.raw_dim}-d")
+        with self._lock, self._writer.hold():
+            self._sync_locked()
             number = 0
             if transform is not None:
                 number = int(self._store.get_meta("transform", "0") or 0) + 1
+                shutil.rmtree(self._transform_dir(number), ignore_errors=True)  # left by an interrupted change
                 transform.save(self._transform_dir(number))  # new folder first: the old one stays valid
             with self._store.transaction() as db:
                 DocumentStore.set_meta(db, "transform", str(number))
                 generation = DocumentStore.bump_generation(db)
+            self._generation = -1
             self._transform, self._transform_number = transform, number
             self._saved_transform = self._read_saved_transform(number)
             self.index = VectorIndex(self.manifest["index"], self.dim)
@@ -279,13 +319,14 @@ class Collection:
         return whitening
 
     # -- index file ------------------------------------------------------------------------------------------
-    def _index_file(self, generation: int) -> Path:
-        return self.path / f"index.g{generation}.faiss"
+    def _index_file(self, generation: int, fingerprint: str) -> Path:
+        return self.path / f"index.g{generation}.{fingerprint}.faiss"
 
-    def _write_index(self, generation: int) -> None:
-        atomic_write_bytes(self._index_file(generation), self.index.to_bytes())
+    def _write_index(self, generation: int, fingerprint: str) -> None:
+        target = self._index_file(generation, fingerprint)
+        atomic_write_bytes(target, self.index.to_bytes())
         for old in self.path.glob("index.g*.faiss"):
-            if old.name != self._index_file(generation).name:
+            if old.name != target.name:
                 old.unlink(missing_ok=True)
         write_artifact_json(
             self.path / MANIFEST,
@@ -294,31 +335,125 @@ class Collection:
                 **self.manifest,
                 "transform": None if self._saved_transform is None else self._saved_transform.params,
                 "dim": self.dim,
-                "count": len(self),
+                "count": int(fingerprint.split("-")[0], 16),
                 "generation": generation,
+                "fingerprint": fingerprint,
             },
         )
+        self._generation = generation
 
     def _rebuild_index(self, generation: int) -> None:
         seqs, raw = self._store.all_vectors()
         self.index.rebuild(seqs, self._project(raw) if len(raw) else np.zeros((0, self.dim), np.float32))
-        self._write_index(generation)
+        self._write_index(generation, content_fingerprint(seqs))
 
-    def _load_or_rebuild_index(self) -> None:
+    def _remove_orphan_temp_files(self) -> None:
+        """Delete temp files of `atomic_write_bytes` (".<name>.<random>.tmp") that a killed writer left in the
+        folder. Called with the writer lock held, and only for files older than a few seconds."""
+        now = time.time()
+        folders = [self.path, *((self.path / "transform").glob("t*") if (self.path / "transform").is_dir() else [])]
+        for folder in folders:
+            for tmp in folder.glob(".*.tmp"):
+                try:
+                    if now - tmp.stat().st_mtime > _TEMP_AGE_S:
+                        tmp.unlink()
+                        logger.info("removed %s, left by an interrupted write", tmp)
+                except OSError:
+                    pass
+
+    def _load_index_file(self, generation: int, fingerprint: str) -> bool:
+        """Load the index file of (generation, fingerprint) if it exists and its ids really give that fingerprint."""
+        path = self._index_file(generation, fingerprint)
+        if not path.is_file():
+            others = [p.name for p in self.path.glob(f"index.g{generation}.*.faiss")]
+            if others:
+                logger.warning("%s does not match the store's content (%s); rebuilding", others[0], fingerprint)
+            else:
+                logger.info("index for generation %d not on disk (interrupted write?); rebuilding", generation)
+            return False
+        try:
+            self.index.load_bytes(path.read_bytes())
+        except (RuntimeError, ValueError, OSError) as exc:
+            logger.warning("%s is unreadable (%s); rebuilding it from the stored vectors", path, exc)
+            return False
+        actual = content_fingerprint(self.index.ids())
+        if actual != fingerprint:
+            logger.warning("%s holds ids with fingerprint %s, not %s; rebuilding", path.name, actual, fingerprint)
+            return False
+        return True
+
+    def _sync_locked(self) -> None:
+        """Make the in-memory index reflect the store's current generation (writer lock held): reload the transform
+        if another process changed it, then load the index file, or rebuild it from SQLite."""
         generation = self._store.generation
-        path = self._index_file(generation)
-        if path.is_file():
-            try:
-                self.index.load_bytes(path.read_bytes())
-                if self.index.ntotal == len(self._store):
-                    return
-            except (RuntimeError, ValueError, OSError) as exc:
-                logger.warning("%s is unreadable (%s); rebuilding it from the stored vectors", path, exc)
+        if generation == self._generation:
+            return
+        number = int(self._store.get_meta("transform", "0") or 0)
+        if number != self._transform_number:
+            self._transform, self._transform_number = None, number
+            self._saved_transform = self._read_saved_transform(number)
+            self.index = VectorIndex(self.manifest["index"], self.dim)
+        if self._load_index_file(generation, self._store.fingerprint()):
+            self._generation = generation
         else:
-            logger.info("index for generation %d not on disk (interrupted write?); rebuilding", generation)
-        self._rebuild_index(generation)
+            self._rebuild_index(generation)
+
+    def refresh(self) -> None:
+        """See the writes other processes committed since the last call (one SQLite read when there are none).
+        Called by every search and `info`; cheap enough to call per request."""
+        with self._lock:
+            if self._store.generation != self._generation:
+                with self._writer.hold():
+                    self._sync_locked()
+
+    def _apply(self, generation: int, fingerprint: str, added=None, removed=None) -> None:
+        """Bring the in-memory index from the previous generation to `generation` (just committed, writer lock
+        held) and write it; if its ids do not give the store's fingerprint, rebuild from SQLite instead."""
+        try:
+            if removed is not None and len(removed):
+                if self.index.supports_remove:
+                    self.index.remove(removed)
+                else:
+                    return self._rebuild_index(generation)
+            if added is not None and len(added[0]):
+                seqs, raw = added
+                if self.index.needs_rebuild_for_add(int(fingerprint.split("-")[0], 16)):
+                    return self._rebuild_index(generation)
+                self.index.add(seqs, self._project(raw))
+            actual = content_fingerprint(self.index.ids())
+            if actual != fingerprint:
+                logger.warning("index ids %s differ from the store's %s; rebuilding", actual, fingerprint)
+                return self._rebuild_index(generation)
+            self._write_index(generation, fingerprint)
+        except BaseException:
+            self._generation = -1  # the in-memory index is in an unknown state: reload it next time
+            raise
 
     # -- documents -------------------------------------------------------------------------------------------
+    def _prepare(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None,
+        metadata: Sequence[dict] | None,
+        vectors: np.ndarray | None,
+        show_progress_bar: bool | None,
+        what: str,
+    ) -> tuple[list[str], list[str], list[dict], np.ndarray]:
+        """Validated (texts, ids, metadata, raw vectors): encoded here, outside every lock, unless given."""
+        texts, ids, metadata = check_documents(texts, ids, metadata, what)
+        n = len(texts)
+        if n == 0:
+            return [], [], [], np.zeros((0, self.raw_dim), np.float32)
+        if vectors is None:
+            raw = self.encoder.encode(texts, show_progress_bar=show_progress_bar)
+        else:
+            from semspace.transform.stats import as_vectors
+
+            raw = as_vectors(vectors, self.raw_dim, "vectors").astype(np.float32)
+            if len(raw) != n:
+                raise InvalidInputError(f"{len(raw)} vectors for {n} texts.")
+        return texts, ids, metadata, raw
+
     def add(
         self,
         texts: Sequence[str],
@@ -327,89 +462,128 @@ class Collection:
         vectors: np.ndarray | None = None,
         show_progress_bar: bool | None = None,
     ) -> list[str]:
-        """Add documents (one transaction); returns their ids. `vectors` (raw, pre-encoded) skips encoding."""
-        texts = validate_texts(texts)
-        n = len(texts)
-        if ids is None:
-            ids = [uuid.uuid4().hex for _ in range(n)]
-        else:
-            ids = list(ids)
-            for i, doc_id in enumerate(ids):
-                if not isinstance(doc_id, str) or not doc_id:
-                    raise InputTypeError(f"Document id at index {i} must be a non-empty string; got {doc_id!r}.")
-            if len(ids) != n:
-                raise InvalidInputError(f"{len(ids)} ids for {n} texts.")
-            if len(set(ids)) != n:
-                raise DuplicateIdError("Ids repeat within this add.")
-        metadata = [{} for _ in range(n)] if metadata is None else list(metadata)
-        if len(metadata) != n:
-            raise InvalidInputError(f"{len(metadata)} metadata entries for {n} texts.")
-        for i, meta in enumerate(metadata):
-            if not isinstance(meta, dict):
-                raise InputTypeError(f"Metadata at index {i} must be a dict; got {type(meta).__name__}.")
-            try:
-                json.dumps(meta)
-            except (TypeError, ValueError):
-                raise InvalidInputError(f"Metadata at index {i} is not JSON-serialisable.") from None
-        if n == 0:
-            return []
-        with self._lock:
-            taken = self._store.existing_ids(ids)
+        """Add documents (one transaction); returns their ids. `vectors` (raw, pre-encoded) skips encoding.
+        An id already in the collection raises DuplicateIdError and nothing is added (see `upsert`)."""
+        if ids is not None:
+            taken = self._store.existing_ids(list(ids))  # fail fast before encoding; checked again when writing
             if taken:
                 raise DuplicateIdError(
-                    f"Id(s) already in the collection: {', '.join(map(repr, taken[:5]))}; delete them first to update."
+                    f"Id(s) already in the collection: {', '.join(map(repr, taken[:5]))}; use upsert to replace them."
                 )
-            if vectors is None:
-                raw = self.encoder.encode(texts, show_progress_bar=show_progress_bar)
-            else:
-                from semspace.transform.stats import as_vectors
-
-                raw = as_vectors(vectors, self.raw_dim, "vectors").astype(np.float32)
-                if len(raw) != n:
-                    raise InvalidInputError(f"{len(raw)} vectors for {n} texts.")
-            projected = self._project(raw)
-            start = self._store.next_seq()
-            seqs = np.arange(start, start + n, dtype=np.int64)
-            from tqdm.auto import tqdm
-
+        texts, ids, metadata, raw = self._prepare(texts, ids, metadata, vectors, show_progress_bar, "add")
+        if not ids:
+            return []
+        with self._lock, self._writer.hold():
+            self._sync_locked()
             with self._store.transaction() as db:
-                for lo in tqdm(
-                    range(0, n, _ADD_CHUNK), desc="Storing", unit="chunk", disable=None if n > 20 * _ADD_CHUNK else True
-                ):
-                    hi = lo + _ADD_CHUNK
-                    DocumentStore.insert(db, seqs[lo:hi], ids[lo:hi], texts[lo:hi], metadata[lo:hi], raw[lo:hi])
+                taken = self._store.existing_ids(ids, db)
+                if taken:
+                    raise DuplicateIdError(
+                        f"Id(s) already in the collection: {', '.join(map(repr, taken[:5]))}; "
+                        "use upsert to replace them."
+                    )
+                seqs = self._insert(db, ids, texts, metadata, raw)
                 generation = DocumentStore.bump_generation(db)
-            if self.index.needs_rebuild_for_add(len(self._store)):
-                self._rebuild_index(generation)
-            else:
-                self.index.add(seqs, projected)
-                self._write_index(generation)
+                fingerprint = self._store.fingerprint(db)
+            self._apply(generation, fingerprint, added=(seqs, raw))
         return ids
+
+    def upsert(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str],
+        metadata: Sequence[dict] | None = None,
+        vectors: np.ndarray | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> list[str]:
+        """Add or replace documents by id, in one transaction: an existing id gets the new text, metadata and
+        vector (and a new seq); the others are added. Returns the ids."""
+        if ids is None:
+            raise InvalidInputError("upsert needs ids (the documents to add or replace).")
+        texts, ids, metadata, raw = self._prepare(texts, ids, metadata, vectors, show_progress_bar, "upsert")
+        if not ids:
+            return []
+        with self._lock, self._writer.hold():
+            self._sync_locked()
+            with self._store.transaction() as db:
+                old = np.array(sorted(self._store.seqs_of(ids, db).values()), dtype=np.int64)
+                DocumentStore.delete(db, old)
+                seqs = self._insert(db, ids, texts, metadata, raw)
+                generation = DocumentStore.bump_generation(db)
+                fingerprint = self._store.fingerprint(db)
+            self._apply(generation, fingerprint, added=(seqs, raw), removed=old)
+        return ids
+
+    def _insert(self, db, ids: list[str], texts: list[str], metadata: list[dict], raw: np.ndarray) -> np.ndarray:
+        from tqdm.auto import tqdm
+
+        n = len(ids)
+        seqs = DocumentStore.allocate_seqs(db, n)
+        for lo in tqdm(
+            range(0, n, _ADD_CHUNK), desc="Storing", unit="chunk", disable=None if n > 20 * _ADD_CHUNK else True
+        ):
+            hi = lo + _ADD_CHUNK
+            DocumentStore.insert(db, seqs[lo:hi], ids[lo:hi], texts[lo:hi], metadata[lo:hi], raw[lo:hi])
+        return seqs
 
     def delete(self, ids: Sequence[str]) -> int:
         """Remove documents (vectors included) by id; an unknown id raises and nothing is removed."""
         ids = list(ids)
-        with self._lock:
-            found = self._store.seqs_of(ids)
-            missing = [i for i in ids if i not in found]
-            if missing:
-                from semspace.errors import DocumentNotFoundError
-
-                raise DocumentNotFoundError(f"Unknown document id(s): {', '.join(map(repr, missing[:5]))}")
-            seqs = np.array(sorted(set(found.values())), dtype=np.int64)
+        with self._lock, self._writer.hold():
+            self._sync_locked()
             with self._store.transaction() as db:
+                found = self._store.seqs_of(ids, db)
+                missing = [i for i in ids if i not in found]
+                if missing:
+                    raise DocumentNotFoundError(f"Unknown document id(s): {', '.join(map(repr, missing[:5]))}")
+                seqs = np.array(sorted(set(found.values())), dtype=np.int64)
                 DocumentStore.delete(db, seqs)
                 generation = DocumentStore.bump_generation(db)
-            if self.index.supports_remove:
-                self.index.remove(seqs)
-                self._write_index(generation)
-            else:
-                self._rebuild_index(generation)
+                fingerprint = self._store.fingerprint(db)
+            self._apply(generation, fingerprint, removed=seqs)
         return len(seqs)
 
     def get(self, ids: Sequence[str]) -> list[dict]:
         """Documents by id (id, text, metadata), in order; an unknown id raises DocumentNotFoundError."""
         return self._store.get(list(ids))
+
+    def get_existing(self, ids: Sequence[str]) -> list[dict]:
+        """Like `get`, silently skipping ids that are not (or no longer) in the collection."""
+        found = self._store.seqs_of(list(ids))
+        return self._store.get([i for i in ids if i in found])
+
+    def count(self, where: dict | None = None) -> int:
+        """Number of documents, or of those matching a metadata filter."""
+        return self._store.count(where)
+
+    def list_documents(
+        self, limit: int = 100, offset: int = 0, where: dict | None = None, cursor: str | None = None
+    ) -> DocumentPage:
+        """One page of documents in insertion order (optionally filtered). Page with `offset`, or — stable while
+        others write — with the `next_cursor` of the previous page."""
+        check_param(
+            "limit",
+            "Collection.list_documents",
+            isinstance(limit, int) and 1 <= limit <= MAX_PAGE,
+            f"an int in [1, {MAX_PAGE}]",
+            limit,
+        )
+        check_param(
+            "offset", "Collection.list_documents", isinstance(offset, int) and offset >= 0, "an int >= 0", offset
+        )
+        after = None
+        if cursor is not None:
+            try:
+                after = int(cursor)
+            except (TypeError, ValueError):
+                raise InvalidParameterError(f"Invalid cursor {cursor!r} (use the next_cursor of a page).") from None
+        rows = self._store.page(limit + 1, offset, where, after)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return DocumentPage(
+            documents=[{"id": i, "text": t, "metadata": m} for _, i, t, m in rows],
+            next_cursor=str(rows[-1][0]) if more and rows else None,
+        )
 
     def export(self) -> tuple[list[str], list[str], np.ndarray]:
         """(ids, texts, raw vectors) of every document, in insertion order."""
@@ -418,38 +592,110 @@ class Collection:
             docs = self._store.by_seq(seqs.tolist())
         return [docs[int(s)][0] for s in seqs], [docs[int(s)][1] for s in seqs], raw
 
-    def get_existing(self, ids: Sequence[str]) -> list[dict]:
-        """Like `get`, silently skipping ids that are not (or no longer) in the collection."""
-        found = self._store.seqs_of(list(ids))
-        return self._store.get([i for i in ids if i in found])
+    def export_jsonl(self, path: str | Path, vectors: bool = False) -> int:
+        """Write every document as one JSON line {"id", "text", "metadata"[, "vector"]}; returns the count.
+        With `vectors`, the raw float32 vectors are written exactly (import gives back the same bits)."""
+        from semspace.search.portable import export_jsonl
+
+        return export_jsonl(self, path, vectors=vectors)
+
+    def import_jsonl(self, path: str | Path, upsert: bool = False) -> int:
+        """Add (or with `upsert`, add or replace) the documents of a JSONL file written by `export_jsonl`, in one
+        transaction; lines with "vector" are not re-encoded. Returns the count."""
+        from semspace.search.portable import import_jsonl
+
+        return import_jsonl(self, path, upsert=upsert)
 
     # -- search ----------------------------------------------------------------------------------------------
-    def search(self, query_or_queries: str | Sequence[str], k: int = 10) -> SearchResult | list[SearchResult]:
-        """Top-k by cosine for one query (→ SearchResult) or a list (→ list of SearchResult)."""
+    def search(
+        self,
+        query_or_queries: str | Sequence[str],
+        k: int = 10,
+        where: dict | None = None,
+        mode: str = "dense",
+        fusion: str = "rrf",
+        alpha: float = 0.5,
+    ) -> SearchResult | list[SearchResult]:
+        """Top-k for one query (→ SearchResult) or a list (→ list of SearchResult), optionally only among the
+        documents whose metadata match `where` (see filters.py; k results come back whenever k match).
+
+        `mode`: "dense" (cosine over the index), "bm25" (lexical, bm25s) or "hybrid": both lists fused by
+        reciprocal rank (`fusion="rrf"`, Cormack et al. 2009, k=60) or by a weighted sum of min-max normalised
+        scores (`fusion="weighted"`, `alpha` × dense + (1 − alpha) × BM25).
+        """
         single = isinstance(query_or_queries, str)
         queries = validate_texts([query_or_queries] if single else query_or_queries)
-        results = self.search_vectors(self.encoder.encode(queries), k) if queries else []
+        check_param("mode", "Collection.search", mode in SEARCH_MODES, f"one of {SEARCH_MODES}", mode)
+        self._check_k_and_queries(k, len(queries))
+        if not queries:
+            return []
+        if mode == "dense":
+            results = self.search_vectors(self.encoder.encode(queries), k, where=where)
+        else:
+            from semspace.search.hybrid import hybrid_search
+
+            results = hybrid_search(self, queries, k, where=where, mode=mode, fusion=fusion, alpha=alpha)
         return results[0] if single else results
 
-    def search_vectors(self, raw_queries: np.ndarray, k: int = 10) -> list[SearchResult]:
+    def _check_k_and_queries(self, k: int, n_queries: int) -> None:
+        check_param(
+            "k",
+            "Collection.search",
+            isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= MAX_K,
+            f"an int in [1, {MAX_K}]",
+            k,
+        )
+        if n_queries > MAX_QUERIES:
+            raise InvalidInputError(f"{n_queries} queries in one request; at most {MAX_QUERIES}.")
+
+    def search_vectors(self, raw_queries: np.ndarray, k: int = 10, where: dict | None = None) -> list[SearchResult]:
         """Search with raw (untransformed) query vectors of the encoder's dimension."""
         from semspace.transform.stats import as_vectors
 
-        check_param("k", "Collection.search", isinstance(k, int) and k >= 1, "an int >= 1", k)
         raw = as_vectors(raw_queries, self.raw_dim, "query vectors")
+        self._check_k_and_queries(k, len(raw))
+        scores, seqs = self._search_seqs(raw, k, where)
+        docs = self._store.by_seq(np.unique(seqs[seqs >= 0]).tolist())
+        return [self._result(row_scores, row_seqs, docs) for row_scores, row_seqs in zip(scores, seqs, strict=True)]
+
+    def _search_seqs(self, raw: np.ndarray, k: int, where: dict | None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, seqs), each (n, ≤k), of the dense search, −1 padded."""
         with self._lock:
-            scores, seqs = self.index.search(self._project(raw), k)
-            docs = self._store.by_seq(np.unique(seqs[seqs >= 0]).tolist())
-        out = []
-        for row_scores, row_seqs in zip(scores, seqs, strict=True):
-            result = SearchResult()
-            for score, seq in zip(row_scores, row_seqs, strict=True):
-                if seq < 0 or seq not in docs:
-                    continue
-                doc_id, text, meta = docs[seq]
-                result.ids.append(doc_id)
-                result.scores.append(float(score))
-                result.texts.append(text)
-                result.metadata.append(meta)
-            out.append(result)
-        return out
+            self.refresh()
+            queries = self._project(raw)
+            if where is None:
+                return self.index.search(queries, min(k, max(self.index.ntotal, 1)))
+            return self._filtered_search(queries, k, self._store.filter_seqs(where))
+
+    @staticmethod
+    def _result(row_scores, row_seqs, docs) -> SearchResult:
+        return make_result(row_scores, row_seqs, docs)
+
+    def _filtered_search(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k among `allowed` seqs: exact cosine over their stored vectors when few match (or when the index
+        type cannot search with an id selector), else FAISS with an IDSelectorBatch."""
+        k = min(k, max(len(allowed), 1))
+        if len(allowed) > EXACT_FILTER_MAX:
+            try:
+                return self.index.search(queries, k, allowed=allowed)
+            except RuntimeError:
+                logger.info(
+                    "%s cannot search with an id selector; scoring the filtered documents exactly", self.index.factory
+                )
+        from semspace.search.index import normalize_rows
+
+        q = normalize_rows(queries)
+        best_scores = np.full((len(q), k), -np.inf, np.float32)
+        best_seqs = np.full((len(q), k), -1, np.int64)
+        for lo in range(0, len(allowed), EXACT_FILTER_MAX):
+            seqs, raw = self._store.vectors_by_seq(allowed[lo : lo + EXACT_FILTER_MAX])
+            if not len(seqs):
+                continue
+            scores = q @ normalize_rows(self._project(raw)).T
+            all_scores = np.hstack([best_scores, scores.astype(np.float32)])
+            all_seqs = np.hstack([best_seqs, np.broadcast_to(seqs, scores.shape)])
+            order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
+            best_scores = np.take_along_axis(all_scores, order, axis=1)
+            best_seqs = np.take_along_axis(all_seqs, order, axis=1)
+        best_seqs = np.where(np.isfinite(best_scores), best_seqs, -1)
+        return best_scores, best_seqs

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from semspace.errors import CollectionError, DocumentNotFoundError, DuplicateIdError
+from semspace.search.filters import compile_where
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -27,17 +28,47 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class DocumentStore:
-    """Thin wrapper over one SQLite file (WAL journal, synchronous=FULL: a commit survives power loss)."""
+def content_fingerprint(seqs: np.ndarray) -> str:
+    """Order-independent fingerprint of a set of seqs: "<count hex>-<sum of splitmix64(seq) mod 2^64, hex>".
 
-    def __init__(self, path: str | Path, dim: int) -> None:
+    The FAISS index file carries the fingerprint of the ids it holds, and an index whose ids do not give the store's
+    fingerprint is rebuilt: a count that matches by chance (10 missing + 10 stale ids) no longer hides a document.
+    """
+    z = np.asarray(seqs, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+        total = int(z.sum(dtype=np.uint64)) if len(z) else 0
+    return f"{len(z):x}-{total:016x}"
+
+
+class DocumentStore:
+    """Thin wrapper over one SQLite file (WAL journal, synchronous=FULL: a commit survives power loss).
+
+    `create=True` makes the tables; otherwise the file must already hold them (a zero-byte or foreign file is refused
+    with CollectionError and left untouched). `timeout` is SQLite's busy timeout in seconds.
+    """
+
+    def __init__(self, path: str | Path, dim: int, create: bool = False, timeout: float = 60.0) -> None:
         self.path = Path(path)
         self.dim = dim
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
+            if not create:
+                tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if not {"documents", "meta"} <= tables:
+                    self._db.close()
+                    size = self.path.stat().st_size if self.path.exists() else 0
+                    raise CollectionError(
+                        f"{self.path}: not a semspace document store (tables {sorted(tables)}, {size} bytes); "
+                        "nothing was changed"
+                    )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
+            if create:
+                self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"{self.path}: not a readable SQLite document store ({exc})") from None
 
@@ -83,15 +114,30 @@ class DocumentStore:
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
 
-    def next_seq(self) -> int:
-        return int(self._db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM documents").fetchone()[0])
+    @staticmethod
+    def allocate_seqs(db: sqlite3.Connection, n: int) -> np.ndarray:
+        """`n` fresh seqs from the persistent counter, inside the caller's write transaction: a seq is never given
+        twice, even after the document holding the highest one is deleted."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+        top = int(db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM documents").fetchone()[0])
+        start = max(int(row[0]) if row else 0, top)  # max(): collections written before the counter existed
+        DocumentStore.set_meta(db, "next_seq", str(start + n))
+        return np.arange(start, start + n, dtype=np.int64)
 
-    def existing_ids(self, ids: Sequence[str]) -> list[str]:
+    def all_seqs(self, db: sqlite3.Connection | None = None) -> np.ndarray:
+        rows = (db or self._db).execute("SELECT seq FROM documents").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def fingerprint(self, db: sqlite3.Connection | None = None) -> str:
+        """The content fingerprint of the stored seqs (see `content_fingerprint`)."""
+        return content_fingerprint(self.all_seqs(db))
+
+    def existing_ids(self, ids: Sequence[str], db: sqlite3.Connection | None = None) -> list[str]:
         found: list[str] = []
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
-            found += [r[0] for r in self._db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk)]
+            found += [r[0] for r in (db or self._db).execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk)]
         return found
 
     @staticmethod
@@ -112,12 +158,14 @@ class DocumentStore:
         except sqlite3.IntegrityError as exc:
             raise DuplicateIdError(f"Duplicate document id ({exc}).") from None
 
-    def seqs_of(self, ids: Sequence[str]) -> dict[str, int]:
+    def seqs_of(self, ids: Sequence[str], db: sqlite3.Connection | None = None) -> dict[str, int]:
         out: dict[str, int] = {}
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
-            out.update(self._db.execute(f"SELECT id, seq FROM documents WHERE id IN ({marks})", chunk).fetchall())
+            out.update(
+                (db or self._db).execute(f"SELECT id, seq FROM documents WHERE id IN ({marks})", chunk).fetchall()
+            )
         return out
 
     @staticmethod
@@ -170,3 +218,51 @@ class DocumentStore:
         picks = sorted(np.random.default_rng(seed).choice(total, size=n, replace=False).tolist())
         texts = [r[0] for r in self._db.execute("SELECT text FROM documents ORDER BY seq")]
         return [texts[i] for i in picks]
+
+    # -- filters, pages, export ----------------------------------------------------------------------------------
+    def filter_seqs(self, where: dict) -> np.ndarray:
+        """Seqs of the documents whose metadata match `where` (see filters.py), ascending."""
+        sql, params = compile_where(where)
+        rows = self._db.execute(f"SELECT seq FROM documents WHERE {sql} ORDER BY seq", params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def count(self, where: dict | None = None) -> int:
+        if not where:
+            return len(self)
+        sql, params = compile_where(where)
+        return int(self._db.execute(f"SELECT COUNT(*) FROM documents WHERE {sql}", params).fetchone()[0])
+
+    def vectors_by_seq(self, seqs: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(seqs found, their raw vectors), ascending by seq."""
+        found, vectors = [], []
+        wanted = sorted(int(s) for s in seqs)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for seq, blob in self._db.execute(
+                f"SELECT seq, vector FROM documents WHERE seq IN ({marks}) ORDER BY seq", chunk
+            ):
+                found.append(seq)
+                vectors.append(np.frombuffer(blob, dtype=np.float32))
+        matrix = np.vstack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
+        return np.asarray(found, dtype=np.int64), matrix
+
+    def page(
+        self, limit: int, offset: int = 0, where: dict | None = None, after_seq: int | None = None
+    ) -> list[tuple[int, str, str, dict]]:
+        """(seq, id, text, metadata) in insertion (seq) order: `limit` rows after `offset` rows, or after a seq."""
+        sql, params = compile_where(where) if where else ("1", [])
+        if after_seq is not None:
+            sql, params = f"{sql} AND seq > ?", [*params, int(after_seq)]
+        rows = self._db.execute(
+            f"SELECT seq, id, text, metadata FROM documents WHERE {sql} ORDER BY seq LIMIT ? OFFSET ?",
+            [*params, int(limit), int(offset)],
+        )
+        return [(seq, doc_id, text, json.loads(meta)) for seq, doc_id, text, meta in rows]
+
+    def iter_documents(self, batch: int = 1000) -> Iterator[tuple[str, str, dict, np.ndarray]]:
+        """(id, text, metadata, raw vector) of every document in seq order, read in one snapshot."""
+        cursor = self._db.execute("SELECT id, text, metadata, vector FROM documents ORDER BY seq")
+        while rows := cursor.fetchmany(batch):
+            for doc_id, text, meta, blob in rows:
+                yield doc_id, text, json.loads(meta), np.frombuffer(blob, dtype=np.float32)

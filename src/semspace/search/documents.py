@@ -1,0 +1,93 @@
+"""The documents side of a collection: input checks, the result types, and the bounds every call respects (k,
+queries per call, page size, metadata size) so that a request too large is a one-line error, never a MemoryError."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from semspace.encode.encoder import validate_texts
+from semspace.errors import DuplicateIdError, InputTypeError, InvalidInputError
+
+MAX_K = 10_000  # results per query
+MAX_QUERIES = 1_024  # queries per call
+MAX_PAGE = 10_000  # documents per list_documents page
+MAX_METADATA_BYTES = 64 * 1024  # one document's metadata, as JSON
+
+
+@dataclass
+class SearchResult:
+    """Hits for one query, best first (FAISS's −1 padding removed)."""
+
+    ids: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    metadata: list[dict] = field(default_factory=list)
+
+    def to_dicts(self) -> list[dict]:
+        return [
+            {"id": i, "score": s, "text": t, "metadata": m}
+            for i, s, t, m in zip(self.ids, self.scores, self.texts, self.metadata, strict=True)
+        ]
+
+
+@dataclass
+class DocumentPage:
+    """One page of `Collection.list_documents`: documents (id, text, metadata) and the cursor of the next page
+    (None on the last one)."""
+
+    documents: list[dict] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def check_metadata(meta: object, i: int) -> None:
+    """A document's metadata: a JSON-serialisable dict of at most MAX_METADATA_BYTES."""
+    if not isinstance(meta, dict):
+        raise InputTypeError(f"Metadata at index {i} must be a dict; got {type(meta).__name__}.")
+    try:
+        size = len(json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"Metadata at index {i} is not JSON-serialisable.") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidInputError(f"Metadata at index {i} is {size} bytes as JSON; at most {MAX_METADATA_BYTES}.")
+
+
+def check_documents(
+    texts: Sequence[str], ids: Sequence[str] | None, metadata: Sequence[dict] | None, what: str = "add"
+) -> tuple[list[str], list[str], list[dict]]:
+    """Validated (texts, ids — generated when None —, metadata) of one add/upsert."""
+    texts = validate_texts(texts)
+    n = len(texts)
+    if ids is None:
+        ids = [uuid.uuid4().hex for _ in range(n)]
+    else:
+        ids = list(ids)
+        for i, doc_id in enumerate(ids):
+            if not isinstance(doc_id, str) or not doc_id:
+                raise InputTypeError(f"Document id at index {i} must be a non-empty string; got {doc_id!r}.")
+        if len(ids) != n:
+            raise InvalidInputError(f"{len(ids)} ids for {n} texts.")
+        if len(set(ids)) != n:
+            raise DuplicateIdError(f"Ids repeat within this {what}.")
+    metadata = [{} for _ in range(n)] if metadata is None else list(metadata)
+    if len(metadata) != n:
+        raise InvalidInputError(f"{len(metadata)} metadata entries for {n} texts.")
+    for i, meta in enumerate(metadata):
+        check_metadata(meta, i)
+    return texts, ids, metadata
+
+
+def make_result(row_scores, row_seqs, docs: dict[int, tuple[str, str, dict]]) -> SearchResult:
+    """One query's SearchResult from (scores, seqs) and the stored documents by seq; −1 and deleted seqs skipped."""
+    result = SearchResult()
+    for score, seq in zip(row_scores, row_seqs, strict=True):
+        if seq < 0 or seq not in docs:
+            continue
+        doc_id, text, meta = docs[seq]
+        result.ids.append(doc_id)
+        result.scores.append(float(score))
+        result.texts.append(text)
+        result.metadata.append(meta)
+    return result

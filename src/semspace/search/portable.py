@@ -1,0 +1,103 @@
+"""Export a collection to JSONL and import it back: one line per document, {"id", "text", "metadata"[, "vector"]}.
+
+Vectors are the raw float32 vectors written as JSON numbers (each float32 is exactly a float64, and Python writes
+the shortest decimal that reads back to the same float64), so export → import gives back the same bits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from semspace.data.files import record_lines
+from semspace.errors import DatasetFormatError
+
+if TYPE_CHECKING:
+    from semspace.search.collection import Collection
+
+
+def export_jsonl(collection: Collection, path: str | Path, vectors: bool = False) -> int:
+    """Write every document of `collection` in insertion order to `path` (atomically); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    n = 0
+    try:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for doc_id, text, meta, vector in collection._store.iter_documents():
+                record = {"id": doc_id, "text": text, "metadata": meta}
+                if vectors:
+                    record["vector"] = vector.tolist()
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
+def read_export(path: str | Path, dim: int) -> tuple[list[str], list[str | None], list[dict], np.ndarray | None]:
+    """(texts, ids or None, metadata, raw vectors or None) of a JSONL export; errors name file:line."""
+    path = Path(path)
+    texts: list[str] = []
+    ids: list[str | None] = []
+    metadata: list[dict] = []
+    vectors: list[list[float]] = []
+    for number, line in record_lines(path):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetFormatError(path, number, f"invalid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise DatasetFormatError(path, number, "expected a JSON object")
+        text = record.pop("text", None)
+        if not isinstance(text, str) or not text.strip():
+            raise DatasetFormatError(path, number, "missing or empty 'text'")
+        doc_id = record.pop("id", None)
+        if doc_id is not None and (not isinstance(doc_id, str | int) or doc_id == ""):
+            raise DatasetFormatError(path, number, f"'id' must be a non-empty string; got {doc_id!r}")
+        vector = record.pop("vector", None)
+        meta = record.pop("metadata", None)
+        if meta is not None and not isinstance(meta, dict):
+            raise DatasetFormatError(path, number, "'metadata' must be a JSON object")
+        if (vector is None) != (not vectors) and texts:
+            raise DatasetFormatError(path, number, "either every line has a 'vector' or none does")
+        if vector is not None:
+            if not isinstance(vector, list) or len(vector) != dim:
+                raise DatasetFormatError(path, number, f"'vector' must be a list of {dim} numbers")
+            vectors.append(vector)
+        texts.append(text)
+        ids.append(None if doc_id is None else str(doc_id))
+        metadata.append({**record, **(meta or {})})  # other fields are metadata too, as in `index add`
+    if not texts:
+        raise DatasetFormatError(path, None, "contains no documents")
+    try:
+        matrix = np.asarray(vectors, dtype=np.float32) if vectors else None
+    except (TypeError, ValueError):
+        raise DatasetFormatError(path, None, "a 'vector' holds something other than numbers") from None
+    return texts, ids, metadata, matrix
+
+
+def import_jsonl(collection: Collection, path: str | Path, upsert: bool = False) -> int:
+    """Add (or add-or-replace) every document of a JSONL export in one transaction; returns the count."""
+    texts, ids, metadata, vectors = read_export(path, collection.raw_dim)
+    if any(i is None for i in ids):
+        if upsert or not all(i is None for i in ids):
+            raise DatasetFormatError(path, None, "every line needs an 'id' (or, for a plain add, none does)")
+        given = None
+    else:
+        given = [str(i) for i in ids]
+    if upsert:
+        collection.upsert(texts, ids=given, metadata=metadata, vectors=vectors)
+    else:
+        collection.add(texts, ids=given, metadata=metadata, vectors=vectors)
+    return len(texts)
