@@ -63,6 +63,10 @@ class CollectionError(SemspaceError, OSError):
     """A folder is not a semspace collection, or its files are truncated, corrupt or from an unknown format."""
 
 
+class CollectionBusyError(CollectionError):
+    """Another process or thread held the collection's write lock past the timeout; retrying later can succeed."""
+
+
 class DocumentNotFoundError(SemspaceError, KeyError):
     """A document id is not in the collection."""
 

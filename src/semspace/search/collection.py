@@ -569,13 +569,19 @@ class Collection:
             limit,
         )
         check_param(
-            "offset", "Collection.list_documents", isinstance(offset, int) and offset >= 0, "an int >= 0", offset
+            "offset",
+            "Collection.list_documents",
+            isinstance(offset, int) and 0 <= offset < 2**63,  # SQLite integers are 64-bit
+            "an int in [0, 2**63)",
+            offset,
         )
         after = None
         if cursor is not None:
             try:
                 after = int(cursor)
             except (TypeError, ValueError):
+                after = None
+            if after is None or not 0 <= after < 2**63:
                 raise InvalidParameterError(f"Invalid cursor {cursor!r} (use the next_cursor of a page).") from None
         rows = self._store.page(limit + 1, offset, where, after)
         more = len(rows) > limit

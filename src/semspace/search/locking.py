@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from semspace.errors import CollectionError
+from semspace.errors import CollectionBusyError, CollectionError
 
 try:
     import fcntl
@@ -64,13 +64,13 @@ class WriterLock:
 
     @contextmanager
     def hold(self, timeout: float | None = None) -> Iterator[None]:
-        """Hold the lock for the block; raise CollectionError if another process keeps it past the timeout."""
+        """Hold the lock for the block; raise CollectionBusyError if another process keeps it past the timeout."""
         timeout = self.timeout if timeout is None else timeout
         if not self._thread_lock.acquire(timeout=timeout if timeout >= 0 else -1):
-            raise CollectionError(f"{self.path}: another thread kept the collection's write lock for {timeout:g} s")
+            raise CollectionBusyError(f"{self.path}: another thread kept the collection's write lock for {timeout:g} s")
         try:
             if self._depth == 0 and not self._flock(timeout):
-                raise CollectionError(
+                raise CollectionBusyError(
                     f"{self.path}: another process kept the collection's write lock for more than {timeout:g} s; "
                     "try again later (or raise lock_timeout)"
                 )

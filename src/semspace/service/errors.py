@@ -15,7 +15,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from semspace.errors import CollectionError, DocumentNotFoundError, DuplicateIdError, SemspaceError
+from semspace.errors import (
+    CollectionBusyError,
+    CollectionError,
+    DocumentNotFoundError,
+    DuplicateIdError,
+    SemspaceError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +29,7 @@ logger = logging.getLogger(__name__)
 ERROR_STATUS: tuple[tuple[type[SemspaceError], int], ...] = (
     (DocumentNotFoundError, 404),
     (DuplicateIdError, 409),
+    (CollectionBusyError, 503),
     (CollectionError, 500),
     (SemspaceError, 400),
 )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Annotated, Any, Literal
 
 from fastapi import HTTPException
-from pydantic import BaseModel, BeforeValidator, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat
 
 from semspace.errors import check_param
 
@@ -98,7 +98,14 @@ class Limits:
 ID_CHARS = 1024  # a document id, at most
 
 
-class EmbedRequest(BaseModel):
+class StrictRequest(BaseModel):
+    """semspace's own request bodies: an unknown field is a 422, never silently ignored (a misspelt `filter`
+    would otherwise search everything). OpenAI and TEI bodies stay lenient, as their clients send extras."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbedRequest(StrictRequest):
     texts: list[str] = Field(min_length=1)
     normalize: StrictBool = False
 
@@ -122,7 +129,7 @@ class EmbedResponse(BaseModel):
     embeddings: list[list[float]]
 
 
-class SimilarityRequest(BaseModel):
+class SimilarityRequest(StrictRequest):
     pairs: list[tuple[str, str]] = Field(min_length=1)
 
     def texts(self) -> list[str]:
@@ -135,13 +142,18 @@ class SimilarityResponse(BaseModel):
 
 
 # -- /search ---------------------------------------------------------------------------------------------------
-class SearchRequest(BaseModel):
+class SearchRequest(StrictRequest):
     query: str | None = None
     queries: list[str] | None = None
     k: StrictInt = Field(default=10, ge=1)
     rerank: Literal["cur"] | None = None  # cross-encoder search with the CUR index in <collection>/cur
     budget: StrictInt = Field(default=100, ge=1, le=100_000)  # CE calls per query when rerank="cur"
     rounds: StrictInt = Field(default=1, ge=1, le=100)  # 1 = ANNCUR, >= 2 = adaptive rounds
+    # metadata filter: equality, $eq/$ne/$in/$nin/$gt/$gte/$lt/$lte, $and/$or (semspace.search.filters)
+    filter: dict[str, Any] | None = None
+    mode: Literal["dense", "bm25", "hybrid"] = "dense"
+    fusion: Literal["rrf", "weighted"] = "rrf"  # how hybrid fuses the dense and BM25 lists
+    alpha: StrictFloat = Field(default=0.5, ge=0, le=1)  # weight of the dense list when fusion="weighted"
 
     def query_list(self) -> list[str]:
         """The queries as a list; 422 unless exactly one of `query` / `queries` is given and it is not empty."""
@@ -171,13 +183,13 @@ class SearchResponse(BaseModel):
 
 
 # -- /documents ------------------------------------------------------------------------------------------------
-class DocumentIn(BaseModel):
+class DocumentIn(StrictRequest):
     id: str | None = Field(default=None, min_length=1, max_length=ID_CHARS)
-    text: str
+    text: str = Field(pattern=r"\S")  # not blank
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class AddRequest(BaseModel):
+class AddRequest(StrictRequest):
     documents: list[DocumentIn] = Field(min_length=1)
 
     def ids(self) -> list[str] | None:
@@ -190,13 +202,37 @@ class AddRequest(BaseModel):
         return [i for i in given if i is not None]
 
 
+class UpsertDocument(DocumentIn):
+    id: str = Field(min_length=1, max_length=ID_CHARS)  # required: upsert replaces by id
+
+
+class UpsertRequest(StrictRequest):
+    documents: list[UpsertDocument] = Field(min_length=1)
+
+
 class AddResponse(BaseModel):
     ids: list[str]
     count: int
 
 
-class DeleteRequest(BaseModel):
+class DeleteRequest(StrictRequest):
     ids: list[str] = Field(min_length=1)
+
+
+CURSOR_PATTERN = r"^[0-9]{1,18}$"  # what `next_cursor` holds: a position in insertion order
+
+
+class ListRequest(StrictRequest):
+    filter: dict[str, Any] | None = None  # the metadata filter of /search
+    limit: StrictInt = Field(default=100, ge=1, le=10_000)
+    offset: StrictInt = Field(default=0, ge=0, le=2**62)
+    cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
+
+
+class DocumentPageResponse(BaseModel):
+    documents: list[dict[str, Any]]
+    next_cursor: str | None = None
+    count: int
 
 
 class DeleteResponse(BaseModel):

@@ -39,10 +39,18 @@ def search(
     if body.rerank == "cur":
         if cur is None:
             raise http_error(404, NO_CUR)
+        if body.filter is not None or body.mode != "dense":
+            raise http_error(422, "rerank='cur' scores every item of its index: 'filter' and 'mode' do not apply.")
         found = [_cur_hits(cur, coll, q, body) for q in queries]
         _check_size(limits, found)
         return SearchResponse(results=found)
-    results = coll.search_vectors(encoder.encode(queries, show_progress_bar=False), body.k)
+    if body.mode == "dense":
+        vectors = encoder.encode(queries, show_progress_bar=False)
+        results = coll.search_vectors(vectors, body.k, where=body.filter)
+    else:  # BM25 needs the query texts; hybrid encodes them with the collection's encoder
+        results = coll.search(
+            queries, k=body.k, where=body.filter, mode=body.mode, fusion=body.fusion, alpha=body.alpha
+        )
     found = [QueryHits(query=q, hits=[Hit(**h) for h in r.to_dicts()]) for q, r in zip(queries, results, strict=True)]
     _check_size(limits, found)
     return SearchResponse(results=found)
