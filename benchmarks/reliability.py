@@ -13,7 +13,7 @@ Writes docs/results/reliability.md:
 
     python benchmarks/reliability.py [--processes 4] [--seconds 30] [--kill-rounds 20] [--out FILE]
 
-`tests/search/test_concurrency.py` runs a short version of the same functions.
+`tests/search/test_multiprocess.py` runs a short version of the same functions.
 """
 
 from __future__ import annotations
