@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from semspace.encode.backends import make_backend
+from semspace.encode.engine import check_backend
 from semspace.encode.pooling import Pooling
 from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, check_param
 
@@ -48,6 +49,11 @@ class Encoder:
         L2-normalise the output rows.
     allow_download:
         Let transformers fetch a hub id that is not in the local cache (off by default: offline first).
+    backend:
+        How the transformer runs (:mod:`semspace.encode.engine`): ``torch`` (fp32 PyTorch, exact; the default),
+        ``torch-bf16`` (bf16 autocast), ``onnx`` (ONNX Runtime, fused graph, fp32), ``onnx-int8`` (dynamic int8,
+        per-channel weights) or ``auto`` (the fastest of these whose export check passes on this machine). The ONNX
+        graphs are exported once into ``$SEMSPACE_CACHE/onnx`` (default ``~/.cache/semspace/onnx``).
 
     Example
     -------
@@ -66,6 +72,7 @@ class Encoder:
         normalize: bool = False,
         show_progress_bar: bool | None = None,
         allow_download: bool = False,
+        backend: str = "torch",
     ) -> None:
         check_param(
             "batch_size",
@@ -82,7 +89,8 @@ class Encoder:
             max_length,
         )
         Pooling.parse(pooling)  # a bad name fails before the model is loaded
-        self._backend = make_backend(model, max_length, device, allow_download)
+        check_backend(backend, "Encoder")
+        self._backend = make_backend(model, max_length, device, allow_download, backend)
         self.pooling = self.resolve_pooling(pooling)
         self.batch_size = batch_size
         self.normalize = normalize
@@ -97,6 +105,11 @@ class Encoder:
     @property
     def model_id(self) -> str:
         return self._backend.model_id
+
+    @property
+    def backend(self) -> str:
+        """The engine running the transformer (``auto`` resolved to its choice)."""
+        return getattr(self._backend, "engine", "torch")
 
     @property
     def max_length(self) -> int | None:
