@@ -185,7 +185,8 @@ def _export(model: Any, kind: str, inputs: dict[str, Any], path: Path) -> None:
     import torch
 
     graph = (_EncoderGraph if kind == "encoder" else _CrossGraph)(_eager_copy(model))
-    names = list(inputs)
+    # the order of the graph's forward() arguments (a model without token types takes the first two)
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in inputs]
     outputs = list(ENCODER_OUTPUTS if kind == "encoder" else CROSS_OUTPUTS)
     axes = {n: {0: "batch", 1: "sequence"} for n in names + (outputs if kind == "encoder" else [])}
     if kind != "encoder":
@@ -300,7 +301,7 @@ def exported_graph(
         "kind": kind,
         "opset": OPSET,
         "outputs": list(outputs),
-        "inputs": list(sample_inputs),
+        "inputs": sorted(sample_inputs),
         "quantization": "dynamic-int8-per-channel" if quantize else None,
         "optimizer": "onnxruntime.transformers.optimizer(opt_level=1)",
         "onnxruntime": ort.__version__,
