@@ -111,6 +111,23 @@ class Encoder:
         """The engine running the transformer (``auto`` resolved to its choice)."""
         return getattr(self._backend, "engine", "torch")
 
+    def use_backend(self, backend: str) -> None:
+        """Switch the engine of this (already loaded) encoder, e.g. the one a collection made: see ``backend`` in
+        the class docstring."""
+        check_backend(backend, "Encoder")
+        if backend == self.backend:
+            return
+        if not hasattr(self._backend, "set_engine"):
+            if backend in ("torch", "auto"):
+                return
+            raise InvalidParameterError(f"backend={backend!r} does not apply to {self.model_id!r} (its own engine).")
+        if backend == "auto":
+            from semspace.encode.engine import choose_auto
+
+            choose_auto(self._backend)
+        else:
+            self._backend.set_engine(backend)
+
     @property
     def max_length(self) -> int | None:
         return self._backend.max_length

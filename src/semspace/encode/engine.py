@@ -307,9 +307,7 @@ def exported_graph(
         "onnxruntime": ort.__version__,
     }
     content = model_hash(model)
-    key = hashlib.blake2b(
-        (content + json.dumps(options, sort_keys=True)).encode(), digest_size=10
-    ).hexdigest()
+    key = hashlib.blake2b((content + json.dumps(options, sort_keys=True)).encode(), digest_size=10).hexdigest()
     root = cache or cache_root()
     folder = root / f"{variant}-{key}"
     manifest_path = folder / "manifest.json"
