@@ -139,3 +139,23 @@ def test_http_429_is_json(encoder, live_server):
             gate.set()
             assert first.result().status_code == 200 and second.result().status_code == 200
     assert r.status_code == 429 and "retry" in r.json()["detail"]
+
+
+def test_service_backend_option_reaches_encoder_and_cross_encoder(
+    tiny_bert_dir, tiny_cross_encoder_dir, tmp_path, monkeypatch
+):
+    pytest.importorskip("onnxruntime")
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("SEMSPACE_CACHE", str(tmp_path))
+    app = create_app(None, encoder=str(tiny_bert_dir), cross_encoder=tiny_cross_encoder_dir, backend="onnx")
+    with TestClient(app, base_url="http://localhost") as client:
+        state = app.state.semspace
+        assert state.encoder.backend == "onnx" and state.cross_encoder.backend == "onnx"
+        r = client.post("/embed", json={"texts": ["a man", "a dog"]})
+        assert r.status_code == 200
+        np.testing.assert_allclose(
+            np.array(r.json()["embeddings"]), Encoder(str(tiny_bert_dir)).encode(["a man", "a dog"]), atol=1e-4
+        )
+        r = client.post("/rerank", json={"query": "a man", "texts": ["a dog", "a man"]})
+        assert r.status_code == 200, r.text
