@@ -44,7 +44,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def test_every_backend_every_pooling_matches_torch(tiny_bert_dir, backend):
     ref = Encoder(tiny_bert_dir).encode_poolings(TEXTS, HF_POOLINGS)
     enc = Encoder(tiny_bert_dir, backend=backend)
-    assert enc.backend == backend
+    assert enc.backend == backend and f"backend={backend}" in enc.cache_key() and backend in repr(enc)
     got = enc.encode_poolings(TEXTS, HF_POOLINGS)
     for pooling in HF_POOLINGS:
         assert got[pooling].dtype == np.float32 and got[pooling].shape == ref[pooling].shape

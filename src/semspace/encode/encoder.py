@@ -158,11 +158,14 @@ class Encoder:
         modules and default prompt) for on-disk caches."""
         pooling = pooling or self.pooling
         key = f"{self.model_id}|{pooling.value}|{self.max_length}{self._backend.key_suffix(pooling)}"
+        if self.backend != "torch":  # approximate engines make other vectors (torch keeps its historical keys)
+            key += f"|backend={self.backend}"
         prompt = self.resolve_prompt()
         return f"{key}|prompt={prompt!r}" if prompt else key
 
     def __repr__(self) -> str:
-        return f"Encoder(model={self.model_id!r}, pooling={self.pooling.value!r}, max_length={self.max_length})"
+        engine = f", backend={self.backend!r}" if self.backend != "torch" else ""
+        return f"Encoder(model={self.model_id!r}, pooling={self.pooling.value!r}, max_length={self.max_length}{engine})"
 
     def resolve_prompt(
         self, prompt: str | None = None, prompt_name: str | None = None, role: str | None = None
