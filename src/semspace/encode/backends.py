@@ -276,9 +276,17 @@ class HFBackend:
             for name in self._inputs
         }
 
-    def forward(self, texts: list[str], poolings: list[Pooling]) -> dict[Pooling, np.ndarray]:
+    def prepare(self, texts: list[str]) -> tuple[list[int], dict[str, Any]]:
+        """(token lengths before truncation, the model inputs) for one batch: the tokenizer's share of the work,
+        which :class:`~semspace.encode.Encoder` runs for the next batch while the model runs this one."""
+        lengths = self.token_lengths(texts)
+        return lengths, self._batch(texts)
+
+    def forward(
+        self, texts: list[str], poolings: list[Pooling], prepared: dict[str, Any] | None = None
+    ) -> dict[Pooling, np.ndarray]:
         torch = self._torch
-        batch = self._batch(texts)
+        batch = prepared if prepared is not None else self._batch(texts)
         if self.engine != "torch":
             with torch.inference_mode():
                 states = self._states(batch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -336,14 +337,27 @@ class Encoder:
         disable = (None if len(texts) >= _PROGRESS_MIN_TEXTS else True) if show is None else not show
         limit = backend.max_length
         truncated = 0
-        starts = range(0, len(texts), size)
-        for start in tqdm(starts, desc="Encoding", unit="batch", disable=disable):
-            index = order[start : start + size]
-            batch = [inputs[i] for i in index]
-            if limit is not None:
-                truncated += sum(n > limit for n in backend.token_lengths(batch, **prompt_kwargs))
-            for p, vectors in backend.forward(batch, resolved, **prompt_kwargs).items():
-                out[p][index] = backend.finish(p, vectors)
+        batches = [order[start : start + size] for start in range(0, len(texts), size)]
+        prepare = getattr(backend, "prepare", None)
+        if prepare is not None and limit is not None:
+            # Tokenize batch i+1 on a helper thread while the model runs batch i (the Rust tokenizer and the engines
+            # release the GIL); one batch alone is tokenized inline.
+            with ThreadPoolExecutor(1, thread_name_prefix="semspace-tokenize") if len(batches) > 1 else _Inline() as ex:
+                ahead = ex.submit(prepare, [inputs[i] for i in batches[0]])
+                for k, index in enumerate(tqdm(batches, desc="Encoding", unit="batch", disable=disable)):
+                    lengths, prepared = ahead.result()
+                    if k + 1 < len(batches):
+                        ahead = ex.submit(prepare, [inputs[i] for i in batches[k + 1]])
+                    truncated += sum(n > limit for n in lengths)
+                    for p, vectors in backend.forward([inputs[i] for i in index], resolved, prepared).items():
+                        out[p][index] = backend.finish(p, vectors)
+        else:
+            for index in tqdm(batches, desc="Encoding", unit="batch", disable=disable):
+                batch = [inputs[i] for i in index]
+                if limit is not None:
+                    truncated += sum(n > limit for n in backend.token_lengths(batch, **prompt_kwargs))
+                for p, vectors in backend.forward(batch, resolved, **prompt_kwargs).items():
+                    out[p][index] = backend.finish(p, vectors)
         self.n_truncated_ = int(truncated)
         if truncated:
             logger.warning(
@@ -365,6 +379,24 @@ ENCODE_KEYWORDS = (
     "show_progress_bar",
     "convert_to_tensor",
 )
+
+
+class _Inline:
+    """An executor that runs each call at once (one batch: no thread to start)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Any, *args: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
 
 
 def _split_unknown(kwargs: dict[str, Any]) -> dict[str, Any]:
