@@ -10,7 +10,18 @@ from typing import Annotated
 
 import typer
 
-from semspace.cli.options import AsJson, CollectionPath, MaxLength, Model, PoolingName, TopK, echo, echo_json, note
+from semspace.cli.options import (
+    AsJson,
+    BackendName,
+    CollectionPath,
+    MaxLength,
+    Model,
+    PoolingName,
+    TopK,
+    echo,
+    echo_json,
+    note,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Persistent collections: SQLite documents + FAISS index.")
 
@@ -22,11 +33,17 @@ def create(
     pooling: PoolingName = "default",
     index: Annotated[str, typer.Option(help="FAISS factory string: Flat, IVF256,Flat, HNSW32, …")] = "Flat",
     max_length: MaxLength = None,
+    backend: BackendName = "torch",
 ) -> None:
     """Create an empty collection."""
     from semspace.search import Collection
 
-    with Collection.create(path, encoder=model, index=index, pooling=pooling, max_length=max_length) as c:
+    encoder = model
+    if backend != "torch":  # the engine is per process (not stored): this checks it and fills the export cache
+        from semspace.encode import Encoder
+
+        encoder = Encoder(model, pooling=pooling, max_length=max_length, backend=backend)
+    with Collection.create(path, encoder=encoder, index=index, pooling=pooling, max_length=max_length) as c:
         echo_json(c.info(), indent=2)
 
 
