@@ -306,6 +306,7 @@ def main() -> None:
         warm.write_text(json.dumps(data))
         for v in ("semspace-onnx", "semspace-onnx-int8"):
             run_variant(v, task, warm, workdir / f"warm-{task}-{v}", args, workdir)
+    gemm_before = gemm_roofline(args.threads)  # measured again after the rounds; the best of the two is the ceiling
     results: dict = {}
     for r in range(rounds):
         order = variants[r % len(variants) :] + variants[: r % len(variants)]
@@ -384,7 +385,8 @@ def main() -> None:
                 f"| {backend} | {clients} | {s['per_s']:.1f} | {share:.2f} | {s['p50_ms']:.0f} | {s['p99_ms']:.0f} "
                 f"| {s['errors']} |"
             )
-    gemm = gemm_roofline(args.threads)
+    gemm_after = gemm_roofline(args.threads)
+    gemm = {k: max(gemm_before[k], gemm_after[k]) for k in gemm_before}
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(bundled_model_path()))
