@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from semspace.cli.options import BatchSize, MaxLength, Model, PoolingName, note
+from semspace.cli.options import BackendName, BatchSize, MaxLength, Model, PoolingName, note
 
 
 def encode(
@@ -19,6 +19,7 @@ def encode(
     max_length: MaxLength = None,
     normalize: Annotated[bool, typer.Option(help="L2-normalise the vectors.")] = False,
     allow_download: Annotated[bool, typer.Option(help="Allow fetching a hub id not in the local cache.")] = False,
+    backend: BackendName = "torch",
 ) -> None:
     """Encode texts into sentence vectors (.npy float32, or JSON lines with text and embedding)."""
     from semspace.data.files import check_vectors_path, read_lines, write_vectors
@@ -33,6 +34,7 @@ def encode(
         batch_size=batch_size,
         normalize=normalize,
         allow_download=allow_download,
+        backend=backend,
     )
     vectors = encoder.encode(texts)
     write_vectors(output, vectors, texts)

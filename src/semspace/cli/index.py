@@ -13,7 +13,18 @@ from typing import Annotated
 
 import typer
 
-from semspace.cli.options import AsJson, CollectionPath, MaxLength, Model, PoolingName, TopK, echo, echo_json, note
+from semspace.cli.options import (
+    AsJson,
+    BackendName,
+    CollectionPath,
+    MaxLength,
+    Model,
+    PoolingName,
+    TopK,
+    echo,
+    echo_json,
+    note,
+)
 from semspace.errors import InvalidParameterError
 
 Where = Annotated[
@@ -47,11 +58,17 @@ def create(
         str, typer.Option(help="FAISS factory string: Flat, IVF256,Flat, HNSW32, SQ8, PQ16, IVF256,PQ16, HNSW32,SQ8, …")
     ] = "Flat",
     max_length: MaxLength = None,
+    backend: BackendName = "torch",
 ) -> None:
     """Create an empty collection."""
     from semspace.search import Collection
 
-    with Collection.create(path, encoder=model, index=index, pooling=pooling, max_length=max_length) as c:
+    encoder = model
+    if backend != "torch":  # the engine is per process (not stored): this checks it and fills the export cache
+        from semspace.encode import Encoder
+
+        encoder = Encoder(model, pooling=pooling, max_length=max_length, backend=backend)
+    with Collection.create(path, encoder=encoder, index=index, pooling=pooling, max_length=max_length) as c:
         echo_json(c.info(), indent=2)
 
 

@@ -28,6 +28,13 @@ OptionalCacheDir = Annotated[Path | None, typer.Option("--cache-dir", help="Embe
 TopK = Annotated[int, typer.Option("-k", "--k", min=1, help="Results per query.")]
 AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
 CollectionPath = Annotated[Path, typer.Argument(help="Collection folder.")]
+BackendName = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="Inference engine: torch (exact), torch-bf16, onnx, onnx-int8, or auto (fastest whose check passes).",
+    ),
+]
 Seed = Annotated[int, typer.Option("--seed", min=0, help="Random seed.")]
 
 DEFAULT_CACHE_DIR = Path(".cache/embeddings")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from semspace.cli.options import note
+from semspace.cli.options import BackendName, note
 from semspace.errors import MissingExtraError
 
 
@@ -38,6 +38,7 @@ def serve(
         Path | None,
         typer.Option("--cross-encoder", help="Cross-encoder folder for /rerank (default: the collection's CUR one)."),
     ] = None,
+    backend: BackendName = "torch",
 ) -> None:
     """HTTP service: /embed /similarity /search /documents /rerank /info /metrics /health, OpenAI-compatible
     /v1/embeddings and /v1/models, a search page at / and the OpenAPI docs at /docs."""
@@ -61,6 +62,7 @@ def serve(
         api_key=api_key,
         allowed_hosts=allowed_host or None,
         host=host,
+        backend=backend,
     )
     note(f"serving on http://{host}:{port}/  (OpenAPI: /docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

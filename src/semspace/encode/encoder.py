@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from semspace.encode.backends import make_backend
+from semspace.encode.engine import check_backend
 from semspace.encode.pooling import Pooling
 from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, check_param
 
@@ -48,6 +50,11 @@ class Encoder:
         L2-normalise the output rows.
     allow_download:
         Let transformers fetch a hub id that is not in the local cache (off by default: offline first).
+    backend:
+        How the transformer runs (:mod:`semspace.encode.engine`): ``torch`` (fp32 PyTorch, exact; the default),
+        ``torch-bf16`` (bf16 autocast), ``onnx`` (ONNX Runtime, fused graph, fp32), ``onnx-int8`` (dynamic int8,
+        per-channel weights) or ``auto`` (the fastest of these whose export check passes on this machine). The ONNX
+        graphs are exported once into ``$SEMSPACE_CACHE/onnx`` (default ``~/.cache/semspace/onnx``).
 
     Example
     -------
@@ -66,6 +73,7 @@ class Encoder:
         normalize: bool = False,
         show_progress_bar: bool | None = None,
         allow_download: bool = False,
+        backend: str = "torch",
     ) -> None:
         check_param(
             "batch_size",
@@ -82,7 +90,8 @@ class Encoder:
             max_length,
         )
         Pooling.parse(pooling)  # a bad name fails before the model is loaded
-        self._backend = make_backend(model, max_length, device, allow_download)
+        check_backend(backend, "Encoder")
+        self._backend = make_backend(model, max_length, device, allow_download, backend)
         self.pooling = self.resolve_pooling(pooling)
         self.batch_size = batch_size
         self.normalize = normalize
@@ -97,6 +106,28 @@ class Encoder:
     @property
     def model_id(self) -> str:
         return self._backend.model_id
+
+    @property
+    def backend(self) -> str:
+        """The engine running the transformer (``auto`` resolved to its choice)."""
+        return getattr(self._backend, "engine", "torch")
+
+    def use_backend(self, backend: str) -> None:
+        """Switch the engine of this (already loaded) encoder, e.g. the one a collection made: see ``backend`` in
+        the class docstring."""
+        check_backend(backend, "Encoder")
+        if backend == self.backend:
+            return
+        if not hasattr(self._backend, "set_engine"):
+            if backend in ("torch", "auto"):
+                return
+            raise InvalidParameterError(f"backend={backend!r} does not apply to {self.model_id!r} (its own engine).")
+        if backend == "auto":
+            from semspace.encode.engine import choose_auto
+
+            choose_auto(self._backend)
+        else:
+            self._backend.set_engine(backend)
 
     @property
     def max_length(self) -> int | None:
@@ -128,11 +159,14 @@ class Encoder:
         modules and default prompt) for on-disk caches."""
         pooling = pooling or self.pooling
         key = f"{self.model_id}|{pooling.value}|{self.max_length}{self._backend.key_suffix(pooling)}"
+        if self.backend != "torch":  # approximate engines make other vectors (torch keeps its historical keys)
+            key += f"|backend={self.backend}"
         prompt = self.resolve_prompt()
         return f"{key}|prompt={prompt!r}" if prompt else key
 
     def __repr__(self) -> str:
-        return f"Encoder(model={self.model_id!r}, pooling={self.pooling.value!r}, max_length={self.max_length})"
+        engine = f", backend={self.backend!r}" if self.backend != "torch" else ""
+        return f"Encoder(model={self.model_id!r}, pooling={self.pooling.value!r}, max_length={self.max_length}{engine})"
 
     def resolve_prompt(
         self, prompt: str | None = None, prompt_name: str | None = None, role: str | None = None
@@ -303,14 +337,27 @@ class Encoder:
         disable = (None if len(texts) >= _PROGRESS_MIN_TEXTS else True) if show is None else not show
         limit = backend.max_length
         truncated = 0
-        starts = range(0, len(texts), size)
-        for start in tqdm(starts, desc="Encoding", unit="batch", disable=disable):
-            index = order[start : start + size]
-            batch = [inputs[i] for i in index]
-            if limit is not None:
-                truncated += sum(n > limit for n in backend.token_lengths(batch, **prompt_kwargs))
-            for p, vectors in backend.forward(batch, resolved, **prompt_kwargs).items():
-                out[p][index] = backend.finish(p, vectors)
+        batches = [order[start : start + size] for start in range(0, len(texts), size)]
+        prepare = getattr(backend, "prepare", None)
+        if prepare is not None and limit is not None:
+            # Tokenize batch i+1 on a helper thread while the model runs batch i (the Rust tokenizer and the engines
+            # release the GIL); one batch alone is tokenized inline.
+            with ThreadPoolExecutor(1, thread_name_prefix="semspace-tokenize") if len(batches) > 1 else _Inline() as ex:
+                ahead = ex.submit(prepare, [inputs[i] for i in batches[0]])
+                for k, index in enumerate(tqdm(batches, desc="Encoding", unit="batch", disable=disable)):
+                    lengths, prepared = ahead.result()
+                    if k + 1 < len(batches):
+                        ahead = ex.submit(prepare, [inputs[i] for i in batches[k + 1]])
+                    truncated += sum(n > limit for n in lengths)
+                    for p, vectors in backend.forward([inputs[i] for i in index], resolved, prepared).items():
+                        out[p][index] = backend.finish(p, vectors)
+        else:
+            for index in tqdm(batches, desc="Encoding", unit="batch", disable=disable):
+                batch = [inputs[i] for i in index]
+                if limit is not None:
+                    truncated += sum(n > limit for n in backend.token_lengths(batch, **prompt_kwargs))
+                for p, vectors in backend.forward(batch, resolved, **prompt_kwargs).items():
+                    out[p][index] = backend.finish(p, vectors)
         self.n_truncated_ = int(truncated)
         if truncated:
             logger.warning(
@@ -332,6 +379,24 @@ ENCODE_KEYWORDS = (
     "show_progress_bar",
     "convert_to_tensor",
 )
+
+
+class _Inline:
+    """An executor that runs each call at once (one batch: no thread to start)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Any, *args: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
 
 
 def _split_unknown(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from semspace.errors import InputTypeError, InvalidInputError, ModelLoadError, check_param
+from semspace.encode import engine as eng
+from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, ModelLoadError, check_param
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +23,21 @@ logger = logging.getLogger(__name__)
 class CrossEncoder:
     """A cross-encoder over a local folder (HF sequence classification or a sentence-transformers CrossEncoder
     folder, which is the same format) or an already-loaded model. ``model=None`` starts from the bundled
-    all-MiniLM-L6-v2 weights with a new, untrained 1-output head — train it before trusting its scores."""
+    all-MiniLM-L6-v2 weights with a new, untrained 1-output head — train it before trusting its scores.
 
-    def __init__(self, model: Any = None, max_length: int = 256, batch_size: int = 64, device: str = "cpu") -> None:
+    ``backend`` is how the model runs, as for :class:`~semspace.encode.Encoder`: ``torch`` (exact, default),
+    ``torch-bf16``, ``onnx``, ``onnx-int8`` or ``auto`` (:mod:`semspace.encode.engine`; the ONNX export is checked
+    against PyTorch's scores: its ``min_cosine`` is the correlation of the calibration pairs' scores).
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        max_length: int = 256,
+        batch_size: int = 64,
+        device: str = "cpu",
+        backend: str = "torch",
+    ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
@@ -66,6 +79,85 @@ class CrossEncoder:
         # A fast tokenizer's __call__ re-configures its shared Rust state (padding, truncation) on every call, so
         # two threads tokenizing at once race; tokenizing is cheap next to the model, so calls take turns.
         self._tokenizer_lock = threading.Lock()
+        self.engine = "torch"
+        self.engine_manifest: dict[str, Any] | None = None
+        eng.check_backend(backend, "CrossEncoder")
+        if backend == "auto":
+            eng.choose_auto(self)
+        elif backend != "torch":
+            self.set_engine(backend)
+
+    @property
+    def backend(self) -> str:
+        return self.engine
+
+    @property
+    def default_pooling(self) -> None:  # what `choose_auto` passes to `forward`
+        return None
+
+    def forward(self, texts: list[str], _poolings: Any = None) -> np.ndarray:
+        """Scores of consecutive text pairs (for `choose_auto`'s timing)."""
+        pairs = [(texts[i], texts[(i + 1) % len(texts)]) for i in range(len(texts))]
+        with self._torch.inference_mode():
+            return self._logits(self.tokenize(pairs))
+
+    def _logits(self, batch: Any) -> np.ndarray:
+        torch = self._torch
+        if self.engine == "torch-bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self.model(**batch).logits[:, 0].float().cpu().numpy()
+        if self.engine.startswith("onnx"):
+            feed = {name: batch[name].numpy() for name in self._onnx_inputs}
+            return self._session.run(None, feed)[0][:, 0].astype(np.float32)
+        return self.model(**batch).logits[:, 0].float().cpu().numpy()
+
+    def set_engine(self, engine: str, cache: Path | None = None) -> None:
+        """Run the model with `engine`; the ONNX graph is exported once (cached) and checked against PyTorch."""
+        eng.check_backend(engine, "CrossEncoder")
+        if self.device != "cpu" and engine != "torch":
+            raise InvalidParameterError(f"backend={engine!r} runs on the CPU; got device={self.device!r}.")
+        if engine == "torch":
+            self.engine, self.engine_manifest = engine, None
+            return
+        if engine == "torch-bf16":
+            self.engine = "torch-bf16"
+            check = self._check(None)
+            self.engine_manifest = {"check": check}
+            if check["min_cosine"] < eng.REFUSE_BELOW[engine]:
+                self.engine = "torch"
+                raise ModelLoadError(f"bf16 autocast of {self.model_id} fails its check: {check}")
+            return
+        # example inputs of different lengths: padding and the attention mask are traced, not a shortcut for none
+        batch = self.tokenize([(eng.CALIBRATION[10], eng.CALIBRATION[11]), (eng.CALIBRATION[5], eng.CALIBRATION[8])])
+        self._onnx_inputs = list(batch.keys())
+        path, manifest = eng.exported_graph(
+            self.model, "cross-encoder", engine == "onnx-int8", dict(batch), self._check, self.model_id, cache
+        )
+        self._session = eng.make_session(path)
+        self.engine, self.engine_manifest = engine, manifest
+        self.engine_manifest_path = path.parent / "manifest.json"
+
+    def _check(self, session: Any) -> dict[str, Any]:
+        """Scores of calibration pairs from `session` (None: bf16 autocast) against fp32 PyTorch: their
+        correlation (reported as ``min_cosine``) and the largest absolute difference."""
+        texts = list(eng.CALIBRATION[:10])  # short sentences: pairs fit a small model's positions
+        pairs = [(texts[i], texts[j]) for i in range(len(texts)) for j in (i, (i + 3) % len(texts))]
+        batch = self.tokenize(pairs)
+        torch = self._torch
+        with torch.inference_mode():
+            ref = self.model(**batch).logits[:, 0].float().numpy()
+            if session is None:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    got = self.model(**batch).logits[:, 0].float().numpy()
+            else:
+                got = session.run(None, {k: v.numpy() for k, v in batch.items()})[0][:, 0]
+        a, b = ref - ref.mean(), got - got.mean()
+        diff = float(np.abs(ref - got).max())
+        if ref.std() < 1e-2:  # (near) constant scores, e.g. an untrained head: correlation is noise, compare values
+            agreement = 1.0 - diff
+        else:
+            agreement = float((a * b).sum() / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+        return {"min_cosine": agreement, "max_abs_diff": diff, "score_std": float(ref.std()), "n_pairs": len(pairs)}
 
     def tokenize(self, pairs: Sequence[tuple[str, str]]) -> Any:
         with self._tokenizer_lock:
@@ -94,8 +186,7 @@ class CrossEncoder:
         with self._torch.inference_mode():
             for start in tqdm(range(0, len(pairs), size), desc="Cross-encoding", unit="batch", disable=disable):
                 index = order[start : start + size]
-                logits = self.model(**self.tokenize([pairs[i] for i in index])).logits[:, 0]
-                out[index] = logits.float().cpu().numpy()
+                out[index] = self._logits(self.tokenize([pairs[i] for i in index]))
         self.n_calls += len(pairs)
         return out
 

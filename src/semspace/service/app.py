@@ -23,6 +23,7 @@ from semspace.encode import Encoder
 from semspace.errors import check_param
 from semspace.interact.cross_encoder import CrossEncoder
 from semspace.search import Collection
+from semspace.service.batcher import BatchConfig, Batcher
 from semspace.service.deps import ServiceState
 from semspace.service.errors import ERROR_STATUS, HANDLERS
 from semspace.service.metrics import MetricsMiddleware, ServiceMetrics
@@ -46,6 +47,8 @@ class ServiceConfig:
     encoder: Encoder | str | os.PathLike | None
     limits: Limits
     cross_encoder: str | os.PathLike | CrossEncoder | None = None
+    backend: str | None = None  # the engine of the encoder and cross-encoder the service loads (None: as given)
+    batching: BatchConfig | None = None
 
 
 def load_state(config: ServiceConfig) -> ServiceState:
@@ -59,6 +62,8 @@ def load_state(config: ServiceConfig) -> ServiceState:
         encoder = coll.encoder
     else:
         encoder = Encoder(config.encoder)
+    if config.backend is not None:
+        encoder.use_backend(config.backend)
     if coll is not None and coll._encoder is None:
         coll._encoder = encoder
     cur = None
@@ -71,7 +76,17 @@ def load_state(config: ServiceConfig) -> ServiceState:
         cross = cur.cross_encoder if cur is not None else None
     else:
         cross = given if isinstance(given, CrossEncoder) else CrossEncoder(given)
-    return ServiceState(encoder, coll, config.limits, cur, cross)
+    if config.backend is not None and cross is not None and config.backend != cross.backend:
+        if config.backend == "auto":
+            from semspace.encode.engine import choose_auto
+
+            choose_auto(cross)
+        else:
+            cross.set_engine(config.backend)
+    state = ServiceState(encoder, coll, config.limits, cur, cross)
+    if config.batching is not None and config.batching.max_wait_ms >= 0:
+        state.batcher = Batcher(encoder, config.batching)
+    return state
 
 
 @asynccontextmanager
@@ -83,6 +98,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if state.batcher is not None:
+            state.batcher.close()
         del app.state.semspace
         if state.collection is not None and isinstance(config.collection, str | os.PathLike):
             state.collection.close()
@@ -97,6 +114,8 @@ def create_app(
     api_key: str | None = None,
     allowed_hosts: Sequence[str] | None = None,
     host: str | None = None,
+    backend: str | None = None,
+    batching: BatchConfig | None = None,
 ) -> FastAPI:
     """The app over a collection folder (or object) or none (then /embed, /v1/embeddings, /similarity, /rerank,
     /info, /health, /metrics, /docs and / work; /search and /documents are 404s).
@@ -105,6 +124,10 @@ def create_app(
     api_key: when set, every route but /health needs `Authorization: Bearer <api_key>` (else a 401).
     allowed_hosts: Host header names accepted (default: localhost, 127.0.0.1, ::1 and `host`, the address the
     server is bound to; `["*"]` accepts any — only behind a proxy that checks it).
+    backend: the inference engine of the encoder and cross-encoder (``torch``, ``torch-bf16``, ``onnx``,
+    ``onnx-int8``, ``auto``; None: as loaded).
+    batching: dynamic batching of concurrent /embed, /search and /v1/embeddings requests
+    (:class:`~semspace.service.batcher.BatchConfig`; default on, a few ms; ``BatchConfig(max_wait_ms=-1)`` is off).
 
     Nothing is loaded here: the lifespan loads the encoder, the collection, its CUR searcher and the cross-encoder
     when the app starts. Each call builds an independent app (own state, `dependency_overrides`, metrics registry).
@@ -129,7 +152,9 @@ def create_app(
         docs_url=None,  # /docs is served offline by routes/meta.py
         redoc_url=None,
     )
-    app.state.config = ServiceConfig(collection, encoder, limits, cross_encoder)
+    app.state.config = ServiceConfig(
+        collection, encoder, limits, cross_encoder, backend, batching if batching is not None else BatchConfig()
+    )
     app.state.metrics = metrics = ServiceMetrics()
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
     if api_key is not None:

@@ -18,6 +18,7 @@ from semspace.encode import Encoder
 from semspace.interact.cross_encoder import CrossEncoder
 from semspace.interact.searcher import CURSearcher
 from semspace.search import Collection
+from semspace.service.batcher import Batcher
 from semspace.service.metrics import ServiceMetrics
 from semspace.service.schemas import Limits, http_error
 
@@ -40,6 +41,7 @@ class ServiceState:
     # a transformers tokenizer is not safe to share between threads (CrossEncoder.tokenize re-configures it on every
     # call), so /rerank calls the cross-encoder one request at a time
     rerank_lock: threading.Lock = field(default_factory=threading.Lock)
+    batcher: Batcher | None = None  # gathers concurrent small encode calls into one (service.batcher)
 
 
 def get_state(request: Request) -> ServiceState:
@@ -51,8 +53,9 @@ def get_state(request: Request) -> ServiceState:
 
 
 def get_encoder(state: Annotated[ServiceState, Depends(get_state)]) -> Encoder:
-    """The encoder used for /embed, /similarity, queries and new documents."""
-    return state.encoder
+    """The encoder used for /embed, /similarity, queries and new documents: behind the app's batcher (concurrent
+    small `encode` calls gathered into one) when it has one."""
+    return state.encoder if state.batcher is None else state.batcher.encoder
 
 
 def get_limits(state: Annotated[ServiceState, Depends(get_state)]) -> Limits:

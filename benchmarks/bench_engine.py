@@ -1,0 +1,424 @@
+"""Issue 15: semspace's inference backends vs sentence-transformers' (torch, ONNX, ONNX int8), the cross-encoder,
+the service with dynamic batching, and a roofline.
+
+    python benchmarks/bench_engine.py            # full: 3 interleaved rounds, 4,000 STS-B sentences, 1,000 SciFact
+    python benchmarks/bench_engine.py --quick    # small sizes, 1 round (a smoke test, not a measurement)
+
+Every variant runs in a fresh subprocess per round (so peak RSS is its own), in the order of the round (rotated each
+round), on the same texts with the same thread count. sentence-transformers runs from --peer-python (a venv with
+sentence-transformers' ONNX backend). Writes docs/results/engine.md (only without --quick, unless --output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SEMSPACE = ("semspace-torch", "semspace-torch-bf16", "semspace-onnx", "semspace-onnx-int8")
+PEER = ("st-torch", "st-onnx", "st-onnx-int8")
+
+
+# ---------------------------------------------------------------- worker (runs in a subprocess) -----------------
+def worker(args: argparse.Namespace) -> None:
+    texts = json.loads(Path(args.texts).read_text())
+    threads = args.threads
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    result: dict = {"variant": args.worker}
+    started = time.perf_counter()
+    if args.task == "ce":
+        pairs = [tuple(p) for p in texts]
+        model = load_ce(args.worker, args.model, args.workdir)
+        result["load_s"] = time.perf_counter() - started
+        model_predict(model, pairs[:8])  # warm-up
+        t = time.perf_counter()
+        scores = model_predict(model, pairs)
+        result["seconds"] = time.perf_counter() - t
+        import numpy as np
+
+        np.save(args.out + ".npy", np.asarray(scores, dtype=np.float32))
+    else:
+        model = load_encoder(args.worker, args.model, args.workdir, args.max_length)
+        result["load_s"] = time.perf_counter() - started
+        model.encode(texts[:16], batch_size=32)  # warm-up
+        t = time.perf_counter()
+        vectors = model.encode(texts, batch_size=32)
+        result["seconds"] = time.perf_counter() - t
+        import numpy as np
+
+        np.save(args.out + ".npy", np.asarray(vectors, dtype=np.float32))
+        if args.worker.startswith("semspace"):
+            result["profile"] = profile(model, texts)
+    result["n"] = len(texts)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path(args.out + ".json").write_text(json.dumps(result))
+
+
+def load_encoder(variant: str, model: str, workdir: str, max_length: int):
+    if variant.startswith("semspace"):
+        from semspace import Encoder
+
+        return Encoder(None, backend=variant.removeprefix("semspace-"), max_length=max_length)
+    from sentence_transformers import SentenceTransformer
+
+    folder = Path(workdir) / "st-model"
+    if variant == "st-torch":
+        m = SentenceTransformer(str(folder), device="cpu")
+    elif variant == "st-onnx":
+        m = SentenceTransformer(str(folder), device="cpu", backend="onnx")
+    else:
+        m = SentenceTransformer(
+            str(folder), device="cpu", backend="onnx", model_kwargs={"file_name": "onnx/model_qint8_avx512_vnni.onnx"}
+        )
+    m.max_seq_length = max_length
+    return m
+
+
+def load_ce(variant: str, model: str, workdir: str):
+    if variant.startswith("semspace"):
+        from semspace.interact.cross_encoder import CrossEncoder
+
+        return CrossEncoder(None, backend=variant.removeprefix("semspace-"))
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(str(Path(workdir) / "st-model"), num_labels=1, device="cpu", max_length=256)
+
+
+def model_predict(model, pairs):
+    if hasattr(model, "n_calls"):
+        return model.predict(pairs, batch_size=32)
+    return model.predict(pairs, batch_size=32, show_progress_bar=False)
+
+
+def profile(encoder, texts: list[str]) -> dict:
+    """Share of tokenize / transformer run / pool over one pass (batches of 32, longest first)."""
+    import torch
+
+    from semspace.encode.pooling import pool
+
+    b = encoder._backend
+    order = sorted(texts, key=len, reverse=True)
+    spent = {"tokenize": 0.0, "run": 0.0, "pool": 0.0}
+    for i in range(0, len(order), 32):
+        t0 = time.perf_counter()
+        batch = b._batch(order[i : i + 32])
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            states = b._states(batch)
+            t2 = time.perf_counter()
+            pool(encoder.pooling, states, batch["attention_mask"], b._pooler_dense).float().numpy()
+        t3 = time.perf_counter()
+        spent["tokenize"] += t1 - t0
+        spent["run"] += t2 - t1
+        spent["pool"] += t3 - t2
+    total = sum(spent.values())
+    return {k: round(v / total, 4) for k, v in spent.items()}
+
+
+# ---------------------------------------------------------------- driver ---------------------------------------
+def run_variant(variant, task, texts_file, out, args, workdir) -> dict:
+    python = args.peer_python if variant.startswith("st") else sys.executable
+    cmd = [python, __file__, "--worker", variant, "--task", task, "--texts", str(texts_file), "--out", str(out)]
+    cmd += ["--threads", str(args.threads), "--workdir", str(workdir), "--max-length", str(args.max_length)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=str(args.threads))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        return {"variant": variant, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"}
+    return json.loads(Path(str(out) + ".json").read_text())
+
+
+def spearman_sts(vectors, index, pairs) -> float:
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    a = vectors[[index[s] for s in pairs.sentences1]]
+    b = vectors[[index[s] for s in pairs.sentences2]]
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    return float(spearmanr(cos, pairs.scores).statistic * 100)
+
+
+def gemm_roofline(threads: int) -> dict:
+    """Measured GEMM throughput: torch fp32 and bf16 matmul, ONNX Runtime int8 MatMulInteger (GFLOP/s or GOP/s)."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper
+
+    torch.set_num_threads(threads)
+    n = 1024
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        t = time.perf_counter()
+        reps = 10
+        for _ in range(reps):
+            a @ b
+        out[name] = 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])],
+        "g",
+        [
+            helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n]),
+            helper.make_tensor_value_info("B", TensorProto.INT8, [n, n]),
+        ],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [n, n])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    s = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    feed = {
+        "A": np.random.randint(0, 255, (n, n), dtype=np.uint8),
+        "B": np.random.randint(-127, 127, (n, n), dtype=np.int8),
+    }
+    s.run(None, feed)
+    t = time.perf_counter()
+    for _ in range(10):
+        s.run(None, feed)
+    out["int8"] = 2 * n**3 * 10 / (time.perf_counter() - t) / 1e9
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def flops_per_sentence(tokens: float, layers=6, hidden=384, inter=1536) -> float:
+    """Multiply-adds ×2 of a BERT encoder on one sentence of `tokens` tokens: projections, FFN and attention."""
+    return layers * (2 * tokens * (4 * hidden * hidden + 2 * hidden * inter) + 4 * tokens * tokens * hidden)
+
+
+def service_run(variant: str, args, texts: list[str], clients: int) -> dict:
+    import httpx
+
+    port = 18000 + clients
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    cmd = [sys.executable, "-m", "semspace.cli", "serve", "--port", str(port), "--backend", variant]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        from concurrent.futures import ThreadPoolExecutor
+
+        errors = 0
+        # one client with a pool of `clients` keep-alive connections (a new httpx client per request would cost more
+        # than the request: it builds an SSL context)
+        client = httpx.Client(limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients))
+
+        def one(text: str) -> float:
+            nonlocal errors
+            t = time.perf_counter()
+            r = client.post(f"http://127.0.0.1:{port}/embed", json={"texts": [text]}, timeout=120)
+            errors += r.status_code != 200
+            return time.perf_counter() - t
+
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(one, texts[:clients]))
+            t = time.perf_counter()
+            latencies = sorted(pool.map(one, texts))
+            seconds = time.perf_counter() - t
+        client.close()
+        return {
+            "clients": clients,
+            "per_s": len(texts) / seconds,
+            "p50_ms": latencies[len(latencies) // 2] * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+            "errors": errors,
+        }
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def summary(values: list[float]) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--peer-python", default="/work/peer-venv/bin/python")
+    p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--output", default=None)
+    # worker mode
+    p.add_argument("--worker")
+    p.add_argument("--task")
+    p.add_argument("--texts")
+    p.add_argument("--out")
+    p.add_argument("--workdir")
+    p.add_argument("--model", default=None)
+    args = p.parse_args()
+    if args.worker:
+        return worker(args)
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from semspace.data import load_sts_task
+    from semspace.data.retrieval import load_retrieval_task
+    from semspace.encode.backends import bundled_model_path
+    from semspace.encode.engine import physical_cores
+    from semspace.evaluate.report import results_header
+
+    args.threads = args.threads or physical_cores()
+    rounds = 1 if args.quick else args.rounds
+    n_short, n_long, n_pairs, n_service = (100, 16, 32, 32) if args.quick else (4000, 1000, 2000, 512)
+    sts = load_sts_task("STS-B", args.data_root)
+    test = sts.test_all if not args.quick else sts.test_all.subsample(50, 0)
+    # every test sentence (for the Spearman), then other STS-B sentences up to n_short
+    short = list(dict.fromkeys(test.sentences1 + test.sentences2 + sts.target_sentences()))[:n_short]
+    scifact = load_retrieval_task("SciFact", args.data_root)
+    long = scifact.doc_texts[:n_long]
+    pairs = [[test.sentences1[i % len(test.sentences1)], long[i % len(long)]] for i in range(n_pairs)]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    shutil.copytree(bundled_model_path(), workdir / "st-model")
+    peer_ok = Path(args.peer_python).exists()
+    variants = list(SEMSPACE) + (list(PEER) if peer_ok else [])
+    if peer_ok:  # ST's own ONNX export and its dynamic int8 (avx512_vnni config), once, outside the timing
+        code = (
+            "import sys; from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model;"
+            "m = SentenceTransformer(sys.argv[1], backend='onnx'); m.save_pretrained(sys.argv[1]);"
+            "export_dynamic_quantized_onnx_model(m, 'avx512_vnni', sys.argv[1])"
+        )
+        subprocess.run([args.peer_python, "-c", code, str(workdir / "st-model")], capture_output=True, timeout=1800)
+    files = {}
+    for task, data in (("short", short), ("long", long), ("ce", pairs)):
+        files[task] = workdir / f"{task}.json"
+        files[task].write_text(json.dumps(data))
+    # export the semspace ONNX graphs (encoder and cross-encoder) once before the timed rounds, so every round
+    # measures the steady state (a cached graph), as ST's export above is done outside the timing too
+    for task, data in (("short", short[:8]), ("ce", pairs[:8])):
+        warm = workdir / f"warm-{task}.json"
+        warm.write_text(json.dumps(data))
+        for v in ("semspace-onnx", "semspace-onnx-int8"):
+            run_variant(v, task, warm, workdir / f"warm-{task}-{v}", args, workdir)
+    gemm_before = gemm_roofline(args.threads)  # measured again after the rounds; the best of the two is the ceiling
+    results: dict = {}
+    for r in range(rounds):
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
+        for task in ("short", "long", "ce"):
+            for v in order:
+                if task == "ce" and v in ("st-onnx", "st-onnx-int8"):
+                    continue
+                out = workdir / f"{task}-{v}-{r}"
+                res = run_variant(v, task, files[task], out, args, workdir)
+                if "error" not in res:
+                    res["vectors"] = str(out) + ".npy"
+                results.setdefault((task, v), []).append(res)
+                print(task, v, r, {k: res.get(k) for k in ("seconds", "peak_rss_mb", "error", "profile")}, flush=True)
+    import numpy as np
+
+    index = {s: i for i, s in enumerate(short)}
+    lines = results_header("Inference engine: semspace backends vs sentence-transformers", " ".join(sys.argv))
+    lines += [f"- Threads: {args.threads}; rounds: {rounds}; quick: {args.quick}", ""]
+    for task, n in (("short", len(short)), ("long", len(long))):
+        lines += [
+            f"## Encoder, {task} texts ({n})",
+            "",
+            "| variant | sentences/s (min / median / max) | × ST torch (median) | peak RSS MB | STS-B test Spearman |",
+            "|---|---|---|---|---|",
+        ]
+        base = [res["n"] / res["seconds"] for res in results.get((task, "st-torch"), []) if "seconds" in res]
+        for v in variants:
+            runs = [res for res in results.get((task, v), []) if "seconds" in res]
+            if not runs:
+                err = results.get((task, v), [{}])[0].get("error", "not run")
+                lines.append(f"| {v} | error: {err} | | | |")
+                continue
+            rates = [res["n"] / res["seconds"] for res in runs]
+            ratio = f"{statistics.median(rates) / statistics.median(base):.2f}" if base else "n/a"
+            rss = max(res["peak_rss_mb"] for res in runs)
+            rho = spearman_sts(np.load(runs[-1]["vectors"]), index, test) if task == "short" else float("nan")
+            lines.append(f"| {v} | {summary(rates)} | {ratio} | {rss:.0f} | {rho:.2f} |")
+        lines.append("")
+        lines.append("Profile (share of tokenize / run / pool, semspace variants):")
+        for v in SEMSPACE:
+            prof = [res.get("profile") for res in results.get((task, v), []) if res.get("profile")]
+            if prof:
+                lines.append(f"- {v}: {prof[-1]}")
+        lines.append("")
+    lines += [
+        "## CrossEncoder (pairs: STS-B sentence × SciFact abstract)",
+        "",
+        "| variant | pairs/s | score corr. to semspace torch |",
+        "|---|---|---|",
+    ]
+    ref = [res for res in results.get(("ce", "semspace-torch"), []) if "seconds" in res]
+    for v in [x for x in variants if x not in ("st-onnx", "st-onnx-int8")]:
+        runs = [res for res in results.get(("ce", v), []) if "seconds" in res]
+        if not runs:
+            lines.append(f"| {v} | error: {results.get(('ce', v), [{}])[0].get('error')} | |")
+            continue
+        corr = (
+            float(np.corrcoef(np.load(runs[-1]["vectors"]), np.load(ref[-1]["vectors"]))[0, 1]) if ref else float("nan")
+        )
+        lines.append(f"| {v} | {summary([res['n'] / res['seconds'] for res in runs])} | {corr:.4f} |")
+    lines += [
+        "",
+        "## Service (/embed, one text per request, dynamic batching on)",
+        "",
+        "| backend | clients | requests/s | share of offline batch | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for backend in ("onnx-int8",) if args.quick else ("torch", "onnx-int8"):
+        offline = [
+            res["n"] / res["seconds"] for res in results.get(("short", f"semspace-{backend}"), []) if "seconds" in res
+        ]
+        for clients in (1, 8, 32):
+            s = service_run(backend, args, short[:n_service], clients)
+            share = s["per_s"] / statistics.median(offline) if offline else float("nan")
+            lines.append(
+                f"| {backend} | {clients} | {s['per_s']:.1f} | {share:.2f} | {s['p50_ms']:.0f} | {s['p99_ms']:.0f} "
+                f"| {s['errors']} |"
+            )
+    gemm_after = gemm_roofline(args.threads)
+    gemm = {k: max(gemm_before[k], gemm_after[k]) for k in gemm_before}
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(bundled_model_path()))
+    lines += ["", "## Roofline", "", f"Measured GEMM throughput (GFLOP/s, GOP/s for int8): {gemm}", ""]
+    lines += [
+        "| texts | tokens/sentence | GFLOP/sentence | variant | ceiling sentences/s | measured | measured ÷ ceiling |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for task, data in (("short", short), ("long", long)):
+        tokens = float(np.mean([min(len(t), args.max_length) for t in tok(data)["input_ids"]]))
+        flops = flops_per_sentence(tokens)
+        for v, key in (
+            ("semspace-torch", "fp32"),
+            ("semspace-torch-bf16", "bf16"),
+            ("semspace-onnx", "fp32"),
+            ("semspace-onnx-int8", "int8"),
+        ):
+            runs = [res["n"] / res["seconds"] for res in results.get((task, v), []) if "seconds" in res]
+            ceiling = gemm[key] * 1e9 / flops
+            if runs:
+                lines.append(
+                    f"| {task} | {tokens:.0f} | {flops / 1e9:.3f} | {v} | {ceiling:.0f} "
+                    f"| {statistics.median(runs):.0f} "
+                    f"| {statistics.median(runs) / ceiling:.2f} |"
+                )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    output = args.output or (None if args.quick else str(ROOT / "docs" / "results" / "engine.md"))
+    if output:
+        Path(output).write_text(text)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Dynamic batching: concurrent small `encode` calls (one per /embed, /search, /v1/embeddings request) are gathered
+for a few milliseconds into one engine call, as Hugging Face TEI and Infinity do, so 32 single-text clients cost
+about one batch of 32 instead of 32 batches of one.
+
+The app owns one :class:`Batcher` (``ServiceState.batcher``); routes get :attr:`Batcher.encoder`, a stand-in for the
+encoder whose small `encode` calls go through the queue. The queue is bounded: a request that finds it full is a
+429; one whose result is not back within ``timeout_s`` is a 503. Both are JSON errors like every other.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from semspace.encode.encoder import validate_texts
+from semspace.service.schemas import http_error
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """How the service gathers requests.
+
+    max_wait_ms: how long the first request of a batch waits for others (negative: batching off).
+    max_batch_texts: texts per engine call at most (a batch closes early when it has them).
+    max_request_texts: larger requests skip the queue (they are a batch already).
+    max_queue: pending requests; one more is answered 429.
+    timeout_s: a request waiting longer is answered 503.
+    """
+
+    max_wait_ms: float = 3.0
+    max_batch_texts: int = 128
+    max_request_texts: int = 32
+    max_queue: int = 1024
+    timeout_s: float = 30.0
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    key: tuple[Any, ...]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: np.ndarray | None = None
+    error: BaseException | None = None
+    cancelled: bool = False
+
+
+class Batcher:
+    """One worker thread that drains a bounded queue of encode jobs, merging those that arrive within
+    ``max_wait_ms`` (and share `normalize` and prompt) into one `Encoder.encode` call."""
+
+    def __init__(self, encoder: Any, config: BatchConfig | None = None) -> None:
+        self.target = encoder
+        self.config = config or BatchConfig()
+        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=self.config.max_queue)
+        self.encoder = BatchedEncoder(self)
+        self.n_calls = 0  # engine calls made (for tests and metrics)
+        self.n_jobs = 0
+        self._thread = threading.Thread(target=self._work, name="semspace-batcher", daemon=True)
+        self._thread.start()
+
+    def encode(self, texts: list[str], normalize: bool | None = None, **kwargs: Any) -> np.ndarray:
+        """`encoder.encode(texts, normalize=...)` through the queue; 429 when full, 503 past the timeout."""
+        job = _Job(list(texts), (normalize, tuple(sorted(kwargs.items()))))
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise http_error(429, "Too many requests are waiting for the encoder; retry shortly.") from None
+        if not job.done.wait(self.config.timeout_s):
+            job.cancelled = True
+            raise http_error(503, f"The encoder did not answer within {self.config.timeout_s:g} s; retry later.")
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def close(self) -> None:
+        """Stop the worker once the queued jobs are done."""
+        self._queue.put(None)
+        self._thread.join(timeout=self.config.timeout_s)
+
+    def _work(self) -> None:
+        wait = self.config.max_wait_ms / 1000
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs, n = [job], len(job.texts)
+            deadline = time.monotonic() + wait
+            stop = False
+            while n < self.config.max_batch_texts:
+                remaining = deadline - time.monotonic()
+                try:
+                    nxt = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                jobs.append(nxt)
+                n += len(nxt.texts)
+            self._run(jobs)
+            if stop:
+                return
+
+    def _run(self, jobs: list[_Job]) -> None:
+        groups: dict[tuple[Any, ...], list[_Job]] = {}
+        for job in jobs:
+            if not job.cancelled:
+                groups.setdefault(job.key, []).append(job)
+        for (normalize, extra), group in groups.items():
+            texts = [t for job in group for t in job.texts]
+            try:
+                vectors = self.target.encode(texts, normalize=normalize, show_progress_bar=False, **dict(extra))
+                self.n_calls += 1
+                self.n_jobs += len(group)
+                start = 0
+                for job in group:
+                    job.result = vectors[start : start + len(job.texts)]
+                    start += len(job.texts)
+            except Exception as exc:  # every request of the group gets the error (its texts were valid alone)
+                logger.exception("batched encode failed")
+                for job in group:
+                    job.error = exc
+            for job in group:
+                job.done.set()
+
+
+class BatchedEncoder:
+    """The encoder as routes see it: attributes are the encoder's; `encode` of a small list goes through the
+    batcher, anything else (one string, a large list, `convert_to_tensor`, …) straight to the encoder."""
+
+    _BATCHED = frozenset({"normalize", "normalize_embeddings", "show_progress_bar", "prompt", "prompt_name"})
+
+    def __init__(self, batcher: Batcher) -> None:
+        self._batcher = batcher
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batcher.target, name)
+
+    def encode(self, sentences: str | Sequence[str], **kwargs: Any) -> Any:
+        target = self._batcher.target
+        if (
+            isinstance(sentences, str)
+            or not kwargs.keys() <= self._BATCHED
+            or len(sentences) > self._batcher.config.max_request_texts
+        ):
+            return target.encode(sentences, **kwargs)
+        texts = validate_texts(sentences)  # one request's bad text fails that request only
+        if not texts:
+            return target.encode(texts, **kwargs)
+        normalize = kwargs.pop("normalize_embeddings", None)
+        normalize = kwargs.pop("normalize", None) if normalize is None else normalize
+        kwargs.pop("show_progress_bar", None)
+        extra = {k: v for k, v in kwargs.items() if v is not None}
+        return self._batcher.encode(texts, normalize=normalize, **extra)

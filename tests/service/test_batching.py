@@ -1,0 +1,161 @@
+"""Dynamic batching (semspace.service.batcher): concurrent requests merged into one engine call, results back to
+the right request, 429 when the queue is full, 503 past the timeout."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from fastapi import HTTPException
+
+from semspace import Encoder
+from semspace.service import create_app
+from semspace.service.batcher import BatchConfig, Batcher
+
+WORDS = ["a man", "a dog is running", "the cat eats food", "a plane", "a woman is playing a flute in the park"]
+
+
+class Recording:
+    """An encoder wrapper that records the size of every engine call and takes `delay` seconds per call."""
+
+    def __init__(self, encoder: Encoder, delay: float = 0.05) -> None:
+        self.encoder, self.delay, self.calls = encoder, delay, []
+        self.lock = threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self.encoder, name)
+
+    def encode(self, texts, **kwargs):
+        with self.lock:
+            self.calls.append(len(texts))
+        time.sleep(self.delay)
+        return self.encoder.encode(texts, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_bert_dir):
+    return Encoder(str(tiny_bert_dir))
+
+
+def test_concurrent_http_requests_are_merged_and_answered_in_order(encoder, live_server):
+    texts = [f"{WORDS[i % 5]} {'and a dog ' * (i % 3)}".strip() for i in range(24)]
+    expected = encoder.encode(texts)
+    recording = Recording(encoder)
+    app = create_app(None, encoder=encoder, batching=BatchConfig(max_wait_ms=30))
+    with live_server(app) as server:
+        state = app.state.semspace
+        state.batcher.target = recording
+
+        def embed(i: int) -> np.ndarray:
+            route = ("/embed", "/v1/embeddings")[i % 2]
+            body = {"texts": [texts[i]]} if route == "/embed" else {"input": [texts[i]], "model": encoder.model_id}
+            r = httpx.post(server.url + route, json=body, timeout=30)
+            assert r.status_code == 200, r.text
+            data = r.json()
+            return np.array(data["embeddings"][0] if route == "/embed" else data["data"][0]["embedding"])
+
+        with ThreadPoolExecutor(12) as pool:
+            got = list(pool.map(embed, range(len(texts))))
+    for i, vector in enumerate(got):  # each request got its own text's vector
+        np.testing.assert_allclose(vector, expected[i], atol=1e-5)
+    assert sum(recording.calls) == len(texts)
+    assert len(recording.calls) < len(texts) and max(recording.calls) > 1  # merged
+
+
+def test_normalize_and_plain_requests_are_not_mixed(encoder):
+    batcher = Batcher(Recording(encoder, delay=0.0), BatchConfig(max_wait_ms=50))
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            plain = pool.submit(batcher.encoder.encode, ["a man"])
+            unit = pool.submit(batcher.encoder.encode, ["a man"], normalize=True)
+            a, b = plain.result(), unit.result()
+        np.testing.assert_allclose(a, encoder.encode(["a man"]), atol=1e-6)
+        np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    finally:
+        batcher.close()
+
+
+def test_bad_text_fails_only_its_request(encoder):
+    from semspace.errors import InvalidInputError
+
+    batcher = Batcher(encoder, BatchConfig(max_wait_ms=20))
+    try:
+        with pytest.raises(InvalidInputError):
+            batcher.encoder.encode(["  "])
+        assert batcher.encoder.encode(["a dog"]).shape == (1, encoder.dim)
+    finally:
+        batcher.close()
+
+
+def test_full_queue_is_429_and_slow_engine_is_503(encoder):
+    gate = threading.Event()
+
+    class Blocked(Recording):
+        def encode(self, texts, **kwargs):
+            gate.wait(10)
+            return self.encoder.encode(texts, **kwargs)
+
+    batcher = Batcher(Blocked(encoder), BatchConfig(max_wait_ms=0, max_queue=1, timeout_s=0.3))
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            first = pool.submit(batcher.encoder.encode, ["a man"])  # taken by the worker, which blocks
+            time.sleep(0.1)
+            second = pool.submit(batcher.encoder.encode, ["a dog"])  # fills the queue
+            time.sleep(0.05)
+            with pytest.raises(HTTPException) as full:
+                batcher.encoder.encode(["a cat"])
+            assert full.value.status_code == 429
+            with pytest.raises(HTTPException) as late:
+                first.result()
+            assert late.value.status_code == 503
+            gate.set()
+            second.exception(timeout=10)  # answered (200 or 503, depending on timing)
+    finally:
+        gate.set()
+        batcher.close()
+
+
+def test_http_429_is_json(encoder, live_server):
+    gate = threading.Event()
+
+    class Blocked(Recording):
+        def encode(self, texts, **kwargs):
+            gate.wait(10)
+            return self.encoder.encode(texts, **kwargs)
+
+    app = create_app(None, encoder=encoder, batching=BatchConfig(max_wait_ms=0, max_queue=1, timeout_s=5))
+    with live_server(app) as server:
+        app.state.semspace.batcher.target = Blocked(encoder)
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(httpx.post, server.url + "/embed", json={"texts": ["a man"]}, timeout=30)
+            time.sleep(0.2)
+            second = pool.submit(httpx.post, server.url + "/embed", json={"texts": ["a dog"]}, timeout=30)
+            time.sleep(0.2)
+            r = httpx.post(server.url + "/embed", json={"texts": ["a cat"]}, timeout=30)
+            gate.set()
+            assert first.result().status_code == 200 and second.result().status_code == 200
+    assert r.status_code == 429 and "retry" in r.json()["detail"]
+
+
+def test_service_backend_option_reaches_encoder_and_cross_encoder(
+    tiny_bert_dir, tiny_cross_encoder_dir, tmp_path, monkeypatch
+):
+    pytest.importorskip("onnxruntime")
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("SEMSPACE_CACHE", str(tmp_path))
+    app = create_app(None, encoder=str(tiny_bert_dir), cross_encoder=tiny_cross_encoder_dir, backend="onnx")
+    with TestClient(app, base_url="http://localhost") as client:
+        state = app.state.semspace
+        assert state.encoder.backend == "onnx" and state.cross_encoder.backend == "onnx"
+        r = client.post("/embed", json={"texts": ["a man", "a dog"]})
+        assert r.status_code == 200
+        np.testing.assert_allclose(
+            np.array(r.json()["embeddings"]), Encoder(str(tiny_bert_dir)).encode(["a man", "a dog"]), atol=1e-4
+        )
+        r = client.post("/rerank", json={"query": "a man", "texts": ["a dog", "a man"]})
+        assert r.status_code == 200, r.text
