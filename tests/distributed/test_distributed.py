@@ -19,7 +19,6 @@ from semspace.distributed import (
     ShardFolder,
     build_index_from_shards,
     encode_to_shards,
-    encode_vectors,
     fit_whitening_from_shards,
 )
 from semspace.distributed.shards import FORMAT, MANIFEST, write_shard
@@ -82,13 +81,6 @@ def test_shard_statistics_merge_to_the_single_pass_whitening(encoded, tiny_bert_
     # and the whitening the single-process encoder's vectors give, to the float32 noise of the encodings
     plain = Whitening(n_components=8).fit(Encoder(str(tiny_bert_dir)).encode(texts))
     np.testing.assert_allclose(distributed.transform(vectors), plain.transform(vectors), rtol=1e-3, atol=1e-3)
-
-
-def test_encode_vectors_twins_encoder_encode(ray_runtime, tiny_bert_dir, texts, tmp_path):
-    spec = {"model": str(tiny_bert_dir), "normalize": True, "batch_size": 16}
-    vectors = encode_vectors(texts[:90], encoder=spec, n_actors=1, shard_size=40, workdir=tmp_path)
-    np.testing.assert_allclose(vectors, Encoder(**spec).encode(texts[:90]), rtol=1e-5, atol=1e-5)
-    assert not any(tmp_path.iterdir())  # the temporary shards are gone
 
 
 def test_encode_refuses_a_non_empty_folder_and_repeated_ids(ray_runtime, tmp_path):

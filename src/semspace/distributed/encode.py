@@ -137,8 +137,9 @@ def encode_to_shards(
         compute=ray.data.ActorPoolStrategy(size=n_actors),
         fn_constructor_args=(spec, str(folder.resolve())),
         num_cpus=num_cpus_per_actor,
-        max_restarts=max_retries,
-        max_task_retries=max_retries,
+        # Ray restarts a dead actor and resubmits its call (Ray Data's defaults are unbounded; bounded here so a
+        # shard that kills every actor fails the job instead of looping).
+        ray_remote_args_fn=lambda: {"max_restarts": max_retries, "max_task_retries": max_retries},
     )
     rows = dataset.take_all()
     seconds = time.perf_counter() - started
