@@ -33,18 +33,22 @@ def test_encode_on_ray_writes_the_vectors_encode_writes(ray_runtime, tiny_bert_d
     assert "2 Ray actor(s)" in capsys.readouterr().err
 
 
-def test_whiten_stats_fits_from_the_shards(ray_runtime, tiny_bert_dir, tmp_path, capsys):
-    from semspace.distributed import ShardFolder, encode_to_shards
+def test_whiten_stats_fits_from_the_shards(tmp_path, capsys):
+    from semspace._io import write_artifact_json
+    from semspace.distributed.shards import FORMAT, MANIFEST, ShardFolder, write_shard
 
     folder = tmp_path / "shards"
-    encode_to_shards(TEXTS, folder, encoder={"model": str(tiny_bert_dir)}, n_actors=1, shard_size=6)
-    capsys.readouterr()
+    x = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)
+    for number, lo in enumerate(range(0, 50, 20)):  # the files the actors write, without running a job
+        write_shard(folder, number, [str(i) for i in range(lo, min(lo + 20, 50))], x[lo : lo + 20])
+    shards = [{"name": f"shard-{n:05d}", "first": lo, "count": min(20, 50 - lo)} for n, lo in enumerate((0, 20, 40))]
+    write_artifact_json(folder / MANIFEST, FORMAT, {"count": 50, "dim": 6, "encoder": "random", "shards": shards})
     run("whiten-stats", str(folder), "-o", str(tmp_path / "w"), "--k", "4")
     report = json.loads(capsys.readouterr().out)
-    assert (report["count"], report["shards"], report["dim"]) == (16, 3, 32)
-    vectors = ShardFolder(folder).all_vectors()
+    assert (report["count"], report["shards"], report["dim"]) == (50, 3, 6)
     saved = Whitening.load(tmp_path / "w")
-    np.testing.assert_allclose(saved.kernel_, Whitening(n_components=4).fit(vectors).kernel_, rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(saved.kernel_, Whitening(n_components=4).fit(x).kernel_, rtol=1e-7, atol=1e-7)
+    assert ShardFolder(folder).all_ids() == [str(i) for i in range(50)]
 
 
 def test_index_add_on_ray_searches_like_index_add(ray_runtime, tiny_bert_dir, tmp_path, capsys):

@@ -124,7 +124,7 @@ def test_sharded_search_gives_the_single_index_top_k(random_shards, whiten):
     assert rows.shape == (2, 2500) and (rows[:, 2000:] == -1).all() and np.isneginf(scores[:, 2000:]).all()
 
 
-@pytest.mark.parametrize("factory", ["IVF32,Flat", "IVF16,PQ8"])
+@pytest.mark.parametrize("factory", ["IVF32,Flat", "IVF16,PQ6x4"])
 def test_ivf_merged_from_shards_equals_the_single_ivf(random_shards, factory):
     folder, x = random_shards
     single = VectorIndex(factory, 24)
@@ -156,7 +156,7 @@ class SlowEncoder:
         original = encoder.encode
 
         def slow_encode(texts, **kwargs):
-            time.sleep(0.4)
+            time.sleep(0.25)
             return original(texts, **kwargs)
 
         encoder.encode = slow_encode
