@@ -138,7 +138,7 @@ def index_costs(texts: list[str], factories: list[str]) -> list[dict]:
                     "factory": factory,
                     "n": n,
                     "nlist": nlist,
-                    "nprobe": min(index.nprobe, nlist),
+                    "nprobe": ivf.nprobe,
                     "bytes_per_vector": per_vector,
                     "fixed_bytes": len(index.to_bytes()) - per_vector * index.ntotal,
                     "flat_bytes_per_vector": 4 * vectors.shape[1],
@@ -291,7 +291,8 @@ def capacity_plan(m: dict, s: dict, target: int = 100_000_000, node_cores: int =
     ]
     for nodes in (10, 50, 100, 250):
         hours = core_hours / (nodes * node_cores * scaling)
-        lines.append(f"| {nodes} × {node_cores} | {hours:,.1f} h ({hours / 24:.1f} days) |")
+        days = f" ({hours / 24:.1f} days)" if hours >= 24 else ""
+        lines.append(f"| {nodes} × {node_cores} | {hours:,.1f} h{days} |")
     lines += [
         "",
         f"3. **Vectors on disk.** 100M × {d} × 4 bytes = **{flat_gb:,.0f} GB** of float32 shards "

@@ -65,3 +65,13 @@ def test_index_add_on_ray_searches_like_index_add(ray_runtime, tiny_bert_dir, tm
     for e, g in zip(expected, got, strict=True):
         assert g.ids == e.ids
         np.testing.assert_allclose(g.scores, e.scores, rtol=1e-5, atol=1e-5)
+
+
+def test_ray_session_reuses_a_running_runtime_and_leaves_it_up(ray_runtime):
+    import ray
+
+    from semspace.distributed import ray_session
+
+    with ray_session("auto"):
+        assert ray.is_initialized()
+    assert ray.is_initialized()  # the fixture's runtime: not ours to stop

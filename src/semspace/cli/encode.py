@@ -31,7 +31,9 @@ def encode(
     from semspace.encode import Encoder
 
     if ray is not None:
-        _encode_on_ray(source, output, ray, actors, shard_size, model, pooling, batch_size, max_length, normalize)
+        spec = {"model": model, "pooling": pooling, "batch_size": batch_size, "max_length": max_length}
+        spec |= {"normalize": normalize, "allow_download": allow_download}
+        _encode_on_ray(source, output, ray, actors, shard_size, spec)
         return
     check_vectors_path(output)
     texts = read_lines(source)
@@ -57,11 +59,7 @@ def _encode_on_ray(
     address: str,
     actors: int,
     shard_size: int,
-    model: str | None,
-    pooling: str,
-    batch_size: int,
-    max_length: int | None,
-    normalize: bool,
+    spec: dict,
 ) -> None:
     """`encode --ray`: a .npy/.jsonl output gets every vector in input order; any other path becomes a shard folder
     (ids = line numbers from 1) that `semspace whiten-stats` reads."""
@@ -69,8 +67,6 @@ def _encode_on_ray(
     from semspace.distributed import ShardFolder, encode_to_shards, encode_vectors, ray_session
 
     texts = read_lines(source)
-    spec = {"model": model, "pooling": pooling, "batch_size": batch_size, "max_length": max_length}
-    spec["normalize"] = normalize
     with ray_session(address):
         if output.suffix in VECTOR_SUFFIXES:
             vectors = encode_vectors(texts, encoder=spec, n_actors=actors, shard_size=shard_size)

@@ -111,6 +111,9 @@ def build_index_from_shards(
             faiss.extract_index_ivf(merged).merge_from(faiss.extract_index_ivf(part), 0)
             merged.ntotal = faiss.extract_index_ivf(merged).ntotal  # a wrapper (OPQ's pre-transform) counts apart
     assert merged is not None
+    # VectorIndex sets nprobe at search time only on a bare IVF; behind a pre-transform (OPQ) it cannot reach it, so
+    # the merged index carries its nprobe (serialised with it).
+    faiss.extract_index_ivf(merged).nprobe = min(result.nprobe, result.ivf_nlist)
     result.load_bytes(faiss.serialize_index(merged).tobytes())
     logger.info("merged %d shard indexes into %s over %d vectors", len(folder.shards), factory, result.ntotal)
     return result
