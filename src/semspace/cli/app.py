@@ -15,7 +15,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from semspace.cli import analysis, cur, demo, encode, evaluate, index, serve, train
+from semspace.cli import analysis, cur, demo, distributed, encode, evaluate, index, serve, train
 from semspace.errors import SemspaceError
 
 EXIT_BAD_INPUT = 2
@@ -36,6 +36,7 @@ app.command("dims")(analysis.dims)
 app.command("drift")(analysis.drift)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
+app.command("whiten-stats")(distributed.whiten_stats)
 
 
 def _print_version(value: bool) -> None:

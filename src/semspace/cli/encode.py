@@ -7,12 +7,15 @@ from typing import Annotated
 
 import typer
 
+from semspace.cli.distributed import Actors, RayAddress, ShardSize
 from semspace.cli.options import BackendName, BatchSize, MaxLength, Model, PoolingName, note
 
 
 def encode(
     source: Annotated[str, typer.Argument(help="Text file, one text per line, or '-' for stdin.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write: .npy or .jsonl.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write: .npy or .jsonl (with --ray also a shard folder).")
+    ],
     model: Model = None,
     pooling: PoolingName = "default",
     batch_size: BatchSize = 64,
@@ -20,11 +23,19 @@ def encode(
     normalize: Annotated[bool, typer.Option(help="L2-normalise the vectors.")] = False,
     allow_download: Annotated[bool, typer.Option(help="Allow fetching a hub id not in the local cache.")] = False,
     backend: BackendName = "torch",
+    ray: RayAddress = None,
+    actors: Actors = 2,
+    shard_size: ShardSize = 4096,
 ) -> None:
     """Encode texts into sentence vectors (.npy float32, or JSON lines with text and embedding)."""
     from semspace.data.files import check_vectors_path, read_lines, write_vectors
     from semspace.encode import Encoder
 
+    if ray is not None:
+        spec = {"model": model, "pooling": pooling, "batch_size": batch_size, "max_length": max_length}
+        spec |= {"normalize": normalize, "allow_download": allow_download, "backend": backend}
+        _encode_on_ray(source, output, ray, actors, shard_size, spec)
+        return
     check_vectors_path(output)
     texts = read_lines(source)
     encoder = Encoder(
@@ -41,4 +52,32 @@ def encode(
     note(
         f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors ({encoder.model_id}, "
         f"{encoder.pooling.value}) to {output}"
+    )
+
+
+def _encode_on_ray(
+    source: str,
+    output: Path,
+    address: str,
+    actors: int,
+    shard_size: int,
+    spec: dict,
+) -> None:
+    """`encode --ray`: a .npy/.jsonl output gets every vector in input order; any other path becomes a shard folder
+    (ids = line numbers from 1) that `semspace whiten-stats` reads."""
+    from semspace.data.files import VECTOR_SUFFIXES, read_lines, write_vectors
+    from semspace.distributed import ShardFolder, encode_to_shards, encode_vectors, ray_session
+
+    texts = read_lines(source)
+    with ray_session(address):
+        if output.suffix in VECTOR_SUFFIXES:
+            vectors = encode_vectors(texts, encoder=spec, n_actors=actors, shard_size=shard_size)
+            write_vectors(output, vectors, texts)
+            note(f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors to {output} ({actors} Ray actor(s))")
+            return
+        ids = [str(n) for n in range(1, len(texts) + 1)]
+        report = encode_to_shards(texts, output, ids=ids, encoder=spec, n_actors=actors, shard_size=shard_size)
+    note(
+        f"wrote {report.count} x {report.dim} vectors in {report.shards} shard(s) to {output} "
+        f"({actors} Ray actor(s), {report.seconds:.1f}s); {len(ShardFolder(output))} rows in shards.json"
     )

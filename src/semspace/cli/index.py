@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from semspace.cli.distributed import Actors, RayAddress, ShardSize
 from semspace.cli.options import (
     AsJson,
     BackendName,
@@ -78,14 +79,24 @@ def add(
     source: Annotated[Path, typer.Argument(help=".txt (one per line), .jsonl or .csv")],
     text_column: Annotated[str, typer.Option(help="Text field of .jsonl/.csv.")] = "text",
     id_column: Annotated[str, typer.Option(help="Id field of .jsonl/.csv (absent: generated ids).")] = "id",
+    ray: RayAddress = None,
+    actors: Actors = 2,
+    shard_size: ShardSize = 4096,
 ) -> None:
-    """Add documents (encoded with the collection's encoder; one transaction). An id already there is an error."""
+    """Add documents (encoded with the collection's encoder, on Ray with --ray; one transaction). An id already
+    there is an error."""
     from semspace.data.files import read_documents
     from semspace.search import Collection
 
     docs = read_documents(source, text_column, id_column)
     with Collection.open(path) as c:
-        ids = c.add(docs.texts, ids=docs.ids, metadata=docs.metadata)
+        if ray is not None:
+            from semspace.distributed import add_documents, ray_session
+
+            with ray_session(ray):
+                ids, _ = add_documents(c, docs.texts, docs.ids, docs.metadata, n_actors=actors, shard_size=shard_size)
+        else:
+            ids = c.add(docs.texts, ids=docs.ids, metadata=docs.metadata)
         note(f"added {len(ids)} documents; the collection holds {len(c)}")
 
 
