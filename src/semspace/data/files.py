@@ -75,6 +75,17 @@ def record_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     return ((number, line) for number, line in numbered_lines(path) if line.strip())
 
 
+def json_object(path: str | Path, number: int, line: str) -> dict:
+    """One JSONL line as a dict; DatasetFormatError naming file:line when it is not valid JSON or not an object."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DatasetFormatError(path, number, f"invalid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise DatasetFormatError(path, number, "expected a JSON object")
+    return record
+
+
 def read_lines(source: str | Path) -> list[str]:
     """Texts, one per line, from a UTF-8 file or '-' (stdin); a blank line is an error naming file:line."""
     if str(source) == STDIN:
@@ -110,11 +121,7 @@ def read_documents(path: str | Path, text_field: str = "text", id_field: str | N
     docs = Documents(ids=[])
     if suffix == ".jsonl":
         for number, line in record_lines(path):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetFormatError(path, number, f"invalid JSON ({exc.msg})") from None
-            _take(docs, record, path, number, text_field, id_field)
+            _take(docs, json_object(path, number, line), path, number, text_field, id_field)
     else:
         # newline="" lets the csv module see quoted line breaks; it skips blank rows itself.
         reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
@@ -137,9 +144,7 @@ def read_documents(path: str | Path, text_field: str = "text", id_field: str | N
     return docs
 
 
-def _take(docs: Documents, record: object, path: Path, number: int, text_field: str, id_field: str | None) -> None:
-    if not isinstance(record, dict):
-        raise DatasetFormatError(path, number, "expected a JSON object")
+def _take(docs: Documents, record: dict, path: Path, number: int, text_field: str, id_field: str | None) -> None:
     text = record.pop(text_field, None)
     if not isinstance(text, str) or not text.strip():
         raise DatasetFormatError(path, number, f"missing or empty {text_field!r}")

@@ -127,42 +127,26 @@ def _require_onnx() -> Any:
     return onnxruntime
 
 
-class _EncoderGraph:
-    """The module exported for an encoder: the hidden states semspace's poolings read."""
+def _export_graph(model: Any, kind: str) -> Any:
+    """The module exported: an encoder returns the hidden states semspace's poolings read (layer 1, the second-to-last
+    and the last), a cross-encoder its logits."""
+    import torch
 
-    def __new__(cls, model: Any) -> Any:
-        import torch
+    class Graph(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
 
-        class Graph(torch.nn.Module):
-            def __init__(self, inner: Any) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
-                kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-                out = self.inner(
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+            kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            if kind == "encoder":
+                states = self.inner(
                     input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, **kwargs
-                )
-                states = out.hidden_states
+                ).hidden_states
                 return states[1], states[-2], states[-1]
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
 
-        return Graph(model)
-
-
-class _CrossGraph:
-    def __new__(cls, model: Any) -> Any:
-        import torch
-
-        class Graph(torch.nn.Module):
-            def __init__(self, inner: Any) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
-                kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
-
-        return Graph(model)
+    return Graph(model)
 
 
 def _eager_copy(model: Any) -> Any:
@@ -184,7 +168,7 @@ def _eager_copy(model: Any) -> Any:
 def _export(model: Any, kind: str, inputs: dict[str, Any], path: Path) -> None:
     import torch
 
-    graph = (_EncoderGraph if kind == "encoder" else _CrossGraph)(_eager_copy(model))
+    graph = _export_graph(_eager_copy(model), kind)
     # the order of the graph's forward() arguments (a model without token types takes the first two)
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in inputs]
     outputs = list(ENCODER_OUTPUTS if kind == "encoder" else CROSS_OUTPUTS)
@@ -230,9 +214,9 @@ def _quantize(source: Path, target: Path) -> None:
     """Dynamic int8: per-channel symmetric int8 weights of every MatMul/Gemm and the fused Attention's projections,
     uint8 activations quantized at run time; embeddings (Gather), LayerNorm and softmax stay fp32.
 
-    Chosen on all-MiniLM-L6-v2, STS-B test Spearman ×100 (fp32 ONNX 82.03): this setting 81.92; MatMul only (fused
-    attention fp32) 81.93 but slower; FFN output projections kept fp32 81.86; 7-bit weights (reduce_range) 81.82;
-    per-tensor weights 81.64. sentence-transformers' int8 (its avx512_vnni config) scores 81.87 (issue 15)."""
+    Chosen among the alternatives (MatMul only, FFN outputs kept fp32, 7-bit weights, per-tensor weights) by STS-B
+    test Spearman in one-off trials during development; the committed measurement of each backend's Spearman and
+    speed is benchmarks/bench_engine.py."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from semspace.data.files import record_lines
+from semspace.data.files import json_object, record_lines
 from semspace.errors import DatasetFormatError
 
 if TYPE_CHECKING:
@@ -53,12 +53,7 @@ def read_export(path: str | Path, dim: int) -> tuple[list[str], list[str | None]
     metadata: list[dict] = []
     vectors: list[list[float]] = []
     for number, line in record_lines(path):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetFormatError(path, number, f"invalid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise DatasetFormatError(path, number, "expected a JSON object")
+        record = json_object(path, number, line)
         text = record.pop("text", None)
         if not isinstance(text, str) or not text.strip():
             raise DatasetFormatError(path, number, "missing or empty 'text'")

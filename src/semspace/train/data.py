@@ -7,13 +7,12 @@ Files: `.txt` (one sentence per line), `.jsonl` or `.tsv`. Pairs in TSV are `sen
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from semspace.data.files import read_documents, record_lines, require_suffix
+from semspace.data.files import json_object, read_documents, record_lines, require_suffix
 from semspace.data.sts import STSPairs, parse_score
 from semspace.errors import DatasetFormatError, InvalidInputError
 
@@ -85,12 +84,7 @@ def read_pairs(path: str | Path, labelled: bool) -> TrainingSet:
 
 
 def _json_fields(path: Path, number: int, line: str, labelled: bool) -> list[str]:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DatasetFormatError(path, number, f"invalid JSON ({exc.msg})") from None
-    if not isinstance(record, dict):
-        raise DatasetFormatError(path, number, "expected a JSON object")
+    record = json_object(path, number, line)
     names = ("sentence1", "sentence2", "label") if labelled else ("anchor", "positive", "negative")
     if not labelled and "anchor" not in record:
         names = ("sentence1", "sentence2", "negative")
