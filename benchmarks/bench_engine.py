@@ -52,9 +52,12 @@ def worker(args: argparse.Namespace) -> None:
     else:
         model = load_encoder(args.worker, args.model, args.workdir, args.max_length)
         result["load_s"] = time.perf_counter() - started
-        model.encode(texts[:16], batch_size=32)  # warm-up
+        # each library at its own defaults: sentence-transformers batches 32 texts; semspace up to 64 texts and
+        # 2,048 padded tokens (the token budget of issue 15)
+        encode = model.encode if args.worker.startswith("semspace") else lambda x: model.encode(x, batch_size=32)
+        encode(texts[: min(len(texts), 256)])  # warm-up (ONNX Runtime's first runs of new shapes are slow)
         t = time.perf_counter()
-        vectors = model.encode(texts, batch_size=32)
+        vectors = encode(texts)
         result["seconds"] = time.perf_counter() - t
         import numpy as np
 
@@ -103,28 +106,62 @@ def model_predict(model, pairs):
 
 
 def profile(encoder, texts: list[str]) -> dict:
-    """Share of tokenize / transformer run / pool over one pass (batches of 32, longest first)."""
+    """Share of tokenize / transformer run / pool over one pass, the old way (fixed batches of 32 in character
+    order, each batch tokenized and padded on its own) and the new one (tokenized once, token-budget batches)."""
+    import numpy as np
     import torch
 
     from semspace.encode.pooling import pool
 
     b = encoder._backend
-    order = sorted(texts, key=len, reverse=True)
-    spent = {"tokenize": 0.0, "run": 0.0, "pool": 0.0}
-    for i in range(0, len(order), 32):
-        t0 = time.perf_counter()
-        batch = b._batch(order[i : i + 32])
-        t1 = time.perf_counter()
-        with torch.inference_mode():
-            states = b._states(batch)
-            t2 = time.perf_counter()
-            pool(encoder.pooling, states, batch["attention_mask"], b._pooler_dense).float().numpy()
-        t3 = time.perf_counter()
-        spent["tokenize"] += t1 - t0
-        spent["run"] += t2 - t1
-        spent["pool"] += t3 - t2
-    total = sum(spent.values())
-    return {k: round(v / total, 4) for k, v in spent.items()}
+
+    def timed(batches) -> dict:
+        spent = {"tokenize": 0.0, "run": 0.0, "pool": 0.0}
+        for make in batches:
+            t0 = time.perf_counter()
+            batch = make()
+            t1 = time.perf_counter()
+            with torch.inference_mode():
+                states = b._states(batch)
+                t2 = time.perf_counter()
+                pool(encoder.pooling, states, batch["attention_mask"], b._pooler_dense).float().numpy()
+            t3 = time.perf_counter()
+            spent["tokenize"] += t1 - t0
+            spent["run"] += t2 - t1
+            spent["pool"] += t3 - t2
+        total = sum(spent.values())
+        return {k: round(v / total, 4) for k, v in spent.items()} | {"seconds": round(total, 3)}
+
+    by_chars = sorted(texts, key=len, reverse=True)
+    before = timed(lambda i=i: b._batch(by_chars[i : i + 32]) for i in range(0, len(by_chars), 32))
+    t0 = time.perf_counter()
+    encodings = b.tokenize(texts)
+    tokenize_s = time.perf_counter() - t0
+    order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        count = max(1, min(encoder.batch_size, encoder.max_batch_tokens // len(encodings[order[start]].ids)))
+        batches.append([encodings[i] for i in order[start : start + count]])
+        start += count
+    after = timed(lambda rows=rows: b.collate(rows) for rows in batches)
+    # the tokenizer's one pass over all texts counts once, outside the batches (collate is in "tokenize")
+    total = after["seconds"] + tokenize_s
+    shares = {
+        k: round(after[k] * after["seconds"] / total + (tokenize_s / total if k == "tokenize" else 0), 4)
+        for k in ("tokenize", "run", "pool")
+    }
+    # padding: padded tokens per real token - 1, the old batches vs the new
+    length = {t: len(e.ids) for t, e in zip(texts, encodings, strict=True)}
+    old = [[length[t] for t in by_chars[i : i + 32]] for i in range(0, len(by_chars), 32)]
+    new = [[len(e.ids) for e in rows] for rows in batches]
+
+    def waste(groups: list[list[int]]) -> float:
+        return round(sum(len(g) * max(g) for g in groups) / sum(sum(g) for g in groups) - 1, 4)
+
+    return {
+        "before": before | {"batches": len(old), "padding": waste(old)},
+        "after": shares | {"seconds": round(total, 3), "batches": len(new), "padding": waste(new)},
+    }
 
 
 # ---------------------------------------------------------------- driver ---------------------------------------
@@ -276,7 +313,7 @@ def main() -> None:
 
     args.threads = args.threads or physical_cores()
     rounds = 1 if args.quick else args.rounds
-    n_short, n_long, n_pairs, n_service = (100, 16, 32, 32) if args.quick else (4000, 1000, 2000, 512)
+    n_short, n_long, n_pairs, n_service = (100, 16, 32, 32) if args.quick else (4000, 1000, 2000, 2000)
     sts = load_sts_task("STS-B", args.data_root)
     test = sts.test_all if not args.quick else sts.test_all.subsample(50, 0)
     # every test sentence (for the Spearman), then other STS-B sentences up to n_short
@@ -345,11 +382,25 @@ def main() -> None:
             rho = spearman_sts(np.load(runs[-1]["vectors"]), index, test) if task == "short" else float("nan")
             lines.append(f"| {v} | {summary(rates)} | {ratio} | {rss:.0f} | {rho:.2f} |")
         lines.append("")
-        lines.append("Profile (share of tokenize / run / pool, semspace variants):")
+        lines += [
+            "Profile of one pass (last round), before = fixed batches of 32 in character order, each tokenized on "
+            "its own; after = tokenized once, token-budget batches (≤ 64 texts, ≤ 2,048 padded tokens). Shares of "
+            "tokenize / run / pool, padding = padded tokens per real token − 1.",
+            "",
+            "| variant | before: tokenize / run / pool | before: batches, padding, s | after: tokenize / run / pool "
+            "| after: batches, padding, s |",
+            "|---|---|---|---|---|",
+        ]
         for v in SEMSPACE:
             prof = [res.get("profile") for res in results.get((task, v), []) if res.get("profile")]
             if prof:
-                lines.append(f"- {v}: {prof[-1]}")
+                b, a = prof[-1]["before"], prof[-1]["after"]
+                lines.append(
+                    f"| {v} | {b['tokenize']:.3f} / {b['run']:.3f} / {b['pool']:.3f} "
+                    f"| {b['batches']}, {b['padding']:.3f}, {b['seconds']:.2f} "
+                    f"| {a['tokenize']:.3f} / {a['run']:.3f} / {a['pool']:.3f} "
+                    f"| {a['batches']}, {a['padding']:.3f}, {a['seconds']:.2f} |"
+                )
         lines.append("")
     lines += [
         "## CrossEncoder (pairs: STS-B sentence × SciFact abstract)",

@@ -8,7 +8,13 @@ import torch
 from semspace import Encoder, Pooling
 from semspace.encode import EmbeddingCache
 from semspace.encode.pooling import pooling_from_st_config, st_pooling_config
-from semspace.errors import InputTypeError, InvalidInputError, ModelLoadError, UnknownPoolingError
+from semspace.errors import (
+    InputTypeError,
+    InvalidInputError,
+    InvalidParameterError,
+    ModelLoadError,
+    UnknownPoolingError,
+)
 
 TEXTS = ["a man is playing a guitar", "a dog", "the cat eats food in the park", "a plane is taking off"]
 
@@ -239,3 +245,28 @@ def test_encode_rejects_unknown_keywords_naming_the_valid_ones(tiny):
         tiny.encode(TEXTS, normalize=True, normalize_embeddings=False)
     with pytest.raises(InvalidParameterError, match=r"prompt_name.*none"):
         tiny.encode(TEXTS, prompt_name="query")
+
+
+def test_token_budget_batches_respect_the_budget_and_change_no_vector(tiny_bert_dir, monkeypatch):
+    texts = [" ".join(["word"] * n) for n in (1, 9, 3, 14, 2, 7, 20, 5)] * 3
+    budgeted = Encoder(str(tiny_bert_dir), pooling="last-avg", batch_size=8, max_batch_tokens=40)
+    widths = []
+    forward = budgeted._backend.forward
+
+    def spy(batch_texts, poolings, prepared=None):
+        widths.append(tuple(prepared["input_ids"].shape))
+        return forward(batch_texts, poolings, prepared)
+
+    monkeypatch.setattr(budgeted._backend, "forward", spy)
+    got = budgeted.encode(texts)
+    assert all(rows * width <= 40 or rows == 1 for rows, width in widths)
+    assert all(rows <= 8 for rows, _ in widths) and sum(rows for rows, _ in widths) == len(texts)
+    # padding is masked: the same vectors as one text per batch, in the caller's order
+    alone = Encoder(str(tiny_bert_dir), pooling="last-avg", batch_size=1, max_batch_tokens=None).encode(texts)
+    np.testing.assert_allclose(got, alone, atol=1e-5)
+    np.testing.assert_allclose(got, _reference(tiny_bert_dir, texts, "last-avg"), atol=1e-5)
+
+
+def test_max_batch_tokens_is_checked(tiny_bert_dir):
+    with pytest.raises(InvalidParameterError, match="max_batch_tokens"):
+        Encoder(str(tiny_bert_dir), max_batch_tokens=0)

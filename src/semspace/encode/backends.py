@@ -219,6 +219,10 @@ class HFBackend:
         self._rust_full = copy.deepcopy(shared)  # exact lengths of the (rare) truncated texts
         self._rust_full.no_truncation()
         self._rust_full.no_padding()
+        # truncated, unpadded: `tokenize` + `collate` (token-budget batches, padded per batch to its longest)
+        self._rust_unpadded = copy.deepcopy(self._rust)
+        self._rust_unpadded.no_padding()
+        self._pad = (pad_id, tok.pad_token_type_id, tok.padding_side)
         # the inputs the wrapper would return: token_type_ids only for models that take them
         self._inputs = ["input_ids", "attention_mask"] + (
             ["token_type_ids"] if "token_type_ids" in tok.model_input_names else []
@@ -275,6 +279,27 @@ class HFBackend:
             name: torch.tensor([getattr(e, columns[name]) for e in encodings], dtype=torch.long, device=self.device)
             for name in self._inputs
         }
+
+    def tokenize(self, texts: list[str]) -> list[Any] | None:
+        """Truncated, unpadded encodings of `texts` (None for a pure-Python tokenizer): the whole tokenizer's
+        share of the work, done once; :meth:`collate` pads any subset of them into one batch."""
+        if self._rust is None:
+            return None
+        return self._rust_unpadded.encode_batch(texts, add_special_tokens=True)
+
+    def collate(self, encodings: list[Any]) -> dict[str, Any]:
+        """Model inputs for `encodings` (from :meth:`tokenize`), padded to the longest of them."""
+        pad_id, pad_type_id, side = self._pad
+        width = max(len(e.ids) for e in encodings)
+        fill = {"input_ids": pad_id, "token_type_ids": pad_type_id, "attention_mask": 0}
+        columns = {"input_ids": "ids", "token_type_ids": "type_ids", "attention_mask": "attention_mask"}
+        arrays = {name: np.full((len(encodings), width), fill[name], dtype=np.int64) for name in self._inputs}
+        for row, e in enumerate(encodings):
+            n = len(e.ids)
+            cols = slice(0, n) if side == "right" else slice(width - n, width)
+            for name in self._inputs:
+                arrays[name][row, cols] = getattr(e, columns[name])
+        return {name: self._torch.from_numpy(a).to(self.device) for name, a in arrays.items()}
 
     def prepare(self, texts: list[str]) -> tuple[list[int], dict[str, Any]]:
         """(token lengths before truncation, the model inputs) for one batch: the tokenizer's share of the work,

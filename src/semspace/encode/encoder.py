@@ -55,6 +55,10 @@ class Encoder:
         ``torch-bf16`` (bf16 autocast), ``onnx`` (ONNX Runtime, fused graph, fp32), ``onnx-int8`` (dynamic int8,
         per-channel weights) or ``auto`` (the fastest of these whose export check passes on this machine). The ONNX
         graphs are exported once into ``$SEMSPACE_CACHE/onnx`` (default ``~/.cache/semspace/onnx``).
+    batch_size, max_batch_tokens:
+        A batch holds at most ``batch_size`` texts and at most ``max_batch_tokens`` tokens after padding (``None``:
+        no token limit). Texts are sorted by token count first, so short texts run in large batches and long ones
+        in small ones; the default (64, 2048) is the fastest setting measured on a 2-core CPU for both.
 
     Example
     -------
@@ -74,7 +78,15 @@ class Encoder:
         show_progress_bar: bool | None = None,
         allow_download: bool = False,
         backend: str = "torch",
+        max_batch_tokens: int | None = 2048,
     ) -> None:
+        check_param(
+            "max_batch_tokens",
+            "Encoder",
+            max_batch_tokens is None or (isinstance(max_batch_tokens, int) and max_batch_tokens >= 1),
+            "None or an int >= 1",
+            max_batch_tokens,
+        )
         check_param(
             "batch_size",
             "Encoder",
@@ -94,6 +106,7 @@ class Encoder:
         self._backend = make_backend(model, max_length, device, allow_download, backend)
         self.pooling = self.resolve_pooling(pooling)
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.normalize = normalize
         self.show_progress_bar = show_progress_bar
         self.n_truncated_ = 0
@@ -339,7 +352,10 @@ class Encoder:
         truncated = 0
         batches = [order[start : start + size] for start in range(0, len(texts), size)]
         prepare = getattr(backend, "prepare", None)
-        if prepare is not None and limit is not None:
+        tokenize = getattr(backend, "tokenize", None)
+        if tokenize is not None and limit is not None and tokenize(inputs[:1]) is not None:
+            truncated = self._encode_token_batches(inputs, order, resolved, out, size, disable)
+        elif prepare is not None and limit is not None:
             # Tokenize batch i+1 on a helper thread while the model runs batch i (the Rust tokenizer and the engines
             # release the GIL); one batch alone is tokenized inline.
             with ThreadPoolExecutor(1, thread_name_prefix="semspace-tokenize") if len(batches) > 1 else _Inline() as ex:
@@ -368,6 +384,54 @@ class Encoder:
                 vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return out
 
+    def _encode_token_batches(
+        self,
+        inputs: list[str],
+        order: np.ndarray,
+        resolved: list[Pooling],
+        out: dict[Pooling, np.ndarray],
+        size: int,
+        disable: bool | None,
+    ) -> int:
+        """Encode in batches sized by a token budget; returns how many texts were truncated.
+
+        Texts are tokenized once, in chunks (the next chunk on a helper thread while the model runs this one);
+        each chunk is sorted by its exact token count, longest first, and cut into batches of at most `size` texts
+        and at most `max_batch_tokens` padded tokens: short texts go in large batches, long ones in small batches
+        that keep the attention matrices in cache, and sorting by tokens (not characters) leaves almost no padding.
+        """
+        backend = self._backend
+        budget = self.max_batch_tokens
+        chunks = [order[start : start + _TOKENIZE_CHUNK] for start in range(0, len(order), _TOKENIZE_CHUNK)]
+        truncated = 0
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="semspace-tokenize") if len(chunks) > 1 else _Inline() as ex,
+            tqdm(total=len(inputs), desc="Encoding", unit="text", disable=disable) as bar,
+        ):
+            ahead = ex.submit(backend.tokenize, [inputs[i] for i in chunks[0]])
+            for k, chunk in enumerate(chunks):
+                encodings = ahead.result()
+                if k + 1 < len(chunks):
+                    ahead = ex.submit(backend.tokenize, [inputs[i] for i in chunks[k + 1]])
+                truncated += sum(bool(e.overflowing) for e in encodings)
+                lengths = [len(e.ids) for e in encodings]
+                local = sorted(range(len(chunk)), key=lambda i: -lengths[i])
+                start = 0
+                while start < len(local):
+                    # longest first: the batch's first text sets its padded width
+                    count = size if budget is None else max(1, min(size, budget // lengths[local[start]]))
+                    rows = local[start : start + count]
+                    start += count
+                    index = chunk[rows]
+                    prepared = backend.collate([encodings[i] for i in rows])
+                    for p, vectors in backend.forward([inputs[i] for i in index], resolved, prepared).items():
+                        out[p][index] = backend.finish(p, vectors)
+                    bar.update(len(rows))
+        return truncated
+
+
+# Texts tokenized per chunk by `_encode_token_batches` (bounded memory for encodings of a large corpus).
+_TOKENIZE_CHUNK = 4096
 
 # The keywords `Encoder.encode` accepts (STYLE.md point 5), named in the error for any other.
 ENCODE_KEYWORDS = (
