@@ -36,6 +36,13 @@ class Recording:
         return self.encoder.encode(texts, **kwargs)
 
 
+def _wait_until(condition, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
 @pytest.fixture(scope="module")
 def encoder(tiny_bert_dir):
     return Encoder(str(tiny_bert_dir))
@@ -96,16 +103,19 @@ def test_full_queue_is_429_and_slow_engine_is_503(encoder):
 
     class Blocked(Recording):
         def encode(self, texts, **kwargs):
-            gate.wait(10)
+            with self.lock:
+                self.calls.append(len(texts))
+            gate.wait(30)
             return self.encoder.encode(texts, **kwargs)
 
-    batcher = Batcher(Blocked(encoder), BatchConfig(max_wait_ms=0, max_queue=1, timeout_s=0.3))
+    blocked = Blocked(encoder)
+    batcher = Batcher(blocked, BatchConfig(max_wait_ms=0, max_queue=1, timeout_s=0.3))
     try:
         with ThreadPoolExecutor(3) as pool:
-            first = pool.submit(batcher.encoder.encode, ["a man"])  # taken by the worker, which blocks
-            time.sleep(0.1)
-            second = pool.submit(batcher.encoder.encode, ["a dog"])  # fills the queue
-            time.sleep(0.05)
+            first = pool.submit(batcher.encoder.encode, ["a man"])
+            _wait_until(lambda: blocked.calls == [1])  # taken by the worker, which blocks
+            second = pool.submit(batcher.encoder.encode, ["a dog"])
+            _wait_until(batcher._queue.full)  # waits in the queue (it stays there after its own 503)
             with pytest.raises(HTTPException) as full:
                 batcher.encoder.encode(["a cat"])
             assert full.value.status_code == 429
@@ -119,7 +129,26 @@ def test_full_queue_is_429_and_slow_engine_is_503(encoder):
         batcher.close()
 
 
-def test_http_429_is_json(encoder, live_server):
+def test_coroutine_requests_are_merged_and_time_out_as_503(encoder):
+    import asyncio
+
+    recording = Recording(encoder, delay=0.0)
+    batcher = Batcher(recording, BatchConfig(max_wait_ms=50))
+    texts = WORDS * 2
+
+    async def many() -> list[np.ndarray]:
+        return await asyncio.gather(*(batcher.encoder.encode_async([t]) for t in texts))
+
+    try:
+        got = asyncio.run(many())
+        np.testing.assert_allclose(np.vstack(got), encoder.encode(texts), atol=1e-5)
+        assert sum(recording.calls) == len(texts) and len(recording.calls) < len(texts)  # merged
+        # a large request skips the queue (runs in the thread pool), with the same vectors
+        big = asyncio.run(batcher.encoder.encode_async(texts * 4))
+        np.testing.assert_allclose(big, encoder.encode(texts * 4), atol=1e-5)
+    finally:
+        batcher.close()
+
     gate = threading.Event()
 
     class Blocked(Recording):
@@ -127,14 +156,35 @@ def test_http_429_is_json(encoder, live_server):
             gate.wait(10)
             return self.encoder.encode(texts, **kwargs)
 
-    app = create_app(None, encoder=encoder, batching=BatchConfig(max_wait_ms=0, max_queue=1, timeout_s=5))
+    slow = Batcher(Blocked(encoder), BatchConfig(max_wait_ms=0, timeout_s=0.2))
+    try:
+        with pytest.raises(HTTPException) as late:
+            asyncio.run(slow.encoder.encode_async(["a man"]))
+        assert late.value.status_code == 503
+    finally:
+        gate.set()
+        slow.close()
+
+
+def test_http_429_is_json(encoder, live_server):
+    gate = threading.Event()
+
+    class Blocked(Recording):
+        def encode(self, texts, **kwargs):
+            with self.lock:
+                self.calls.append(len(texts))
+            gate.wait(30)
+            return self.encoder.encode(texts, **kwargs)
+
+    app = create_app(None, encoder=encoder, batching=BatchConfig(max_wait_ms=0, max_queue=1, timeout_s=30))
     with live_server(app) as server:
-        app.state.semspace.batcher.target = Blocked(encoder)
+        batcher = app.state.semspace.batcher
+        batcher.target = Blocked(encoder)
         with ThreadPoolExecutor(2) as pool:
-            first = pool.submit(httpx.post, server.url + "/embed", json={"texts": ["a man"]}, timeout=30)
-            time.sleep(0.2)
-            second = pool.submit(httpx.post, server.url + "/embed", json={"texts": ["a dog"]}, timeout=30)
-            time.sleep(0.2)
+            first = pool.submit(httpx.post, server.url + "/embed", json={"texts": ["a man"]}, timeout=60)
+            _wait_until(lambda: batcher.target.calls == [1] or gate.is_set())  # the worker holds it, blocked
+            second = pool.submit(httpx.post, server.url + "/embed", json={"texts": ["a dog"]}, timeout=60)
+            _wait_until(batcher._queue.full)  # waits in the queue (no timing guess: a busy machine is slow)
             r = httpx.post(server.url + "/embed", json={"texts": ["a cat"]}, timeout=30)
             gate.set()
             assert first.result().status_code == 200 and second.result().status_code == 200

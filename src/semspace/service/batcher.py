@@ -9,6 +9,7 @@ encoder whose small `encode` calls go through the queue. The queue is bounded: a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from starlette.concurrency import run_in_threadpool
 
 from semspace.encode.encoder import validate_texts
 from semspace.service.schemas import http_error
@@ -51,6 +53,23 @@ class _Job:
     result: np.ndarray | None = None
     error: BaseException | None = None
     cancelled: bool = False
+    # set for a request awaited on the event loop (`encode_async`): the worker resolves the future there
+    loop: asyncio.AbstractEventLoop | None = None
+    future: asyncio.Future | None = None
+
+    def finish(self) -> None:
+        self.done.set()
+        if self.future is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        assert self.future is not None
+        if self.future.done():  # timed out and cancelled meanwhile
+            return
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
+            self.future.set_result(self.result)
 
 
 class Batcher:
@@ -76,11 +95,29 @@ class Batcher:
             raise http_error(429, "Too many requests are waiting for the encoder; retry shortly.") from None
         if not job.done.wait(self.config.timeout_s):
             job.cancelled = True
-            raise http_error(503, f"The encoder did not answer within {self.config.timeout_s:g} s; retry later.")
+            raise self._too_slow()
         if job.error is not None:
             raise job.error
         assert job.result is not None
         return job.result
+
+    async def encode_async(self, texts: list[str], normalize: bool | None = None, **kwargs: Any) -> np.ndarray:
+        """:meth:`encode` for a coroutine route: awaits the result on the event loop (no thread is parked per
+        request); the same 429 and 503."""
+        loop = asyncio.get_running_loop()
+        job = _Job(list(texts), (normalize, tuple(sorted(kwargs.items()))), loop=loop, future=loop.create_future())
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise http_error(429, "Too many requests are waiting for the encoder; retry shortly.") from None
+        try:
+            return await asyncio.wait_for(job.future, self.config.timeout_s)
+        except TimeoutError:
+            job.cancelled = True
+            raise self._too_slow() from None
+
+    def _too_slow(self) -> Exception:
+        return http_error(503, f"The encoder did not answer within {self.config.timeout_s:g} s; retry later.")
 
     def close(self) -> None:
         """Stop the worker once the queued jobs are done."""
@@ -131,7 +168,7 @@ class Batcher:
                 for job in group:
                     job.error = exc
             for job in group:
-                job.done.set()
+                job.finish()
 
 
 class BatchedEncoder:
@@ -146,19 +183,32 @@ class BatchedEncoder:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._batcher.target, name)
 
-    def encode(self, sentences: str | Sequence[str], **kwargs: Any) -> Any:
-        target = self._batcher.target
+    def _batchable(self, sentences: str | Sequence[str], kwargs: dict[str, Any]) -> tuple[list[str], dict] | None:
+        """(texts, keywords for the batcher) when this call goes through the queue, else None."""
         if (
             isinstance(sentences, str)
             or not kwargs.keys() <= self._BATCHED
             or len(sentences) > self._batcher.config.max_request_texts
         ):
-            return target.encode(sentences, **kwargs)
+            return None
         texts = validate_texts(sentences)  # one request's bad text fails that request only
         if not texts:
-            return target.encode(texts, **kwargs)
+            return None
+        kwargs = dict(kwargs)
         normalize = kwargs.pop("normalize_embeddings", None)
         normalize = kwargs.pop("normalize", None) if normalize is None else normalize
         kwargs.pop("show_progress_bar", None)
-        extra = {k: v for k, v in kwargs.items() if v is not None}
-        return self._batcher.encode(texts, normalize=normalize, **extra)
+        return texts, {"normalize": normalize} | {k: v for k, v in kwargs.items() if v is not None}
+
+    def encode(self, sentences: str | Sequence[str], **kwargs: Any) -> Any:
+        batched = self._batchable(sentences, kwargs)
+        if batched is None:
+            return self._batcher.target.encode(sentences, **kwargs)
+        return self._batcher.encode(batched[0], **batched[1])
+
+    async def encode_async(self, sentences: str | Sequence[str], **kwargs: Any) -> Any:
+        """`encode` from a coroutine: small calls await the batcher; others run in the thread pool."""
+        batched = self._batchable(sentences, kwargs)
+        if batched is None:
+            return await run_in_threadpool(self._batcher.target.encode, sentences, **kwargs)
+        return await self._batcher.encode_async(batched[0], **batched[1])

@@ -1,5 +1,8 @@
 """FastAPI dependencies: what the routes need, read from `app.state` (filled once by the app's lifespan).
 
+They are coroutines because they only read attributes: FastAPI runs a plain `def` dependency in its thread pool,
+a thread hop per dependency per request, which cost more than the work under many small concurrent requests.
+
 Routes receive these through `Depends`, so a test can replace any of them for one app::
 
     app.dependency_overrides[get_encoder] = lambda: TinyEncoder()
@@ -44,7 +47,7 @@ class ServiceState:
     batcher: Batcher | None = None  # gathers concurrent small encode calls into one (service.batcher)
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     """The app's loaded state (set by :func:`semspace.service.app.lifespan`)."""
     state = getattr(request.app.state, "semspace", None)
     if state is None:
@@ -52,25 +55,25 @@ def get_state(request: Request) -> ServiceState:
     return state
 
 
-def get_encoder(state: Annotated[ServiceState, Depends(get_state)]) -> Encoder:
+async def get_encoder(state: Annotated[ServiceState, Depends(get_state)]) -> Encoder:
     """The encoder used for /embed, /similarity, queries and new documents: behind the app's batcher (concurrent
     small `encode` calls gathered into one) when it has one."""
     return state.encoder if state.batcher is None else state.batcher.encoder
 
 
-def get_limits(state: Annotated[ServiceState, Depends(get_state)]) -> Limits:
+async def get_limits(state: Annotated[ServiceState, Depends(get_state)]) -> Limits:
     """The per-request limits (batch size, text length, k)."""
     return state.limits
 
 
-def get_collection(state: Annotated[ServiceState, Depends(get_state)]) -> Collection:
+async def get_collection(state: Annotated[ServiceState, Depends(get_state)]) -> Collection:
     """The collection; a 404 when the service was started without one."""
     if state.collection is None:
         raise http_error(404, NO_COLLECTION)
     return state.collection
 
 
-def get_cur(state: Annotated[ServiceState, Depends(get_state)]) -> CURSearcher | None:
+async def get_cur(state: Annotated[ServiceState, Depends(get_state)]) -> CURSearcher | None:
     """The collection's CUR searcher, or None when it has none."""
     return state.cur
 
@@ -81,14 +84,14 @@ CollectionDep = Annotated[Collection, Depends(get_collection)]
 CURDep = Annotated[CURSearcher | None, Depends(get_cur)]
 
 
-def get_cross_encoder(state: Annotated[ServiceState, Depends(get_state)]) -> CrossEncoder:
+async def get_cross_encoder(state: Annotated[ServiceState, Depends(get_state)]) -> CrossEncoder:
     """The cross-encoder for /rerank; a 404 when none is configured."""
     if state.cross_encoder is None:
         raise http_error(404, NO_CROSS_ENCODER)
     return state.cross_encoder
 
 
-def get_metrics(request: Request) -> ServiceMetrics:
+async def get_metrics(request: Request) -> ServiceMetrics:
     """This app's Prometheus collectors (made by `create_app`, one registry per app)."""
     return request.app.state.metrics
 

@@ -6,9 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from starlette.concurrency import run_in_threadpool
 
 from semspace.search import Collection
 from semspace.service.schemas import http_error
+
+
+async def encode_async(encoder: Any, texts: list[str], **kwargs: Any) -> np.ndarray:
+    """`encoder.encode(texts, **kwargs)` from a coroutine route: through the batcher's queue when the encoder is
+    batched (no thread parked per request), else in the thread pool."""
+    batched = getattr(encoder, "encode_async", None)
+    if batched is not None:
+        return await batched(texts, **kwargs)
+    return await run_in_threadpool(encoder.encode, texts, **kwargs)
 
 
 def token_lengths(encoder: Any, texts: list[str]) -> list[int] | None:

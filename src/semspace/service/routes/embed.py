@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from semspace.service.deps import EncoderDep, LimitsDep, MetricsDep
-from semspace.service.encoding import check_untruncated, token_lengths
+from semspace.service.encoding import check_untruncated, encode_async, token_lengths
 from semspace.service.schemas import (
     EmbedRequest,
     EmbedResponse,
@@ -21,10 +22,11 @@ router = APIRouter(tags=["embeddings"], route_class=StrictJSONRoute)
 
 
 @router.post("/embed", response_model=EmbedResponse | list[list[float]], responses=error_responses(413, 422))
-def embed(
+async def embed(
     body: EmbedRequest | TEIEmbedRequest, encoder: EncoderDep, limits: LimitsDep, metrics: MetricsDep
 ) -> EmbedResponse | list[list[float]]:
-    """One vector per text. `{"texts": [...], "normalize": false}` → `{"model", "dim", "embeddings"}`;
+    """One vector per text (a coroutine: small requests await the batcher, larger ones run in the thread pool).
+    `{"texts": [...], "normalize": false}` → `{"model", "dim", "embeddings"}`;
     TEI's `{"inputs": str | [str], "normalize": true, "truncate": false}` → a bare list of vectors (TEI's
     defaults: normalised, and a text over the token limit is a 413 unless `truncate` is true)."""
     if isinstance(body, TEIEmbedRequest):
@@ -32,11 +34,11 @@ def embed(
         limits.check_texts(texts, "inputs")
         metrics.observe_batch("/embed", len(texts))
         if not body.truncate:
-            check_untruncated(encoder, token_lengths(encoder, texts))
-        return encoder.encode(texts, normalize=body.normalize, show_progress_bar=False).tolist()
+            check_untruncated(encoder, await run_in_threadpool(token_lengths, encoder, texts))
+        return (await encode_async(encoder, texts, normalize=body.normalize, show_progress_bar=False)).tolist()
     limits.check_texts(body.texts)
     metrics.observe_batch("/embed", len(body.texts))
-    vectors = encoder.encode(body.texts, normalize=body.normalize, show_progress_bar=False)
+    vectors = await encode_async(encoder, body.texts, normalize=body.normalize, show_progress_bar=False)
     return EmbedResponse(model=encoder.model_id, dim=vectors.shape[1], embeddings=vectors.tolist())
 
 

@@ -8,9 +8,10 @@ import time
 
 import numpy as np
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from semspace.service.deps import EncoderDep, LimitsDep, MetricsDep, StateDep
-from semspace.service.encoding import project, token_lengths, tokens_read
+from semspace.service.encoding import encode_async, project, token_lengths, tokens_read
 from semspace.service.schemas import (
     OpenAIEmbedding,
     OpenAIEmbeddingsRequest,
@@ -37,7 +38,7 @@ def model_ids(encoder: EncoderDep) -> list[str]:
 @router.post(
     "/embeddings", response_model=OpenAIEmbeddingsResponse, responses=error_responses(404, 413, 422, openai=True)
 )
-def embeddings(
+async def embeddings(
     body: OpenAIEmbeddingsRequest, state: StateDep, encoder: EncoderDep, limits: LimitsDep, metrics: MetricsDep
 ) -> OpenAIEmbeddingsResponse:
     """Vectors as `Encoder.encode` gives them; `encoding_format="base64"` packs each as little-endian float32;
@@ -52,8 +53,8 @@ def embeddings(
         raise http_error(400, TOKEN_IDS)
     limits.check_texts(texts, "input")
     metrics.observe_batch("/v1/embeddings", len(texts))
-    lengths = token_lengths(encoder, texts)
-    vectors = encoder.encode(texts, show_progress_bar=False)
+    lengths = await run_in_threadpool(token_lengths, encoder, texts)
+    vectors = await encode_async(encoder, texts, show_progress_bar=False)
     vectors = project(vectors, body.dimensions, encoder, state.collection)
     if body.encoding_format == "base64":
         little = vectors.astype("<f4", copy=False)
