@@ -176,10 +176,12 @@ def _test_scores(model: str | Path, names: list[str]) -> dict[str, float]:
     return out
 
 
-def _train(run: str, train: STSPairs, dev: STSPairs, tests: list[str], note: str) -> None:
+def _train(run: str, train: STSPairs, dev: STSPairs, tests: list[str], note: str, max_steps: int | None) -> None:
     from semspace.train import EncoderTrainConfig, train_encoder
 
-    config = EncoderTrainConfig(objective="cosent", epochs=1, batch_size=32, lr=2e-5, max_length=64, seed=0)
+    config = EncoderTrainConfig(
+        objective="cosent", epochs=1, batch_size=32, lr=2e-5, max_length=64, seed=0, max_steps=max_steps
+    )
     started = time.perf_counter()
     history = train_encoder(train, RUNS / run, config, init=E5, dev=dev, resume=False, data_name=note)
     seconds = time.perf_counter() - started
@@ -200,16 +202,16 @@ def _train(run: str, train: STSPairs, dev: STSPairs, tests: list[str], note: str
     )
 
 
-def step_train_stsb(_: argparse.Namespace) -> None:
+def step_train_stsb(args: argparse.Namespace) -> None:
     from semspace.data.sts import read_senteval_cn
 
     base = default_data_root() / "senteval_cn" / "STS-B"
     train = read_senteval_cn(base / "STS-B.train.data", "STS-B-zh-train")
     dev = read_senteval_cn(base / "STS-B.valid.data", "STS-B-zh-valid")
-    _train("stsb", train, dev, ["STS-B-zh"], "STS-B-zh train (all 5,231 pairs), selected on STS-B-zh valid")
+    _train("stsb", train, dev, ["STS-B-zh"], "STS-B-zh train, selected on STS-B-zh valid", args.max_steps)
 
 
-def step_train_lcqmc(_: argparse.Namespace) -> None:
+def step_train_lcqmc(args: argparse.Namespace) -> None:
     from semspace.data.sts import read_senteval_cn
 
     valid = read_senteval_cn(default_data_root() / "senteval_cn" / "LCQMC" / "LCQMC.valid.data", "LCQMC-valid")
@@ -224,7 +226,28 @@ def step_train_lcqmc(_: argparse.Namespace) -> None:
 
     train, dev = part(order[:half], "LCQMC-valid-a"), part(order[half:], "LCQMC-valid-b")
     note = f"LCQMC valid, random half ({half} pairs; no train split offline), selected on the other half"
-    _train("lcqmc", train, dev, ["LCQMC"], note)
+    _train("lcqmc", train, dev, ["LCQMC"], note, args.max_steps)
+
+
+def step_onnx(_: argparse.Namespace) -> None:
+    """`Encoder(E5, backend="onnx")` works: its export check and its cosine to torch on 300 Chinese test sentences."""
+    sentences = list(dict.fromkeys(tasks()["LCQMC"].test_all.sentences()))[:300]
+    torch_vectors = encoder_for("e5").encode(sentences)
+    started = time.perf_counter()
+    onnx = encoder_for("e5", backend="onnx")
+    load_seconds = time.perf_counter() - started
+    cos = paired_cosine(torch_vectors, onnx.encode(sentences))
+    save(
+        "onnx",
+        {
+            "call": f'Encoder("{E5}", backend="onnx")',
+            "backend": onnx.backend,
+            "export_check": onnx._backend.engine_manifest.get("check"),
+            "first_load_seconds": round(load_seconds, 1),
+            "n": len(sentences),
+            "cos_min_to_torch": float(cos.min()),
+        },
+    )
 
 
 def main() -> None:
@@ -238,8 +261,11 @@ def main() -> None:
     enc.set_defaults(func=step_encode)
     sub.add_parser("verify").set_defaults(func=step_verify)
     sub.add_parser("whitening").set_defaults(func=step_whitening)
-    sub.add_parser("train-stsb").set_defaults(func=step_train_stsb)
-    sub.add_parser("train-lcqmc").set_defaults(func=step_train_lcqmc)
+    for name, func in (("train-stsb", step_train_stsb), ("train-lcqmc", step_train_lcqmc)):
+        train = sub.add_parser(name)
+        train.add_argument("--max-steps", type=int, default=None, help="Cap on optimizer steps (time budget).")
+        train.set_defaults(func=func)
+    sub.add_parser("onnx").set_defaults(func=step_onnx)
     sub.add_parser("report").set_defaults(func=lambda _: report())
     args = parser.parse_args()
     args.func(args)
@@ -379,7 +405,8 @@ def report() -> None:
         for run, body in trained.items():
             if body:
                 lines.append(
-                    f"- {run}: {body['n_train_pairs']} training pairs, 1 epoch, batch 32, lr 2e-5, best dev "
+                    f"- {run}: {body['n_train_pairs']} training pairs, 1 epoch, batch 32, lr 2e-5, max steps "
+                    f"{(body['config'] or {}).get('max_steps') or 'none'}, best dev "
                     f"Spearman {_cell(100 * body['best_dev'] if body['best_dev'] is not None else None)} at step "
                     f"{body['best_step']}, {body['train_seconds']:.0f} s."
                 )
@@ -392,6 +419,17 @@ def report() -> None:
             "LCQMC valid (no train splits offline), and every test split is capped at "
             f"{MAX_PAIRS} pairs. e5 also starts from contrastive pre-training on web pairs, so its raw vectors are "
             "already far better than raw BERT's.",
+        ]
+    onnx = _load("onnx")
+    if onnx:
+        check = onnx["export_check"] or {}
+        lines += [
+            "",
+            "## 5. Other backends",
+            f"- `{onnx['call']}` runs (backend {onnx['backend']}): export check min cosine "
+            f"{check.get('min_cosine', float('nan')):.6f} on the calibration set; min cosine to the torch vectors "
+            f"{onnx['cos_min_to_torch']:.6f} on {onnx['n']} LCQMC test sentences; first load (export) "
+            f"{onnx['first_load_seconds']:.0f} s.",
         ]
     lines += [
         "",
