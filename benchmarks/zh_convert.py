@@ -412,9 +412,9 @@ def report() -> None:
                 )
         lines += [
             "",
-            "Why the numbers differ from the published rows: those fine-tune bert-base-chinese / RoBERTa (110M "
-            "parameters in the encoder, a Chinese vocabulary) for 5 epochs on each task's full train split "
-            "(ATEC 62k, BQ 100k, LCQMC 239k pairs); here a 12-layer, 384-wide multilingual model (4-bit weights, "
+            "Why the numbers differ from the published rows: those fine-tune bert-base-chinese / RoBERTa (base size: "
+            "768 wide, ~85M encoder parameters, a Chinese character vocabulary) for 5 epochs on each task's own full "
+            "train split (tens to hundreds of thousands of pairs; LCQMC's public train split has ~239k); here a 12-layer, 384-wide multilingual model (4-bit weights, "
             "21M encoder parameters + a 250k-piece embedding table) trains 1 epoch on STS-B-zh train or on half of "
             "LCQMC valid (no train splits offline), and every test split is capped at "
             f"{MAX_PAIRS} pairs. e5 also starts from contrastive pre-training on web pairs, so its raw vectors are "
