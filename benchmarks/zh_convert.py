@@ -414,7 +414,8 @@ def report() -> None:
             "",
             "Why the numbers differ from the published rows: those fine-tune bert-base-chinese / RoBERTa (base size: "
             "768 wide, ~85M encoder parameters, a Chinese character vocabulary) for 5 epochs on each task's own full "
-            "train split (tens to hundreds of thousands of pairs; LCQMC's public train split has ~239k); here a 12-layer, 384-wide multilingual model (4-bit weights, "
+            "train split (tens to hundreds of thousands of pairs; LCQMC's public train split has ~239k); "
+            "here a 12-layer, 384-wide multilingual model (4-bit weights, "
             "21M encoder parameters + a 250k-piece embedding table) trains 1 epoch on STS-B-zh train or on half of "
             "LCQMC valid (no train splits offline), and every test split is capped at "
             f"{MAX_PAIRS} pairs. e5 also starts from contrastive pre-training on web pairs, so its raw vectors are "
