@@ -350,7 +350,9 @@ def report() -> None:
             "",
             "Why they are not identical: both use the same 4-bit weights (the dequantization is exact), but the C "
             "engine also quantizes every activation to int8 per block of 32 (Q8_0) before each of the 72 matmuls "
-            "and accumulates in integers; the converted model multiplies in float32. That rounding is the whole gap.",
+            "and accumulates in integers; the converted model multiplies in float32. "
+            "That rounding (and float summation order) is the only "
+            "difference in the computation.",
             "",
         ]
     white = _load("whitening")
