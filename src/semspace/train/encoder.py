@@ -162,7 +162,12 @@ def train_encoder(
     model = _prepare_model(backend.model, config)
     step = _Step(config, data)
 
+    # The model's default prompt (e5's "query: ") is part of every text it sees at inference: train and select with it.
+    prefix = backend.prompts.get(backend.default_prompt_name, "") if backend.default_prompt_name else ""
+
     def embed(texts: list[str]) -> torch.Tensor:
+        if prefix:
+            texts = [prefix + text for text in texts]
         batch = tokenizer(texts, padding=True, truncation=True, max_length=config.max_length, return_tensors="pt")
         batch = batch.to(config.device)
         hidden = model(**batch).last_hidden_state

@@ -13,12 +13,12 @@ import numpy as np
 from semspace._io import atomic_write_bytes
 from semspace._version import __version__
 from semspace.data.sts import STSPairs
-from semspace.encode.backends import BUNDLED_ID
+from semspace.encode.backends import BUNDLED_ID, E5_MODEL_ID
 from semspace.encode.pooling import ST_POOLING_MODES, Pooling
 from semspace.train.data import TrainingSet
 
 # The bundled model's Hugging Face id, for the card's `base_model`.
-_HUB_IDS = {BUNDLED_ID: "sentence-transformers/all-MiniLM-L6-v2"}
+_HUB_IDS = {BUNDLED_ID: "sentence-transformers/all-MiniLM-L6-v2", E5_MODEL_ID: "intfloat/multilingual-e5-small"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _COLUMNS = {1: ("sentence",), 2: ("sentence1", "sentence2"), 3: ("anchor", "positive", "negative")}
 
