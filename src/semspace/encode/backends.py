@@ -321,6 +321,10 @@ class HFBackend:
     ) -> dict[Pooling, np.ndarray]:
         torch = self._torch
         batch = prepared if prepared is not None else self._batch(texts)
+        if self.engine.startswith("onnx"):  # pooled in NumPy: no torch thread wakes up (see pooling.masked_mean)
+            states = tuple(None if s is None else s.numpy() for s in self._states(batch))
+            mask = batch["attention_mask"].numpy()
+            return {p: np.asarray(pool(p, states, mask, self._pooler_dense), dtype=np.float32) for p in poolings}
         if self.engine != "torch":
             with torch.inference_mode():
                 states = self._states(batch)
