@@ -438,6 +438,11 @@ def report() -> None:
         "",
         "## Not done here",
         "- SimCSE on the converted model, and CoSENT on ATEC/BQ/PAWSX (issue 11, item 3): not run in this session.",
+        *(
+            f"- CoSENT {run} ({what}): not run in this session."
+            for run, what in (("stsb", "STS-B-zh train"), ("lcqmc", "half of LCQMC valid"))
+            if not trained.get(run)
+        ),
         "- Speed (issue 11, item 4): measured by `benchmarks/bench_engine.py`, not here.",
     ]
     (RESULTS / "zh.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
