@@ -101,3 +101,21 @@ def test_bad_dev_input():
         tune_whitening(a, a, b[:10], gold)
     with pytest.raises(InvalidInputError):
         tune_whitening(a, a[:, :3], b[:, :3], gold)
+
+
+@pytest.mark.parametrize("rule", ["cv", "bootstrap", "argmax"])
+def test_dev_groups_tune_on_the_weighted_mean_of_subset_spearmans(rule):
+    a, b, gold = anisotropic_pairs(300, seed=6)
+    groups = np.repeat(["x", "y", "z"], [60, 90, 150])
+    result = tune_whitening(np.vstack([a, b]), a, b, gold, rule=rule, dev_groups=groups, n_bootstrap=50)
+    raw = paired_cosine(a, b)
+    wmean = sum(spearman(raw[groups == g], gold[groups == g]) * (groups == g).sum() for g in "xyz") / 300
+    assert result.raw_dev_spearman == pytest.approx(wmean)
+    assert result.raw_dev_spearman != pytest.approx(spearman(raw, gold))
+    assert not result.is_raw  # the anisotropic signal is there in every subset
+
+
+def test_dev_groups_must_match_the_pairs():
+    a, b, gold = anisotropic_pairs(50)
+    with pytest.raises(InvalidInputError, match="dev_groups"):
+        tune_whitening(a, a, b, gold, dev_groups=np.zeros(49))

@@ -118,22 +118,53 @@ def _grid_cosines(
     return settings, np.vstack(cosines)
 
 
-def _cv_gains(cosines: np.ndarray, gold: np.ndarray, n_folds: int, n_repeats: int, seed: int) -> np.ndarray:
+def _aggregate_spearman(x: np.ndarray, y: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    """Spearman of each row of x (R, m) with y (m,) or (R, m): one over all columns (labels None), else the
+    size-weighted mean of the per-subset Spearmans (subsets = equal labels; those under 3 pairs are skipped)."""
+    y = np.broadcast_to(y, x.shape)
+    if labels is None:
+        return rowwise_spearman(x, y)
+    total, weight = np.zeros(len(x)), 0
+    for label in np.unique(labels):
+        cols = labels == label
+        size = int(cols.sum())
+        if size >= 3:
+            total += size * rowwise_spearman(x[:, cols], y[:, cols])
+            weight += size
+    return total / weight if weight else total
+
+
+def _folds(n: int, labels: np.ndarray | None, n_folds: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """A random partition of range(n) into n_folds folds, stratified by label when labels are given."""
+    if labels is None:
+        return np.array_split(rng.permutation(n), n_folds)
+    parts: list[list[np.ndarray]] = [[] for _ in range(n_folds)]
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        for f, chunk in enumerate(np.array_split(rng.permutation(members), n_folds)):
+            parts[(f + int(label)) % n_folds].append(chunk)  # rotate, so small subsets do not pile up in fold 0
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def _cv_gains(
+    cosines: np.ndarray, gold: np.ndarray, labels: np.ndarray | None, n_folds: int, n_repeats: int, seed: int
+) -> np.ndarray:
     """Held-out gain over raw (row 0) of the argmax selection, per fold of each repeat: (n_repeats * n_folds,)."""
     n = len(gold)
     rng = np.random.default_rng(seed)
     gains = []
     for _ in range(n_repeats):
-        folds = np.array_split(rng.permutation(n), n_folds)
-        for held in folds:
+        for held in _folds(n, labels, n_folds, rng):
             train = np.ones(n, dtype=bool)
             train[held] = False
-            scores = rowwise_spearman(cosines[:, train], np.broadcast_to(gold[train], (len(cosines), int(train.sum()))))
+            sub = None if labels is None else labels[train]
+            scores = _aggregate_spearman(cosines[:, train], gold[train], sub)
             chosen = int(np.argmax(scores))  # ties go to the first row: raw
             if chosen == 0:
                 gains.append(0.0)
                 continue
-            pair = rowwise_spearman(cosines[[0, chosen]][:, held], np.broadcast_to(gold[held], (2, len(held))))
+            sub = None if labels is None else labels[held]
+            pair = _aggregate_spearman(cosines[[0, chosen]][:, held], gold[held], sub)
             gains.append(float(pair[1] - pair[0]))
     return np.asarray(gains)
 
@@ -158,6 +189,7 @@ def tune_whitening(
     dev_scores: np.ndarray,
     *,
     rule: str = DEFAULT_RULE,
+    dev_groups: np.ndarray | None = None,
     betas: tuple[float, ...] | None = None,
     gammas: tuple[float, ...] | None = None,
     ks: tuple[int | None, ...] | None = None,
@@ -174,7 +206,11 @@ def tune_whitening(
     `rule` is ``"cv"`` (default; `n_folds` × `n_repeats` nested cross-validation, the small grid near raw),
     ``"bootstrap"`` (the former rule: `n_bootstrap` paired resamples, the full grid; `n_bootstrap=0` is a plain
     argmax, kept for compatibility) or ``"argmax"``; see the module docstring. `betas`, `gammas`, `ks` override
-    the rule's grid (None in `ks`: all dimensions). `confidence` is the one-sided level of the lower bound."""
+    the rule's grid (None in `ks`: all dimensions). `confidence` is the one-sided level of the lower bound.
+
+    `dev_groups` (one subset label per dev pair, e.g. the STS12 subset) makes the dev score the size-weighted mean
+    of the per-subset Spearmans — the `wmean` aggregation — instead of one Spearman over all pairs (`all`); tune
+    on the aggregation you report. Folds and bootstrap resamples are then stratified by subset."""
     check_param("rule", "tune_whitening", rule in RULES, f"one of {', '.join(RULES)}", rule)
     stats = fit if isinstance(fit, WhiteningStats) else WhiteningStats().update(fit)
     d = stats.n_features
@@ -193,6 +229,12 @@ def tune_whitening(
     check_param("n_folds", "tune_whitening", isinstance(n_folds, int) and n_folds >= 2, "an int >= 2", n_folds)
     check_param("n_repeats", "tune_whitening", isinstance(n_repeats, int) and n_repeats >= 1, "an int >= 1", n_repeats)
     check_param("confidence", "tune_whitening", 0.5 <= confidence < 1, "a float in [0.5, 1)", confidence)
+    labels = None
+    if dev_groups is not None:
+        groups = np.asarray(dev_groups)
+        if groups.shape != gold.shape:
+            raise InvalidInputError("dev_groups must hold one label per dev pair.")
+        labels = np.unique(groups, return_inverse=True)[1].reshape(-1)
     if rule == "bootstrap" and n_bootstrap == 0:
         rule = "argmax"
     small = rule == "cv"
@@ -205,18 +247,28 @@ def tune_whitening(
         (CV_KS if small else DEFAULT_KS) if ks is None else tuple(ks),
         eps,
     )
-    scores = np.array([spearman(c, gold) for c in cosines])
+    if labels is None:
+        scores = np.array([spearman(c, gold) for c in cosines])
+    else:
+        scores = _aggregate_spearman(cosines, gold, labels)
     raw_score = float(scores[0])
     lower = scores - raw_score  # per-setting lower bound: the dev gain itself for argmax and cv
     chosen = 0
     if rule == "bootstrap":
         rng = np.random.default_rng(seed)
-        samples = rng.integers(0, len(gold), size=(n_bootstrap, len(gold)))
+        if labels is None:
+            samples = rng.integers(0, len(gold), size=(n_bootstrap, len(gold)))
+            boot_labels = None
+        else:  # resample within each subset; the columns stay grouped by subset
+            members = [np.flatnonzero(labels == u) for u in np.unique(labels)]
+            samples = np.hstack([m[rng.integers(0, len(m), size=(n_bootstrap, len(m)))] for m in members])
+            boot_labels = np.concatenate([np.full(len(m), u) for u, m in enumerate(members)])
         gold_boot = gold[samples]
-        raw_boot = rowwise_spearman(cosines[0][samples], gold_boot)
+        raw_boot = _aggregate_spearman(cosines[0][samples], gold_boot, boot_labels)
         lower = np.zeros(len(settings))
         for i in range(1, len(settings)):
-            lower[i] = np.quantile(rowwise_spearman(cosines[i][samples], gold_boot) - raw_boot, 1.0 - confidence)
+            boot = _aggregate_spearman(cosines[i][samples], gold_boot, boot_labels)
+            lower[i] = np.quantile(boot - raw_boot, 1.0 - confidence)
         candidates = [i for i in range(1, len(settings)) if lower[i] > 0]
         chosen = max(candidates, key=lambda i: lower[i]) if candidates else 0
         chosen_bound = float(lower[chosen])
@@ -227,7 +279,7 @@ def tune_whitening(
         logger.warning("tune_whitening: %d dev pairs are too few for %d folds; keeping raw", len(gold), n_folds)
         chosen, chosen_bound = 0, 0.0
     else:
-        gains = _cv_gains(cosines, gold, n_folds, n_repeats, seed)
+        gains = _cv_gains(cosines, gold, labels, n_folds, n_repeats, seed)
         chosen_bound = _corrected_lower_bound(gains, n_folds, confidence)
         majority = float(np.mean(gains > 0)) > 0.5
         best = int(np.argmax(scores))
