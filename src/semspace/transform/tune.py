@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from semspace.errors import InvalidInputError, check_param
-from semspace.metrics import rowwise_spearman, spearman
+from semspace.metrics import centred_ranks, rank_correlation, spearman
 from semspace.transform.similarity import paired_cosine
 from semspace.transform.spectrum import DEFAULT_EPS, Spectrum
 from semspace.transform.stats import WhiteningStats, as_vectors
@@ -118,19 +118,26 @@ def _grid_cosines(
     return settings, np.vstack(cosines)
 
 
-def _aggregate_spearman(x: np.ndarray, y: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+def _aggregate_spearman(
+    x: np.ndarray, y: np.ndarray, labels: np.ndarray | None, y_ranks: dict | None = None
+) -> np.ndarray:
     """Spearman of each row of x (R, m) with y (m,) or (R, m): one over all columns (labels None), else the
-    size-weighted mean of the per-subset Spearmans (subsets = equal labels; those under 3 pairs are skipped)."""
+    size-weighted mean of the per-subset Spearmans (subsets = equal labels; those under 3 pairs are skipped).
+    `y_ranks` caches y's centred ranks across calls with the same y and labels (the bootstrap's gold)."""
     y = np.broadcast_to(y, x.shape)
-    if labels is None:
-        return rowwise_spearman(x, y)
+    blocks = [None] if labels is None else [lab for lab in np.unique(labels) if int((labels == lab).sum()) >= 3]
     total, weight = np.zeros(len(x)), 0
-    for label in np.unique(labels):
-        cols = labels == label
-        size = int(cols.sum())
-        if size >= 3:
-            total += size * rowwise_spearman(x[:, cols], y[:, cols])
-            weight += size
+    for label in blocks:
+        cols = slice(None) if label is None else labels == label
+        size = x.shape[1] if label is None else int(cols.sum())
+        if y_ranks is None:
+            ry = centred_ranks(y[:, cols])
+        else:
+            if label not in y_ranks:
+                y_ranks[label] = centred_ranks(y[:, cols])
+            ry = y_ranks[label]
+        total += size * rank_correlation(centred_ranks(x[:, cols]), ry)
+        weight += size
     return total / weight if weight else total
 
 
@@ -263,11 +270,11 @@ def tune_whitening(
             members = [np.flatnonzero(labels == u) for u in np.unique(labels)]
             samples = np.hstack([m[rng.integers(0, len(m), size=(n_bootstrap, len(m)))] for m in members])
             boot_labels = np.concatenate([np.full(len(m), u) for u, m in enumerate(members)])
-        gold_boot = gold[samples]
-        raw_boot = _aggregate_spearman(cosines[0][samples], gold_boot, boot_labels)
+        gold_boot, gold_ranks = gold[samples], {}  # the resampled gold is ranked once for every setting
+        raw_boot = _aggregate_spearman(cosines[0][samples], gold_boot, boot_labels, gold_ranks)
         lower = np.zeros(len(settings))
         for i in range(1, len(settings)):
-            boot = _aggregate_spearman(cosines[i][samples], gold_boot, boot_labels)
+            boot = _aggregate_spearman(cosines[i][samples], gold_boot, boot_labels, gold_ranks)
             lower[i] = np.quantile(boot - raw_boot, 1.0 - confidence)
         candidates = [i for i in range(1, len(settings)) if lower[i] > 0]
         chosen = max(candidates, key=lambda i: lower[i]) if candidates else 0
