@@ -272,6 +272,32 @@ def report(out: Path, runs: Path, command: str) -> Path:
         parts += [f"  - {f}" for f in fails[:40]]
         if len(fails) > 40:
             parts.append(f"  - … and {len(fails) - 40} more")
+    # Per set: over its poolings × fits × aggregations, the lowest worst case, the lowest 5th percentile, the mean.
+    summary = [
+        "",
+        "## Per set (over poolings × fits × aggregations: lowest worst case, lowest 5th percentile, mean of means)",
+        "| set | cells | " + " | ".join(f"{r} worst | {r} p5 | {r} mean" for r in rules) + " |",
+        "|---|---|" + "---|" * (3 * len(rules)),
+    ]
+    for task in dict.fromkeys(t for t, _ in keys):
+        cells = {r: [] for r in rules}
+        for t, pooling in keys:
+            if t != task:
+                continue
+            for fit in FITS:
+                for metric in ("all", "wmean") if len(load_groups_hint(task)) > 1 else ("all",):
+                    if all(deltas(task, pooling, fit, r, metric) for r in rules):
+                        for r in rules:
+                            cells[r].append(_stats(deltas(task, pooling, fit, r, metric)))
+        if not cells[rules[0]]:
+            continue
+        row = " | ".join(
+            f"{min(c[0] for c in cells[r]):+.2f} | {min(c[1] for c in cells[r]):+.2f} | "
+            f"{np.mean([c[2] for c in cells[r]]):+.2f}"
+            for r in rules
+        )
+        summary.append(f"| {task} | {len(cells[rules[0]])} | {row} |")
+    parts += summary
     for fit in FITS:
         for metric in ("all", "wmean"):
             shipped = metric == "wmean" and "bootstrap" in rules
