@@ -31,12 +31,19 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def rowwise_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman ρ of each row of x (B, n) with the matching row of y (B, n); 0 for a constant row."""
+    return rank_correlation(centred_ranks(x), centred_ranks(y))
+
+
+def centred_ranks(x: np.ndarray) -> np.ndarray:
+    """Row-wise ranks of x (B, n), ties averaged, each row centred (rank once, correlate with many)."""
     from scipy.stats import rankdata
 
-    rx = rankdata(x, axis=1)
-    ry = rankdata(y, axis=1)
-    rx -= rx.mean(axis=1, keepdims=True)
-    ry -= ry.mean(axis=1, keepdims=True)
+    ranks = rankdata(x, axis=1)
+    return ranks - ranks.mean(axis=1, keepdims=True)
+
+
+def rank_correlation(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson of centred ranks from :func:`centred_ranks` (= Spearman ρ); 0 for a constant row."""
     denom = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
     return np.where(denom > 0, (rx * ry).sum(axis=1) / np.maximum(denom, 1e-300), 0.0)
 

@@ -122,6 +122,10 @@ def test_tune_with_dev_pairs(coll):
     s1, s2 = TEXTS[:3], TEXTS[3:]
     result = coll.fit_whitening(dev_pairs=(s1, s2, [1.0, 2.0, 3.0]))
     assert result.dev_spearman >= result.raw_dev_spearman
+    # 3 dev pairs cannot establish a gain: the default rule keeps raw, and the collection stays untransformed
+    assert result.is_raw and result.whitening is None and coll.transform is None
+    plain = coll.fit_whitening(dev_pairs=(s1, s2, [1.0, 2.0, 3.0]), tune_rule="argmax")
+    assert plain.dev_spearman >= plain.raw_dev_spearman
 
 
 @pytest.mark.parametrize("factory", ["IVF4,Flat", "HNSW8"])

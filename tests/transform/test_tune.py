@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from semspace import tune_whitening
-from semspace.errors import InvalidInputError
+from semspace.errors import InvalidInputError, InvalidParameterError
 from semspace.metrics import spearman
 from semspace.transform import paired_cosine
 
@@ -29,14 +29,25 @@ def test_grid_contains_raw_and_choice_never_below_raw_on_dev():
     assert result.raw_dev_spearman == pytest.approx(spearman(paired_cosine(a, b), gold))
 
 
-def test_leaves_raw_when_gain_is_clear():
+@pytest.mark.parametrize("rule", ["cv", "bootstrap"])
+def test_leaves_raw_when_gain_is_clear(rule):
     a, b, gold = anisotropic_pairs(600, seed=1)
-    result = tune_whitening(np.vstack([a, b]), a, b, gold)
-    assert not result.is_raw
+    result = tune_whitening(np.vstack([a, b]), a, b, gold, rule=rule)
+    assert not result.is_raw and result.rule == rule and result.whitening is not None
     assert result.gain_lower_bound > 0
     test_a, test_b, test_gold = anisotropic_pairs(600, seed=2)
-    tuned = spearman(paired_cosine(result.whitening.transform(test_a), result.whitening.transform(test_b)), test_gold)
+    tuned = spearman(paired_cosine(result.transform(test_a), result.transform(test_b)), test_gold)
     assert tuned > spearman(paired_cosine(test_a, test_b), test_gold)
+
+
+def test_default_rule_is_cv_on_the_small_grid():
+    a, b, gold = anisotropic_pairs(300, seed=4)
+    result = tune_whitening(np.vstack([a, b]), a, b, gold)
+    assert result.rule == "cv"
+    assert {(r["beta"], r["gamma"], r["n_components"]) for r in result.grid} <= {
+        (beta, gamma, k) for beta in (0.0, 1.0) for gamma in (0.0, 0.25, 0.5) for k in (None, 256)
+    }
+    assert result.grid[0]["beta"] == 0 and result.grid[0]["gamma"] == 0 and result.grid[0]["n_components"] is None
 
 
 def test_stays_raw_when_gains_are_within_bootstrap_noise():
@@ -45,15 +56,43 @@ def test_stays_raw_when_gains_are_within_bootstrap_noise():
     a = rng.normal(size=(60, 8))
     b = a + rng.normal(size=(60, 8)) * 2.0
     gold = paired_cosine(a, b) + rng.normal(size=60) * 0.5
-    plain = tune_whitening(np.vstack([a, b]), a, b, gold, n_bootstrap=0)
-    robust = tune_whitening(np.vstack([a, b]), a, b, gold, n_bootstrap=200)
+    plain = tune_whitening(np.vstack([a, b]), a, b, gold, rule="argmax")
+    compat = tune_whitening(np.vstack([a, b]), a, b, gold, rule="bootstrap", n_bootstrap=0)  # the former spelling
+    assert compat.rule == "argmax" and compat.describe() == plain.describe()
     assert not plain.is_raw and plain.dev_spearman > plain.raw_dev_spearman
-    assert robust.is_raw
-    np.testing.assert_allclose(
-        paired_cosine(robust.whitening.transform(a), robust.whitening.transform(b)),
-        paired_cosine(a, b),
-        atol=1e-5,
-    )
+    for rule in ("cv", "bootstrap"):
+        robust = tune_whitening(np.vstack([a, b]), a, b, gold, rule=rule)
+        assert robust.is_raw and robust.whitening is None and robust.gain_lower_bound <= 0
+        assert robust.dev_spearman == robust.raw_dev_spearman
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_keeping_raw_is_the_identity(dtype):
+    # Exact ties (identical texts) must stay tied: a float32 rotation moves cosines by ~1e-7 and reorders them.
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(40, 8)).astype(dtype)
+    b = (a + rng.normal(size=(40, 8))).astype(dtype)
+    b[::4] = a[::4]  # identical pairs: cosine ties
+    gold = rng.uniform(size=40)
+    result = tune_whitening(np.vstack([a, b]), a, b, gold, rule="cv")
+    assert result.is_raw
+    out = result.transform(a)
+    assert out.dtype == a.dtype and np.array_equal(out, a) and out is not a
+    assert np.array_equal(paired_cosine(result.transform(a), result.transform(b)), paired_cosine(a, b))
+
+
+def test_too_few_dev_pairs_for_the_folds_keep_raw():
+    a, b, gold = anisotropic_pairs(9, seed=1)
+    result = tune_whitening(np.vstack([a, b]), a, b, gold, n_folds=5)
+    assert result.is_raw and result.whitening is None
+
+
+def test_unknown_rule_and_bad_folds():
+    a, b, gold = anisotropic_pairs(50)
+    with pytest.raises(InvalidParameterError, match="rule"):
+        tune_whitening(a, a, b, gold, rule="best")
+    with pytest.raises(InvalidParameterError, match="n_folds"):
+        tune_whitening(a, a, b, gold, n_folds=1)
 
 
 def test_bad_dev_input():
@@ -62,3 +101,21 @@ def test_bad_dev_input():
         tune_whitening(a, a, b[:10], gold)
     with pytest.raises(InvalidInputError):
         tune_whitening(a, a[:, :3], b[:, :3], gold)
+
+
+@pytest.mark.parametrize("rule", ["cv", "bootstrap", "argmax"])
+def test_dev_groups_tune_on_the_weighted_mean_of_subset_spearmans(rule):
+    a, b, gold = anisotropic_pairs(300, seed=6)
+    groups = np.repeat(["x", "y", "z"], [60, 90, 150])
+    result = tune_whitening(np.vstack([a, b]), a, b, gold, rule=rule, dev_groups=groups, n_bootstrap=50)
+    raw = paired_cosine(a, b)
+    wmean = sum(spearman(raw[groups == g], gold[groups == g]) * (groups == g).sum() for g in "xyz") / 300
+    assert result.raw_dev_spearman == pytest.approx(wmean)
+    assert result.raw_dev_spearman != pytest.approx(spearman(raw, gold))
+    assert not result.is_raw  # the anisotropic signal is there in every subset
+
+
+def test_dev_groups_must_match_the_pairs():
+    a, b, gold = anisotropic_pairs(50)
+    with pytest.raises(InvalidInputError, match="dev_groups"):
+        tune_whitening(a, a, b, gold, dev_groups=np.zeros(49))

@@ -31,7 +31,8 @@ def sts(
     tasks: Annotated[str, typer.Option(help="Comma list of tasks, or 'en' / 'zh' / 'all'.")] = "en",
     ks: Annotated[str, typer.Option(help="Comma list of whitening dimensions k.")] = "256,128,64",
     max_pairs: Annotated[int | None, typer.Option(help="Cap each split at this many pairs (seeded).")] = None,
-    n_bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the tuned rule.")] = 200,
+    tune_rule: Annotated[str, typer.Option(help="Rule of the tuned rows: cv (default), bootstrap, argmax.")] = "cv",
+    n_bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples of the bootstrap rule.")] = 200,
     data_root: DataRoot = None,
     cache_dir: CacheDir = DEFAULT_CACHE_DIR,
     out: Annotated[Path, typer.Option(help="Folder for the .md/.csv/.png.")] = Path("docs/results"),
@@ -60,6 +61,7 @@ def sts(
         ks=k_list,
         max_pairs=max_pairs,
         n_bootstrap=n_bootstrap,
+        tune_rule=tune_rule,
         seed=seed,
     )
     notes = (

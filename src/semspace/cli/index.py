@@ -149,6 +149,9 @@ def whiten(
     gamma: float = 1.0,
     dev_pairs: Annotated[Path | None, typer.Option(help="TSV s1<TAB>s2<TAB>score: tune β, γ, k on it instead.")] = None,
     sample_size: int = 10_000,
+    rule: Annotated[
+        str, typer.Option(help="Tuning rule with --dev-pairs: cv (default), bootstrap (the former) or argmax.")
+    ] = "cv",
 ) -> None:
     """Fit (or tune) whitening on the stored raw vectors and re-project the index (no re-encoding)."""
     from semspace.data import read_senteval_cn
@@ -158,7 +161,9 @@ def whiten(
         if dev_pairs is not None:
             pairs = read_senteval_cn(dev_pairs)
             result = c.fit_whitening(
-                sample_size=sample_size, dev_pairs=(pairs.sentences1, pairs.sentences2, pairs.scores)
+                sample_size=sample_size,
+                dev_pairs=(pairs.sentences1, pairs.sentences2, pairs.scores),
+                tune_rule=rule,
             )
             echo(
                 f"tuned: {result.describe()} (dev Spearman {result.dev_spearman:.4f}, raw "

@@ -259,8 +259,9 @@ def write_sts_report(
         "subset size (BERT-whitening paper); `all` = one Spearman over all subsets (SimCSE/SBERT).",
         "- Fit sets: `target` = all sentences of the task's own splits (labels unused, as in the paper); "
         "`train` = the train split; `valid` = the valid split (Chinese tasks without train). `tuned` picks "
-        "(β, γ, k) on the dev split (STS-B dev for STS12–16, SICK trial for SICK-R, valid for Chinese) with a "
-        "paired-bootstrap rule (leave raw only when the 5% lower bound of the dev gain is > 0).",
+        "(β, γ, k) on the dev split (STS-B dev for STS12–16, SICK trial for SICK-R, valid for Chinese) with "
+        "`tune_whitening`'s default rule (nested k-fold cross-validation on dev, a small grid near raw; raw is "
+        "left only when the 5% lower bound of the held-out gain is > 0; `dev gain 5% bound` is that bound).",
     ]
     if notes:
         parts.append(notes)

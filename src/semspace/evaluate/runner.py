@@ -56,6 +56,7 @@ def run_sts(
     ks: Sequence[int] = (256, 128, 64),
     max_pairs: int | None = None,
     n_bootstrap: int = 200,
+    tune_rule: str = "cv",
     seed: int = 0,
     show_progress_bar: bool | None = None,
 ) -> list[dict]:
@@ -84,7 +85,7 @@ def run_sts(
             index = {s: i for i, s in enumerate(sentences)}
             for pooling in dict.fromkeys(poolings):
                 vectors = Vectors(np.asarray(encoded[pooling]), index)
-                for row in evaluate_task(task, vectors, ks=ks, n_bootstrap=n_bootstrap, seed=seed):
+                for row in evaluate_task(task, vectors, ks=ks, tune_rule=tune_rule, n_bootstrap=n_bootstrap, seed=seed):
                     label = pooling.value + (" (default)" if pooling is encoder.pooling and run.model is None else "")
                     rows.append(
                         {

@@ -291,10 +291,12 @@ class Collection:
         beta: float = 1.0,
         gamma: float = 1.0,
         seed: int = 0,
+        tune_rule: str = "cv",
     ) -> Whitening | TuneResult:
         """Fit whitening on `texts` (encoded) or on a sample of the stored raw vectors, or tune (β, γ, k) when
-        labelled `dev_pairs` (s1, s2, scores) are given; then re-project the collection. Returns the transform
-        (or the TuneResult)."""
+        labelled `dev_pairs` (s1, s2, scores) are given (`tune_rule`: a :func:`~semspace.transform.tune_whitening`
+        rule); then re-project the collection. Returns the transform (or the TuneResult). A tuning that keeps raw
+        leaves the collection untransformed (the raw vectors, exactly)."""
         from semspace.transform.tune import tune_whitening
         from semspace.transform.whitening import Whitening
 
@@ -311,7 +313,7 @@ class Collection:
             s1, s2, scores = dev_pairs
             a = self.encoder.encode(validate_texts(s1))
             b = self.encoder.encode(validate_texts(s2))
-            result = tune_whitening(fit_vectors, a, b, np.asarray(scores, dtype=np.float64), seed=seed)
+            result = tune_whitening(fit_vectors, a, b, np.asarray(scores, dtype=np.float64), rule=tune_rule, seed=seed)
             self.set_transform(result.whitening)
             return result
         whitening = Whitening(n_components=n_components, beta=beta, gamma=gamma).fit(fit_vectors)

@@ -1,10 +1,23 @@
 """Choose (β, γ, k) for :class:`Whitening` on labelled dev pairs, robustly (REFERENCE §2, kexue.fm 9079).
 
-The grid always holds the raw-equivalent setting (β=0, γ=0, full k: a rotation, every cosine unchanged), so the
-choice is never worse than raw *on dev*. A plain argmax over the grid can still lose on test (winner's curse:
-measured −0.47 on Chinese STS-B with multilingual-e5-small), so the rule is a paired bootstrap over dev pairs:
-each setting's gain over raw is resampled, and a setting replaces raw only when the lower confidence bound of
-its gain is above 0. Among those, the one with the highest lower bound wins (the largest gain we are sure of).
+The family is Su Jianlin's generalised BERT-whitening x̃ = (x − βμ) U Λ^{−γ/2}, first k columns (kexue.fm 9079;
+BERT-whitening: kexue.fm 8069, arXiv 2103.15316). The grid always holds the raw-equivalent setting (β=0, γ=0, full
+k: a rotation, every cosine unchanged), so a plain argmax is never worse than raw *on dev* — but it loses on unseen
+pairs (winner's curse), so the rules below leave raw only when the gain is established:
+
+- ``"cv"`` (default): repeated k-fold cross-validation of the *selection* itself. In each fold the argmax over a
+  small grid near raw is taken on the other folds and its gain over raw is measured on the held-out fold (nested,
+  so the winner's curse is inside the estimate). Raw is left only when the lower confidence bound of the mean
+  held-out gain is > 0, with the variance of repeated k-fold estimates corrected for the overlap of the training
+  folds (Nadeau & Bengio, "Inference for the Generalization Error", Machine Learning 2003:
+  var = (1/J + n_test/n_train) s² over the J fold gains), and only when a majority of the folds gained; then the
+  argmax on all dev pairs is returned.
+- ``"bootstrap"`` (the former default): a paired bootstrap over dev pairs of each setting's gain over raw on the
+  full grid; the setting with the highest lower confidence bound wins if that bound is > 0.
+- ``"argmax"``: the plain dev argmax (for comparison; not recommended).
+
+When a rule keeps raw, :attr:`TuneResult.whitening` is None and :meth:`TuneResult.transform` returns the vectors
+unchanged (not a float32 rotation, which moves cosines by ~1e-7 and reorders exact ties).
 """
 
 from __future__ import annotations
@@ -15,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from semspace.errors import InvalidInputError, check_param
-from semspace.metrics import rowwise_spearman, spearman
+from semspace.metrics import centred_ranks, rank_correlation, spearman
 from semspace.transform.similarity import paired_cosine
 from semspace.transform.spectrum import DEFAULT_EPS, Spectrum
 from semspace.transform.stats import WhiteningStats, as_vectors
@@ -23,14 +36,26 @@ from semspace.transform.whitening import Whitening
 
 logger = logging.getLogger(__name__)
 
+RULES = ("cv", "bootstrap", "argmax")
+DEFAULT_RULE = "cv"
+
+# The full grid (the "bootstrap" and "argmax" rules).
 DEFAULT_BETAS = (0.0, 1.0)
 DEFAULT_GAMMAS = (0.0, 0.5, 1.0)
 DEFAULT_KS = (None, 256, 128, 64)
+# A small grid near raw (the "cv" rule): partial whitening at most, full dimension or a mild cut.
+CV_BETAS = (0.0, 1.0)
+CV_GAMMAS = (0.0, 0.25, 0.5)
+CV_KS = (None, 256)
+
+Setting = tuple[float, float, int | None]
 
 
 @dataclass
 class TuneResult:
-    """The chosen setting, its dev score, the raw dev score and the whole grid (one dict per setting)."""
+    """The chosen setting, its dev score, the raw dev score and the whole grid (one dict per setting).
+
+    `whitening` is None when the rule keeps raw: use :meth:`transform`, which is then the identity."""
 
     beta: float
     gamma: float
@@ -38,16 +63,130 @@ class TuneResult:
     dev_spearman: float
     raw_dev_spearman: float
     gain_lower_bound: float
-    whitening: Whitening
+    whitening: Whitening | None
     grid: list[dict[str, float | int | None]] = field(default_factory=list)
+    rule: str = DEFAULT_RULE
 
     @property
     def is_raw(self) -> bool:
         return self.beta == 0 and self.gamma == 0 and self.n_components is None
 
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """The chosen transform of X; when the rule kept raw, X itself, unchanged (a copy, same dtype)."""
+        if self.whitening is None:
+            return np.array(as_vectors(X, owner="X", expected_by="TuneResult"), copy=True)
+        return self.whitening.transform(X)
+
     def describe(self) -> str:
+        if self.is_raw:
+            return f"raw (no transform; rule {self.rule})"
         k = "full" if self.n_components is None else self.n_components
-        return f"beta={self.beta:g}, gamma={self.gamma:g}, k={k}"
+        return f"beta={self.beta:g}, gamma={self.gamma:g}, k={k} (rule {self.rule})"
+
+
+def _is_raw(beta: float, gamma: float, k: int | None) -> bool:
+    return beta == 0 and gamma == 0 and k is None
+
+
+def _grid_cosines(
+    stats: WhiteningStats,
+    dev_a: np.ndarray,
+    dev_b: np.ndarray,
+    betas: tuple[float, ...],
+    gammas: tuple[float, ...],
+    ks: tuple[int | None, ...],
+    eps: float,
+) -> tuple[list[Setting], np.ndarray]:
+    """Every grid setting (raw first) and the dev cosines under each, (S, n) float64."""
+    d = stats.n_features
+    assert d is not None
+    k_values = sorted({d if k is None else int(k) for k in ks if k is None or 1 <= int(k) <= d}, reverse=True)
+    raw_cos = paired_cosine(dev_a, dev_b)
+    settings: list[Setting] = [(0.0, 0.0, None)]
+    cosines = [raw_cos]
+    for beta in dict.fromkeys(float(b) for b in betas):
+        spectrum = Spectrum.from_stats(stats, beta)
+        a_c, b_c = dev_a - spectrum.shift, dev_b - spectrum.shift
+        for gamma in dict.fromkeys(float(g) for g in gammas):
+            for k in k_values:
+                n_components = None if k == d else k
+                if _is_raw(beta, gamma, n_components):
+                    continue  # the raw-equivalent rotation: cosines are exactly the raw ones (listed first)
+                kernel = spectrum.kernel(gamma, k, eps)
+                settings.append((beta, gamma, n_components))
+                cosines.append(paired_cosine(a_c @ kernel, b_c @ kernel))
+    return settings, np.vstack(cosines)
+
+
+def _aggregate_spearman(
+    x: np.ndarray, y: np.ndarray, labels: np.ndarray | None, y_ranks: dict | None = None
+) -> np.ndarray:
+    """Spearman of each row of x (R, m) with y (m,) or (R, m): one over all columns (labels None), else the
+    size-weighted mean of the per-subset Spearmans (subsets = equal labels; those under 3 pairs are skipped).
+    `y_ranks` caches y's centred ranks across calls with the same y and labels (the bootstrap's gold)."""
+    y = np.broadcast_to(y, x.shape)
+    blocks = [None] if labels is None else [lab for lab in np.unique(labels) if int((labels == lab).sum()) >= 3]
+    total, weight = np.zeros(len(x)), 0
+    for label in blocks:
+        cols = slice(None) if label is None else labels == label
+        size = x.shape[1] if label is None else int(cols.sum())
+        if y_ranks is None:
+            ry = centred_ranks(y[:, cols])
+        else:
+            if label not in y_ranks:
+                y_ranks[label] = centred_ranks(y[:, cols])
+            ry = y_ranks[label]
+        total += size * rank_correlation(centred_ranks(x[:, cols]), ry)
+        weight += size
+    return total / weight if weight else total
+
+
+def _folds(n: int, labels: np.ndarray | None, n_folds: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """A random partition of range(n) into n_folds folds, stratified by label when labels are given."""
+    if labels is None:
+        return np.array_split(rng.permutation(n), n_folds)
+    parts: list[list[np.ndarray]] = [[] for _ in range(n_folds)]
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        for f, chunk in enumerate(np.array_split(rng.permutation(members), n_folds)):
+            parts[(f + int(label)) % n_folds].append(chunk)  # rotate, so small subsets do not pile up in fold 0
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def _cv_gains(
+    cosines: np.ndarray, gold: np.ndarray, labels: np.ndarray | None, n_folds: int, n_repeats: int, seed: int
+) -> np.ndarray:
+    """Held-out gain over raw (row 0) of the argmax selection, per fold of each repeat: (n_repeats * n_folds,)."""
+    n = len(gold)
+    rng = np.random.default_rng(seed)
+    gains = []
+    for _ in range(n_repeats):
+        for held in _folds(n, labels, n_folds, rng):
+            train = np.ones(n, dtype=bool)
+            train[held] = False
+            sub = None if labels is None else labels[train]
+            scores = _aggregate_spearman(cosines[:, train], gold[train], sub)
+            chosen = int(np.argmax(scores))  # ties go to the first row: raw
+            if chosen == 0:
+                gains.append(0.0)
+                continue
+            sub = None if labels is None else labels[held]
+            pair = _aggregate_spearman(cosines[[0, chosen]][:, held], gold[held], sub)
+            gains.append(float(pair[1] - pair[0]))
+    return np.asarray(gains)
+
+
+def _corrected_lower_bound(gains: np.ndarray, n_folds: int, confidence: float) -> float:
+    """Lower confidence bound of the mean of repeated k-fold gains, Nadeau & Bengio's corrected resampled t."""
+    from scipy.stats import t
+
+    j = len(gains)
+    mean = float(gains.mean())
+    var = float(gains.var(ddof=1)) if j > 1 else 0.0
+    if var == 0.0:
+        return mean
+    se = np.sqrt((1.0 / j + 1.0 / (n_folds - 1)) * var)
+    return mean - float(t.ppf(confidence, j - 1)) * se
 
 
 def tune_whitening(
@@ -56,16 +195,30 @@ def tune_whitening(
     dev_b: np.ndarray,
     dev_scores: np.ndarray,
     *,
-    betas: tuple[float, ...] = DEFAULT_BETAS,
-    gammas: tuple[float, ...] = DEFAULT_GAMMAS,
-    ks: tuple[int | None, ...] = DEFAULT_KS,
+    rule: str = DEFAULT_RULE,
+    dev_groups: np.ndarray | None = None,
+    betas: tuple[float, ...] | None = None,
+    gammas: tuple[float, ...] | None = None,
+    ks: tuple[int | None, ...] | None = None,
     n_bootstrap: int = 200,
+    n_folds: int = 5,
+    n_repeats: int = 4,
     confidence: float = 0.95,
     eps: float = DEFAULT_EPS,
     seed: int = 0,
 ) -> TuneResult:
     """Tune (β, γ, k) on dev pairs: `fit` vectors (or their stats) define μ/Σ; `dev_a[i]`, `dev_b[i]` are the
-    vectors of pair i with gold `dev_scores[i]`. `n_bootstrap=0` gives a plain argmax (not recommended)."""
+    vectors of pair i with gold `dev_scores[i]`.
+
+    `rule` is ``"cv"`` (default; `n_folds` × `n_repeats` nested cross-validation, the small grid near raw),
+    ``"bootstrap"`` (the former rule: `n_bootstrap` paired resamples, the full grid; `n_bootstrap=0` is a plain
+    argmax, kept for compatibility) or ``"argmax"``; see the module docstring. `betas`, `gammas`, `ks` override
+    the rule's grid (None in `ks`: all dimensions). `confidence` is the one-sided level of the lower bound.
+
+    `dev_groups` (one subset label per dev pair, e.g. the STS12 subset) makes the dev score the size-weighted mean
+    of the per-subset Spearmans — the `wmean` aggregation — instead of one Spearman over all pairs (`all`); tune
+    on the aggregation you report. Folds and bootstrap resamples are then stratified by subset."""
+    check_param("rule", "tune_whitening", rule in RULES, f"one of {', '.join(RULES)}", rule)
     stats = fit if isinstance(fit, WhiteningStats) else WhiteningStats().update(fit)
     d = stats.n_features
     dev_a = as_vectors(dev_a, d, "dev_a")
@@ -80,69 +233,96 @@ def tune_whitening(
         "an int >= 0",
         n_bootstrap,
     )
+    check_param("n_folds", "tune_whitening", isinstance(n_folds, int) and n_folds >= 2, "an int >= 2", n_folds)
+    check_param("n_repeats", "tune_whitening", isinstance(n_repeats, int) and n_repeats >= 1, "an int >= 1", n_repeats)
     check_param("confidence", "tune_whitening", 0.5 <= confidence < 1, "a float in [0.5, 1)", confidence)
-    assert d is not None
-    k_values = sorted({d if k is None else int(k) for k in ks if k is None or 1 <= int(k) <= d}, reverse=True)
-
-    raw_cos = paired_cosine(dev_a, dev_b)
-    rng = np.random.default_rng(seed)
-    samples = rng.integers(0, len(gold), size=(n_bootstrap, len(gold))) if n_bootstrap else None
-    gold_boot = gold[samples] if samples is not None else None
-    raw_boot = rowwise_spearman(raw_cos[samples], gold_boot) if samples is not None else None
-
-    raw_score = spearman(raw_cos, gold)
-    grid: list[dict[str, float | int | None]] = []
-    for beta in betas:
-        spectrum = Spectrum.from_stats(stats, float(beta))
-        a_c, b_c = dev_a - spectrum.shift, dev_b - spectrum.shift
-        for gamma in gammas:
-            for k in k_values:
-                if beta == 0 and gamma == 0 and k == d:
-                    cos = raw_cos  # the raw-equivalent rotation: cosines are exactly the raw ones
-                else:
-                    kernel = spectrum.kernel(float(gamma), k, eps)
-                    cos = paired_cosine(a_c @ kernel, b_c @ kernel)
-                score = spearman(cos, gold)
-                row: dict[str, float | int | None] = {
-                    "beta": float(beta),
-                    "gamma": float(gamma),
-                    "n_components": None if k == d else k,
-                    "dev_spearman": score,
-                    "gain": score - raw_score,
-                }
-                if samples is not None:
-                    gains = rowwise_spearman(cos[samples], gold_boot) - raw_boot
-                    row["gain_lower_bound"] = float(np.quantile(gains, 1.0 - confidence))
-                else:
-                    row["gain_lower_bound"] = score - raw_score
-                grid.append(row)
-
-    def is_raw(r: dict) -> bool:
-        return r["beta"] == 0 and r["gamma"] == 0 and r["n_components"] is None
-
-    key = "gain_lower_bound" if n_bootstrap else "dev_spearman"
-    candidates = [r for r in grid if not is_raw(r) and r["gain_lower_bound"] > 0]
-    best = max(candidates, key=lambda r: r[key]) if candidates else None
-    if best is None:
-        chosen = {
-            "beta": 0.0,
-            "gamma": 0.0,
-            "n_components": None,
-            "dev_spearman": raw_score,
-            "gain_lower_bound": 0.0,
-        }
+    labels = None
+    if dev_groups is not None:
+        groups = np.asarray(dev_groups)
+        if groups.shape != gold.shape:
+            raise InvalidInputError("dev_groups must hold one label per dev pair.")
+        labels = np.unique(groups, return_inverse=True)[1].reshape(-1)
+    if rule == "bootstrap" and n_bootstrap == 0:
+        rule = "argmax"
+    small = rule == "cv"
+    settings, cosines = _grid_cosines(
+        stats,
+        dev_a,
+        dev_b,
+        (CV_BETAS if small else DEFAULT_BETAS) if betas is None else tuple(betas),
+        (CV_GAMMAS if small else DEFAULT_GAMMAS) if gammas is None else tuple(gammas),
+        (CV_KS if small else DEFAULT_KS) if ks is None else tuple(ks),
+        eps,
+    )
+    if labels is None:
+        scores = np.array([spearman(c, gold) for c in cosines])
     else:
-        chosen = best
-    whitening = Whitening(chosen["n_components"], beta=chosen["beta"], gamma=chosen["gamma"], eps=eps).fit_stats(stats)
+        scores = _aggregate_spearman(cosines, gold, labels)
+    raw_score = float(scores[0])
+    lower = scores - raw_score  # per-setting lower bound: the dev gain itself for argmax and cv
+    chosen = 0
+    if rule == "bootstrap":
+        rng = np.random.default_rng(seed)
+        if labels is None:
+            samples = rng.integers(0, len(gold), size=(n_bootstrap, len(gold)))
+            boot_labels = None
+        else:  # resample within each subset; the columns stay grouped by subset
+            members = [np.flatnonzero(labels == u) for u in np.unique(labels)]
+            samples = np.hstack([m[rng.integers(0, len(m), size=(n_bootstrap, len(m)))] for m in members])
+            boot_labels = np.concatenate([np.full(len(m), u) for u, m in enumerate(members)])
+        gold_boot, gold_ranks = gold[samples], {}  # the resampled gold is ranked once for every setting
+        raw_boot = _aggregate_spearman(cosines[0][samples], gold_boot, boot_labels, gold_ranks)
+        lower = np.zeros(len(settings))
+        for i in range(1, len(settings)):
+            boot = _aggregate_spearman(cosines[i][samples], gold_boot, boot_labels, gold_ranks)
+            lower[i] = np.quantile(boot - raw_boot, 1.0 - confidence)
+        candidates = [i for i in range(1, len(settings)) if lower[i] > 0]
+        chosen = max(candidates, key=lambda i: lower[i]) if candidates else 0
+        chosen_bound = float(lower[chosen])
+    elif rule == "argmax":
+        chosen = int(np.argmax(scores))  # ties go to raw (listed first)
+        chosen_bound = float(lower[chosen])
+    elif len(gold) < 2 * n_folds:
+        logger.warning("tune_whitening: %d dev pairs are too few for %d folds; keeping raw", len(gold), n_folds)
+        chosen, chosen_bound = 0, 0.0
+    else:
+        gains = _cv_gains(cosines, gold, labels, n_folds, n_repeats, seed)
+        chosen_bound = _corrected_lower_bound(gains, n_folds, confidence)
+        majority = float(np.mean(gains > 0)) > 0.5
+        best = int(np.argmax(scores))
+        chosen = best if (chosen_bound > 0 and majority) else 0
+        logger.debug(
+            "cv gains: mean %.5f, lower bound %.5f, %d/%d folds > 0",
+            gains.mean(),
+            chosen_bound,
+            int((gains > 0).sum()),
+            len(gains),
+        )
+        if chosen == 0:
+            chosen_bound = min(chosen_bound, 0.0)
+    grid = [
+        {
+            "beta": beta,
+            "gamma": gamma,
+            "n_components": k,
+            "dev_spearman": float(scores[i]),
+            "gain": float(scores[i] - raw_score),
+            **({"gain_lower_bound": float(lower[i])} if rule == "bootstrap" else {}),
+        }
+        for i, (beta, gamma, k) in enumerate(settings)
+    ]
+    beta, gamma, k = settings[chosen]
+    whitening = None if chosen == 0 else Whitening(k, beta=beta, gamma=gamma, eps=eps).fit_stats(stats)
     result = TuneResult(
-        beta=float(chosen["beta"]),
-        gamma=float(chosen["gamma"]),
-        n_components=chosen["n_components"],
-        dev_spearman=float(chosen["dev_spearman"]),
+        beta=beta,
+        gamma=gamma,
+        n_components=k,
+        dev_spearman=float(scores[chosen]),
         raw_dev_spearman=raw_score,
-        gain_lower_bound=float(chosen["gain_lower_bound"]),
+        gain_lower_bound=0.0 if chosen == 0 and rule != "cv" else chosen_bound,
         whitening=whitening,
         grid=grid,
+        rule=rule,
     )
     logger.info("tune_whitening chose %s (dev %.4f vs raw %.4f)", result.describe(), result.dev_spearman, raw_score)
     return result
