@@ -12,6 +12,7 @@ from semspace.data.sts import STSPairs
 from semspace.encode import Encoder
 from semspace.errors import ArtifactError, InvalidParameterError
 from semspace.train import EncoderTrainConfig, TrainingSet, train_encoder
+from semspace.train.loop import eval_schedule
 
 
 @pytest.fixture
@@ -156,3 +157,16 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path, tiny_bert_dir, labelled):
     (folder / "optimizer.safetensors").write_bytes(b"truncated")
     with pytest.raises(ArtifactError, match="Cannot resume"):
         train_encoder(labelled, tmp_path / "out", config(max_steps=1), init=tiny_bert_dir)
+
+
+@pytest.mark.parametrize(
+    ("every", "early", "total", "expected"),
+    [
+        (90, 3, 360, [11, 22, 45, 90, 180, 270, 360]),
+        (3, 0, 7, [3, 6, 7]),
+        (8, 4, 5, [1, 2, 4, 5]),  # early points past the end are dropped; the last step is always evaluated
+        (1, 4, 3, [1, 2, 3]),
+    ],
+)
+def test_eval_schedule_is_geometric_near_the_start(every, early, total, expected):
+    assert eval_schedule(every, early, total) == expected
