@@ -314,6 +314,12 @@ def report(args: argparse.Namespace) -> None:
             f" {statistics.mean(r['train_seconds'] for r in group) / 60:.1f} |"
         )
     lines += ["", "- mean ± sd over the seeds listed (sd = sample standard deviation; one seed: the value)."]
+    few = [f"{k[0]} {k[1]}" + (f" ({k[2]})" if k[2] else "") for k, g in groups.items() if len(g) < 3]
+    if few:
+        lines.append(
+            f"- Fewer than the 3 seeds the issue asks for: {', '.join(sorted(few))}. Their differences are single-run"
+            " differences (two trainers also draw different batch orders), not means over seeds."
+        )
     lines += ["", "Per run (seed): dev curve (step, dev × 100), test at best dev / final.", ""]
     for key in sorted(groups, key=order):
         for r in sorted(groups[key], key=lambda r: r["seed"]):
