@@ -72,7 +72,8 @@ def test_training_saves_best_checkpoint(tmp_path, tiny_bert_dir, loss):
         ),
         init=tiny_bert_dir,
     )
-    assert (tmp_path / "ce" / "config.json").exists() and len(history["evals"]) == 1
+    # 3 steps: evaluated at step 1 (the early, halved interval) and at the end.
+    assert (tmp_path / "ce" / "config.json").exists() and [e["step"] for e in history["evals"]] == [1, 3]
     saved = json.loads((tmp_path / "ce" / "semspace_training.json").read_text(encoding="utf-8"))
     assert saved["format"] == "semspace-training-history" and saved["semspace_version"]
     assert saved["config"]["objective"] == loss and saved["max_label"] == 5.0 and len(saved["losses"]) == 3

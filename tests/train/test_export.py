@@ -83,6 +83,7 @@ def test_model_card_names_the_data_and_results(tiny_bert_dir, tmp_path, labelled
     assert "pairs.tsv" in card and "16 training examples" in card and "tiny-sts (16 scored pairs)" in card
     assert "Transformer → Pooling(mean) → Normalize" in card and "`cosent`" in card
     assert f"{history['best_dev_spearman']:.4f}" in card and labelled.sentences1[0] in card
+    assert f"Final dev Spearman: {history['final_dev_spearman']:.4f}" in card
 
 
 def test_plain_start_model_exports_without_normalize(tiny_bert_dir, tmp_path, labelled):

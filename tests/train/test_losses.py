@@ -9,6 +9,10 @@ import pytest
 import torch
 
 from semspace.train.losses import (
+    angle_in_batch_negatives,
+    angle_loss,
+    angle_ranking_loss,
+    angle_similarity,
     categorical_symmetric_kl,
     cosent_loss,
     cosine_mse_loss,
@@ -92,3 +96,77 @@ def test_cosine_mse_scales_labels():
     cos = torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64)
     labels = torch.tensor([5.0, 0.0, 5.0], dtype=torch.float64)
     assert cosine_mse_loss(cos, labels, 5.0).item() == pytest.approx(0.25 / 3)
+
+
+def slow_angle_similarity(x: np.ndarray, y: np.ndarray) -> float:
+    """The reference code's complex division written out: z = a + ib, w = c + id, Σ Re + Σ Im of z·w̄ / (‖z‖‖w‖)."""
+    half = len(x) // 2
+    z = x[:half] + 1j * x[half:]
+    w = y[:half] + 1j * y[half:]
+    quotient = z * np.conj(w) / (np.linalg.norm(x) * np.linalg.norm(y))
+    return abs(quotient.real.sum() + quotient.imag.sum())
+
+
+def test_angle_similarity_matches_slow_reference():
+    rng = np.random.default_rng(3)
+    u, v = rng.normal(size=(6, 8)), rng.normal(size=(6, 8))
+    fast = angle_similarity(torch.tensor(u), torch.tensor(v)).numpy()
+    assert np.allclose(fast, [slow_angle_similarity(a, b) for a, b in zip(u, v, strict=True)], rtol=1e-12)
+    # An odd dimension is padded with a zero coordinate.
+    odd = angle_similarity(torch.tensor(u[:, :7]), torch.tensor(v[:, :7])).numpy()
+    padded = np.pad(u[:, :7], ((0, 0), (0, 1))), np.pad(v[:, :7], ((0, 0), (0, 1)))
+    assert np.allclose(odd, [slow_angle_similarity(a, b) for a, b in zip(*padded, strict=True)], rtol=1e-12)
+
+
+def slow_in_batch_negatives(u, v, positive, scale):
+    h = [x / np.linalg.norm(x) for x in [*u, *v]]
+    n, total = len(u), 0.0
+    for i in range(2 * n):
+        if not positive[i % n]:
+            continue
+        logits = [scale * float(h[i] @ h[j]) for j in range(2 * n) if j != i]
+        partner = (i + n) % (2 * n)
+        target = scale * float(h[i] @ h[partner])
+        total += -(target - math.log(sum(math.exp(x) for x in logits)))
+    return total / (2 * n)
+
+
+def test_angle_in_batch_negatives_matches_slow_reference():
+    rng = np.random.default_rng(4)
+    u, v = rng.normal(size=(5, 6)), rng.normal(size=(5, 6))
+    positive = np.array([True, False, True, True, False])
+    fast = angle_in_batch_negatives(torch.tensor(u), torch.tensor(v), torch.tensor(positive), 20.0)
+    assert fast.item() == pytest.approx(slow_in_batch_negatives(u, v, positive, 20.0), rel=1e-10)
+
+
+def test_angle_loss_is_the_weighted_sum_of_its_three_terms():
+    rng = np.random.default_rng(5)
+    u, v = torch.tensor(rng.normal(size=(6, 8))), torch.tensor(rng.normal(size=(6, 8)))
+    labels = torch.tensor([5.0, 0.5, 3.0, 1.0, 4.2, 0.0], dtype=torch.float64)
+    cos = torch.nn.functional.cosine_similarity(u, v, dim=-1)
+    positive = labels / 5.0 >= 0.2  # the reference's int(label) != 0 on a 0-5 scale
+    expected = (
+        0.5 * cosent_loss(cos, labels, 20.0)
+        + 2.0 * angle_in_batch_negatives(u, v, positive, 10.0)
+        + 3.0 * angle_ranking_loss(u, v, labels, 1.5)
+    )
+    fast = angle_loss(u, v, labels, 5.0, weights=(0.5, 2.0, 3.0), scales=(20.0, 10.0, 1.5))
+    assert fast.item() == pytest.approx(expected.item(), rel=1e-12)
+    only_cosent = angle_loss(u, v, labels, 5.0, weights=(1.0, 0.0, 0.0))
+    assert only_cosent.item() == pytest.approx(cosent_loss(cos, labels, 20.0).item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1.0, 20.0])
+def test_angle_term_equals_sentence_transformers_angle_loss(scale):
+    """Our L_angle on random embeddings equals sentence-transformers' AnglELoss (loss and gradients)."""
+    st_losses = pytest.importorskip("sentence_transformers.losses")
+    rng = np.random.default_rng(6)
+    u = torch.tensor(rng.normal(size=(16, 12)), requires_grad=True)
+    v = torch.tensor(rng.normal(size=(16, 12)), requires_grad=True)
+    labels = torch.tensor(rng.uniform(0, 5, 16))
+    ours = angle_ranking_loss(u, v, labels, scale)
+    (ours_u, ours_v) = torch.autograd.grad(ours, (u, v))
+    theirs = st_losses.AnglELoss(None, scale=scale).compute_loss_from_embeddings([u, v], labels)
+    (theirs_u, theirs_v) = torch.autograd.grad(theirs, (u, v))
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-9)
+    assert torch.allclose(ours_u, theirs_u, rtol=1e-7, atol=1e-10) and torch.allclose(ours_v, theirs_v, rtol=1e-7)

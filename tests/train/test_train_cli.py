@@ -50,6 +50,19 @@ def test_train_cosent_with_dev_file(tmp_path, tiny_bert_dir, files):
     assert Encoder(str(out)).encode(["a man"]).shape == (1, 32)
 
 
+@pytest.mark.parametrize("loss", ["angle", "cosent-mse"])
+def test_train_angle_and_cosent_mse_keep_the_final_model(tmp_path, tiny_bert_dir, files, loss):
+    out = tmp_path / "model"
+    result = semspace(
+        "train", "cosent", str(files["pairs"]), str(out), "--model", str(tiny_bert_dir), "--dev", str(files["pairs"]),
+        "--loss", loss, "--batch-size", "4", "--max-steps", "2", "--max-length", "16", "--keep-final",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "best dev Spearman" in result.stdout and "final dev Spearman" in result.stdout
+    assert json.loads((out / "semspace_training.json").read_text(encoding="utf-8"))["config"]["objective"] == loss
+    assert Encoder(str(out / "final")).encode(["a man"]).shape == (1, 32)
+
+
 @pytest.mark.parametrize(("command", "data"), [("simcse", "sentences"), ("pairs", "triples")])
 def test_train_simcse_and_pairs(tmp_path, tiny_bert_dir, files, command, data):
     out = tmp_path / "model"

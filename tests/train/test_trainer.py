@@ -12,6 +12,7 @@ from semspace.data.sts import STSPairs
 from semspace.encode import Encoder
 from semspace.errors import ArtifactError, InvalidParameterError
 from semspace.train import EncoderTrainConfig, TrainingSet, train_encoder
+from semspace.train.loop import eval_schedule
 
 
 @pytest.fixture
@@ -38,7 +39,8 @@ def config(**changes) -> EncoderTrainConfig:
 def test_cosent_training_exports_a_model_encoder_loads(tmp_path, tiny_bert_dir, labelled):
     history = train_encoder(labelled, tmp_path / "out", config(epochs=2), init=tiny_bert_dir, dev=labelled)
     assert history["steps"] == 6
-    assert [e["step"] for e in history["evals"]] == [0, 3, 6]  # the starting model is evaluated too
+    # The starting model is evaluated too, and step 1 (= eval interval 3 halved: the geometric early schedule).
+    assert [e["step"] for e in history["evals"]] == [0, 1, 3, 6]
     best = max(e["dev_spearman"] for e in history["evals"])
     assert history["best_dev_spearman"] == best
     encoder = Encoder(str(tmp_path / "out"))
@@ -63,6 +65,9 @@ def test_training_changes_the_weights_and_cls_pooling_is_recorded(tmp_path, tiny
         {"objective": "pairs", "symmetric": True},
         {"objective": "mse", "rdrop_alpha": 4.0},
         {"objective": "cosent", "chunk_size": 2, "dropout": 0.3},
+        {"objective": "angle"},
+        {"objective": "angle", "chunk_size": 3, "rdrop_alpha": 1.0, "angle_scale": 20.0},
+        {"objective": "cosent-mse", "mse_weight": 5.0},
     ],
 )
 def test_every_objective_and_option_trains(tmp_path, tiny_bert_dir, labelled, changes):
@@ -74,6 +79,19 @@ def test_every_objective_and_option_trains(tmp_path, tiny_bert_dir, labelled, ch
         data = TrainingSet.from_pairs(labelled)
     history = train_encoder(data, tmp_path / "out", config(max_steps=2, **changes), init=tiny_bert_dir)
     assert history["steps"] == 2 and all(np.isfinite(history["losses"]))
+
+
+def test_final_model_is_kept_next_to_the_best_and_early_steps_are_evaluated(tmp_path, tiny_bert_dir, labelled):
+    settings = config(epochs=4, eval_steps=8, eval_early=2)  # 12 steps: early evaluations at 2 and 4
+    history = train_encoder(labelled, tmp_path / "out", settings, init=tiny_bert_dir, dev=labelled, keep_final=True)
+    assert [e["step"] for e in history["evals"]] == [0, 2, 4, 8, 12]
+    assert history["final_dev_spearman"] == history["evals"][-1]["dev_spearman"]
+    final, best = tmp_path / "out" / "final", tmp_path / "out"
+    vector = Encoder(str(final)).encode(["a man"])
+    if history["best_step"] == 12:
+        assert np.allclose(vector, Encoder(str(best)).encode(["a man"]), atol=1e-6)
+    else:
+        assert not np.allclose(vector, Encoder(str(best)).encode(["a man"]), atol=1e-6)
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_bert_dir, labelled):
@@ -122,6 +140,9 @@ def test_lora_trains_adapters_and_exports_a_plain_merged_model(tmp_path, tiny_be
         (2, {"objective": "nope"}, "objective"),
         (2, {"batch_size": 1}, "batch_size"),
         (2, {"pooling": "first-last-avg"}, "last-avg and cls"),
+        (1, {"objective": "angle"}, "labelled pairs"),
+        (2, {"eval_early": -1}, "eval_early"),
+        (2, {"angle_scale": 0.0}, "angle_scale"),
     ],
 )
 def test_bad_settings_raise(tmp_path, tiny_bert_dir, labelled, data_columns, changes, message):
@@ -136,3 +157,16 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path, tiny_bert_dir, labelled):
     (folder / "optimizer.safetensors").write_bytes(b"truncated")
     with pytest.raises(ArtifactError, match="Cannot resume"):
         train_encoder(labelled, tmp_path / "out", config(max_steps=1), init=tiny_bert_dir)
+
+
+@pytest.mark.parametrize(
+    ("every", "early", "total", "expected"),
+    [
+        (90, 3, 360, [11, 22, 45, 90, 180, 270, 360]),
+        (3, 0, 7, [3, 6, 7]),
+        (8, 4, 5, [1, 2, 4, 5]),  # early points past the end are dropped; the last step is always evaluated
+        (1, 4, 3, [1, 2, 3]),
+    ],
+)
+def test_eval_schedule_is_geometric_near_the_start(every, early, total, expected):
+    assert eval_schedule(every, early, total) == expected

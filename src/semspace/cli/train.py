@@ -14,7 +14,10 @@ app = typer.Typer(no_args_is_help=True, help="Train models.")
 
 ENCODER_HELP = {
     "simcse": "Unsupervised SimCSE on a file of sentences (.txt one per line, .jsonl 'text', .csv 'text').",
-    "cosent": "CoSENT (or --loss mse) on labelled pairs: .tsv s1<TAB>s2<TAB>label or .jsonl sentence1/sentence2/label.",
+    "cosent": (
+        "CoSENT (or --loss mse|cosent-mse|angle) on labelled pairs: .tsv s1<TAB>s2<TAB>label or .jsonl"
+        " sentence1/sentence2/label."
+    ),
     "pairs": "InfoNCE with in-batch negatives on .tsv anchor<TAB>positive[<TAB>negative] or .jsonl rows.",
 }
 
@@ -65,7 +68,14 @@ def _encoder_command(command: str):
         ] = None,
         dev_task: Annotated[str | None, typer.Option(help="Use an STS task's dev split instead, e.g. STS-B.")] = None,
         data_root: DataRoot = None,
-        loss: Annotated[str | None, typer.Option(help="cosent only: 'cosent' (default) or 'mse'.")] = None,
+        loss: Annotated[
+            str | None, typer.Option(help="cosent only: cosent (default) | mse | cosent-mse | angle (AnglE).")
+        ] = None,
+        scale: Annotated[float, typer.Option(help="CoSENT's λ (cosent, cosent-mse, angle).")] = 20.0,
+        mse_weight: Annotated[float, typer.Option(help="cosent-mse: weight of the MSE term.")] = 20.0,
+        ibn_weight: Annotated[float, typer.Option(help="angle: weight of the in-batch negatives.")] = 1.0,
+        angle_weight: Annotated[float, typer.Option(help="angle: weight of the angle term.")] = 1.0,
+        angle_scale: Annotated[float, typer.Option(help="angle: scale of the angle term.")] = 1.0,
         epochs: Annotated[int, typer.Option(min=1)] = 1,
         batch_size: Annotated[int, typer.Option(min=2)] = 32 if command == "cosent" else 64,
         chunk_size: Annotated[
@@ -80,6 +90,10 @@ def _encoder_command(command: str):
         dropout: Annotated[float | None, typer.Option(help="Override the model's dropout rate.")] = None,
         lora_rank: Annotated[int, typer.Option(min=0, help="LoRA rank through peft (0 = full fine-tuning).")] = 0,
         eval_steps: Annotated[int | None, typer.Option(min=1, help="Evaluate/checkpoint every N steps.")] = None,
+        eval_early: Annotated[
+            int, typer.Option(min=0, help="Also evaluate at eval-steps/2, /4, … (this many halvings) early on.")
+        ] = 4,
+        keep_final: Annotated[bool, typer.Option(help="Also export the final model to OUT/final.")] = False,
         max_steps: Annotated[int | None, typer.Option(min=1)] = None,
         symmetric: Annotated[bool, typer.Option(help="pairs: also the positive → anchor direction.")] = False,
         device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
@@ -94,8 +108,8 @@ def _encoder_command(command: str):
         if loss is not None and command != "cosent":
             raise InvalidParameterError(f"--loss applies to 'train cosent' only, not 'train {command}'.")
         objective = loss or command if command == "cosent" else command
-        if objective not in ("cosent", "mse", "simcse", "pairs"):
-            raise InvalidParameterError(f"--loss must be 'cosent' or 'mse'; got {loss!r}.")
+        if objective not in ("cosent", "mse", "cosent-mse", "angle", "simcse", "pairs"):
+            raise InvalidParameterError(f"--loss must be cosent, mse, cosent-mse or angle; got {loss!r}.")
         config = EncoderTrainConfig(
             objective=objective,
             epochs=epochs,
@@ -111,8 +125,14 @@ def _encoder_command(command: str):
             lora_rank=lora_rank,
             seed=seed,
             eval_steps=eval_steps,
+            eval_early=eval_early,
             max_steps=max_steps,
             symmetric=symmetric,
+            cosent_scale=scale,
+            mse_weight=mse_weight,
+            ibn_weight=ibn_weight,
+            angle_weight=angle_weight,
+            angle_scale=angle_scale,
             device=device,
         )
         config.validate()  # before any file is read or model loaded
@@ -125,11 +145,16 @@ def _encoder_command(command: str):
             dev_pairs = STSPairs(dev_set.columns[0], dev_set.columns[1], dev_set.labels, name=dev.name)
         elif dev_task is not None:
             dev_pairs = load_sts_task(dev_task, data_root).dev
-        history = train_encoder(train, out, config, init=model, dev=dev_pairs, resume=resume, data_name=str(data))
+        history = train_encoder(
+            train, out, config, init=model, dev=dev_pairs, resume=resume, data_name=str(data), keep_final=keep_final
+        )
         best = history["best_dev_spearman"]
         where = (
             f"best dev Spearman {best:.4f} at step {history.get('best_step')}" if best is not None else "final model"
         )
+        final = history.get("final_dev_spearman")
+        if best is not None and final is not None:
+            where += f"; final dev Spearman {final:.4f}"
         echo(f"{history['steps']} steps on {len(train)} examples; {where} → {out}")
 
     train_encoder_command.__doc__ = ENCODER_HELP[command]

@@ -7,6 +7,7 @@ from semspace.train.data import TrainingSet, read_pairs, read_sentences
 from semspace.train.encoder import OBJECTIVES, EncoderTrainConfig, train_encoder
 from semspace.train.loop import TrainConfig, run_training
 from semspace.train.losses import (
+    angle_loss,
     bernoulli_symmetric_kl,
     categorical_symmetric_kl,
     cosent_loss,
@@ -20,6 +21,7 @@ __all__ = [
     "EncoderTrainConfig",
     "TrainConfig",
     "TrainingSet",
+    "angle_loss",
     "bernoulli_symmetric_kl",
     "cached_backward",
     "categorical_symmetric_kl",

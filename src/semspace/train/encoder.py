@@ -6,6 +6,9 @@ Objectives (REFERENCE §3):
 - ``pairs``: supervised InfoNCE over (anchor, positive[, hard negative]) rows with in-batch negatives.
 - ``cosent``: CoSENT on the pair cosines, λ = 20 (Su, kexue.fm/archives/8847); labels 0/1 or graded.
 - ``mse``: MSE of the cosine against label / max_label, the Sentence-BERT regression baseline.
+- ``cosent-mse``: CoSENT + `mse_weight` · MSE on the same cosines (the ranking loss anchored to the label scale).
+- ``angle``: AnglE (Li & Li 2023): CoSENT + in-batch negatives + the angle ranking term, see
+  :mod:`semspace.train.losses.angle`.
 
 Options: R-Drop (α > 0: every batch twice, mean task loss + α · symmetric KL of the two passes' softmax rows),
 exact gradient-cached large batches (`chunk_size` examples per forward pass, see :mod:`semspace.train.cached`),
@@ -35,6 +38,7 @@ from semspace.train.checkpoint import export_model
 from semspace.train.data import TrainingSet
 from semspace.train.loop import TrainConfig, label_scale, run_training, seed_everything
 from semspace.train.losses import (
+    angle_loss,
     categorical_symmetric_kl,
     cosent_loss,
     cosine_mse_loss,
@@ -45,7 +49,9 @@ from semspace.train.model_card import write_model_card
 
 logger = logging.getLogger(__name__)
 
-OBJECTIVES = ("simcse", "pairs", "cosent", "mse")
+OBJECTIVES = ("simcse", "pairs", "cosent", "mse", "cosent-mse", "angle")
+FINAL_DIR = "final"  # train_encoder(keep_final=True) exports the final model here, inside the output folder
+LABELLED_OBJECTIVES = ("cosent", "mse", "cosent-mse", "angle")
 
 
 @dataclass
@@ -64,6 +70,10 @@ class EncoderTrainConfig(TrainConfig):
     dropout: float | None = None  # None keeps the model's; SimCSE's Chinese recipe uses 0.3
     lora_rank: int = 0  # 0: full fine-tuning
     lora_alpha: float = 16.0
+    mse_weight: float = 20.0  # cosent-mse: the MSE term's weight (20 ≈ CoSENT's λ, so both pull the cosines alike)
+    ibn_weight: float = 1.0  # angle: w_ibn of the in-batch negatives (their scale is 1 / temperature)
+    angle_weight: float = 1.0  # angle: w_angle of the angle term
+    angle_scale: float = 1.0  # angle: τ_angle (the paper's 1; sentence-transformers' AnglELoss uses 20)
 
     def validate(self) -> None:
         super().validate()
@@ -76,6 +86,9 @@ class EncoderTrainConfig(TrainConfig):
         check_param("temperature", owner, self.temperature > 0, "> 0", self.temperature)
         check_param("dropout", owner, self.dropout is None or 0 <= self.dropout < 1, "None or in [0, 1)", self.dropout)
         check_param("lora_rank", owner, self.lora_rank >= 0, "an int >= 0", self.lora_rank)
+        for name in ("mse_weight", "ibn_weight", "angle_weight"):
+            check_param(name, owner, getattr(self, name) >= 0, ">= 0", getattr(self, name))
+        check_param("angle_scale", owner, self.angle_scale > 0, "> 0", self.angle_scale)
 
 
 def check_training_set(objective: str, data: TrainingSet) -> None:
@@ -84,7 +97,7 @@ def check_training_set(objective: str, data: TrainingSet) -> None:
         raise InvalidParameterError(f"simcse trains on single sentences; got {width} columns.")
     if objective == "pairs" and width not in (2, 3):
         raise InvalidParameterError(f"pairs needs (anchor, positive[, negative]) rows; got {width} columns.")
-    if objective in ("cosent", "mse") and (width != 2 or data.labels is None):
+    if objective in LABELLED_OBJECTIVES and (width != 2 or data.labels is None):
         raise InvalidParameterError(f"{objective} needs labelled pairs (sentence1, sentence2, label).")
 
 
@@ -121,11 +134,19 @@ class _Step:
             return info_nce_from_similarities(logits, config.symmetric), logits
         assert self.data.labels is not None
         labels = torch.as_tensor(self.data.labels[index], dtype=h.dtype, device=h.device)
-        cosines = F.cosine_similarity(h[:n], h[n:], dim=-1)
+        u, v = h[:n], h[n:]
+        cosines = F.cosine_similarity(u, v, dim=-1)
         if config.objective == "cosent":
             loss = cosent_loss(cosines, labels, config.cosent_scale)
-        else:
+        elif config.objective == "mse":
             loss = cosine_mse_loss(cosines, labels, self.max_label)
+        elif config.objective == "cosent-mse":
+            loss = cosent_loss(cosines, labels, config.cosent_scale)
+            loss = loss + config.mse_weight * cosine_mse_loss(cosines, labels, self.max_label)
+        else:
+            weights = (1.0, config.ibn_weight, config.angle_weight)
+            scales = (config.cosent_scale, 1 / config.temperature, config.angle_scale)
+            loss = angle_loss(u, v, labels, self.max_label, weights, scales)
         return loss, cosines[None, :] * config.cosent_scale
 
 
@@ -138,8 +159,11 @@ def train_encoder(
     resume: bool = True,
     on_step: Callable[[int, float], None] | None = None,
     data_name: str | None = None,
+    keep_final: bool = False,
 ) -> dict:
     """Train, export the best-dev (or, without dev, the final) model to `output_dir`; returns the history.
+
+    With `keep_final`, the final model is also exported to `output_dir/final` (to score final next to best-dev).
 
     `init` is anything :class:`~semspace.encode.Encoder` accepts for a Hugging Face model (None: the bundled
     MiniLM). With `resume`, a run whose `output_dir` holds a checkpoint continues from it. `on_step(step, loss)` is
@@ -194,6 +218,11 @@ def train_encoder(
         step_fn,
         output_dir,
         export=lambda: export_model(model, tokenizer, pooling, inference_length, output_dir, **st_settings),
+        export_final=(
+            (lambda: export_model(model, tokenizer, pooling, inference_length, output_dir / FINAL_DIR, **st_settings))
+            if keep_final
+            else None
+        ),
         dev_score=None if dev is None else lambda: dev_spearman(model, embed, dev),
         evaluate_start=True,  # the starting model competes too, so training never exports something worse on dev
         resume=resume,
@@ -233,14 +262,21 @@ def _prepare_model(model: torch.nn.Module, config: EncoderTrainConfig) -> torch.
 
 
 def dev_spearman(model: torch.nn.Module, embed: Callable[[list[str]], torch.Tensor], dev: STSPairs) -> float:
-    """Spearman × 1 of the pair cosines on a dev STS set, with dropout off (the model goes back to train mode)."""
+    """Spearman × 1 of the pair cosines on a dev STS set, with dropout off (the model goes back to train mode).
+
+    Each distinct sentence is embedded once, in batches of similar length (less padding)."""
+    texts = list(dict.fromkeys([*dev.sentences1, *dev.sentences2]))
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     model.eval()
     try:
         with torch.no_grad():
-            vectors = []
-            for texts in (dev.sentences1, dev.sentences2):
-                vectors.append(torch.cat([embed(list(texts[i : i + 128])) for i in range(0, len(texts), 128)]))
-            cosines = F.cosine_similarity(vectors[0], vectors[1], dim=-1).double().cpu().numpy()
+            parts = [embed([texts[i] for i in order[j : j + 128]]) for j in range(0, len(order), 128)]
     finally:
         model.train()
+    vectors = torch.empty_like(parts[0][:0]).new_empty((len(texts), parts[0].shape[-1]))
+    vectors[torch.as_tensor(order)] = torch.cat(parts)
+    row = {text: i for i, text in enumerate(texts)}
+    u = vectors[[row[t] for t in dev.sentences1]]
+    v = vectors[[row[t] for t in dev.sentences2]]
+    cosines = F.cosine_similarity(u, v, dim=-1).double().cpu().numpy()
     return spearman(cosines, dev.scores)

@@ -6,6 +6,11 @@ A trainer (:mod:`semspace.train.encoder`, :mod:`semspace.train.cross_encoder`) s
 order of each epoch, a step function (a batch of example indices → back-propagated loss) and its dev score; the
 schedule follows the BERT recipe (Devlin et al. 2019: linear warm-up over `warmup_ratio` of the steps, then linear
 decay to 0) as sentence-transformers' fit does.
+
+Dev selection evaluates on a geometric schedule near the start (see :func:`eval_schedule`): fine-tuning an already
+trained encoder often peaks, or starts to drift, within the first few dozen steps, which a once-per-epoch evaluation
+cannot see. The history keeps the final model's dev score next to the best one (`final_dev_spearman`, `best_step`),
+so a table can show final and best-dev side by side and a selection artefact is visible.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ logger = logging.getLogger(__name__)
 HISTORY_FILE = "semspace_training.json"
 HISTORY_FORMAT = "semspace-training-history"
 # Knobs that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = frozenset({"eval_steps", "device"})
+RESUMABLE_CHANGES = frozenset({"eval_steps", "eval_early", "device"})
 # Gradients are clipped to this global L2 norm before every optimizer step (as sentence-transformers' fit).
 MAX_GRAD_NORM = 1.0
 
@@ -57,6 +62,7 @@ class TrainConfig:
     rdrop_alpha: float = 0.0
     seed: int = 0
     eval_steps: int | None = None  # None: once per epoch
+    eval_early: int = 4  # also evaluate at eval_steps / 2, / 4, … (this many halvings) before the first regular eval
     max_steps: int | None = None  # cap on optimizer steps (the schedule is sized to it)
     device: str = "cpu"
 
@@ -70,6 +76,8 @@ class TrainConfig:
         for name in ("eval_steps", "max_steps"):
             value = getattr(self, name)
             check_param(name, owner, value is None or (isinstance(value, int) and value >= 1), "None or >= 1", value)
+        early = self.eval_early
+        check_param("eval_early", owner, isinstance(early, int) and 0 <= early <= 16, "an int in [0, 16]", early)
         check_param("lr", owner, 0 < self.lr < 1, "in (0, 1)", self.lr)
         check_param("warmup_ratio", owner, 0 <= self.warmup_ratio < 1, "in [0, 1)", self.warmup_ratio)
         check_param("weight_decay", owner, self.weight_decay >= 0, ">= 0", self.weight_decay)
@@ -103,6 +111,19 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -
     )
 
 
+def eval_schedule(eval_every: int, early: int, total: int) -> list[int]:
+    """The steps (sorted, <= `total`) after which dev is evaluated: every `eval_every` steps, the last step, and
+    before the first regular evaluation `early` halvings of the interval (eval_every // 2, // 4, …, those >= 1).
+
+    >>> eval_schedule(90, 3, 360)
+    [11, 22, 45, 90, 180, 270, 360]
+    >>> eval_schedule(3, 0, 7)
+    [3, 6, 7]
+    """
+    steps = {eval_every >> k for k in range(1, early + 1)} | set(range(eval_every, total + 1, eval_every)) | {total}
+    return sorted(s for s in steps if 1 <= s <= total)
+
+
 def run_training(
     model: torch.nn.Module,
     config: TrainConfig,
@@ -111,6 +132,7 @@ def run_training(
     output_dir: Path,
     *,
     export: Callable[[], None],
+    export_final: Callable[[], None] | None = None,
     dev_score: Callable[[], float] | None = None,
     order: Callable[[int], np.ndarray] | None = None,
     history: dict[str, Any] | None = None,
@@ -128,7 +150,9 @@ def run_training(
     Without a dev score (or when no evaluation ran) the final model is exported. With `evaluate_start`, the
     starting model competes too, so training never exports something worse on dev. With `checkpoints`, a
     checkpoint is written at every evaluation and on Ctrl-C, and `resume` continues from the last one.
-    `on_step(step, loss)` is called after every optimizer step.
+    `on_step(step, loss)` is called after every optimizer step; `export_final()`, when given, once at the end (the
+    final model, whichever step was best). Evaluations follow :func:`eval_schedule`; the history's
+    `final_dev_spearman` is the last evaluation's score (the final model's, when a dev score is given).
     """
     output_dir = Path(output_dir)
     order = order or shuffled_epoch(config.seed, n_examples)
@@ -146,6 +170,7 @@ def run_training(
         _check_same_config(config, restored["history"]["config"], output_dir)
         history, step, seconds = restored["history"], restored["step"], restored["seconds"]
     eval_every = config.eval_steps or steps_per_epoch
+    eval_at = frozenset(eval_schedule(eval_every, config.eval_early, total))
     started = time.perf_counter() - seconds
 
     def checkpoint() -> None:
@@ -182,7 +207,7 @@ def run_training(
             history["losses"].append(loss)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", dev=history["best_dev_spearman"])
-            if step % eval_every == 0 or step == total:
+            if step in eval_at:
                 evaluate()
                 checkpoint()
             if on_step is not None:
@@ -196,6 +221,10 @@ def run_training(
         bar.close()
     if history["best_dev_spearman"] is None:
         export()
+    if export_final is not None:
+        export_final()
+    if history["evals"]:
+        history["final_dev_spearman"] = history["evals"][-1]["dev_spearman"]
     history["steps"] = step
     history["train_seconds"] = time.perf_counter() - started
     write_artifact_json(output_dir / HISTORY_FILE, HISTORY_FORMAT, history)

@@ -62,6 +62,9 @@ def _results_section(history: dict[str, Any]) -> list[str]:
     best = history.get("best_dev_spearman")
     if evals:
         lines.append(f"- Best dev Spearman: {best:.4f} at step {history.get('best_step')} (this is the exported model)")
+        final = history.get("final_dev_spearman")
+        if final is not None:
+            lines.append(f"- Final dev Spearman: {final:.4f} at step {evals[-1]['step']} (the last step's model)")
         lines += ["", "| step | dev Spearman |", "|---:|---:|"]
         lines += [f"| {e['step']} | {e['dev_spearman']:.4f} |" for e in evals]
     else:
