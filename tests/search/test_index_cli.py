@@ -50,9 +50,10 @@ def test_index_lifecycle(tmp_path, tiny_bert_dir):
     pairs.write_text("a man plays guitar\ta man is playing a guitar\t5\na cat\ta plane\t0\na dog runs\ta dog\t4\n")
     tuned = semspace("index", "whiten", coll, "--dev-pairs", pairs)  # default rule: 3 pairs cannot beat raw
     assert tuned.returncode == 0, tuned.stderr
-    assert "tuned: raw (no transform; rule cv)" in tuned.stdout and json.loads(
-        tuned.stdout.split("\n", 1)[1]
-    )["transform"] is None
+    assert (
+        "tuned: raw (no transform; rule cv)" in tuned.stdout
+        and json.loads(tuned.stdout.split("\n", 1)[1])["transform"] is None
+    )
     old_rule = semspace("index", "whiten", coll, "--dev-pairs", pairs, "--rule", "bootstrap")
     assert old_rule.returncode == 0 and "rule bootstrap" in old_rule.stdout
     bad = semspace("index", "whiten", coll, "--dev-pairs", pairs, "--rule", "best")
