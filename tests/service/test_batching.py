@@ -36,6 +36,20 @@ class Recording:
         return self.encoder.encode(texts, **kwargs)
 
 
+class Blocked(Recording):
+    """An encoder whose calls are recorded, then wait for `gate` (an engine stuck on a long batch)."""
+
+    def __init__(self, encoder: Encoder, gate: threading.Event) -> None:
+        super().__init__(encoder, delay=0.0)
+        self.gate = gate
+
+    def encode(self, texts, **kwargs):
+        with self.lock:
+            self.calls.append(len(texts))
+        self.gate.wait(30)
+        return self.encoder.encode(texts, **kwargs)
+
+
 def _wait_until(condition, seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -101,14 +115,7 @@ def test_bad_text_fails_only_its_request(encoder):
 def test_full_queue_is_429_and_slow_engine_is_503(encoder):
     gate = threading.Event()
 
-    class Blocked(Recording):
-        def encode(self, texts, **kwargs):
-            with self.lock:
-                self.calls.append(len(texts))
-            gate.wait(30)
-            return self.encoder.encode(texts, **kwargs)
-
-    blocked = Blocked(encoder)
+    blocked = Blocked(encoder, gate)
     batcher = Batcher(blocked, BatchConfig(max_wait_ms=0, max_queue=1, timeout_s=0.3))
     try:
         with ThreadPoolExecutor(3) as pool:
@@ -151,12 +158,7 @@ def test_coroutine_requests_are_merged_and_time_out_as_503(encoder):
 
     gate = threading.Event()
 
-    class Blocked(Recording):
-        def encode(self, texts, **kwargs):
-            gate.wait(10)
-            return self.encoder.encode(texts, **kwargs)
-
-    slow = Batcher(Blocked(encoder), BatchConfig(max_wait_ms=0, timeout_s=0.2))
+    slow = Batcher(Blocked(encoder, gate), BatchConfig(max_wait_ms=0, timeout_s=0.2))
     try:
         with pytest.raises(HTTPException) as late:
             asyncio.run(slow.encoder.encode_async(["a man"]))
@@ -169,17 +171,10 @@ def test_coroutine_requests_are_merged_and_time_out_as_503(encoder):
 def test_http_429_is_json(encoder, live_server):
     gate = threading.Event()
 
-    class Blocked(Recording):
-        def encode(self, texts, **kwargs):
-            with self.lock:
-                self.calls.append(len(texts))
-            gate.wait(30)
-            return self.encoder.encode(texts, **kwargs)
-
     app = create_app(None, encoder=encoder, batching=BatchConfig(max_wait_ms=0, max_queue=1, timeout_s=30))
     with live_server(app) as server:
         batcher = app.state.semspace.batcher
-        batcher.target = Blocked(encoder)
+        batcher.target = Blocked(encoder, gate)
         with ThreadPoolExecutor(2) as pool:
             first = pool.submit(httpx.post, server.url + "/embed", json={"texts": ["a man"]}, timeout=60)
             _wait_until(lambda: batcher.target.calls == [1] or gate.is_set())  # the worker holds it, blocked
