@@ -289,11 +289,14 @@ class HFBackend:
             for name in self._inputs
         }
 
-    def tokenize(self, texts: list[str]) -> list[Any] | None:
-        """Truncated, unpadded encodings of `texts` (None for a pure-Python tokenizer): the whole tokenizer's
-        share of the work, done once; :meth:`collate` pads any subset of them into one batch."""
-        if self._rust is None:
-            return None
+    @property
+    def tokenizes_once(self) -> bool:
+        """Whether :meth:`tokenize` + :meth:`collate` work (a Rust tokenizer; a pure-Python one does not)."""
+        return self._rust is not None
+
+    def tokenize(self, texts: list[str]) -> list[Any]:
+        """Truncated, unpadded encodings of `texts` (needs :attr:`tokenizes_once`): the whole tokenizer's share
+        of the work, done once; :meth:`collate` pads any subset of them into one batch."""
         return self._rust_unpadded.encode_batch(texts, add_special_tokens=True)
 
     def collate(self, encodings: list[Any]) -> dict[str, Any]:

@@ -60,7 +60,7 @@ class Encoder:
     batch_size, max_batch_tokens:
         A batch holds at most ``batch_size`` texts and at most ``max_batch_tokens`` tokens after padding (``None``:
         no token limit). Texts are sorted by token count first, so short texts run in large batches and long ones
-        in small ones; the default (64, 2048) is the fastest setting measured on a 2-core CPU for both.
+        in small ones.
 
     Example
     -------
@@ -354,8 +354,7 @@ class Encoder:
         truncated = 0
         batches = [order[start : start + size] for start in range(0, len(texts), size)]
         prepare = getattr(backend, "prepare", None)
-        tokenize = getattr(backend, "tokenize", None)
-        if tokenize is not None and limit is not None and tokenize(inputs[:1]) is not None:
+        if getattr(backend, "tokenizes_once", False) and limit is not None:
             truncated = self._encode_token_batches(inputs, order, resolved, out, size, disable)
         elif prepare is not None and limit is not None:
             # Tokenize batch i+1 on a helper thread while the model runs batch i (the Rust tokenizer and the engines
