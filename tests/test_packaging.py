@@ -56,7 +56,7 @@ def test_wheel_has_types_license_data_and_extras(wheel):
     extras = set(metadata.get_all("Provides-Extra"))
     assert {"serve", "train", "zh", "onnx", "ray", "mteb", "langchain", "all"} <= extras
     torch = [r for r in metadata.get_all("Requires-Dist") if r.startswith("torch")]
-    assert torch and "<" in torch[0], "torch must be a bounded range"
+    assert torch and ("==" in torch[0] or "<" in torch[0]), "torch must be pinned or a bounded range"
 
 
 def dockerfile_entrypoint() -> list[str]:

@@ -10,6 +10,7 @@ encoder whose small `encode` calls go through the queue. The queue is bounded: a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -60,7 +61,9 @@ class _Job:
     def finish(self) -> None:
         self.done.set()
         if self.future is not None and self.loop is not None:
-            self.loop.call_soon_threadsafe(self._resolve)
+            # its loop may have closed (the request gave up): nobody waits then; keep the worker alive
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._resolve)
 
     def _resolve(self) -> None:
         assert self.future is not None
