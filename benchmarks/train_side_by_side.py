@@ -8,10 +8,12 @@ into a section of docs/results/train.md (mean ± sd over seeds, final and best-d
     python benchmarks/train_side_by_side.py run --impl st --objective cosent --seed 0
     python benchmarks/train_side_by_side.py run --impl semspace --objective angle --seed 0
     python benchmarks/train_side_by_side.py run --impl semspace --objective cosent --scale 5 --seed 0   # a sweep
+    python benchmarks/train_side_by_side.py run --impl semspace --objective cosent --rdrop-alpha 1 --seed 0
     python benchmarks/train_side_by_side.py report
 
 Objectives: st = cosent (CoSENTLoss), angle (AnglELoss), cosine (CosineSimilarityLoss); semspace = cosent, mse,
-angle (AnglE: CoSENT + in-batch negatives + angle term), cosent-mse.
+angle (AnglE: CoSENT + in-batch negatives + angle term), cosent-mse, simcse (unsupervised: 5,749 unique train
+sentences, labels unused, each sentence twice with dropout; `--rdrop-alpha` adds R-Drop's KL between two such passes).
 
 Same for every run: data (STS-B train, labels / 5), 1 epoch, batch 16, lr 2e-5, linear warm-up over 10% of the steps
 then linear decay, AdamW weight decay 0.01, gradient norm clipped at 1, max_length 64, dropout on. Dev (STS-B dev,
@@ -51,7 +53,7 @@ RUNS = Path("/work/wt/cache/angle/runs")  # model folders (deleted after scoring
 SECTION = "## Side by side with sentence-transformers on STS-B train (issue 14)"
 EVAL_STEPS, EVAL_EARLY = 90, 3
 ST_LOSSES = {"cosent": "CoSENTLoss", "angle": "AnglELoss", "cosine": "CosineSimilarityLoss"}
-SEMSPACE_OBJECTIVES = ("cosent", "mse", "angle", "cosent-mse")
+SEMSPACE_OBJECTIVES = ("cosent", "mse", "angle", "cosent-mse", "simcse")
 logger = logging.getLogger("train_side_by_side")
 
 
@@ -81,6 +83,14 @@ def run_name(args: argparse.Namespace) -> str:
     return "-".join(parts) + f"-seed{args.seed}"
 
 
+def simcse_sentences(train: STSPairs, seed: int) -> TrainingSet:
+    """Unsupervised SimCSE's data: as many unique STS-B train sentences as there are train pairs (labels unused), so
+    a SimCSE step (each sentence twice) sees as many sequences as a pair objective's step."""
+    unique = list(dict.fromkeys(train.sentences()))
+    index = np.sort(np.random.default_rng(seed).permutation(len(unique))[: len(train)])
+    return TrainingSet([[unique[i] for i in index]])
+
+
 def train_semspace(args: argparse.Namespace, train: STSPairs, dev: STSPairs, folder: Path) -> dict:
     config = EncoderTrainConfig(
         objective=args.objective,
@@ -96,7 +106,8 @@ def train_semspace(args: argparse.Namespace, train: STSPairs, dev: STSPairs, fol
         eval_early=EVAL_EARLY,
         max_steps=4 if args.smoke else None,
     )
-    history = train_encoder(TrainingSet.from_pairs(train), folder, config, dev=dev, resume=False, keep_final=True)
+    data = simcse_sentences(train, args.seed) if args.objective == "simcse" else TrainingSet.from_pairs(train)
+    history = train_encoder(data, folder, config, dev=dev, resume=False, keep_final=True)
     return {
         "config": history["config"],
         "steps": history["steps"],
