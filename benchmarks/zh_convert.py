@@ -364,10 +364,11 @@ def _direction_lines(white: dict, trained: dict[str, dict | None]) -> list[str]:
             raw, tuned = scores.get((task, "raw", "-")), scores.get((task, "tuned", "target"))
             if raw is None or tuned is None:
                 continue
-            holds = cosent > tuned > raw
+            holds = cosent > tuned >= raw
             out.append(
                 f"- {task} (CoSENT trained on {run}): CoSENT {cosent:.2f} vs tuned whitening {tuned:.2f} vs raw "
-                f"{raw:.2f}: the seed's order CoSENT > whitening > raw {'holds' if holds else 'does NOT hold'}"
+                f"{raw:.2f}: the seed's order CoSENT > whitening ≥ raw {'holds' if holds else 'does NOT hold'}"
+                + (" (the tuning rule kept raw: no whitening gain it could trust)" if tuned == raw else "")
                 + ("" if cosent > raw else "; CoSENT is below raw")
                 + "."
             )
