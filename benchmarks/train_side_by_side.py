@@ -72,7 +72,7 @@ def test_spearman(folder: str | Path | None, pairs: STSPairs) -> float:
 
 def run_name(args: argparse.Namespace) -> str:
     parts = [args.impl, args.objective]
-    for flag, default in (("batch_size", 16), ("lr", 2e-5), ("scale", None), ("rdrop_alpha", 0.0)):
+    for flag, default in (("epochs", 1), ("batch_size", 16), ("lr", 2e-5), ("scale", None), ("rdrop_alpha", 0.0)):
         value = getattr(args, flag)
         if value != default and value is not None:
             parts.append(f"{flag.replace('_', '')}{value:g}")
@@ -94,6 +94,7 @@ def simcse_sentences(train: STSPairs, seed: int) -> TrainingSet:
 def train_semspace(args: argparse.Namespace, train: STSPairs, dev: STSPairs, folder: Path) -> dict:
     config = EncoderTrainConfig(
         objective=args.objective,
+        epochs=args.epochs,
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
         lr=args.lr,
@@ -134,7 +135,7 @@ def train_st(args: argparse.Namespace, train: STSPairs, dev: STSPairs, folder: P
     )
     loss_class = getattr(losses, ST_LOSSES[args.objective])
     loss = loss_class(model) if args.scale is None else loss_class(model, scale=args.scale)
-    total = 4 if args.smoke else math.ceil(len(train) / args.batch_size)
+    total = 4 if args.smoke else args.epochs * math.ceil(len(train) / args.batch_size)
     eval_at = set(eval_schedule(EVAL_STEPS, EVAL_EARLY, total))
     curve: list[list[float]] = []
     best = {"dev": -math.inf}
@@ -160,7 +161,7 @@ def train_st(args: argparse.Namespace, train: STSPairs, dev: STSPairs, folder: P
 
     training_args = Arguments(
         output_dir=str(folder / "trainer"),
-        num_train_epochs=1,
+        num_train_epochs=args.epochs,
         max_steps=total,
         per_device_train_batch_size=args.batch_size,
         learning_rate=args.lr,
@@ -392,6 +393,7 @@ def main() -> None:
     one.add_argument("--impl", choices=("st", "semspace"), required=True)
     one.add_argument("--objective", required=True)
     one.add_argument("--seed", type=int, default=0)
+    one.add_argument("--epochs", type=int, default=1)
     one.add_argument("--batch-size", type=int, default=16)
     one.add_argument("--chunk-size", type=int, default=None, help="semspace: cached step with this many examples")
     one.add_argument("--lr", type=float, default=2e-5)
