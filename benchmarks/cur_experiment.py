@@ -125,7 +125,8 @@ def build_methods(data: ScoreData, rounds: int, calib_queries: int, calib_items:
         return build
 
     def split_options(budget: int) -> list:
-        return sorted({max(5, int(budget * f)) for f in (0.25, 0.5, 0.75)} & set(range(1, min(budget, k_q) + 1)))
+        options = {max(5, int(budget * f)) for f in (0.25, 0.5, 0.75)} & set(range(1, min(budget, k_q) + 1))
+        return sorted(options) or [min(budget, k_q)]
 
     ranks = [r for r in SVD_RANKS if r <= min(R.shape)] or [min(R.shape)]
     methods = [

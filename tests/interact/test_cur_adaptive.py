@@ -254,3 +254,47 @@ def test_bad_parameters():
         AXNIndex().fit(np.zeros((0, 4)))
     with pytest.raises(InvalidInputError):
         AXNIndex().fit(V, anchor_scores=M[:2], anchor_first_stage=np.ones((2, 300)))  # constant first stage
+
+
+def test_cur_experiment_table_on_synthetic_scores(monkeypatch):
+    """benchmarks/cur_experiment.py's method table on a synthetic low-rank matrix (the real run needs the CE)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "cur_experiment.py"
+    spec = importlib.util.spec_from_file_location("cur_experiment", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "cur_experiment", module)  # dataclasses resolve annotations through it
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(0)
+    n_items, rank = 260, 6
+    Q, V = rng.normal(size=(60, rank)), rng.normal(size=(n_items, rank))
+    M = Q @ V.T
+    vectors = V / np.linalg.norm(V, axis=1, keepdims=True)
+    de = (Q + 0.5 * rng.normal(size=Q.shape)) @ vectors.T  # a weaker bi-encoder in the same space
+    data = module.ScoreData(
+        anchor=M[:40],
+        dev=M[40:44],
+        test=M[44:52],
+        item_vectors=vectors,
+        anchor_de=de[:40],
+        dev_stages={"de": de[40:44]},
+        test_stages={"de": de[44:52], "bm25": M[44:52]},  # "BM25" here is a perfect first stage
+    )
+    methods = module.build_methods(data, rounds=5, calib_queries=10, calib_items=20)
+    results, choices, timing = module.run_methods(data, methods, seeds=2)
+    assert set(results) == {m.name for m in methods} == set(timing)
+    for method in methods:
+        for budget in module.BUDGETS:
+            recalls = results[method.name][budget]
+            assert recalls.shape == (2 if method.seeded else 1, 8, len(module.KS))
+            assert ((recalls >= 0) & (recalls <= 1)).all()
+    assert (results["RnR-BM25"][20][:, :, 0] == 1).all()  # perfect first stage: top-1 found
+    assert (results["adaCUR (R=5, DE start)"][100] == 1).all()  # rank 6 ≤ k_q, k_i: exact after round 1
+    assert choices["AXN (R=5, DE item vectors, DE start, λ on dev)"][50] in module.AXN_MIXES
+    summary = {name: {b: module.summarize(r, n_boot=50) for b, r in by_b.items()} for name, by_b in results.items()}
+    mean, lo, hi, half = summary["ANNCUR (random anchors)"][20][10]
+    assert lo <= mean <= hi and half >= 0
+    lines = module.recall_tables(summary, {m.name: m.offline_calls for m in methods}, amortise_over=8)
+    assert sum(line.startswith("| adaCUR (R=5, DE start) | 1,300.0 |") for line in lines) == len(module.KS)
