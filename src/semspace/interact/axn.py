@@ -23,8 +23,9 @@ Where this differs from the paper, and why:
 - The pseudo-inverse is the house's regularised one (relative `rcond` truncation, optional `ridge`), as in CURIndex;
   rcond=1e-12 gives the plain pinv of the paper.
 - The paper's score normalisation s' = β(s − α) (its App. A.4: α, β match the CE's score distribution to the DE's on
-  100 train queries) is estimated in :meth:`AXNIndex.fit` from optional paired CE / first-stage scores by matching
-  mean and standard deviation; without them α = 0, β = 1. It never changes the ranking of exact scores.
+  100 train queries; it does not say by which statistic) is estimated in :meth:`AXNIndex.fit` from optional paired
+  CE / first-stage scores by matching mean and standard deviation; without them α = 0, β = 1. It never changes the
+  ranking of exact scores.
   Eq. 4 has no intercept, so a shift α ≠ 0 changes the fit unless V can represent a constant score.
 - Offline sparse matrix factorisation of a partially observed G (MF_Trns / MF_Ind, trained by SGD) is not
   implemented; only the dense-R_anc factorisation above and externally given V.

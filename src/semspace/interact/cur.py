@@ -6,6 +6,9 @@ score the query against the anchors (k_i calls), approximate ŝ = c_q · E, re-r
 (k_r calls): budget B = k_i + k_r. And adaptive multi-round search as adaCUR (Yadav et al., Findings of EMNLP 2023):
 the budget is split into rounds; each round adds the current top unscored items to the anchor set, scores them and
 recomputes ŝ = c_q[S] · pinv(R_anc[:, S]) · R_anc. Every exactly scored item is eligible for the final top-k.
+The first round may start from a first stage instead of (or mixed with) the fitted anchors — the bi-encoder's top
+items, as the AXN paper (Yadav et al., ICLR 2024) runs its adaCUR_X baselines with X ∈ {DE, tf-idf}; AXN itself,
+which shares the round loop :func:`adaptive_rounds`, lives in `semspace.interact.axn`.
 The pseudo-inverse is regularised (relative `rcond` truncation and/or `ridge`), since pinv is ill-conditioned near
 k_q = k_i.
 """
@@ -143,7 +146,7 @@ class CURIndex:
         to the anchor set and recomputes ŝ from all scored items.
 
         `first_stage` (one score per item for this query, e.g. the bi-encoder's cosine or BM25) makes the first
-        round start from it instead of the fitted anchors only (adaCUR_DE in Yadav et al. 2023/2024): the first round
+        round start from it instead of the fitted anchors only (adaCUR_DE of the AXN paper, ICLR 2024): the first round
         still has k_i = n_anchor_items items — the `n_first_stage` best items by `first_stage` (default: all k_i),
         then the fitted anchors (random / k-means) not among them, then further first-stage items if duplicates
         left room. ŝ is then c_q[S] · pinv(R_anc[:, S]) · R_anc for that per-query S. Without `first_stage` the
