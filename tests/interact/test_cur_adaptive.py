@@ -256,7 +256,7 @@ def test_bad_parameters():
         AXNIndex().fit(V, anchor_scores=M[:2], anchor_first_stage=np.ones((2, 300)))  # constant first stage
 
 
-def test_cur_experiment_table_on_synthetic_scores(monkeypatch):
+def test_cur_experiment_table_on_synthetic_scores(monkeypatch, tmp_path):
     """benchmarks/cur_experiment.py's method table on a synthetic low-rank matrix (the real run needs the CE)."""
     import importlib.util
     import sys
@@ -296,5 +296,15 @@ def test_cur_experiment_table_on_synthetic_scores(monkeypatch):
     summary = {name: {b: module.summarize(r, n_boot=50) for b, r in by_b.items()} for name, by_b in results.items()}
     mean, lo, hi, half = summary["ANNCUR (random anchors)"][20][10]
     assert lo <= mean <= hi and half >= 0
+    assert np.isnan(summary["adaCUR (R=5, DE start)"][20][10][3])  # deterministic: no seed interval
     lines = module.recall_tables(summary, {m.name: m.offline_calls for m in methods}, amortise_over=8)
     assert sum(line.startswith("| adaCUR (R=5, DE start) | 1,300.0 |") for line in lines) == len(module.KS)
+    args = module.parse_args(["--test", "8", "--seeds", "2", "--anchor", "40", "--out", str(tmp_path / "cur.md")])
+    info = {"history": {}, "ce_path": "ce", "ce_rho": 80.0, "bi_rho": 82.0, "ours_pps": 100.0, "st_pps": 90.0}
+    info |= {"agree": 0.99, "n_items": n_items, "n_queries": 52}
+    heat = np.ones((2, 2))
+    offline = {m.name: m.offline_calls for m in methods}
+    module.write_report(args, info, summary, choices, offline, timing, [10, 25], [10, 25], heat, heat)
+    report = (tmp_path / "cur.md").read_text()
+    assert "## Goals (B = 100)" in report and "adaCUR (R=5, DE start) ≥ RnR-DE at k=1" in report
+    assert (tmp_path / "cur_recall.png").exists() and (tmp_path / "cur_heatmap.png").exists()
