@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from semspace.errors import InvalidInputError, InvalidParameterError, NotFittedError
 from semspace.interact import AXNIndex, CURIndex, factorize_anchor_scores, retrieve_and_rerank
@@ -85,6 +87,32 @@ def test_budget_is_exact(rounds, budget):
         scorer = CountingScorer(row)
         result = axn_index.search(scorer, k=10, budget=budget, first_stage=first_stage, n_first_stage=n_first)
         assert scorer.calls == result.calls == len(set(scorer.seen)) == min(budget, 300)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(5, 60),
+    k_i=st.integers(1, 5),
+    extra=st.integers(0, 80),
+    rounds=st.integers(1, 6),
+    n_first=st.integers(0, 5),
+    seed=st.integers(0, 1000),
+)
+def test_budget_is_exact_for_any_split(n, k_i, extra, rounds, n_first, seed):
+    rng = np.random.default_rng(seed)
+    M = rng.normal(size=(8, n)).round(1)  # rounding makes ties, which must not cost extra calls
+    stage = rng.normal(size=n).round(1)
+    budget = k_i + extra
+    index = CURIndex(n_anchor_items=k_i, seed=seed).fit_matrix(M[:6])
+    scorer = CountingScorer(M[7])
+    index.search(scorer, k=1, budget=budget, rounds=rounds, first_stage=stage, n_first_stage=min(n_first, k_i))
+    assert scorer.calls == len(set(scorer.seen)) == min(budget, n)
+    if budget >= rounds:
+        scorer = CountingScorer(M[7])
+        AXNIndex(rounds=rounds, seed=seed).fit(factorize_anchor_scores(M[:6])).search(
+            scorer, k=1, budget=budget, first_stage=stage
+        )
+        assert scorer.calls == len(set(scorer.seen)) == min(budget, n)
 
 
 def test_first_round_mixes_first_stage_and_anchors():
