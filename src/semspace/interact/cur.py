@@ -6,6 +6,9 @@ score the query against the anchors (k_i calls), approximate ŝ = c_q · E, re-r
 (k_r calls): budget B = k_i + k_r. And adaptive multi-round search as adaCUR (Yadav et al., Findings of EMNLP 2023):
 the budget is split into rounds; each round adds the current top unscored items to the anchor set, scores them and
 recomputes ŝ = c_q[S] · pinv(R_anc[:, S]) · R_anc. Every exactly scored item is eligible for the final top-k.
+The first round may start from a first stage instead of (or mixed with) the fitted anchors — the bi-encoder's top
+items, as the AXN paper (Yadav et al., ICLR 2024) runs its adaCUR_X baselines with X ∈ {DE, tf-idf}; AXN itself,
+which shares the round loop :func:`adaptive_rounds`, lives in `semspace.interact.axn`.
 The pseudo-inverse is regularised (relative `rcond` truncation and/or `ridge`), since pinv is ill-conditioned near
 k_q = k_i.
 """
@@ -127,12 +130,27 @@ class CURIndex:
         return np.asarray(anchor_query_scores, dtype=np.float64) @ self.item_embeddings_
 
     # -- search ----------------------------------------------------------------------------------------------
-    def search(self, score_items: ItemScorer, k: int, budget: int, rounds: int = 1) -> CURSearchResult:
+    def search(
+        self,
+        score_items: ItemScorer,
+        k: int,
+        budget: int,
+        rounds: int = 1,
+        first_stage: np.ndarray | None = None,
+        n_first_stage: int | None = None,
+    ) -> CURSearchResult:
         """Top-k items for one query spending at most `budget` CE calls through `score_items`.
 
         rounds=1: ANNCUR (k_i anchors + top (budget − k_i) by ŝ re-ranked). rounds ≥ 2: adaptive — after the
         anchors, the remaining budget is split over rounds − 1 rounds; each adds the current top unscored items
         to the anchor set and recomputes ŝ from all scored items.
+
+        `first_stage` (one score per item for this query, e.g. the bi-encoder's cosine or BM25) makes the first
+        round start from it instead of the fitted anchors only (adaCUR_DE of the AXN paper, ICLR 2024): the first round
+        still has k_i = n_anchor_items items — the `n_first_stage` best items by `first_stage` (default: all k_i),
+        then the fitted anchors (random / k-means) not among them, then further first-stage items if duplicates
+        left room. ŝ is then c_q[S] · pinv(R_anc[:, S]) · R_anc for that per-query S. Without `first_stage` the
+        search is exactly as before.
         """
         self._check()
         k_i, n = len(self.anchor_item_ids_), self.n_items_
@@ -145,32 +163,28 @@ class CURIndex:
             budget,
         )
         check_param("rounds", "CURIndex.search", isinstance(rounds, int) and rounds >= 1, "an int >= 1", rounds)
-        budget = min(budget, n)
-        scored = list(self.anchor_item_ids_)
-        exact = list(_call(score_items, self.anchor_item_ids_))
-        approx = self.approximate(np.asarray(exact))
-        remaining = budget - k_i
+        if first_stage is None:
+            check_param(
+                "n_first_stage", "CURIndex.search", n_first_stage is None, "None without first_stage", n_first_stage
+            )
+            first = self.anchor_item_ids_
+        else:
+            first = first_round_items(
+                k_i,
+                check_first_stage(first_stage, n, "CURIndex.search"),
+                n_first_stage,
+                self.anchor_item_ids_,
+                "CURIndex.search",
+            )
+        R, anchors_first = self.anchor_scores_, first_stage is None
+
+        def approximate(columns: np.ndarray, exact: np.ndarray) -> np.ndarray:
+            if anchors_first and columns.size == k_i:  # the fitted anchors: E is precomputed
+                return self.approximate(exact)
+            return (exact @ regularized_pinv(R[:, columns], self.rcond, self.ridge)) @ R
+
         steps = 1 if rounds == 1 else rounds - 1
-        for step in range(steps):
-            if remaining <= 0:
-                break
-            take = remaining if step == steps - 1 else max(1, remaining // (steps - step))
-            seen = np.zeros(n, dtype=bool)
-            seen[scored] = True
-            candidates = np.argsort(-np.where(seen, -np.inf, approx), kind="stable")[:take]
-            candidates = candidates[~seen[candidates]]
-            if candidates.size == 0:
-                break
-            scored += candidates.tolist()
-            exact += list(_call(score_items, candidates))
-            remaining -= candidates.size
-            if rounds > 1:  # adaCUR: the scored set is the new anchor set
-                columns = np.asarray(scored)
-                R = self.anchor_scores_
-                approx = (np.asarray(exact) @ regularized_pinv(R[:, columns], self.rcond, self.ridge)) @ R
-        scored_arr, exact_arr = np.asarray(scored), np.asarray(exact, dtype=np.float64)
-        top = np.argsort(-exact_arr, kind="stable")[:k]
-        return CURSearchResult(scored_arr[top], exact_arr[top], approx, len(scored_arr), scored_arr)
+        return adaptive_rounds(score_items, first, approximate, n, min(budget, n), k, steps, recompute=rounds > 1)
 
     # -- persistence -----------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -215,6 +229,72 @@ def _call(score_items: ItemScorer, items: np.ndarray) -> np.ndarray:
     if scores.shape != (len(items),):
         raise InvalidInputError(f"the scorer returned shape {scores.shape} for {len(items)} items")
     return scores
+
+
+def check_first_stage(first_stage: np.ndarray, n_items: int, owner: str) -> np.ndarray:
+    """First-stage scores as float64, one finite score per item."""
+    scores = np.asarray(first_stage, dtype=np.float64)
+    if scores.shape != (n_items,):
+        raise InvalidInputError(
+            f"{owner}: first_stage must have one score per item, shape ({n_items},); got {scores.shape}"
+        )
+    if not np.isfinite(scores).all():
+        raise InvalidInputError(f"{owner}: first_stage contains NaN or inf.")
+    return scores
+
+
+def first_round_items(
+    size: int, first_stage: np.ndarray, n_first_stage: int | None, fallback: np.ndarray, owner: str
+) -> np.ndarray:
+    """`size` distinct items: the `n_first_stage` (default `size`) best by `first_stage`, then `fallback` items not
+    among them, then further first-stage items in order while there is room."""
+    n_first = size if n_first_stage is None else n_first_stage
+    check_param(
+        "n_first_stage", owner, isinstance(n_first, int) and 0 <= n_first <= size, f"an int in [0, {size}]", n_first
+    )
+    top = np.argsort(-first_stage, kind="stable")
+    order = np.concatenate([top[:n_first], np.asarray(fallback, dtype=np.int64), top[n_first:]])
+    _, where = np.unique(order, return_index=True)
+    return order[np.sort(where)][:size]
+
+
+def adaptive_rounds(
+    score_items: ItemScorer,
+    first: np.ndarray,
+    approximate: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    n_items: int,
+    budget: int,
+    k: int,
+    steps: int,
+    recompute: bool,
+) -> CURSearchResult:
+    """The round loop shared by CUR, adaCUR and AXN. Score `first` exactly, ŝ = approximate(scored, exact); then
+    `steps` times score the current top unscored items by ŝ (the budget left after `first` split evenly, the last
+    step taking the rest) and, if `recompute`, refresh ŝ from every scored item. Each item is scored at most once,
+    so exactly min(budget, n_items) CE calls are made when budget ≥ len(first). The top-k is taken over every
+    exactly scored item."""
+    scored = [int(i) for i in first]
+    exact = list(_call(score_items, np.asarray(scored, dtype=np.int64)))
+    approx = approximate(np.asarray(scored), np.asarray(exact))
+    remaining = budget - len(scored)
+    for step in range(steps):
+        if remaining <= 0:
+            break
+        take = remaining if step == steps - 1 else max(1, remaining // (steps - step))
+        seen = np.zeros(n_items, dtype=bool)
+        seen[scored] = True
+        candidates = np.argsort(-np.where(seen, -np.inf, approx), kind="stable")[:take]
+        candidates = candidates[~seen[candidates]]
+        if candidates.size == 0:
+            break
+        scored += candidates.tolist()
+        exact += list(_call(score_items, candidates))
+        remaining -= candidates.size
+        if recompute:
+            approx = approximate(np.asarray(scored), np.asarray(exact))
+    scored_arr, exact_arr = np.asarray(scored, dtype=np.int64), np.asarray(exact, dtype=np.float64)
+    top = np.argsort(-exact_arr, kind="stable")[:k]
+    return CURSearchResult(scored_arr[top], exact_arr[top], approx, len(scored_arr), scored_arr)
 
 
 def kmeans_anchor_items(vectors: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
