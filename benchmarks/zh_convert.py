@@ -353,6 +353,13 @@ def _cell(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def _short_data(body: dict) -> str:
+    """A table label for a CoSENT run: what it trained on, in a few words (the full note is listed below)."""
+    if body["run"] == "stsb":
+        return "STS-B-zh train"
+    return f"{body['n_train_pairs']} pairs of half of {body['run'].upper()} valid"
+
+
 def _direction_lines(white: dict, trained: dict[str, dict | None]) -> list[str]:
     """The seed's direction per trained task: supervised CoSENT > unsupervised (tuned) whitening > raw."""
     scores = {(r["task"], r["transform"], r["fit"]): r["all"] for r in white["rows"]}
@@ -484,7 +491,7 @@ def report() -> None:
             if body:
                 scores = {t: body["test"].get(t) for t in CHINESE_TASKS}
                 lines.append(
-                    f"| e5-small + CoSENT ({body['data']}) | "
+                    f"| e5-small + CoSENT ({_short_data(body)}) | "
                     + " | ".join(_cell(scores[t]) for t in CHINESE_TASKS)
                     + " |"
                 )
