@@ -155,16 +155,20 @@ def step_verify(_: argparse.Namespace) -> None:
     )
 
 
-def step_whitening(_: argparse.Namespace) -> None:
-    cache = EmbeddingCache(CACHE)
-    encoder = encoder_for("e5")
+def _transform_rows(encoder: Encoder, cache: EmbeddingCache) -> list[dict]:
+    """Raw / whitening (full, k=256) / tuned rows of every task for one encoder's (cached) vectors."""
     rows = []
     for task in tasks().values():
         sentences = task_sentences(task)
         matrix = cache.encode(encoder, sentences)[encoder.pooling]
         vectors = Vectors(np.asarray(matrix), {s: i for i, s in enumerate(sentences)})
-        for row in evaluate_task(task, vectors, ks=(256,), curve_ks=(), n_bootstrap=200, seed=0):
-            rows.append(row)
+        rows += evaluate_task(task, vectors, ks=(256,), curve_ks=(), n_bootstrap=200, seed=0)
+    return rows
+
+
+def step_whitening(_: argparse.Namespace) -> None:
+    encoder = encoder_for("e5")
+    rows = _transform_rows(encoder, EmbeddingCache(CACHE))
     save(
         "whitening",
         {"rows": rows, "max_pairs": MAX_PAIRS, "pooling": encoder.pooling.value, "tune_rule": DEFAULT_RULE},
@@ -264,14 +268,7 @@ def step_simcse(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     train_encoder(TrainingSet([sentences]), folder, config, init=E5, resume=False, data_name="zh tasks' sentences")
     seconds = time.perf_counter() - started
-    cache = EmbeddingCache(CACHE / "simcse")
-    encoder = Encoder(str(folder), show_progress_bar=True)
-    rows = []
-    for task in tasks().values():
-        task_texts = task_sentences(task)
-        matrix = cache.encode(encoder, task_texts)[encoder.pooling]
-        vectors = Vectors(np.asarray(matrix), {s: i for i, s in enumerate(task_texts)})
-        rows += evaluate_task(task, vectors, ks=(256,), curve_ks=(), n_bootstrap=200, seed=0)
+    rows = _transform_rows(Encoder(str(folder), show_progress_bar=True), EmbeddingCache(CACHE / "simcse"))
     save(
         "simcse",
         {
