@@ -49,7 +49,7 @@ from semspace.transform import paired_cosine
 
 RESULTS = Path("docs/results/train/side_by_side")
 REPORT = Path("docs/results/train.md")
-RUNS = Path("/work/wt/cache/angle/runs")  # model folders (deleted after scoring unless --keep)
+RUNS = Path(".cache/train_side_by_side")  # model folders, outside git (deleted after scoring unless --keep)
 SECTION = "## Side by side with sentence-transformers on STS-B train (issue 14)"
 EVAL_STEPS, EVAL_EARLY = 90, 3
 ST_LOSSES = {"cosent": "CoSENTLoss", "angle": "AnglELoss", "cosine": "CosineSimilarityLoss"}

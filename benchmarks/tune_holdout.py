@@ -35,7 +35,7 @@ from semspace.metrics import spearman
 from semspace.transform import WhiteningStats, paired_cosine, tune_whitening
 
 MAX_PAIRS = 5000  # the cap docs/results/sts.csv used for every split
-CACHE = Path("/work/wt/cache/embeddings")
+CACHE = Path(".cache/tune_holdout/embeddings")  # encoded pools, outside git (--cache-dir to move)
 RUNS = Path(".cache/tune_holdout")
 RESULTS = Path("docs/results")
 logger = logging.getLogger("tune_holdout")
