@@ -2,7 +2,9 @@
 
 Objectives on the CE score: `bce` (BCE-with-logits on label / max_label, as sentence-transformers' CrossEncoder),
 `mse` (MSE of sigmoid(score) vs label / max_label), `cosent` (CoSENT on the raw score, λ = 1 by default for
-logits); optional R-Drop (α > 0: two dropout passes, α/2 · symmetric KL; Liang et al. 2021). The best-dev
+logits); optional R-Drop (α > 0: two dropout passes, α/2 · symmetric KL; Liang et al. 2021); optional
+both-orders augmentation (every (a, b) pair is also trained as (b, a) with the same label, since a CE reads its two
+texts asymmetrically while a similarity label is symmetric). The best-dev
 checkpoint (dev Spearman) is saved in Hugging Face format. The loop is :func:`semspace.train.loop.run_training`.
 """
 
@@ -42,6 +44,7 @@ class CrossEncoderTrainConfig(TrainConfig):
     batch_size: int = 16
     max_length: int = 128
     cosent_scale: float = 1.0
+    both_orders: bool = False  # also train every pair as (b, a): doubles the examples of an epoch
 
 
 def train_cross_encoder(
@@ -64,7 +67,11 @@ def train_cross_encoder(
     model = ce.model
     max_label = label_scale(config, np.asarray(train.scores))
     pairs = list(zip(train.sentences1, train.sentences2, strict=True))
-    labels = torch.tensor(train.scores / max_label, dtype=torch.float32, device=config.device)
+    scores = np.asarray(train.scores, dtype=np.float64) / max_label
+    if config.both_orders:
+        pairs += [(b, a) for a, b in pairs]
+        scores = np.concatenate([scores, scores])
+    labels = torch.tensor(scores, dtype=torch.float32, device=config.device)
     dev_pairs = list(zip(dev.sentences1, dev.sentences2, strict=True))
     # One generator drawing a permutation per epoch, as this trainer always shuffled (same batches for the same seed).
     rng, orders = np.random.default_rng(config.seed), []
