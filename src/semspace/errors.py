@@ -80,3 +80,8 @@ class DuplicateIdError(InvalidInputError):
 
 class SingularCovarianceError(InvalidInputError):
     """A covariance matrix is singular or too ill-conditioned for a Gaussian distance; pass a ridge `eps`."""
+
+
+class NoBiEncoderError(InvalidParameterError):
+    """Retrieve-and-rerank (or a choice between it and CUR) was asked of a CUR searcher without a bi-encoder side
+    (item vectors and a query encoder); the message says how to build one with it."""

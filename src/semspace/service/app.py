@@ -70,7 +70,7 @@ def load_state(config: ServiceConfig) -> ServiceState:
     if coll is not None and (coll.path / "cur" / "cur.json").exists():
         from semspace.interact.searcher import CURSearcher
 
-        cur = CURSearcher.load(coll.path / "cur")
+        cur = CURSearcher.load(coll.path / "cur", encoder=coll.encoder)  # the encoder of the collection's vectors
     given = config.cross_encoder
     if given is None:
         cross = cur.cross_encoder if cur is not None else None

@@ -146,9 +146,11 @@ class SearchRequest(StrictRequest):
     query: str | None = None
     queries: list[str] | None = None
     k: StrictInt = Field(default=10, ge=1)
-    rerank: Literal["cur"] | None = None  # cross-encoder search with the CUR index in <collection>/cur
-    budget: StrictInt = Field(default=100, ge=1, le=100_000)  # CE calls per query when rerank="cur"
-    rounds: StrictInt = Field(default=1, ge=1, le=100)  # 1 = ANNCUR, >= 2 = adaptive rounds
+    # cross-encoder search with the CUR searcher in <collection>/cur: "cur" (CUR as asked, `rounds`), "rnr" (the
+    # bi-encoder's top-`budget` items re-ranked), "auto" (whichever measured better at this budget at build time)
+    rerank: Literal["cur", "rnr", "auto"] | None = None
+    budget: StrictInt = Field(default=100, ge=1, le=100_000)  # CE calls per query when rerank is set
+    rounds: StrictInt = Field(default=1, ge=1, le=100)  # rerank="cur": 1 = ANNCUR, >= 2 = adaptive rounds
     # metadata filter: equality, $eq/$ne/$in/$nin/$gt/$gte/$lt/$lte, $and/$or (semspace.search.filters)
     filter: dict[str, Any] | None = None
     mode: Literal["dense", "bm25", "hybrid"] = "dense"
@@ -176,6 +178,8 @@ class QueryHits(BaseModel):
     query: str
     hits: list[Hit]
     ce_calls: int | None = None
+    method: str | None = None  # with rerank: what ran, e.g. "rnr", "cur(rounds=1)"
+    reason: str | None = None  # with rerank: one line saying why (the measured recall of each method for "auto")
 
 
 class SearchResponse(BaseModel):

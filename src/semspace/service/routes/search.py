@@ -1,4 +1,5 @@
-"""POST /search: nearest neighbours in the collection, or cross-encoder search with its CUR index (rerank="cur")."""
+"""POST /search: nearest neighbours in the collection, or cross-encoder search with its CUR searcher (rerank="cur",
+"rnr" or "auto")."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 from fastapi import APIRouter
 
-from semspace.interact.searcher import CURSearcher
+from semspace.interact.searcher import NO_BI_ENCODER, CURSearcher
 from semspace.search import Collection
 from semspace.service.deps import CollectionDep, CURDep, EncoderDep, LimitsDep
 from semspace.service.schemas import (
@@ -29,18 +30,24 @@ NO_CUR = "No CUR index is attached: build one with `semspace cur build <collecti
 def search(
     body: SearchRequest, encoder: EncoderDep, limits: LimitsDep, coll: CollectionDep, cur: CURDep
 ) -> SearchResponse:
-    """Top-k hits per query; rerank="cur": `budget` CE calls a query (ANNCUR / adaCUR, Yadav et al. 2022, 2023).
+    """Top-k hits per query; rerank: `budget` CE calls a query by CUR (ANNCUR / adaCUR, Yadav et al. 2022, 2023),
+    RnR-DE, or ("auto") whichever measured the higher Top-k-Recall@B when the index was built (each hit list says
+    which ran and why; "rnr" on an index without a bi-encoder side is a 422).
 
     A 413 before any work when queries × k is over the hit limit, and before the response is built when the hits'
     text and metadata add up to more than the response limit."""
     queries = body.query_list()
     limits.check_texts(queries, "queries")
     limits.check_k(body.k, len(queries))
-    if body.rerank == "cur":
+    if body.rerank is not None:
         if cur is None:
             raise http_error(404, NO_CUR)
         if body.filter is not None or body.mode != "dense":
-            raise http_error(422, "rerank='cur' scores every item of its index: 'filter' and 'mode' do not apply.")
+            raise http_error(
+                422, f"rerank={body.rerank!r} searches every item of the CUR index: 'filter' and 'mode' do not apply."
+            )
+        if body.rerank == "rnr" and not cur.has_bi_encoder:
+            raise http_error(422, NO_BI_ENCODER)
         found = [_cur_hits(cur, coll, q, body) for q in queries]
         _check_size(limits, found)
         return SearchResponse(results=found)
@@ -72,11 +79,11 @@ def _check_size(limits: Limits, found: list[QueryHits]) -> None:
 
 def _cur_hits(cur: CURSearcher, coll: Collection, query: str, body: SearchRequest) -> QueryHits:
     """One query through the CUR searcher; hits deleted from the collection since the index was built are dropped."""
-    hit = cur.search(query, k=body.k, budget=body.budget, rounds=body.rounds)
+    hit = cur.search(query, k=body.k, budget=body.budget, rounds=body.rounds, method=body.rerank or "cur")
     alive = {d["id"]: d for d in coll.get_existing(hit.ids)}
     hits = [
         Hit(id=i, score=s, text=alive[i]["text"], metadata=alive[i]["metadata"])
         for i, s in zip(hit.ids, hit.exact_scores, strict=True)
         if i in alive
     ]
-    return QueryHits(query=query, ce_calls=hit.calls, hits=hits)
+    return QueryHits(query=query, ce_calls=hit.calls, hits=hits, method=hit.method, reason=hit.reason)
