@@ -239,3 +239,14 @@ def test_calibrate_rerank_needs_two_anchor_queries_and_matching_shapes():
 
     with pytest.raises(InvalidInputError):
         calibrate_rerank(R, Q[:3], V, CURIndex(5))
+
+
+def test_a_bi_encoder_side_without_calibration_runs_cur_on_auto_and_rnr_on_request():
+    anchors, tests, items, ce, enc = world("de", seed=2)
+    searcher = CURSearcher.build(ce, anchors, items, n_anchor_items=K_I, encoder=enc, calibrate=False)
+    assert searcher.has_bi_encoder and searcher.calibration is None
+    auto = searcher.search(tests[0], k=5, budget=30)
+    assert auto.method == "cur(rounds=1)" and "no calibration table" in auto.reason
+    rnr = searcher.search(tests[0], k=5, budget=30, method="rnr")
+    exact = np.argsort(-ce.scores[N_ANCHORS])[:5]
+    assert rnr.method == "rnr" and rnr.ids == [str(j) for j in exact]  # the bi-encoder is the CE here

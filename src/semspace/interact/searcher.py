@@ -186,7 +186,9 @@ class CURSearcher:
         if budget < k_i:
             return RerankChoice("rnr", 1, f"rnr: the budget {budget} is below the {k_i} anchor items CUR must score")
         if self.calibration is None:
-            return RerankChoice("cur", 1, "cur: no calibration table in this index (built with calibrate=False)")
+            return RerankChoice(
+                "cur", 1, "cur: this index has no calibration table (calibrate=False, or under 2 anchor queries)"
+            )
         choice = self.calibration.choose(k, budget)
         return choice if choice is not None else RerankChoice("cur", 1, "cur: the calibration table has no entry")
 
