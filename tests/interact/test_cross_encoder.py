@@ -82,6 +82,16 @@ def test_training_saves_best_checkpoint(tmp_path, tiny_bert_dir, loss):
     assert reloaded.predict(PAIRS[:1]).shape == (1,)
 
 
+def test_both_orders_trains_each_pair_both_ways(tmp_path, tiny_bert_dir):
+    data = STSPairs(["a man", "a dog", "a cat", "the park"], ["a guitar", "food", "a plane", "a flute"], [5, 1, 0, 3])
+    config = CrossEncoderTrainConfig(epochs=1, batch_size=2, max_label=5.0, both_orders=True, eval_early=0)
+    history = train_cross_encoder(data, data, tmp_path / "ce", config, init=tiny_bert_dir)
+    # 8 examples (4 pairs, each in both orders) in batches of 2: 4 steps, not 2.
+    assert history["steps"] == 4 and history["config"]["both_orders"] is True
+    with pytest.raises(InvalidParameterError, match="both_orders"):
+        train_cross_encoder(data, data, tmp_path / "x", CrossEncoderTrainConfig(both_orders="yes"))
+
+
 def test_not_fitted_cur_is_specific():
     from semspace.interact import CURIndex
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from semspace.data.sts import STSPairs
+from semspace.errors import check_param
 from semspace.interact.cross_encoder import CrossEncoder
 from semspace.metrics import spearman
 from semspace.train.loop import TrainConfig, label_scale, run_training, seed_everything
@@ -45,6 +46,11 @@ class CrossEncoderTrainConfig(TrainConfig):
     max_length: int = 128
     cosent_scale: float = 1.0
     both_orders: bool = False  # also train every pair as (b, a): doubles the examples of an epoch
+
+    def validate(self) -> None:
+        super().validate()
+        both = self.both_orders
+        check_param("both_orders", type(self).__name__, isinstance(both, bool), "True or False", both)
 
 
 def train_cross_encoder(
