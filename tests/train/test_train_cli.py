@@ -91,3 +91,15 @@ def test_train_errors_are_one_line(tmp_path, tiny_bert_dir, files):
     assert "'lr' parameter" in one_line_error(
         semspace("train", "cosent", str(files["pairs"]), str(tmp_path / "o"), "--lr", "5", *model)
     )
+
+
+def test_cross_encoder_both_orders_from_the_cli(tmp_path, files):
+    """The recipe's flags reach the trainer: both orders double the steps; dev is evaluated every --eval-steps."""
+    out = tmp_path / "ce"
+    args = ["--train", str(files["pairs"]), "--dev", str(files["pairs"]), "--batch-size", "6", "--eval-steps", "2"]
+    result = semspace("train", "cross-encoder", str(out), *args, "--both-orders")
+    assert result.returncode == 0, result.stderr
+    history = json.loads((out / "semspace_training.json").read_text(encoding="utf-8"))
+    # 12 pairs × 2 orders / batch 6 = 4 steps; evaluations at 1 (early halving), 2 and 4.
+    assert history["steps"] == 4 and history["config"]["both_orders"] is True
+    assert [e["step"] for e in history["evals"]] == [1, 2, 4]

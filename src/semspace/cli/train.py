@@ -35,11 +35,15 @@ def cross_encoder(
     both_orders: Annotated[
         bool, typer.Option("--both-orders/--one-order", help="Also train every pair as (b, a) (symmetric labels).")
     ] = False,
+    eval_steps: Annotated[
+        int | None, typer.Option(min=1, help="Evaluate dev every N steps (default: per epoch).")
+    ] = None,
     data_root: DataRoot = None,
 ) -> None:
     """Train a cross-encoder from the bundled all-MiniLM-L6-v2 weights (no download).
 
-    The recipe of docs/results/ce.md: --epochs 4 --both-orders (BCE on label / 5, lr 2e-5, batch 16)."""
+    The recipe of docs/results/ce.md: --epochs 4 --both-orders --eval-steps 360 (BCE on label / 5, lr 2e-5,
+    batch 16)."""
     from semspace.data import load_sts_task, read_senteval_cn
     from semspace.train import CrossEncoderTrainConfig, train_cross_encoder
 
@@ -61,6 +65,7 @@ def cross_encoder(
             lr=lr,
             rdrop_alpha=rdrop_alpha,
             both_orders=both_orders,
+            eval_steps=eval_steps,
         ),
     )
     echo(f"best dev Spearman {history['best_dev_spearman']:.4f} at step {history.get('best_step')} → {out}")
