@@ -61,6 +61,7 @@ class ScoreData:
     anchor_de: np.ndarray  # bi-encoder cosine, anchor queries × items (AXN's score normalisation sample)
     dev_stages: dict[str, np.ndarray]  # first-stage name → (dev queries × items); needs "de"
     test_stages: dict[str, np.ndarray]  # likewise for the test queries; RnR methods read theirs from here
+    anchor_vectors: np.ndarray | None = None  # bi-encoder vectors of the anchor queries (the "auto" row's calibration)
 
 
 @dataclass
@@ -147,7 +148,49 @@ def build_methods(data: ScoreData, rounds: int, calib_queries: int, calib_items:
     methods += [
         Method(f"RnR-{name}", rnr(key), 0, False) for key, name in STAGE_NAMES.items() if key in data.test_stages
     ]
+    if data.anchor_vectors is not None:
+        methods.append(auto_method(data, k_i=AUTO_ANCHOR_ITEMS))
     return methods
+
+
+AUTO_ANCHOR_ITEMS = 50  # `semspace cur build`'s default --n-anchor-items
+
+
+def auto_method(data: ScoreData, k_i: int) -> Method:
+    """What `semspace cur search --method auto` does on an index built with its defaults (k_i random anchor items,
+    bi-encoder side, calibration by 5-fold cross-validation over the anchor queries): per budget, the method with
+    the higher calibrated Top-10-Recall (RnR-DE, CUR with one round, or adaCUR from the bi-encoder's top items) —
+    chosen on the anchor rows only, then run on the test queries."""
+    from semspace.interact.calibration import calibrate_rerank
+
+    R = data.anchor
+    table: list = []
+
+    def choose(budget: int) -> list:
+        if not table:
+            index = CURIndex(n_anchor_items=k_i, anchor_items="random", rcond=1e-3, seed=0)
+            table.append(calibrate_rerank(R, data.anchor_vectors, data.item_vectors, index, budgets=BUDGETS))
+        choice = table[0].choose(10, budget)
+        return [f"{choice.method} ({choice.reason})"]
+
+    def build(budget: int, seed: int, option: object) -> Search:
+        method = str(option).split(" ", 1)[0]
+        if method == "rnr":
+            return lambda row, stages: retrieve_and_rerank(
+                stages["de"], lookup(row), k=min(max(KS), budget), budget=budget
+            )
+        index = CURIndex(n_anchor_items=k_i, anchor_items="random", rcond=1e-3, seed=seed).fit_matrix(R)
+        rounds = 5 if method == "adacur" else 1
+
+        def search(row: np.ndarray, stages: dict[str, np.ndarray]) -> CURSearchResult:
+            first = stages["de"] if method == "adacur" else None
+            return index.search(lookup(row), k=max(KS), budget=budget, rounds=rounds, first_stage=first)
+
+        return search
+
+    return Method(
+        f"auto (cur search default: k_i={k_i}, RnR/CUR/adaCUR chosen on the anchors)", build, R.size, True, choose
+    )
 
 
 STAGE_NAMES = {"de": "DE (raw)", "de_white": "DE (whitened k=128)", "bm25": "BM25"}
@@ -384,6 +427,7 @@ def main() -> None:
         anchor_de=de[: splits[0]],
         dev_stages={"de": de[splits[0] : splits[1]]},
         test_stages={"de": de[splits[1] :], "de_white": de_white, "bm25": np.stack([bm25(q) for q in q_test])},
+        anchor_vectors=unit(query_vectors[: splits[0]]),
     )
 
     # 3. The table: every method at every budget, options chosen on dev, CIs over queries and seeds.

@@ -309,8 +309,11 @@ def test_cur_experiment_table_on_synthetic_scores(monkeypatch, tmp_path):
         anchor_de=de[:40],
         dev_stages={"de": de[40:44]},
         test_stages={"de": de[44:52], "bm25": M[44:52]},  # "BM25" here is a perfect first stage
+        anchor_vectors=Q[:40],
     )
     methods = module.build_methods(data, rounds=5, calib_queries=10, calib_items=20)
+    auto = next(m for m in methods if m.name.startswith("auto"))  # `cur search --method auto`, calibrated on anchors
+    assert all(auto.options(b)[0].split(" ", 1)[0] in ("rnr", "cur", "adacur") for b in module.BUDGETS)
     results, choices, timing = module.run_methods(data, methods, seeds=2)
     assert set(results) == {m.name for m in methods} == set(timing)
     for method in methods:
@@ -328,7 +331,8 @@ def test_cur_experiment_table_on_synthetic_scores(monkeypatch, tmp_path):
     lines = module.recall_tables(summary, {m.name: m.offline_calls for m in methods}, amortise_over=8)
     assert sum(line.startswith("| adaCUR (R=5, DE start) | 1,300.0 |") for line in lines) == len(module.KS)
     args = module.parse_args(["--test", "8", "--seeds", "2", "--anchor", "40", "--out", str(tmp_path / "cur.md")])
-    info = {"history": {}, "ce_path": "ce", "ce_rho": 80.0, "bi_rho": 82.0, "ours_pps": 100.0, "st_pps": 90.0}
+    info = {"history": {}, "ce_path": "ce", "ce_rho": 80.0, "ce_rho_engine": 79.9, "bi_rho": 82.0}
+    info |= {"ours_pps": 100.0, "st_pps": 90.0}
     info |= {"agree": 0.99, "n_items": n_items, "n_queries": 52}
     heat = np.ones((2, 2))
     offline = {m.name: m.offline_calls for m in methods}
