@@ -219,6 +219,30 @@ def timed_recalls(
     return out, spent
 
 
+def choose_option(method: Method, data: ScoreData, budget: int, dev_truth: list[list[np.ndarray]]) -> object:
+    """The method's option at `budget`: the only one, or the one with the best mean of Top-1- and Top-10-Recall on
+    the dev queries (seed 0) — never chosen on test."""
+    options = method.options(budget) if method.options else [None]
+    if len(options) == 1:
+        return options[0]
+    dev = {
+        o: per_query_recalls(method.build(budget, 0, o), data.dev, data.dev_stages, budget, dev_truth)[:, :2].mean()
+        for o in options
+    }
+    option = max(dev, key=dev.get)
+    log.info("dev: %s B=%d %s → %s", method.name, budget, dev, option)
+    return option
+
+
+def chosen_on_dev(choices: dict[str, dict[int, object]], budgets: tuple[int, ...]) -> str:
+    """One line: each tuned method's option per budget."""
+    return "; ".join(
+        f"{name}: " + ", ".join(f"B={b} → {choice[b]}" for b in budgets)
+        for name, choice in choices.items()
+        if any(choice[b] is not None for b in budgets)
+    )
+
+
 def run_methods(data: ScoreData, methods: list[Method], seeds: int) -> tuple[dict, dict, dict]:
     """results[name][budget] = recalls (seeds × test queries × len(KS)); choices[name][budget] = the dev-chosen
     option; timing[name] = ms per query at the middle budget (CE calls excluded: they are array look-ups here)."""
@@ -230,18 +254,7 @@ def run_methods(data: ScoreData, methods: list[Method], seeds: int) -> tuple[dic
     for method in methods:
         results[method.name], choices[method.name] = {}, {}
         for budget in BUDGETS:
-            options = method.options(budget) if method.options else [None]
-            if len(options) > 1:  # chosen on dev (seed 0) by the mean of Top-1- and Top-10-Recall, never on test
-                dev = {
-                    o: per_query_recalls(method.build(budget, 0, o), data.dev, data.dev_stages, budget, dev_truth)[
-                        :, :2
-                    ].mean()
-                    for o in options
-                }
-                option = max(dev, key=dev.get)
-                log.info("dev: %s B=%d %s → %s", method.name, budget, dev, option)
-            else:
-                option = options[0]
+            option = choose_option(method, data, budget, dev_truth)
             choices[method.name][budget] = option
             timed = [
                 timed_recalls(method.build(budget, seed, option), data.test, data.test_stages, budget, test_truth)
@@ -581,13 +594,7 @@ def write_report(args, info, summary, choices, offline, timing, kq_grid, ki_grid
         "(1 − λ)·V u + λ·(bi-encoder score). Item vectors V: the bi-encoder's (CE scores normalised to the "
         f"bi-encoder's mean/std on {args.calib_queries} anchor queries × their top {args.calib_items} items), or the "
         "rank-r truncated SVD of R_anc (the dense case of AXN's matrix factorisation).",
-        "- Chosen on dev (mean of Top-1 and Top-10-Recall, seed 0): "
-        + "; ".join(
-            f"{name}: " + ", ".join(f"B={b} → {choice[b]}" for b in BUDGETS)
-            for name, choice in choices.items()
-            if any(choice[b] is not None for b in BUDGETS)
-        )
-        + ".",
+        f"- Chosen on dev (mean of Top-1 and Top-10-Recall, seed 0): {chosen_on_dev(choices, BUDGETS)}.",
         "",
         *recall_tables(summary, offline, amortise_over),
     ]

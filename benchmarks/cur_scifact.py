@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from cur_experiment import KS, ScoreData, build_methods, per_query_recalls, score_matrix
+from cur_experiment import KS, ScoreData, build_methods, choose_option, chosen_on_dev, score_matrix
 
 from semspace.metrics import exact_top_k, ndcg_at_k, recall_at_k, recall_vs_exact
 
@@ -211,16 +211,7 @@ def main() -> None:
         rows[method.name] = {"fixed": False, "offline": method.offline_calls, "by_budget": {}}
         choices[method.name] = {}
         for budget in BUDGETS:
-            options = method.options(budget) if method.options else [None]
-            option = options[0]
-            if len(options) > 1:
-                dev = {
-                    o: per_query_recalls(method.build(budget, 0, o), data.dev, data.dev_stages, budget, dev_truth)[
-                        :, :2
-                    ].mean()
-                    for o in options
-                }
-                option = max(dev, key=dev.get)
+            option = choose_option(method, data, budget, dev_truth)
             choices[method.name][budget] = option
             per_seed = []
             for seed in range(args.seeds if method.seeded else 1):
@@ -311,13 +302,7 @@ def write_report(args, history, rows, choices, n_items, n_gold, n_test, ce_folde
             lines.append(f"| {name} | {row['offline'] / n_test:,.1f} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "- Chosen on dev: "
-        + "; ".join(
-            f"{name}: " + ", ".join(f"B={b} → {c[b]}" for b in BUDGETS)
-            for name, c in choices.items()
-            if any(c[b] is not None for b in BUDGETS)
-        )
-        + ".",
+        f"- Chosen on dev: {chosen_on_dev(choices, BUDGETS)}.",
         "",
     ]
     ceiling = float(next(r["ndcg"].mean() for n, r in fixed.items() if n.startswith("exhaustive")))
