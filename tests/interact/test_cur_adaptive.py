@@ -332,7 +332,9 @@ def test_cur_experiment_table_on_synthetic_scores(monkeypatch, tmp_path):
     assert sum(line.startswith("| adaCUR (R=5, DE start) | 1,300.0 |") for line in lines) == len(module.KS)
     args = module.parse_args(["--test", "8", "--seeds", "2", "--anchor", "40", "--out", str(tmp_path / "cur.md")])
     info = {"history": {}, "ce_path": "ce", "ce_rho": 80.0, "ce_rho_engine": 79.9, "bi_rho": 82.0}
-    info |= {"ours_pps": 100.0, "st_pps": 90.0}
+    info |= {"ours_pps": 100.0, "st_pps": 90.0, "hubness_ce": module.top_k_concentration(M[44:52])}
+    info["hubness_de"] = module.top_k_concentration(de[44:52])
+    assert info["hubness_ce"][0] <= 8 * 10 and 0 < info["hubness_ce"][1] <= 1
     info |= {"agree": 0.99, "n_items": n_items, "n_queries": 52}
     heat = np.ones((2, 2))
     offline = {m.name: m.offline_calls for m in methods}
