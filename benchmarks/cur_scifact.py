@@ -28,7 +28,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from cur_experiment import KS, ScoreData, build_methods, choose_option, chosen_on_dev, score_matrix
+from cur_experiment import (
+    KS,
+    ScoreData,
+    build_methods,
+    choose_option,
+    chosen_on_dev,
+    score_matrix,
+    top_k_concentration,
+)
 
 from semspace.metrics import exact_top_k, ndcg_at_k, recall_at_k, recall_vs_exact
 
@@ -234,10 +242,11 @@ def main() -> None:
     if args.smoke:
         log.info("smoke run done; nothing written")
         return
-    write_report(args, history, rows, choices, len(item_ids), len(gold), len(test_q), ce_folder)
+    hubness = (top_k_concentration(data.test), top_k_concentration(data.test_stages["de"]))
+    write_report(args, history, rows, choices, len(item_ids), len(gold), len(test_q), ce_folder, hubness)
 
 
-def write_report(args, history, rows, choices, n_items, n_gold, n_test, ce_folder) -> None:
+def write_report(args, history, rows, choices, n_items, n_gold, n_test, ce_folder, hubness) -> None:
     from semspace.evaluate.report import results_header
 
     config = history.get("config", {})
@@ -277,6 +286,9 @@ def write_report(args, history, rows, choices, n_items, n_gold, n_test, ce_folde
         f"- Cells: nDCG@10 or Recall@10 × 100 against the qrels, mean [95% bootstrap interval over the {n_test} test "
         f"queries]; seeded methods (random / k-means anchors) average {args.seeds} anchor seeds per query first. "
         "'Top-10 vs CE' is the share of the exhaustive CE's top 10 found.",
+        f"- Hubness of the exact top-10 lists over the test queries: the CE's hold {hubness[0][0]} distinct abstracts "
+        f"and its 10 most frequent fill {100 * hubness[0][1]:.1f}% of the slots; the bi-encoder's: {hubness[1][0]} "
+        f"abstracts, {100 * hubness[1][1]:.1f}%.",
         "",
         "## Without a budget",
         "| ranking | CE calls / query | nDCG@10 | Recall@10 |",
