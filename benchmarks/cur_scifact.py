@@ -317,18 +317,24 @@ def write_report(args, history, rows, choices, n_items, n_gold, n_test, ce_folde
         f"- Chosen on dev: {chosen_on_dev(choices, BUDGETS)}.",
         "",
     ]
-    ceiling = float(next(r["ndcg"].mean() for n, r in fixed.items() if n.startswith("exhaustive")))
-    rnr = float(budgeted["RnR-DE (raw)"]["by_budget"][100]["ndcg"].mean())
-    cur_names = [n for n in budgeted if not n.startswith("RnR")]
-    best = max(cur_names, key=lambda n: budgeted[n]["by_budget"][100]["ndcg"].mean())
-    best_v = float(budgeted[best]["by_budget"][100]["ndcg"].mean())
+
+    def mean(name: str, metric: str = "ndcg", budget: int = 100) -> float:
+        return 100 * float(budgeted[name]["by_budget"][budget][metric].mean())
+
+    ceiling = 100 * float(next(r["ndcg"].mean() for n, r in fixed.items() if n.startswith("exhaustive")))
+    alone = 100 * float(fixed["bi-encoder alone (0 CE calls)"]["ndcg"].mean())
+    ada, rnr = "adaCUR (R=5, DE start)", "RnR-DE (raw)"
     lines += [
-        "## Goals (B = 100)",
-        f"- Best CUR-family method {best}: nDCG@10 {100 * best_v:.1f} vs the exhaustive CE {100 * ceiling:.1f} → "
-        f"{'within 1 point: met' if ceiling - best_v <= 0.01 else 'NOT within 1 point'} "
-        f"({100 * (best_v - ceiling):+.1f}).",
-        f"- Above RnR-DE at the same B: {100 * best_v:.1f} vs {100 * rnr:.1f} → "
-        f"{'met' if best_v > rnr else 'NOT met'} ({100 * (best_v - rnr):+.1f}).",
+        "## Goals (B = 100; the method is fixed in advance — adaCUR from the bi-encoder — not picked on test)",
+        f"- {ada} within 1 nDCG@10 of the exhaustive CE: {mean(ada):.1f} vs {ceiling:.1f} → "
+        f"{'met' if mean(ada) >= ceiling - 1.0 else 'NOT met'} ({mean(ada) - ceiling:+.1f}).",
+        f"- {ada} above RnR-DE at the same B: {mean(ada):.1f} vs {mean(rnr):.1f} → "
+        f"{'met' if mean(ada) > mean(rnr) else 'NOT met'} ({mean(ada) - mean(rnr):+.1f}); in Top-10-Recall of the "
+        f"CE's own top 10: {mean(ada, 'top10'):.1f} vs {mean(rnr, 'top10'):.1f}.",
+        f"- The premise (the CE is the better ranker): the exhaustive CE's nDCG@10 is {ceiling:.1f} against "
+        f"{alone:.1f} for the bi-encoder alone → {'holds' if ceiling > alone else 'does NOT hold'} here, so every "
+        "budgeted method moves towards a worse ranking as B grows; CUR approximates the CE better than RnR-DE does "
+        "(the Top-10-Recall table), but that does not make it more useful on this task.",
         "",
     ]
     args.out.write_text("\n".join(lines), encoding="utf-8")
