@@ -1,7 +1,9 @@
 """Issue 13, item 3: cross-encoder search on a retrieval task — SciFact — with CUR, adaCUR and AXN vs
 retrieve-and-rerank, at fixed budgets of CE calls, scored by nDCG@10 / Recall@10 against the qrels.
 
-1. A CE reranker trained here from the bundled all-MiniLM-L6-v2 weights on SciFact's train queries: each query's
+1. A CE reranker trained here — from `--init` (the committed run starts from the STS-B CE of
+   `benchmarks/ce_recipe.py`; from the bundled all-MiniLM-L6-v2 weights it learned no query-dependent ranking,
+   docs/results/cur_scifact_bundled_init.md) — on SciFact's train queries: each query's
    relevant abstracts (label 1) and `--negatives` abstracts drawn from the bi-encoder's top 30 non-relevant ones
    (label 0), BCE; 100 train queries held out as its dev set (best-dev checkpoint). Cached under .cache/models.
 2. Items: every abstract relevant to a test query plus a seeded uniform sample of the other abstracts, `--items` in
@@ -16,7 +18,8 @@ retrieve-and-rerank, at fixed budgets of CE calls, scored by nDCG@10 / Recall@10
 
 Writes docs/results/cur_scifact.md.
 
-    python benchmarks/cur_scifact.py [--items 1000] [--anchor 100] [--dev 50] [--max-length 128]
+    python benchmarks/cur_scifact.py --items 500 --anchor 100 --dev 30 --epochs 2 \
+        --init .cache/models/ce-bce-ep4-lr2e-05-both-seed0      # the committed run
 """
 
 from __future__ import annotations
