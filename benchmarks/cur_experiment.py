@@ -46,6 +46,11 @@ log = logging.getLogger("cur")
 Search = Callable[[np.ndarray, dict[str, np.ndarray]], CURSearchResult]  # (CE row, first-stage rows) → result
 
 
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm, float64 (a zero row stays zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 def lookup(row: np.ndarray):
     return lambda ids: row[np.asarray(ids)]
 
@@ -161,7 +166,7 @@ def auto_method(data: ScoreData, k_i: int) -> Method:
     bi-encoder side, calibration by 5-fold cross-validation over the anchor queries): per budget, the method with
     the higher calibrated Top-10-Recall (RnR-DE, CUR with one round, or adaCUR from the bi-encoder's top items) —
     chosen on the anchor rows only, then run on the test queries."""
-    from semspace.interact.calibration import calibrate_rerank
+    from semspace.interact.calibration import ADACUR_ROUNDS, calibrate_rerank, run_method
 
     R = data.anchor
     table: list = []
@@ -175,18 +180,9 @@ def auto_method(data: ScoreData, k_i: int) -> Method:
 
     def build(budget: int, seed: int, option: object) -> Search:
         method = str(option).split(" ", 1)[0]
-        if method == "rnr":
-            return lambda row, stages: retrieve_and_rerank(
-                stages["de"], lookup(row), k=min(max(KS), budget), budget=budget
-            )
         index = CURIndex(n_anchor_items=k_i, anchor_items="random", rcond=1e-3, seed=seed).fit_matrix(R)
-        rounds = 5 if method == "adacur" else 1
-
-        def search(row: np.ndarray, stages: dict[str, np.ndarray]) -> CURSearchResult:
-            first = stages["de"] if method == "adacur" else None
-            return index.search(lookup(row), k=max(KS), budget=budget, rounds=rounds, first_stage=first)
-
-        return search
+        rounds = 1 if method == "cur" else ADACUR_ROUNDS
+        return lambda row, stages: run_method(method, rounds, index, lookup(row), stages["de"], max(KS), budget)
 
     return Method(
         f"auto (cur search default: k_i={k_i}, RnR/CUR/adaCUR chosen on the anchors)", build, R.size, True, choose
@@ -433,9 +429,6 @@ def main() -> None:
     item_vectors = cache.encode(encoder, items)[encoder.pooling].astype(np.float64)
     query_vectors = cache.encode(encoder, queries)[encoder.pooling].astype(np.float64)
     whitening = Whitening(n_components=128).fit(item_vectors)
-
-    def unit(x: np.ndarray) -> np.ndarray:
-        return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
     items_unit = unit(item_vectors)
     de = unit(query_vectors) @ items_unit.T  # bi-encoder cosine, queries × items

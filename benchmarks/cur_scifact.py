@@ -39,6 +39,7 @@ from cur_experiment import (
     chosen_on_dev,
     score_matrix,
     top_k_concentration,
+    unit,
 )
 
 from semspace.metrics import exact_top_k, ndcg_at_k, recall_at_k, recall_vs_exact
@@ -73,10 +74,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("docs/results/cur_scifact.md"))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 4 training steps, nothing written")
     return parser.parse_args(argv)
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def train_reranker(args, train, doc_vecs, train_vecs, ce_dev_queries: set[str], folder: Path) -> dict:
@@ -167,7 +164,8 @@ def main() -> None:
     test_q = list(range(min(args.test, len(test.query_ids))))
     doc_index = {d: i for i, d in enumerate(test.doc_ids)}
     gold = sorted({doc_index[d] for q in test_q for d in test.qrels[test.query_ids[q]]})
-    others = [i for i in np.random.default_rng(1).permutation(len(test.doc_ids)) if i not in set(gold)]
+    gold_set = set(gold)
+    others = [i for i in np.random.default_rng(1).permutation(len(test.doc_ids)) if i not in gold_set]
     chosen = np.asarray(sorted(gold + [int(i) for i in others[: max(0, args.items - len(gold))]]))
     item_ids = [test.doc_ids[i] for i in chosen]
     item_texts = [test.doc_texts[i] for i in chosen]

@@ -39,6 +39,10 @@ class TableEncoder:
 
     model_id = "table-bi"
 
+    @property
+    def spec(self):  # what Encoder.spec gives: how to re-open it
+        return {"model": "table-bi", "pooling": "default", "max_length": None}
+
     def __init__(self, texts, vectors):
         self.vec = dict(zip(texts, vectors, strict=True))
 

@@ -149,6 +149,17 @@ class Encoder:
         return self._backend.max_length
 
     @property
+    def spec(self) -> dict[str, Any]:
+        """What re-opens this encoder with :meth:`from_spec` (a collection's manifest and a CUR searcher store it):
+        model id, pooling and max_length."""
+        return {"model": self.model_id, "pooling": self.pooling.value, "max_length": self.max_length}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], **kwargs: Any) -> Encoder:
+        """The encoder a :attr:`spec` describes (`kwargs` as for the constructor, e.g. backend)."""
+        return cls(spec["model"], pooling=spec.get("pooling", "default"), max_length=spec.get("max_length"), **kwargs)
+
+    @property
     def available_poolings(self) -> tuple[Pooling, ...]:
         return self._backend.poolings
 

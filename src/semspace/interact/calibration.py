@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 
 from semspace._io import read_artifact_json, write_artifact_json
 from semspace.errors import ArtifactError, InvalidInputError, check_param
-from semspace.interact.cur import CURIndex, retrieve_and_rerank
+from semspace.interact.cur import CURIndex, CURSearchResult, ItemScorer, retrieve_and_rerank
 from semspace.metrics import exact_top_k, recall_vs_exact
+from semspace.search.index import normalize_rows
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +72,10 @@ class RerankCalibration:
 
     def choose(self, k: int, budget: int, available: tuple[str, ...] = METHODS) -> RerankChoice | None:
         """The method among `available` with the highest measured recall at the budget of the table nearest to
-        `budget` (the lower one on a tie) and the k nearest to `k`; ties go to the earlier of :data:`METHODS`.
-        None when none of `available` was measured there."""
+        `budget` (the lower one on a tie) and the k nearest to `k`; ties go to the earlier of :data:`METHODS`. Below
+        `n_anchor_items` only RnR can run. None when none of `available` was measured there."""
+        if budget < self.n_anchor_items and "rnr" in available:
+            return rnr_below_anchor_items(budget, self.n_anchor_items)
         b = min(range(len(self.budgets)), key=lambda i: (abs(self.budgets[i] - budget), self.budgets[i]))
         kk = min(self.ks, key=lambda x: (abs(x - k), x))
         values = {m: self.recall.get(m, {}).get(kk, [None] * len(self.budgets))[b] for m in METHODS if m in available}
@@ -152,12 +155,29 @@ class RerankCalibration:
         return cls.from_dict(read_artifact_json(path, _FORMAT), str(path))
 
 
-def normalize_rows(vectors: np.ndarray) -> np.ndarray:
-    """float32 rows of unit L2 norm (a zero row stays zero)."""
-    v = np.asarray(vectors, dtype=np.float32)
-    if v.ndim == 1:
-        v = v[None, :]
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+def rnr_below_anchor_items(budget: int, n_anchor_items: int) -> RerankChoice:
+    """RnR, the only method that fits a budget below the anchor items CUR must score first."""
+    return RerankChoice("rnr", 1, f"rnr: the budget {budget} is below the {n_anchor_items} anchor items CUR scores")
+
+
+def run_method(
+    method: str,
+    rounds: int,
+    index: CURIndex,
+    score_items: ItemScorer,
+    first_stage: np.ndarray | None,
+    k: int,
+    budget: int,
+) -> CURSearchResult:
+    """One query by one of :data:`METHODS` at `budget` CE calls: "rnr" (the `budget` best items by `first_stage`
+    re-ranked; top min(k, budget)), "cur" (the fitted anchors, `rounds`) or "adacur" (`rounds`, the first round from
+    `first_stage`'s top items). The one dispatch the calibration, :class:`~semspace.interact.searcher.CURSearcher`
+    and the benchmarks share."""
+    if method == "rnr":
+        return retrieve_and_rerank(first_stage, score_items, min(k, budget), budget)
+    if method == "adacur":
+        return index.search(score_items, k, budget, rounds=rounds, first_stage=first_stage)
+    return index.search(score_items, k, budget, rounds=rounds)
 
 
 def calibrate_rerank(
@@ -178,13 +198,13 @@ def calibrate_rerank(
     queries."""
     from sklearn.model_selection import KFold
 
-    R = np.asarray(anchor_scores, dtype=np.float64)
-    Q, V = normalize_rows(query_vectors).astype(np.float64), normalize_rows(item_vectors).astype(np.float64)
-    if R.ndim != 2 or Q.shape[0] != R.shape[0] or V.shape[0] != R.shape[1] or Q.shape[1] != V.shape[1]:
+    R, Q, V = (np.asarray(x, dtype=np.float64) for x in (anchor_scores, query_vectors, item_vectors))
+    if R.ndim != 2 or Q.ndim != 2 or V.ndim != 2 or Q.shape != (R.shape[0], V.shape[1]) or V.shape[0] != R.shape[1]:
         raise InvalidInputError(
             f"calibrate_rerank needs R_anc (k_q, |I|), query vectors (k_q, d) and item vectors (|I|, d); got "
             f"{R.shape}, {Q.shape}, {V.shape}."
         )
+    Q, V = normalize_rows(Q).astype(np.float64), normalize_rows(V).astype(np.float64)
     check_param("n_folds", "calibrate_rerank", isinstance(n_folds, int) and n_folds >= 2, "an int >= 2", n_folds)
     n_queries, n_items = R.shape
     if n_queries < 2:
@@ -208,10 +228,10 @@ def calibrate_rerank(
                     return row[ids]
 
                 for b_pos, b in enumerate(grid):
-                    found = {"rnr": retrieve_and_rerank(de, score, min(k_max, b), b).ids}
-                    if b >= k_i:
-                        found["cur"] = fold.search(score, k_max, b, rounds=1).ids
-                        found["adacur"] = fold.search(score, k_max, b, rounds=adacur_rounds, first_stage=de).ids
+                    found = {
+                        m: run_method(m, 1 if m == "cur" else adacur_rounds, fold, score, de, k_max, b).ids
+                        for m in (METHODS if b >= k_i else ("rnr",))
+                    }
                     for m, ids in found.items():
                         for k in k_grid:
                             per_query[m][k][b_pos].append(recall_vs_exact(ids, exact[k], k))

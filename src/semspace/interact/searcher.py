@@ -28,10 +28,12 @@ from semspace.interact.calibration import (
     RerankCalibration,
     RerankChoice,
     calibrate_rerank,
-    normalize_rows,
+    rnr_below_anchor_items,
+    run_method,
 )
 from semspace.interact.cross_encoder import CrossEncoder, CrossEncoderScorer
-from semspace.interact.cur import DEFAULT_RCOND, CURIndex, retrieve_and_rerank
+from semspace.interact.cur import DEFAULT_RCOND, CURIndex
+from semspace.search.index import normalize_rows
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ class CURSearcher:
                 raise InvalidInputError(f"{len(item_vectors)} item vectors for {len(item_ids)} items.")
         self.item_vectors = item_vectors
         self._encoder = encoder
-        self.encoder_spec = encoder_spec if encoder_spec is not None else _spec_of(encoder)
+        self.encoder_spec = encoder_spec if encoder_spec is not None else getattr(encoder, "spec", None)
         self.calibration = calibration
         self._encoder_lock = threading.Lock()
 
@@ -106,10 +108,7 @@ class CURSearcher:
             if self._encoder is None:
                 from semspace.encode import Encoder
 
-                spec = self.encoder_spec or {}
-                self._encoder = Encoder(
-                    spec["model"], pooling=spec.get("pooling", "default"), max_length=spec.get("max_length")
-                )
+                self._encoder = Encoder.from_spec(self.encoder_spec or {})
         return self._encoder
 
     def bi_encoder_scores(self, query: str) -> np.ndarray:
@@ -183,9 +182,9 @@ class CURSearcher:
         k_i = self.index.n_anchor_items
         if not self.has_bi_encoder:
             return RerankChoice("cur", 1, "cur: this index has no bi-encoder side, so RnR is not available")
-        if budget < k_i:
-            return RerankChoice("rnr", 1, f"rnr: the budget {budget} is below the {k_i} anchor items CUR must score")
         if self.calibration is None:
+            if budget < k_i:
+                return rnr_below_anchor_items(budget, k_i)
             return RerankChoice(
                 "cur", 1, "cur: this index has no calibration table (calibrate=False, or under 2 anchor queries)"
             )
@@ -219,15 +218,13 @@ class CURSearcher:
         if choice.method == "rnr":
             check_param("budget", "CURSearcher.search", isinstance(budget, int) and budget >= 1, "an int >= 1", budget)
             check_param("k", "CURSearcher.search", isinstance(k, int) and k >= 1, "an int >= 1", k)
-            result = retrieve_and_rerank(self.bi_encoder_scores(query), scorer, min(k, budget), budget)
-            name = "rnr"
-        elif choice.method == "adacur":
-            first = self.bi_encoder_scores(query)
-            result = self.index.search(scorer, k=k, budget=budget, rounds=choice.rounds, first_stage=first)
-            name = f"adacur(rounds={choice.rounds}, first=bi-encoder)"
-        else:
-            result = self.index.search(scorer, k=k, budget=budget, rounds=choice.rounds)
-            name = f"cur(rounds={choice.rounds})"
+        first = self.bi_encoder_scores(query) if choice.method in ("rnr", "adacur") else None
+        result = run_method(choice.method, choice.rounds, self.index, scorer, first, k, budget)
+        name = {
+            "rnr": "rnr",
+            "adacur": f"adacur(rounds={choice.rounds}, first=bi-encoder)",
+            "cur": f"cur(rounds={choice.rounds})",
+        }[choice.method]
         return CURHit(
             [self.item_ids[i] for i in result.ids],
             [self.item_texts[i] for i in result.ids],
@@ -305,17 +302,3 @@ class CURSearcher:
             encoder_spec=spec,
             calibration=calibration,
         )
-
-
-def _spec_of(encoder: Any) -> dict | None:
-    """What re-opens `encoder` as a semspace Encoder: its model id, pooling and max_length (None without a model
-    id)."""
-    model = getattr(encoder, "model_id", None)
-    if not isinstance(model, str):
-        return None
-    pooling = getattr(encoder, "pooling", "default")
-    return {
-        "model": model,
-        "pooling": getattr(pooling, "value", pooling),
-        "max_length": getattr(encoder, "max_length", None),
-    }

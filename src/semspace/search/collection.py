@@ -119,7 +119,7 @@ class Collection:
         VectorIndex(index, transform.n_components_ if transform is not None else enc.dim).check_end_to_end()
         path.mkdir(parents=True, exist_ok=True)
         manifest = {
-            "encoder": {"model": enc.model_id, "pooling": enc.pooling.value, "max_length": enc.max_length},
+            "encoder": enc.spec,
             "index": index,
             "raw_dim": enc.dim,
         }
@@ -188,8 +188,7 @@ class Collection:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            spec = self.manifest["encoder"]
-            self._encoder = Encoder(spec["model"], pooling=spec["pooling"], max_length=spec["max_length"])
+            self._encoder = Encoder.from_spec(self.manifest["encoder"])
         return self._encoder
 
     @property

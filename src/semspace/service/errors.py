@@ -20,6 +20,7 @@ from semspace.errors import (
     CollectionError,
     DocumentNotFoundError,
     DuplicateIdError,
+    NoBiEncoderError,
     SemspaceError,
 )
 
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 ERROR_STATUS: tuple[tuple[type[SemspaceError], int], ...] = (
     (DocumentNotFoundError, 404),
     (DuplicateIdError, 409),
+    (NoBiEncoderError, 422),  # rerank="rnr" on a CUR index without a bi-encoder side: valid JSON, not servable
     (CollectionBusyError, 503),
     (CollectionError, 500),
     (SemspaceError, 400),

@@ -7,7 +7,7 @@ import json
 
 from fastapi import APIRouter
 
-from semspace.interact.searcher import NO_BI_ENCODER, CURSearcher
+from semspace.interact.searcher import CURSearcher
 from semspace.search import Collection
 from semspace.service.deps import CollectionDep, CURDep, EncoderDep, LimitsDep
 from semspace.service.schemas import (
@@ -46,8 +46,6 @@ def search(
             raise http_error(
                 422, f"rerank={body.rerank!r} searches every item of the CUR index: 'filter' and 'mode' do not apply."
             )
-        if body.rerank == "rnr" and not cur.has_bi_encoder:
-            raise http_error(422, NO_BI_ENCODER)
         found = [_cur_hits(cur, coll, q, body) for q in queries]
         _check_size(limits, found)
         return SearchResponse(results=found)
