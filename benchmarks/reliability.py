@@ -100,7 +100,7 @@ def verify(path: Path, added: set[str], deleted: set[str]) -> dict:
     with Collection.open(path) as c:
         stored = [r[0] for r in c._store._db.execute("SELECT id FROM documents")]
         seqs = c._store.all_seqs()
-        index_ids = c.index.ids()
+        index_ids = c.index.live_ids()
         live = sorted(added - deleted)
         present = set(stored)
         found_live = [i for i in live if i in present]
@@ -219,7 +219,7 @@ def kill_loop(path: Path, rounds: int, seed: int = 0) -> dict:
             steps = Counter(i.split("-")[0][1:] for i in stored)
             out["partial batches"] += sum(n != 20 for n in steps.values())
             out["lost"] += sum(str(s) not in steps for s in acked)
-            if content_fingerprint(c.index.ids()) != content_fingerprint(c._store.all_seqs()):
+            if content_fingerprint(c.index.live_ids()) != content_fingerprint(c._store.all_seqs()):
                 out["index != store"] += 1
             if stored:
                 probe = sorted(stored)[rng.randrange(len(stored))]

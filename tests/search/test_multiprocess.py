@@ -115,14 +115,15 @@ def test_open_refuses_a_store_that_does_not_match_and_deletes_nothing(path, dama
     assert list(path.glob("index.g*.faiss")), "the index file was deleted"
 
 
-def test_orphan_temp_files_are_removed_young_ones_kept(path):
+def test_orphan_temp_files_are_removed_at_open(path):
+    # open holds the writer lock, and every temp file in the folder is written under it: none can be live.
     old = path / ".index.g9.faiss.abc123.tmp"
     young = path / ".collection.json.def456.tmp"
     old.write_bytes(b"x" * 100)
     young.write_bytes(b"y")
     os.utime(old, (time.time() - 3600, time.time() - 3600))
     Collection.open(path).close()
-    assert not old.exists() and young.exists()
+    assert not old.exists() and not young.exists()
 
 
 def test_files_have_umask_permissions(path):

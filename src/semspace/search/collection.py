@@ -4,16 +4,16 @@ their raw vectors, and a FAISS index — where every add/delete is one transacti
 Layout::
 
     collection.json        manifest: format version, encoder (model, pooling, max_length), transform, index, dims
-    documents.sqlite       id, text, metadata JSON, raw float32 vector (the source of truth)
+    documents.sqlite       id, text, metadata JSON, raw float32 vector (the source of truth, and the log)
     transform/t<N>/        the fitted Whitening (npz + JSON), N recorded in SQLite
-    index.g<G>.<F>.faiss   FAISS index reflecting SQLite generation G whose ids have content fingerprint F
-                           (rebuilt from the raw vectors when missing, unreadable or not matching the store)
+    index.g<G>.<F>.faiss   the FAISS checkpoint the store names (ids with content fingerprint F); see index_state.py
     collection.lock        the cross-process writer lock (see locking.py)
 
 Concurrency contract: any number of processes may open one collection. Every change takes the writer lock, commits
-one SQLite transaction (seq numbers come from a persistent counter and are never reused), then writes the index file
-for the new generation. Every read (search, info) first compares the store's generation with the one its in-memory
-index reflects, and reloads the index file (or rebuilds it from SQLite) when another process has committed since.
+one SQLite transaction (seq numbers come from a persistent counter and are never reused) and applies the same rows to
+its own in-memory index: a write costs the batch, not the collection. Every read (search, info) first compares the
+store's generation with the one its in-memory index reflects and, when another process has committed since, replays
+just that delta from SQLite (index_state.py). The index file is rewritten only at a checkpoint.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from semspace._io import atomic_write_bytes, read_artifact_json, write_artifact_json
+from semspace._io import read_artifact_json, write_artifact_json
 from semspace.encode.encoder import Encoder, validate_texts
 from semspace.errors import (
     ArtifactError,
@@ -49,8 +48,9 @@ from semspace.search.documents import (
     make_result,
 )
 from semspace.search.index import VectorIndex
+from semspace.search.index_state import IndexState
 from semspace.search.locking import WriterLock
-from semspace.search.store import DocumentStore, content_fingerprint
+from semspace.search.store import DocumentStore
 from semspace.transform.saved import SavedWhitening, read_saved_whitening
 
 if TYPE_CHECKING:  # the transform layer (scikit-learn, SciPy) is imported only when a collection uses it
@@ -65,7 +65,6 @@ STORE = "documents.sqlite"
 _ADD_CHUNK = 1024
 EXACT_FILTER_MAX = 20_000  # a filter matching at most this many documents is scored exactly
 SEARCH_MODES = ("dense", "bm25", "hybrid")
-_TEMP_AGE_S = 5.0  # an orphan temp file is at least this old (a live writer's is younger, and holds the lock)
 
 
 class Collection:
@@ -85,12 +84,12 @@ class Collection:
         self._transform: Whitening | None = None
         self._transform_number = int(self._store.get_meta("transform", "0") or 0)
         self._saved_transform = self._read_saved_transform(self._transform_number)
-        self.index = VectorIndex(manifest["index"], self.dim)
-        self._generation = -1  # the store generation the in-memory index reflects (-1: none yet)
+        self._state = IndexState(path, manifest["index"], store, self._use_transform, self._write_manifest)
         self._bm25 = None  # hybrid.BM25Index of some generation, built on the first BM25/hybrid search
         with self._lock, self._writer.hold():
             self._remove_orphan_temp_files()
-            self._sync_locked()
+            self._state.reload()
+            self._state.remove_stray_files()
 
     # -- construction ----------------------------------------------------------------------------------------
     @classmethod
@@ -128,7 +127,7 @@ class Collection:
             DocumentStore.set_meta(db, "transform", "0")
             DocumentStore.set_meta(db, "next_seq", "0")
             DocumentStore.bump_generation(db)
-        write_artifact_json(path / MANIFEST, FORMAT, {**manifest, "transform": None, "dim": enc.dim, "count": 0})
+        write_artifact_json(path / MANIFEST, FORMAT, {**manifest, "transform": None, "dim": enc.dim})
         collection = cls(path, manifest, store, enc)
         if transform is not None:
             collection.set_transform(transform)
@@ -204,30 +203,49 @@ class Collection:
         return len(self._store)
 
     @property
+    def index(self) -> VectorIndex:
+        """The in-memory FAISS index (as of the last refresh)."""
+        return self._state.index
+
+    @property
+    def store(self) -> DocumentStore:
+        """The SQLite document store (hybrid search and export read it; writes go through the collection)."""
+        return self._store
+
+    @property
     def generation(self) -> int:
         """The store's generation: bumped by every committed change, by any process."""
         return self._store.generation
 
     def info(self) -> dict[str, Any]:
-        """Counts, settings and the index's serialised size per vector."""
+        """Counts, settings, the checkpoint's size per vector, and the state of the index (tail, tombstones,
+        training)."""
         with self._lock:
             self.refresh()
             t = self._saved_transform
-            index_bytes = len(self.index.to_bytes())
-        return {
-            "path": str(self.path),
-            "count": len(self),
-            "encoder": self.manifest["encoder"],
-            "index": self.index.factory,
-            "raw_dim": self.raw_dim,
-            "dim": self.dim,
-            "index_vectors": self.index.ntotal,
-            "ivf_exact_fallback": self.index.is_exact_fallback,
-            "transform": None if t is None else {**t.params, "n_samples_seen": t.n_samples_seen},
-            "generation": self._generation,
-            "index_bytes": index_bytes,
-            "bytes_per_vector": round(index_bytes / self.index.ntotal, 1) if self.index.ntotal else None,
-        }
+            state, index = self._state, self._state.index
+            checkpoint = state.checkpoint
+            file = self.path / checkpoint.file if checkpoint is not None else None
+            index_bytes = file.stat().st_size if file is not None and file.is_file() else 0
+            info = {
+                "path": str(self.path),
+                "count": len(self),
+                "encoder": self.manifest["encoder"],
+                "index": index.factory,
+                "raw_dim": self.raw_dim,
+                "dim": self.dim,
+                "index_vectors": index.ntotal,
+                "ivf_exact_fallback": index.is_exact_fallback,
+                "transform": None if t is None else {**t.params, "n_samples_seen": t.n_samples_seen},
+                "generation": state.generation,
+                "index_bytes": index_bytes,
+                "bytes_per_vector": round(index_bytes / index.physical_total, 1) if index.physical_total else None,
+                "tail_rows": state.tail_rows(),
+                "tombstones": len(index.tombstones),
+                "trained_on": checkpoint.trained_on if checkpoint is not None else 0,
+                "training_stale": state.training_is_stale(),
+            }
+        return info
 
     # -- transform -------------------------------------------------------------------------------------------
     def _transform_dir(self, number: int) -> Path:
@@ -258,6 +276,13 @@ class Collection:
     def _project(self, raw: np.ndarray) -> np.ndarray:
         return raw if self.transform is None else self.transform.transform(raw)
 
+    def _use_transform(self, number: int):
+        """Switch to transform `number` (as the store records it); (indexed dim, projection) for the index."""
+        if number != self._transform_number:
+            self._transform, self._transform_number = None, number
+            self._saved_transform = self._read_saved_transform(number)
+        return self.dim, self._project
+
     def set_transform(self, transform: Whitening | None) -> None:
         """Replace the transform and re-project every stored raw vector (no re-encoding)."""
         if transform is not None and transform.n_features_in_ != self.raw_dim:
@@ -271,12 +296,10 @@ class Collection:
                 transform.save(self._transform_dir(number))  # new folder first: the old one stays valid
             with self._store.transaction() as db:
                 DocumentStore.set_meta(db, "transform", str(number))
-                generation = DocumentStore.bump_generation(db)
-            self._generation = -1
-            self._transform, self._transform_number = transform, number
-            self._saved_transform = self._read_saved_transform(number)
-            self.index = VectorIndex(self.manifest["index"], self.dim)
-            self._rebuild_index(generation)
+                DocumentStore.bump_generation(db)
+            self._use_transform(number)
+            self._transform = transform
+            self._state.rebuild()
             for old in (self.path / "transform").glob("t*") if (self.path / "transform").exists() else []:
                 if old.name != f"t{number}":
                     shutil.rmtree(old, ignore_errors=True)
@@ -319,16 +342,8 @@ class Collection:
         self.set_transform(whitening)
         return whitening
 
-    # -- index file ------------------------------------------------------------------------------------------
-    def _index_file(self, generation: int, fingerprint: str) -> Path:
-        return self.path / f"index.g{generation}.{fingerprint}.faiss"
-
-    def _write_index(self, generation: int, fingerprint: str) -> None:
-        target = self._index_file(generation, fingerprint)
-        atomic_write_bytes(target, self.index.to_bytes())
-        for old in self.path.glob("index.g*.faiss"):
-            if old.name != target.name:
-                old.unlink(missing_ok=True)
+    # -- index state -----------------------------------------------------------------------------------------
+    def _write_manifest(self) -> None:
         write_artifact_json(
             self.path / MANIFEST,
             FORMAT,
@@ -336,99 +351,57 @@ class Collection:
                 **self.manifest,
                 "transform": None if self._saved_transform is None else self._saved_transform.params,
                 "dim": self.dim,
-                "count": int(fingerprint.split("-")[0], 16),
-                "generation": generation,
-                "fingerprint": fingerprint,
+                "generation": self._state.generation,
             },
         )
-        self._generation = generation
-
-    def _rebuild_index(self, generation: int) -> None:
-        seqs, raw = self._store.all_vectors()
-        self.index.rebuild(seqs, self._project(raw) if len(raw) else np.zeros((0, self.dim), np.float32))
-        self._write_index(generation, content_fingerprint(seqs))
 
     def _remove_orphan_temp_files(self) -> None:
-        """Delete temp files of `atomic_write_bytes` (".<name>.<random>.tmp") that a killed writer left in the
-        folder. Called with the writer lock held, and only for files older than a few seconds."""
-        now = time.time()
+        """Delete temp files of `atomic_writer` (".<name>.<random>.tmp") that a killed writer left in the folder.
+        Called with the writer lock held: every temp file in the folder is written under it, so none is live."""
         folders = [self.path, *((self.path / "transform").glob("t*") if (self.path / "transform").is_dir() else [])]
         for folder in folders:
             for tmp in folder.glob(".*.tmp"):
                 try:
-                    if now - tmp.stat().st_mtime > _TEMP_AGE_S:
-                        tmp.unlink()
-                        logger.info("removed %s, left by an interrupted write", tmp)
+                    tmp.unlink()
+                    logger.info("removed %s, left by an interrupted write", tmp)
                 except OSError:
                     pass
 
-    def _load_index_file(self, generation: int, fingerprint: str) -> bool:
-        """Load the index file of (generation, fingerprint) if it exists and its ids really give that fingerprint."""
-        path = self._index_file(generation, fingerprint)
-        if not path.is_file():
-            others = [p.name for p in self.path.glob(f"index.g{generation}.*.faiss")]
-            if others:
-                logger.warning("%s does not match the store's content (%s); rebuilding", others[0], fingerprint)
-            else:
-                logger.info("index for generation %d not on disk (interrupted write?); rebuilding", generation)
-            return False
-        try:
-            self.index.load_bytes(path.read_bytes())
-        except (RuntimeError, ValueError, OSError) as exc:
-            logger.warning("%s is unreadable (%s); rebuilding it from the stored vectors", path, exc)
-            return False
-        actual = content_fingerprint(self.index.ids())
-        if actual != fingerprint:
-            logger.warning("%s holds ids with fingerprint %s, not %s; rebuilding", path.name, actual, fingerprint)
-            return False
-        return True
-
     def _sync_locked(self) -> None:
-        """Make the in-memory index reflect the store's current generation (writer lock held): reload the transform
-        if another process changed it, then load the index file, or rebuild it from SQLite."""
-        generation = self._store.generation
-        if generation == self._generation:
-            return
-        number = int(self._store.get_meta("transform", "0") or 0)
-        if number != self._transform_number:
-            self._transform, self._transform_number = None, number
-            self._saved_transform = self._read_saved_transform(number)
-            self.index = VectorIndex(self.manifest["index"], self.dim)
-        if self._load_index_file(generation, self._store.fingerprint()):
-            self._generation = generation
-        else:
-            self._rebuild_index(generation)
+        """Make the in-memory index reflect the store's current generation (writer lock held)."""
+        self._state.catch_up(self._writer.hold)
 
     def refresh(self) -> None:
-        """See the writes other processes committed since the last call (one SQLite read when there are none).
-        Called by every search and `info`; cheap enough to call per request."""
+        """See the writes other processes committed since the last call: one SQLite read when there are none,
+        the delta when there are (no lock, no file read). Called by every search and `info`."""
         with self._lock:
-            if self._store.generation != self._generation:
-                with self._writer.hold():
-                    self._sync_locked()
+            if not self._state.is_current():
+                self._state.catch_up(self._writer.hold)
 
-    def _apply(self, generation: int, fingerprint: str, added=None, removed=None) -> None:
-        """Bring the in-memory index from the previous generation to `generation` (just committed, writer lock
-        held) and write it; if its ids do not give the store's fingerprint, rebuild from SQLite instead."""
+    def _committed(self, generation: int, next_seq: int, added=None, removed=None) -> None:
+        """Apply a write just committed (writer lock held) to the in-memory index, and checkpoint when the tail is
+        long. The documents are stored and will be searchable whatever happens here: a failure is logged, and the
+        index catches up from the store on the next read, instead of reporting a committed write as failed."""
         try:
-            if removed is not None and len(removed):
-                if self.index.supports_remove:
-                    self.index.remove(removed)
-                else:
-                    return self._rebuild_index(generation)
-            if added is not None and len(added[0]):
-                seqs, raw = added
-                if self.index.needs_rebuild_for_add(int(fingerprint.split("-")[0], 16)):
-                    return self._rebuild_index(generation)
-                self.index.add(seqs, self._project(raw))
-            actual = content_fingerprint(self.index.ids())
-            if actual != fingerprint:
-                logger.warning("index ids %s differ from the store's %s; rebuilding", actual, fingerprint)
-                return self._rebuild_index(generation)
-            self._write_index(generation, fingerprint)
-        except BaseException:
-            self._generation = -1  # the in-memory index is in an unknown state: reload it next time
-            raise
+            self._state.committed(generation, next_seq, added=added, removed=removed)
+            if self._state.wants_checkpoint():
+                self._state.compact()
+        except Exception as exc:
+            self._state.generation = -1
+            logger.warning(
+                "write committed (generation %d); the index will catch up on the next read (%s: %s)",
+                generation,
+                type(exc).__name__,
+                exc,
+            )
+
+    def compact(self) -> dict[str, Any]:
+        """Write an index checkpoint now: tombstones removed (or the graph rebuilt), a trained index retrained when
+        the collection has grown past RETRAIN_GROWTH× its training set. Returns `info()` after it."""
+        with self._lock, self._writer.hold():
+            self._sync_locked()
+            self._state.compact()
+        return self.info()
 
     # -- documents -------------------------------------------------------------------------------------------
     def _prepare(
@@ -485,8 +458,8 @@ class Collection:
                     )
                 seqs = self._insert(db, ids, texts, metadata, raw)
                 generation = DocumentStore.bump_generation(db)
-                fingerprint = self._store.fingerprint(db)
-            self._apply(generation, fingerprint, added=(seqs, raw))
+                next_seq = self._store.next_seq(db)
+            self._committed(generation, next_seq, added=(seqs, raw))
         return ids
 
     def upsert(
@@ -508,11 +481,11 @@ class Collection:
             self._sync_locked()
             with self._store.transaction() as db:
                 old = np.array(sorted(self._store.seqs_of(ids, db).values()), dtype=np.int64)
-                DocumentStore.delete(db, old)
-                seqs = self._insert(db, ids, texts, metadata, raw)
                 generation = DocumentStore.bump_generation(db)
-                fingerprint = self._store.fingerprint(db)
-            self._apply(generation, fingerprint, added=(seqs, raw), removed=old)
+                DocumentStore.delete(db, old, generation)
+                seqs = self._insert(db, ids, texts, metadata, raw)
+                next_seq = self._store.next_seq(db)
+            self._committed(generation, next_seq, added=(seqs, raw), removed=old)
         return ids
 
     def _insert(self, db, ids: list[str], texts: list[str], metadata: list[dict], raw: np.ndarray) -> np.ndarray:
@@ -538,10 +511,10 @@ class Collection:
                 if missing:
                     raise DocumentNotFoundError(f"Unknown document id(s): {', '.join(map(repr, missing[:5]))}")
                 seqs = np.array(sorted(set(found.values())), dtype=np.int64)
-                DocumentStore.delete(db, seqs)
                 generation = DocumentStore.bump_generation(db)
-                fingerprint = self._store.fingerprint(db)
-            self._apply(generation, fingerprint, removed=seqs)
+                DocumentStore.delete(db, seqs, generation)
+                next_seq = self._store.next_seq(db)
+            self._committed(generation, next_seq, removed=seqs)
         return len(seqs)
 
     def get(self, ids: Sequence[str]) -> list[dict]:
@@ -591,6 +564,10 @@ class Collection:
             documents=[{"id": i, "text": t, "metadata": m} for _, i, t, m in rows],
             next_cursor=str(rows[-1][0]) if more and rows else None,
         )
+
+    def iter_documents(self) -> Iterator[tuple[str, str, dict, np.ndarray]]:
+        """(id, text, metadata, raw vector) of every document in insertion order, read in one snapshot."""
+        return self._store.iter_documents()
 
     def export(self) -> tuple[list[str], list[str], np.ndarray]:
         """(ids, texts, raw vectors) of every document, in insertion order."""

@@ -50,9 +50,8 @@ def _bm25(collection: Collection) -> BM25Index:
     generation = collection.generation
     cached = getattr(collection, "_bm25", None)
     if cached is None or cached.generation != generation:
-        rows = collection._store._db.execute("SELECT seq, text FROM documents ORDER BY seq").fetchall()
-        seqs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        cached = BM25Index(seqs, [r[1] for r in rows], generation)
+        seqs, texts = collection.store.seq_texts()
+        cached = BM25Index(seqs, texts, generation)
         collection._bm25 = cached
     return cached
 
@@ -84,7 +83,7 @@ def hybrid_search(
         alpha,
     )
     bm25 = _bm25(collection)
-    allowed = None if where is None else collection._store.filter_seqs(where)
+    allowed = None if where is None else collection.store.filter_seqs(where)
     mask = None if allowed is None else np.isin(bm25.seqs, allowed)
     n_cand = max(k, candidates)
     if mode == "hybrid":
@@ -113,5 +112,5 @@ def hybrid_search(
                     fused[seq] = fused.get(seq, 0.0) + weight * score
         best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
         rows.append((np.array([s for _, s in best]), np.array([q for q, _ in best], dtype=np.int64)))
-    docs = collection._store.by_seq(sorted({int(s) for _, seqs in rows for s in seqs}))
+    docs = collection.store.by_seq(sorted({int(s) for _, seqs in rows for s in seqs}))
     return [collection._result(scores, seqs, docs) for scores, seqs in rows]

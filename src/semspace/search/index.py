@@ -70,7 +70,11 @@ class VectorIndex:
 
     Factories that need training are trained for the user: until the collection holds `min_train` vectors an exact
     flat index serves the queries; the first change that reaches `min_train` trains the real index on every stored
-    vector. Indexes that cannot remove vectors in FAISS (HNSW) are rebuilt from the stored vectors on delete.
+    vector.
+
+    A deletion is a tombstone: the id stays in the FAISS structure and every search excludes it with an
+    ``IDSelectorNot`` (removing one vector from a flat index moves every vector after it; HNSW cannot remove at all).
+    `purge_tombstones` removes them physically where FAISS can, at compaction. `ntotal` counts live vectors.
     """
 
     def __init__(self, factory: str, dim: int) -> None:
@@ -92,6 +96,8 @@ class VectorIndex:
         # nprobe 32 with nlist = 4√N: recall@10 vs exact ≥ 0.95 on our retrieval sets (docs/results/search.md).
         self.nprobe = 32
         self.ef_search = 128
+        self._dead = np.zeros(0, np.int64)  # tombstoned ids, sorted
+        self._dead_selector = None  # IDSelectorNot over them (its IDSelectorBatch kept alive beside it)
 
     @staticmethod
     def _with_ids(base):
@@ -139,10 +145,39 @@ class VectorIndex:
 
     @property
     def ntotal(self) -> int:
+        """Live vectors: those in the FAISS structure minus the tombstones."""
+        return int(self._index.ntotal) - len(self._dead)
+
+    @property
+    def physical_total(self) -> int:
         return int(self._index.ntotal)
 
+    @property
+    def tombstones(self) -> np.ndarray:
+        return self._dead
+
+    def tombstone(self, seqs: np.ndarray) -> None:
+        """Exclude `seqs` (ids in the index) from every search from now on."""
+        seqs = np.asarray(seqs, dtype=np.int64)
+        if not len(seqs):
+            return
+        self._dead = np.union1d(self._dead, seqs)
+        self._dead_selector = None
+
+    def purge_tombstones(self) -> bool:
+        """Remove the tombstoned vectors from the FAISS structure; False when this index type cannot (HNSW)."""
+        if not len(self._dead):
+            return True
+        if not self.supports_remove:
+            return False
+        self.remove(self._dead)
+        self._dead = np.zeros(0, np.int64)
+        self._dead_selector = None
+        return True
+
     def ids(self) -> np.ndarray:
-        """The int64 ids the index holds (any order): what the content fingerprint is computed from."""
+        """The int64 ids in the FAISS structure (any order, tombstones included): what a checkpoint's content
+        fingerprint is computed from."""
         faiss = _faiss()
         if hasattr(self._index, "id_map"):
             return faiss.vector_to_array(self._index.id_map).astype(np.int64)
@@ -156,6 +191,10 @@ class VectorIndex:
                 parts.append(faiss.rev_swig_ptr(ptr, size).copy())
                 invlists.release_ids(list_no, ptr)
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    def live_ids(self) -> np.ndarray:
+        """The ids a search can return: `ids()` minus the tombstones."""
+        return np.setdiff1d(self.ids(), self._dead) if len(self._dead) else self.ids()
 
     def rebuild(self, seqs: np.ndarray, vectors: np.ndarray) -> None:
         """Build from scratch from (ids, already transformed) vectors; trains when there are enough."""
@@ -172,6 +211,8 @@ class VectorIndex:
             else:
                 base = faiss.IndexFlatIP(self.dim)
         self._index = self._with_ids(base)
+        self._dead = np.zeros(0, np.int64)
+        self._dead_selector = None
         if len(x):
             self._index.add_with_ids(x, np.asarray(seqs, dtype=np.int64))
 
@@ -200,16 +241,43 @@ class VectorIndex:
             return None
         return faiss.SearchParameters(sel=selector) if selector is not None else None
 
+    def _live_selector(self):
+        if self._dead_selector is None and len(self._dead):
+            faiss = _faiss()
+            batch = faiss.IDSelectorBatch(self._dead)
+            selector = faiss.IDSelectorNot(batch)
+            selector.batch = batch  # IDSelectorNot does not own its operand: keep it alive as long as the selector
+            self._dead_selector = selector
+        return self._dead_selector
+
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (n, k), padded with −inf / −1 as FAISS does. `allowed` restricts the search to those
-        ids (a FAISS IDSelectorBatch); RuntimeError when this index type cannot search with a selector."""
+        (live) ids (a FAISS IDSelectorBatch); RuntimeError when this index type cannot search with a selector.
+        Tombstoned ids never come back."""
         faiss = _faiss()
         n = len(queries)
-        if self.ntotal == 0 or (allowed is not None and len(allowed) == 0):
+        if self.ntotal <= 0 or (allowed is not None and len(allowed) == 0):
             return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
-        selector = None
         if allowed is not None:
-            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            allowed = np.ascontiguousarray(allowed, dtype=np.int64)
+            if len(self._dead):
+                allowed = np.setdiff1d(allowed, self._dead, assume_unique=True)
+            batch = faiss.IDSelectorBatch(allowed)
+            return self._search(queries, k, batch)
+        if not len(self._dead):
+            return self._search(queries, k, None)
+        try:
+            return self._search(queries, k, self._live_selector())
+        except RuntimeError:  # an index type that takes no selector: over-fetch and drop the tombstones
+            wide = min(k + len(self._dead), self.physical_total)
+            scores, ids = self._search(queries, wide, None)
+            dead = np.isin(ids, self._dead)
+            order = np.argsort(dead, axis=1, kind="stable")[:, :k]
+            scores = np.where(dead, -np.inf, scores)
+            ids = np.where(dead, -1, ids)
+            return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+    def _search(self, queries: np.ndarray, k: int, selector) -> tuple[np.ndarray, np.ndarray]:
         params = self._params(k, selector)
         if params is None:
             scores, ids = self._index.search(normalize_rows(queries), k)
@@ -221,11 +289,22 @@ class VectorIndex:
     def to_bytes(self) -> bytes:
         return _faiss().serialize_index(self._index).tobytes()
 
+    def write(self, path: str) -> None:
+        """Write the FAISS structure (tombstones are the store's business, not the file's) to `path`."""
+        _faiss().write_index(self._index, str(path))
+
+    def read(self, path: str) -> None:
+        """Replace the structure with the index file at `path` (no tombstones)."""
+        self._set(_faiss().read_index(str(path)))
+
     def load_bytes(self, data: bytes) -> None:
-        faiss = _faiss()
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        self._set(_faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8)))
+
+    def _set(self, index) -> None:
         if index.d != self.dim:
             raise ValueError(f"index has dimension {index.d}, expected {self.dim}")
-        # Keep the object deserialize_index returned (already downcast): a downcast wrapper would not own the
-        # memory, and the index would be freed under it (segfault).
+        # Keep the object FAISS returned (already downcast): a downcast wrapper would not own the memory, and the
+        # index would be freed under it (segfault).
         self._index = index
+        self._dead = np.zeros(0, np.int64)
+        self._dead_selector = None

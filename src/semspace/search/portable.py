@@ -7,13 +7,12 @@ the shortest decimal that reads back to the same float64), so export → import 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semspace._io import atomic_writer
 from semspace.data.files import json_object, record_lines
 from semspace.errors import DatasetFormatError
 
@@ -23,25 +22,14 @@ if TYPE_CHECKING:
 
 def export_jsonl(collection: Collection, path: str | Path, vectors: bool = False) -> int:
     """Write every document of `collection` in insertion order to `path` (atomically); returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     n = 0
-    try:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for doc_id, text, meta, vector in collection._store.iter_documents():
-                record = {"id": doc_id, "text": text, "metadata": meta}
-                if vectors:
-                    record["vector"] = vector.tolist()
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for doc_id, text, meta, vector in collection.iter_documents():
+            record = {"id": doc_id, "text": text, "metadata": meta}
+            if vectors:
+                record["vector"] = vector.tolist()
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            n += 1
     return n
 
 

@@ -27,12 +27,20 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# The deletion log: seqs deleted since the index checkpoint, with the generation that deleted them. Together with
+# "documents with seq >= the checkpoint's next_seq" it is the tail a reader replays on top of the checkpoint.
+DELETION_LOG = """
+CREATE TABLE IF NOT EXISTS deleted (seq INTEGER PRIMARY KEY, generation INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS deleted_by_generation ON deleted(generation);
+"""
+_IN_CHUNK = 500  # ids per "IN (...)" query: well under SQLite's bound-parameter limit
+
 
 def content_fingerprint(seqs: np.ndarray) -> str:
     """Order-independent fingerprint of a set of seqs: "<count hex>-<sum of splitmix64(seq) mod 2^64, hex>".
 
-    The FAISS index file carries the fingerprint of the ids it holds, and an index whose ids do not give the store's
-    fingerprint is rebuilt: a count that matches by chance (10 missing + 10 stale ids) no longer hides a document.
+    The store records the fingerprint of the ids in the index checkpoint it wrote, and a checkpoint file whose ids do
+    not give it is rebuilt: a count that matches by chance (10 missing + 10 stale ids) never hides a document.
     """
     z = np.asarray(seqs, dtype=np.int64).astype(np.uint64)
     with np.errstate(over="ignore"):
@@ -42,6 +50,22 @@ def content_fingerprint(seqs: np.ndarray) -> str:
         z = z ^ (z >> np.uint64(31))
         total = int(z.sum(dtype=np.uint64)) if len(z) else 0
     return f"{len(z):x}-{total:016x}"
+
+
+def _in_chunks(values: Sequence) -> Iterator[tuple[list, str]]:
+    """(chunk, "?,?,…") pairs for "WHERE x IN (…)" queries over any number of values."""
+    values = list(values)
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = values[start : start + _IN_CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
+
+
+def _matrix(blobs: list[bytes], dim: int) -> np.ndarray:
+    if not blobs:
+        return np.zeros((0, dim), np.float32)
+    if any(len(b) != 4 * dim for b in blobs):
+        raise CollectionError(f"a stored vector does not have {dim} dimensions (corrupt document store)")
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim)
 
 
 class DocumentStore:
@@ -69,11 +93,25 @@ class DocumentStore:
             self._db.execute("PRAGMA synchronous=FULL")
             if create:
                 self._db.executescript(SCHEMA)
+            if create or not self.has_deletion_log():
+                self._db.executescript(DELETION_LOG)  # collections made before the log get it on first open
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"{self.path}: not a readable SQLite document store ({exc})") from None
 
     def close(self) -> None:
         self._db.close()
+
+    def has_deletion_log(self) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'deleted'").fetchone() is not None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query in the block sees one committed state (WAL snapshot isolation)."""
+        self._db.execute("BEGIN")
+        try:
+            yield self._db
+        finally:
+            self._db.execute("COMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -90,6 +128,10 @@ class DocumentStore:
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else row[0]
+
+    def meta(self, db: sqlite3.Connection | None = None) -> dict[str, str]:
+        """Every meta key and value, in one query."""
+        return dict((db or self._db).execute("SELECT key, value FROM meta").fetchall())
 
     @staticmethod
     def set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
@@ -118,25 +160,28 @@ class DocumentStore:
     def allocate_seqs(db: sqlite3.Connection, n: int) -> np.ndarray:
         """`n` fresh seqs from the persistent counter, inside the caller's write transaction: a seq is never given
         twice, even after the document holding the highest one is deleted."""
-        row = db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
-        top = int(db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM documents").fetchone()[0])
-        start = max(int(row[0]) if row else 0, top)  # max(): collections written before the counter existed
+        start = DocumentStore.next_seq_of(db)
         DocumentStore.set_meta(db, "next_seq", str(start + n))
         return np.arange(start, start + n, dtype=np.int64)
+
+    def next_seq(self, db: sqlite3.Connection | None = None) -> int:
+        """The seq the next document will get (above every stored one, also for collections from before the
+        persistent counter)."""
+        return DocumentStore.next_seq_of(db or self._db)
+
+    @staticmethod
+    def next_seq_of(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+        top = int(db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM documents").fetchone()[0])
+        return max(int(row[0]) if row else 0, top)
 
     def all_seqs(self, db: sqlite3.Connection | None = None) -> np.ndarray:
         rows = (db or self._db).execute("SELECT seq FROM documents").fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
-    def fingerprint(self, db: sqlite3.Connection | None = None) -> str:
-        """The content fingerprint of the stored seqs (see `content_fingerprint`)."""
-        return content_fingerprint(self.all_seqs(db))
-
     def existing_ids(self, ids: Sequence[str], db: sqlite3.Connection | None = None) -> list[str]:
         found: list[str] = []
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _in_chunks(ids):
             found += [r[0] for r in (db or self._db).execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk)]
         return found
 
@@ -160,24 +205,22 @@ class DocumentStore:
 
     def seqs_of(self, ids: Sequence[str], db: sqlite3.Connection | None = None) -> dict[str, int]:
         out: dict[str, int] = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _in_chunks(ids):
             out.update(
                 (db or self._db).execute(f"SELECT id, seq FROM documents WHERE id IN ({marks})", chunk).fetchall()
             )
         return out
 
     @staticmethod
-    def delete(db: sqlite3.Connection, seqs: Sequence[int]) -> None:
+    def delete(db: sqlite3.Connection, seqs: Sequence[int], generation: int) -> None:
+        """Delete documents by seq and log the deletions (for readers replaying the tail, see index_state.py)."""
         db.executemany("DELETE FROM documents WHERE seq = ?", ((int(s),) for s in seqs))
+        DocumentStore.log_deletions(db, seqs, generation)
 
     def get(self, ids: Sequence[str]) -> list[dict]:
         """Documents by user id, in the order asked; an unknown id raises DocumentNotFoundError."""
         rows: dict[str, dict] = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _in_chunks(ids):
             for doc_id, text, meta in self._db.execute(
                 f"SELECT id, text, metadata FROM documents WHERE id IN ({marks})", chunk
             ):
@@ -189,10 +232,7 @@ class DocumentStore:
 
     def by_seq(self, seqs: Sequence[int]) -> dict[int, tuple[str, str, dict]]:
         out: dict[int, tuple[str, str, dict]] = {}
-        wanted = [int(s) for s in seqs if s >= 0]
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _in_chunks([int(s) for s in seqs if s >= 0]):
             for seq, doc_id, text, meta in self._db.execute(
                 f"SELECT seq, id, text, metadata FROM documents WHERE seq IN ({marks})", chunk
             ):
@@ -201,15 +241,61 @@ class DocumentStore:
 
     def all_vectors(self, batch: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
         """(seqs int64, raw vectors float32) of every document, in seq order."""
-        seqs, vectors = [], []
-        cursor = self._db.execute("SELECT seq, vector FROM documents ORDER BY seq")
+        return self.vectors_since(0, batch=batch)
+
+    def vectors_since(
+        self, first_seq: int, db: sqlite3.Connection | None = None, batch: int = 10_000
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(seqs, raw vectors) of the documents with seq >= `first_seq`, in seq order: what was added after an
+        index state whose next seq was `first_seq` (seqs only grow, so this is the primary key's tail)."""
+        seqs: list[int] = []
+        parts: list[np.ndarray] = []
+        cursor = (db or self._db).execute("SELECT seq, vector FROM documents WHERE seq >= ? ORDER BY seq", (first_seq,))
         while rows := cursor.fetchmany(batch):
             seqs += [r[0] for r in rows]
-            vectors += [np.frombuffer(r[1], dtype=np.float32) for r in rows]
-        if vectors and any(v.shape != (self.dim,) for v in vectors):
-            raise CollectionError(f"{self.path}: a stored vector does not have {self.dim} dimensions (corrupt)")
-        matrix = np.vstack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
+            parts.append(_matrix([r[1] for r in rows], self.dim))
+        matrix = np.vstack(parts) if parts else np.zeros((0, self.dim), np.float32)
         return np.asarray(seqs, dtype=np.int64), matrix
+
+    # -- the deletion log ----------------------------------------------------------------------------------------
+    @staticmethod
+    def log_deletions(db: sqlite3.Connection, seqs: Sequence[int], generation: int) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO deleted(seq, generation) VALUES(?, ?)", ((int(s), generation) for s in seqs)
+        )
+
+    def deleted_since(self, generation: int, below_seq: int, db: sqlite3.Connection | None = None) -> np.ndarray:
+        """Seqs below `below_seq` deleted by a generation after `generation` (ascending)."""
+        rows = (
+            (db or self._db)
+            .execute("SELECT seq FROM deleted WHERE generation > ? AND seq < ? ORDER BY seq", (generation, below_seq))
+            .fetchall()
+        )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def deleted_below(self, below_seq: int, db: sqlite3.Connection | None = None) -> np.ndarray:
+        """Every logged deletion of a seq below `below_seq` (ascending)."""
+        return self.deleted_since(-1, below_seq, db)
+
+    def deleted_count(self, db: sqlite3.Connection | None = None) -> int:
+        return int((db or self._db).execute("SELECT COUNT(*) FROM deleted").fetchone()[0])
+
+    @staticmethod
+    def prune_deletions(db: sqlite3.Connection, keep: np.ndarray) -> None:
+        """Drop the logged deletions except those of `keep` (seqs a checkpoint still holds as tombstones)."""
+        if not len(keep):
+            db.execute("DELETE FROM deleted")
+            return
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS keep_seqs (seq INTEGER PRIMARY KEY)")
+        db.execute("DELETE FROM keep_seqs")
+        db.executemany("INSERT INTO keep_seqs(seq) VALUES(?)", ((int(s),) for s in keep))
+        db.execute("DELETE FROM deleted WHERE seq NOT IN (SELECT seq FROM keep_seqs)")
+        db.execute("DELETE FROM keep_seqs")
+
+    def seq_texts(self) -> tuple[np.ndarray, list[str]]:
+        """(seqs, texts) of every document, in seq order."""
+        rows = self._db.execute("SELECT seq, text FROM documents ORDER BY seq").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), [r[1] for r in rows]
 
     def sample_texts(self, n: int, seed: int = 0) -> list[str]:
         total = len(self)
@@ -234,18 +320,14 @@ class DocumentStore:
 
     def vectors_by_seq(self, seqs: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(seqs found, their raw vectors), ascending by seq."""
-        found, vectors = [], []
-        wanted = sorted(int(s) for s in seqs)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        found, blobs = [], []
+        for chunk, marks in _in_chunks(sorted(int(s) for s in seqs)):
             for seq, blob in self._db.execute(
                 f"SELECT seq, vector FROM documents WHERE seq IN ({marks}) ORDER BY seq", chunk
             ):
                 found.append(seq)
-                vectors.append(np.frombuffer(blob, dtype=np.float32))
-        matrix = np.vstack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
-        return np.asarray(found, dtype=np.int64), matrix
+                blobs.append(blob)
+        return np.asarray(found, dtype=np.int64), _matrix(blobs, self.dim)
 
     def page(
         self, limit: int, offset: int = 0, where: dict | None = None, after_seq: int | None = None
