@@ -410,6 +410,8 @@ def handle(store, cfg: dict, queries: np.ndarray, extra: np.ndarray, cmd: dict) 
         return {"open_s": opened - started, "query_s": time.perf_counter() - opened}
     if op == "search":
         lat, ids = [], []
+        if cmd.get("warm"):  # one unmeasured query: this process's caches were cold after the other systems' turns
+            store.search(queries[cmd["q"][0]], cmd["filtered"])
         for i in cmd["q"]:
             started = time.perf_counter()
             found = store.search(queries[i], cmd["filtered"])
@@ -634,7 +636,7 @@ def run_size(n: int, systems: list[str], files: dict, truth: dict, rotate: int, 
                     if spent[system] > args.search_budget or system not in live:
                         continue
                     try:
-                        r = live[system].call("search", args.op_timeout, q=q, filtered=filtered)
+                        r = live[system].call("search", args.op_timeout, q=q, filtered=filtered, warm=True)
                     except WorkerError as exc:
                         fail(system, f"search ({mode})", exc)
                         live.pop(system).kill()
@@ -842,11 +844,13 @@ def write_report(out: Path, results: dict, meta: dict, systems: list[str], comma
         f"- Versions: {versions()}",
         f"- Vectors: {meta['vectors']}; corpus = random one of them + N(0, {meta['sigma']}²) per dimension, "
         f"L2-normalised (seed {SEED}); {meta['queries']} queries and the added documents are other perturbed "
-        'STS-B vectors. Texts "doc i", metadata {"bucket": i % 10}.',
-        f"- {meta['threads']} threads per process (OMP/MKL/OpenBLAS/Rayon/Lance variables; faiss.omp_set_num_threads);"
-        f" batches of {meta['batch']:,}; every system's ingest runs alone in a fresh process; search rounds of "
-        f"{max(1, meta['queries'] // 10)} queries rotate over the systems (each system at most "
-        f"{meta['search_budget']:g} s of search per mode); one run. Page cache warm (no root to drop it).",
+        'base vectors. Texts "doc i", metadata {"bucket": i % 10}.',
+        f"- {meta['threads']} threads per process (OMP/MKL/OpenBLAS/Rayon/Lance variables; "
+        "faiss.omp_set_num_threads; OMP_WAIT_POLICY=PASSIVE so that idle workers do not spin); "
+        f"batches of {meta['batch']:,}; every system's ingest runs alone in a fresh process; search rounds of "
+        f"{max(1, meta['queries'] // 10)} queries rotate over the systems, each round led by one unmeasured query "
+        f"(each system at most {meta['search_budget']:g} s of search per mode); one run. Page cache warm (no root "
+        "to drop it).",
         f"- semspace: `Collection.create(path, encoder=Encoder(), index=...)` for the ingest (the bundled encoder "
         "loads: it is in the RSS base), `Collection.open(path)` without an encoder elsewhere, `add(..., vectors=)`, "
         "`search_vectors`, `delete`; `compact()` after the ingest when the method exists "
@@ -931,7 +935,10 @@ def main() -> None:
     out = args.out or (
         Path(tempfile.mkdtemp(prefix="store-quick-")) / "store.md" if args.quick else Path("docs/results/store.md")
     )
-    env = {**os.environ, **dict.fromkeys(THREAD_VARS, str(args.threads)), "ANONYMIZED_TELEMETRY": "False"}
+    # PASSIVE: with systems interleaved, an idle worker's OpenMP threads would otherwise spin for milliseconds after
+    # each call (GOMP's default) and steal the cores from the system being timed.
+    env = {**os.environ, **dict.fromkeys(THREAD_VARS, str(args.threads)), "OMP_WAIT_POLICY": "PASSIVE"}
+    env["ANONYMIZED_TELEMETRY"] = "False"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent), env.get("PYTHONPATH")]))
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)

@@ -154,3 +154,24 @@ def test_an_open_collection_sees_cli_adds_and_deletes(tmp_path, tiny_bert_dir):
     assert semspace("index", "delete", coll, "b").returncode == 0
     assert "b" not in reader.search(texts["b"], k=3).ids and reader.index.ntotal == 2
     reader.close()
+
+
+def test_add_with_content_ids_skips_what_is_stored_and_compact(tmp_path, tiny_bert_dir):
+    coll = tmp_path / "c"
+    assert semspace("index", "create", coll, "--model", tiny_bert_dir).returncode == 0
+    txt = tmp_path / "docs.txt"
+    txt.write_text("a man is playing a guitar\na dog is running\na man is playing a guitar\n")
+    first = semspace("index", "add", coll, txt, "--ids", "content")
+    assert first.returncode == 0 and "added 2 documents (1 already stored, skipped)" in first.stderr, first.stderr
+    txt.write_text("a man is playing a guitar\na dog is running\na plane is taking off\n")
+    again = semspace("index", "add", coll, txt, "--ids", "content")
+    assert "added 1 documents (2 already stored, skipped)" in again.stderr, again.stderr
+    plain = semspace("index", "add", coll, txt)  # generated ids: added again, and said so
+    assert plain.returncode == 0 and "warning: 3 of these texts were already in the collection" in plain.stderr
+    assert json.loads(semspace("index", "info", coll).stdout)["count"] == 6
+    bad = semspace("index", "add", coll, txt, "--ids", "sha")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    compacted = semspace("index", "compact", coll)
+    assert compacted.returncode == 0, compacted.stderr
+    info = json.loads(compacted.stdout)
+    assert info["tail_rows"] == 0 and info["index_vectors"] == 6

@@ -73,23 +73,69 @@ def create(
         echo_json(c.info(), indent=2)
 
 
+IdsFrom = Annotated[
+    str,
+    typer.Option(
+        "--ids",
+        help="Where ids come from: 'column' (the --id-column of .jsonl/.csv, else generated), 'content' (a hash of "
+        "the text: texts already stored are skipped, so re-running an import adds only what is new) or 'generated'.",
+    ),
+]
+
+
+def _content_ids(c, docs) -> int:
+    """Give `docs` content ids, drop texts repeated in the file or already stored; returns how many were dropped."""
+    from semspace.search.documents import content_id
+
+    ids = [content_id(t) for t in docs.texts]
+    stored = {d["id"] for d in c.get_existing(ids)}
+    seen: set[str] = set()
+    keep = []
+    for i, doc_id in enumerate(ids):
+        if doc_id not in stored and doc_id not in seen:
+            seen.add(doc_id)
+            keep.append(i)
+    docs.texts = [docs.texts[i] for i in keep]
+    docs.metadata = [docs.metadata[i] for i in keep] if docs.metadata is not None else None
+    docs.ids = [ids[i] for i in keep]
+    return len(ids) - len(keep)
+
+
 @app.command("add")
 def add(
     path: CollectionPath,
     source: Annotated[Path, typer.Argument(help=".txt (one per line), .jsonl or .csv")],
     text_column: Annotated[str, typer.Option(help="Text field of .jsonl/.csv.")] = "text",
     id_column: Annotated[str, typer.Option(help="Id field of .jsonl/.csv (absent: generated ids).")] = "id",
+    ids_from: IdsFrom = "column",
     ray: RayAddress = None,
     actors: Actors = 2,
     shard_size: ShardSize = 4096,
 ) -> None:
     """Add documents (encoded with the collection's encoder, on Ray with --ray; one transaction). An id already
-    there is an error."""
+    there is an error; with --ids content, a text already stored is skipped."""
     from semspace.data.files import read_documents
     from semspace.search import Collection
 
+    if ids_from not in ("column", "content", "generated"):
+        raise InvalidParameterError(f"--ids must be column, content or generated; got {ids_from!r}")
     docs = read_documents(source, text_column, id_column)
     with Collection.open(path) as c:
+        skipped = 0
+        if ids_from == "content":
+            skipped = _content_ids(c, docs)
+        else:
+            if ids_from == "generated":
+                docs.ids = None
+            again = c.store.stored_texts(docs.texts)
+            if again:
+                note(
+                    f"warning: {sum(t in again for t in docs.texts)} of these texts were already in the collection "
+                    "and are added again (use --ids content to skip texts already stored)"
+                )
+        if not docs.texts:
+            note(f"nothing new to add ({skipped} already stored); the collection holds {len(c)}")
+            return
         if ray is not None:
             from semspace.distributed import add_documents, ray_session
 
@@ -97,7 +143,8 @@ def add(
                 ids, _ = add_documents(c, docs.texts, docs.ids, docs.metadata, n_actors=actors, shard_size=shard_size)
         else:
             ids = c.add(docs.texts, ids=docs.ids, metadata=docs.metadata)
-        note(f"added {len(ids)} documents; the collection holds {len(c)}")
+        skipped_note = f" ({skipped} already stored, skipped)" if skipped else ""
+        note(f"added {len(ids)} documents{skipped_note}; the collection holds {len(c)}")
 
 
 @app.command("upsert")
@@ -139,6 +186,16 @@ def info(path: CollectionPath) -> None:
 
     with Collection.open(path) as c:
         echo_json(c.info(), indent=2)
+
+
+@app.command("compact")
+def compact(path: CollectionPath) -> None:
+    """Write an index checkpoint now: deleted vectors removed, a trained index (IVF/PQ) retrained when the collection
+    has grown 4x past its training set. Writes do this by themselves when the tail grows; prints info as JSON."""
+    from semspace.search import Collection
+
+    with Collection.open(path) as c:
+        echo_json(c.compact(), indent=2)
 
 
 @app.command("whiten")

@@ -3,6 +3,7 @@ queries per call, page size, metadata size) so that a request too large is a one
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -52,6 +53,12 @@ def check_metadata(meta: object, i: int) -> None:
         raise InvalidInputError(f"Metadata at index {i} is not JSON-serialisable.") from None
     if size > MAX_METADATA_BYTES:
         raise InvalidInputError(f"Metadata at index {i} is {size} bytes as JSON; at most {MAX_METADATA_BYTES}.")
+
+
+def content_id(text: str) -> str:
+    """An id derived from the text alone (SHA-256, 24 hex digits): adding the same text twice gives the same id,
+    so a re-run of an import finds what is already stored instead of doubling the collection."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
 def check_documents(

@@ -292,6 +292,16 @@ class DocumentStore:
         db.execute("DELETE FROM deleted WHERE seq NOT IN (SELECT seq FROM keep_seqs)")
         db.execute("DELETE FROM keep_seqs")
 
+    def stored_texts(self, texts: Sequence[str]) -> set[str]:
+        """Which of `texts` some stored document has as its text (one scan of the table)."""
+        with self.snapshot() as db:
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS probe_texts (text TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM probe_texts")
+            db.executemany("INSERT OR IGNORE INTO probe_texts(text) VALUES(?)", ((t,) for t in texts))
+            found = {r[0] for r in db.execute("SELECT DISTINCT d.text FROM documents d JOIN probe_texts p USING(text)")}
+            db.execute("DELETE FROM probe_texts")
+        return found
+
     def seq_texts(self) -> tuple[np.ndarray, list[str]]:
         """(seqs, texts) of every document, in seq order."""
         rows = self._db.execute("SELECT seq, text FROM documents ORDER BY seq").fetchall()
