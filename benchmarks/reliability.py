@@ -5,7 +5,7 @@
    Then every acknowledged document must be found at top-1 by its own vector, no deleted one may be stored or
    found, ids are unique and the index holds exactly the stored seqs.
 2. Kill loop: a child adds batches without pause; the parent watches the folder and sends SIGKILL a random 0-20 ms
-   after the first file change (inside the write path: SQLite commit, index file, manifest), --kill-rounds times
+   after the first file change (inside the write path: SQLite commit, index checkpoint, manifest), --kill-rounds times
    per index type. After each kill the collection must open, hold only whole batches, hold every acknowledged
    batch, and its index must equal its store.
 
@@ -165,12 +165,30 @@ from reliability import vector_for
 from semspace.search import Collection
 path, start = sys.argv[1], int(sys.argv[2])
 c = Collection.open(path)
+rng = np.random.default_rng(start)
 print("ready", flush=True)
+done = []
 for step in range(start, start + 100000):
     ids = [f"s{{step}}-{{i}}" for i in range(20)]
     vectors = np.stack([vector_for(i, c.raw_dim) for i in ids])
     c.add([f"text {{step}} {{i}}" for i in range(20)], ids=ids, vectors=vectors)
     print(step, flush=True)
+    done.append(step)
+    op = rng.random()
+    if op < 0.25 and len(done) > 1:  # replace a whole earlier batch (same ids and vectors, new text)
+        old = done[int(rng.integers(len(done) - 1))]
+        ids = [f"s{{old}}-{{i}}" for i in range(20)]
+        vectors = np.stack([vector_for(i, c.raw_dim) for i in ids])
+        c.upsert([f"again {{old}} {{i}}" for i in range(20)], ids=ids, vectors=vectors)
+    elif op < 0.4 and len(done) > 1:  # delete a whole earlier batch
+        old = done.pop(int(rng.integers(len(done) - 1)))
+        print(f"d{{old}}", flush=True)  # a delete in flight: the batch may be there or not after a kill
+        c.delete([f"s{{old}}-{{i}}" for i in range(20)])
+        print(f"D{{old}}", flush=True)
+    elif op < 0.5:
+        c.compact()
+    elif op < 0.53:
+        c.fit_whitening(beta=0.0, gamma=0.0)  # a rotation: every document stays its own nearest neighbour
 """
 
 
@@ -179,7 +197,8 @@ def _folder_state(path: Path) -> dict[str, tuple[int, int]]:
 
 
 def kill_loop(path: Path, rounds: int, seed: int = 0) -> dict:
-    """kill -9 a writer right after its first file change in the folder, `rounds` times; check after each."""
+    """kill -9 a writer (adds, upserts, deletes, compactions, whitening) right after its first file change in the
+    folder, `rounds` times; check the collection after each."""
     from semspace.search import Collection
     from semspace.search.store import content_fingerprint
 
@@ -187,7 +206,10 @@ def kill_loop(path: Path, rounds: int, seed: int = 0) -> dict:
     script = path.parent / "kill_child.py"
     script.write_text(CHILD.format(here=str(Path(__file__).resolve().parent)))
     acked: set[int] = set()
+    deleted: set[int] = set()
+    deleting: set[int] = set()
     out = Counter()
+    stored: set[str] = set()
     for round_ in range(rounds):
         child = subprocess.Popen(
             [sys.executable, str(script), str(path), str(round_ * 100000)],
@@ -204,10 +226,16 @@ def kill_loop(path: Path, rounds: int, seed: int = 0) -> dict:
         deadline = time.time() + 30
         while _folder_state(path) == before and time.time() < deadline:
             time.sleep(0.0005)
-        time.sleep(rng.uniform(0.0, 0.02))
+        time.sleep(rng.uniform(0.0, 0.05))
         os.kill(child.pid, signal.SIGKILL)
         rest, _ = child.communicate()
-        acked |= {int(line) for line in rest.split() if line.strip().isdigit()}
+        for line in rest.split():
+            if line.isdigit():
+                acked.add(int(line))
+            elif line.startswith("D") and line[1:].isdigit():
+                deleted.add(int(line[1:]))
+            elif line.startswith("d") and line[1:].isdigit():
+                deleting.add(int(line[1:]))
         out["kills"] += 1
         try:
             c = Collection.open(path)
@@ -215,21 +243,22 @@ def kill_loop(path: Path, rounds: int, seed: int = 0) -> dict:
             out["unopenable"] += 1
             continue
         with c:
-            stored = {r[0] for r in c._store._db.execute("SELECT id FROM documents")}
+            out["temp files after the next open"] += len(list(path.glob(".*.tmp")))
+            out["stray index files after open"] += len(list(path.glob("index.g*.faiss"))) - 1
+            stored_ids = [i for i, _, _, _ in c.iter_documents()]
+            stored = set(stored_ids)
+            out["duplicated"] += len(stored_ids) - len(stored)
             steps = Counter(i.split("-")[0][1:] for i in stored)
             out["partial batches"] += sum(n != 20 for n in steps.values())
-            out["lost"] += sum(str(s) not in steps for s in acked)
-            if content_fingerprint(c.index.live_ids()) != content_fingerprint(c._store.all_seqs()):
+            out["lost"] += sum(str(s) not in steps for s in acked - deleted - deleting)
+            out["resurrected"] += sum(str(s) in steps for s in deleted)
+            if content_fingerprint(c.index.live_ids()) != content_fingerprint(c.store.all_seqs()):
                 out["index != store"] += 1
             if stored:
-                probe = sorted(stored)[rng.randrange(len(stored))]
-                hit = c.search_vectors(vector_for(probe, c.raw_dim)[None], k=1)[0]
-                out["hidden"] += hit.ids != [probe]
-    out["documents"] = len(stored) if rounds else 0
-    out["temp files left by kills"] = len(list(path.glob(".*.tmp")))
-    time.sleep(6.0)  # the next open removes temp files older than 5 s (younger ones may be a live writer's)
-    Collection.open(path).close()
-    out["temp files after the next open"] = len(list(path.glob(".*.tmp")))
+                probes = rng.sample(sorted(stored), min(5, len(stored)))
+                hits = c.search_vectors(np.stack([vector_for(p, c.raw_dim) for p in probes]), k=10)
+                out["hidden"] += sum(p not in h.ids for p, h in zip(probes, hits, strict=True))
+    out["documents"] = len(stored)
     return {
         key: out[key]
         for key in (
@@ -237,11 +266,13 @@ def kill_loop(path: Path, rounds: int, seed: int = 0) -> dict:
             "unopenable",
             "lost",
             "hidden",
+            "duplicated",
+            "resurrected",
             "partial batches",
             "index != store",
             "documents",
-            "temp files left by kills",
             "temp files after the next open",
+            "stray index files after open",
         )
     }
 
@@ -257,6 +288,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--kill-rounds", type=int, default=20)
+    parser.add_argument("--kill-indexes", default="Flat,HNSW16,IVF16,PQ32", help="index types of the kill loop")
     parser.add_argument("--out", type=Path, default=Path("docs/results/reliability.md"))
     args = parser.parse_args()
 
@@ -269,7 +301,7 @@ def main() -> None:
         make_collection(Path(tmp) / "stress" / "c", encoder)
         stress = run_stress(Path(tmp) / "stress" / "c", args.processes, args.seconds)
         kills = {}
-        for factory in ("Flat", "HNSW16"):
+        for factory in args.kill_indexes.split(","):
             folder = Path(tmp) / f"kill-{factory}"
             folder.mkdir()
             make_collection(folder / "c", encoder, factory)
@@ -289,10 +321,12 @@ def main() -> None:
         "",
         "## kill -9 inside the write path",
         "",
-        "A child adds 20-document batches; SIGKILL lands 0-20 ms after the first file change in the folder",
-        "(the SQLite WAL, the index file or the manifest being written), not on a timer. After each kill the",
-        "collection is reopened and checked: only whole batches, every acknowledged batch present, index ids ==",
-        "stored seqs, a random document found at top-1 by its own vector.",
+        "A child adds 20-document batches and, after each, may upsert (25 %) or delete (15 %) a whole earlier batch,",
+        "compact (10 %) or re-fit a whitening rotation (3 %); SIGKILL lands 0-50 ms after the first file change in",
+        "the folder (the SQLite WAL, an index checkpoint, the manifest, a transform), not on a timer. After each",
+        "kill the collection is reopened and checked: only whole batches, every acknowledged batch present unless",
+        "its delete was acknowledged, no acknowledged delete back, no id twice, index live ids == stored seqs,",
+        "5 random documents each found in the top-10 of their own vector, no temp or stray index file left.",
         "",
         "| measure | " + " | ".join(kills) + " |",
         "|---|" + "---|" * len(kills),

@@ -135,6 +135,8 @@ class SemspaceStore:
     persistent = True
 
     def __init__(self, cfg: dict) -> None:
+        import faiss  # noqa: F401  semspace imports it on the first open: here, so that import time stays apart
+
         from semspace.search import Collection
 
         self.cfg, self.Collection, self.coll = cfg, Collection, None
