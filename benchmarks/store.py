@@ -497,7 +497,7 @@ class Worker:
             line = self.lines.get(timeout=timeout)
         except queue.Empty:
             self.kill()
-            raise WorkerError(f"no answer within {timeout:.0f} s (killed)") from None
+            raise WorkerError(f"no answer within {timeout:g} s (killed)") from None
         if line is None:
             tail = self.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
             raise WorkerError(f"worker exited ({self.proc.wait()}): {' | '.join(tail)}")

@@ -78,7 +78,7 @@ def test_filtered_search_is_exact_top_k_among_matches(coll):
 
 
 def test_filter_through_the_faiss_selector_matches_exact(coll, monkeypatch):
-    import semspace.search.collection as module
+    import semspace.search.query as module
 
     q = vectors(2, seed=6)
     exact = coll.search_vectors(q, k=15, where={"draft": True})

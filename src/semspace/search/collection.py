@@ -50,6 +50,7 @@ from semspace.search.documents import (
 from semspace.search.index import VectorIndex
 from semspace.search.index_state import IndexState
 from semspace.search.locking import WriterLock
+from semspace.search.query import dense_search
 from semspace.search.store import DocumentStore
 from semspace.transform.saved import SavedWhitening, read_saved_whitening
 
@@ -63,7 +64,6 @@ FORMAT = "semspace.collection"
 MANIFEST = "collection.json"
 STORE = "documents.sqlite"
 _ADD_CHUNK = 1024
-EXACT_FILTER_MAX = 20_000  # a filter matching at most this many documents is scored exactly
 SEARCH_MODES = ("dense", "bm25", "hybrid")
 
 
@@ -581,14 +581,16 @@ class Collection:
         With `vectors`, the raw float32 vectors are written exactly (import gives back the same bits)."""
         from semspace.search.portable import export_jsonl
 
-        return export_jsonl(self, path, vectors=vectors)
+        return export_jsonl(self.iter_documents(), path, vectors=vectors)
 
     def import_jsonl(self, path: str | Path, upsert: bool = False) -> int:
         """Add (or with `upsert`, add or replace) the documents of a JSONL file written by `export_jsonl`, in one
         transaction; lines with "vector" are not re-encoded. Returns the count."""
-        from semspace.search.portable import import_jsonl
+        from semspace.search.portable import read_import
 
-        return import_jsonl(self, path, upsert=upsert)
+        texts, ids, metadata, vectors = read_import(path, self.raw_dim, upsert)
+        (self.upsert if upsert else self.add)(texts, ids=ids, metadata=metadata, vectors=vectors)
+        return len(texts)
 
     # -- search ----------------------------------------------------------------------------------------------
     def search(
@@ -616,9 +618,16 @@ class Collection:
         if mode == "dense":
             results = self.search_vectors(self.encoder.encode(queries), k, where=where)
         else:
-            from semspace.search.hybrid import hybrid_search
+            from semspace.search.hybrid import current_bm25, hybrid_search
 
-            results = hybrid_search(self, queries, k, where=where, mode=mode, fusion=fusion, alpha=alpha)
+            self._bm25 = current_bm25(self._store, self._bm25)
+
+            def dense(n: int) -> tuple[np.ndarray, np.ndarray]:
+                return self._search_seqs(self.encoder.encode(queries), n, where)
+
+            rows = hybrid_search(self._bm25, queries, k, dense, self._store, where, mode, fusion, alpha)
+            docs = self._store.by_seq(sorted({int(s) for _, seqs in rows for s in seqs}))
+            results = [make_result(scores, seqs, docs) for scores, seqs in rows]
         return results[0] if single else results
 
     def _check_k_and_queries(self, k: int, n_queries: int) -> None:
@@ -640,46 +649,10 @@ class Collection:
         self._check_k_and_queries(k, len(raw))
         scores, seqs = self._search_seqs(raw, k, where)
         docs = self._store.by_seq(np.unique(seqs[seqs >= 0]).tolist())
-        return [self._result(row_scores, row_seqs, docs) for row_scores, row_seqs in zip(scores, seqs, strict=True)]
+        return [make_result(row_scores, row_seqs, docs) for row_scores, row_seqs in zip(scores, seqs, strict=True)]
 
     def _search_seqs(self, raw: np.ndarray, k: int, where: dict | None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, seqs), each (n, ≤k), of the dense search, −1 padded."""
         with self._lock:
             self.refresh()
-            queries = self._project(raw)
-            if where is None:
-                return self.index.search(queries, min(k, max(self.index.ntotal, 1)))
-            return self._filtered_search(queries, k, self._store.filter_seqs(where))
-
-    @staticmethod
-    def _result(row_scores, row_seqs, docs) -> SearchResult:
-        return make_result(row_scores, row_seqs, docs)
-
-    def _filtered_search(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k among `allowed` seqs: exact cosine over their stored vectors when few match (or when the index
-        type cannot search with an id selector), else FAISS with an IDSelectorBatch."""
-        k = min(k, max(len(allowed), 1))
-        if len(allowed) > EXACT_FILTER_MAX:
-            try:
-                return self.index.search(queries, k, allowed=allowed)
-            except RuntimeError:
-                logger.info(
-                    "%s cannot search with an id selector; scoring the filtered documents exactly", self.index.factory
-                )
-        from semspace.search.index import normalize_rows
-
-        q = normalize_rows(queries)
-        best_scores = np.full((len(q), k), -np.inf, np.float32)
-        best_seqs = np.full((len(q), k), -1, np.int64)
-        for lo in range(0, len(allowed), EXACT_FILTER_MAX):
-            seqs, raw = self._store.vectors_by_seq(allowed[lo : lo + EXACT_FILTER_MAX])
-            if not len(seqs):
-                continue
-            scores = q @ normalize_rows(self._project(raw)).T
-            all_scores = np.hstack([best_scores, scores.astype(np.float32)])
-            all_seqs = np.hstack([best_seqs, np.broadcast_to(seqs, scores.shape)])
-            order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
-            best_scores = np.take_along_axis(all_scores, order, axis=1)
-            best_seqs = np.take_along_axis(all_seqs, order, axis=1)
-        best_seqs = np.where(np.isfinite(best_scores), best_seqs, -1)
-        return best_scores, best_seqs
+            return dense_search(self.index, self._store, self._project, self._project(raw), k, where)

@@ -8,14 +8,12 @@ changes (another write, by any process).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 
 from semspace.errors import InvalidParameterError, check_param
-
-if TYPE_CHECKING:
-    from semspace.search.collection import Collection, SearchResult
+from semspace.search.store import DocumentStore
 
 RRF_K = 60
 FUSIONS = ("rrf", "weighted")
@@ -46,13 +44,12 @@ class BM25Index:
         return np.asarray(self._retriever.get_scores(tokens), dtype=np.float64)
 
 
-def _bm25(collection: Collection) -> BM25Index:
-    generation = collection.generation
-    cached = getattr(collection, "_bm25", None)
+def current_bm25(store: DocumentStore, cached: BM25Index | None) -> BM25Index:
+    """`cached` when it was built at the store's generation, else a new index over the stored texts."""
+    generation = store.generation
     if cached is None or cached.generation != generation:
-        seqs, texts = collection.store.seq_texts()
+        seqs, texts = store.seq_texts()
         cached = BM25Index(seqs, texts, generation)
-        collection._bm25 = cached
     return cached
 
 
@@ -64,16 +61,19 @@ def _minmax(scores: np.ndarray) -> np.ndarray:
 
 
 def hybrid_search(
-    collection: Collection,
+    bm25: BM25Index,
     queries: list[str],
     k: int,
+    dense: Callable[[int], tuple[np.ndarray, np.ndarray]],
+    store: DocumentStore,
     where: dict | None = None,
     mode: str = "hybrid",
     fusion: str = "rrf",
     alpha: float = 0.5,
     candidates: int = 100,
-) -> list[SearchResult]:
-    """Top-k per query by BM25 (`mode="bm25"`) or by the fusion of the BM25 and dense top-`candidates` lists."""
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(scores, seqs) per query: the top-k by BM25 (`mode="bm25"`) or by the fusion of the BM25 and dense
+    top-`candidates` lists (`dense(n)`: the dense (scores, seqs) top-n of every query)."""
     check_param("fusion", "Collection.search", fusion in FUSIONS, f"one of {FUSIONS}", fusion)
     check_param(
         "alpha",
@@ -82,12 +82,11 @@ def hybrid_search(
         "a number in [0, 1]",
         alpha,
     )
-    bm25 = _bm25(collection)
-    allowed = None if where is None else collection.store.filter_seqs(where)
+    allowed = None if where is None else store.filter_seqs(where)
     mask = None if allowed is None else np.isin(bm25.seqs, allowed)
     n_cand = max(k, candidates)
     if mode == "hybrid":
-        dense_scores, dense_seqs = collection._search_seqs(collection.encoder.encode(queries), n_cand, where)
+        dense_scores, dense_seqs = dense(n_cand)
     rows: list[tuple[np.ndarray, np.ndarray]] = []
     for qi, query in enumerate(queries):
         lexical = bm25.scores(query)
@@ -112,5 +111,4 @@ def hybrid_search(
                     fused[seq] = fused.get(seq, 0.0) + weight * score
         best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
         rows.append((np.array([s for _, s in best]), np.array([q for q, _ in best], dtype=np.int64)))
-    docs = collection.store.by_seq(sorted({int(s) for _, seqs in rows for s in seqs}))
-    return [collection._result(scores, seqs, docs) for scores, seqs in rows]
+    return rows

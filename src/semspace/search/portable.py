@@ -7,8 +7,8 @@ the shortest decimal that reads back to the same float64), so export → import 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,15 +16,14 @@ from semspace._io import atomic_writer
 from semspace.data.files import json_object, record_lines
 from semspace.errors import DatasetFormatError
 
-if TYPE_CHECKING:
-    from semspace.search.collection import Collection
 
-
-def export_jsonl(collection: Collection, path: str | Path, vectors: bool = False) -> int:
-    """Write every document of `collection` in insertion order to `path` (atomically); returns the count."""
+def export_jsonl(
+    documents: Iterable[tuple[str, str, dict, np.ndarray]], path: str | Path, vectors: bool = False
+) -> int:
+    """Write (id, text, metadata, raw vector) documents to `path` (atomically), one JSON line each; the count."""
     n = 0
     with atomic_writer(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        for doc_id, text, meta, vector in collection.iter_documents():
+        for doc_id, text, meta, vector in documents:
             record = {"id": doc_id, "text": text, "metadata": meta}
             if vectors:
                 record["vector"] = vector.tolist()
@@ -70,17 +69,14 @@ def read_export(path: str | Path, dim: int) -> tuple[list[str], list[str | None]
     return texts, ids, metadata, matrix
 
 
-def import_jsonl(collection: Collection, path: str | Path, upsert: bool = False) -> int:
-    """Add (or add-or-replace) every document of a JSONL export in one transaction; returns the count."""
-    texts, ids, metadata, vectors = read_export(path, collection.raw_dim)
+def read_import(
+    path: str | Path, dim: int, upsert: bool = False
+) -> tuple[list[str], list[str] | None, list[dict], np.ndarray | None]:
+    """(texts, ids — None for generated ones —, metadata, raw vectors or None) to add, or with `upsert` to add or
+    replace: every line has an id, or (for a plain add) none does."""
+    texts, ids, metadata, vectors = read_export(path, dim)
     if any(i is None for i in ids):
         if upsert or not all(i is None for i in ids):
             raise DatasetFormatError(path, None, "every line needs an 'id' (or, for a plain add, none does)")
-        given = None
-    else:
-        given = [str(i) for i in ids]
-    if upsert:
-        collection.upsert(texts, ids=given, metadata=metadata, vectors=vectors)
-    else:
-        collection.add(texts, ids=given, metadata=metadata, vectors=vectors)
-    return len(texts)
+        return texts, None, metadata, vectors
+    return texts, [str(i) for i in ids], metadata, vectors
