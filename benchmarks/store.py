@@ -17,8 +17,9 @@ report).
     python benchmarks/store.py [--sizes 10000,100000] [--systems semspace-flat,chroma,...] [--out FILE]
     python benchmarks/store.py --quick        # N=2,000, few repeats, ~2-3 min; writes to a temp folder
 
-Needs `pip install chromadb lancedb` in the environment (or --skip-peers). Run alone, under the heavy-job lock:
-two heavy jobs at once spoil timings. Writes docs/results/store.md and the raw numbers in docs/results/store.json.
+Needs the peers in the environment, `pip install -e '.[bench]'` (chromadb, lancedb), or --skip-peers. Run alone,
+under the heavy-job lock: two heavy jobs at once spoil timings. Writes docs/results/store.md and the raw numbers in
+docs/results/store.json.
 """
 
 from __future__ import annotations
@@ -928,7 +929,8 @@ def main() -> None:
     skipped = [s for s in systems if PEER_PACKAGES.get(s) in missing]
     if missing and not args.skip_peers:
         print(
-            f"store.py: {' and '.join(missing)} not installed: pip install chromadb lancedb (or --skip-peers)",
+            f"store.py: {' and '.join(missing)} not installed: pip install -e '.[bench]' "
+            "(chromadb, lancedb; or --skip-peers)",
             file=sys.stderr,
         )
         sys.exit(2)

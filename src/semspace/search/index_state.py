@@ -84,8 +84,8 @@ class IndexState:
         self.factory = factory
         self.store = store
         self.projection = projection
-        self.transform_number = -1
-        dim, self.project = projection(0)
+        self.transform_number = _int(store.meta(), "transform")
+        dim, self.project = projection(self.transform_number)
         self.index = VectorIndex(factory, dim)
         self.generation = -1  # -1: nothing loaded yet
         self.next_seq = 0
