@@ -412,8 +412,8 @@ class Collection:
         vectors: np.ndarray | None,
         show_progress_bar: bool | None,
         what: str,
-    ) -> tuple[list[str], list[str], list[dict], np.ndarray]:
-        """Validated (texts, ids, metadata, raw vectors): encoded here, outside every lock, unless given."""
+    ) -> tuple[list[str], list[str], list[str], np.ndarray]:
+        """Validated (texts, ids, metadata as JSON, raw vectors): encoded here, outside every lock, unless given."""
         texts, ids, metadata = check_documents(texts, ids, metadata, what)
         n = len(texts)
         if n == 0:
@@ -488,7 +488,7 @@ class Collection:
             self._committed(generation, next_seq, added=(seqs, raw), removed=old)
         return ids
 
-    def _insert(self, db, ids: list[str], texts: list[str], metadata: list[dict], raw: np.ndarray) -> np.ndarray:
+    def _insert(self, db, ids: list[str], texts: list[str], metadata: list[str], raw: np.ndarray) -> np.ndarray:
         from tqdm.auto import tqdm
 
         n = len(ids)

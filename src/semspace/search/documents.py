@@ -43,16 +43,18 @@ class DocumentPage:
     next_cursor: str | None = None
 
 
-def check_metadata(meta: object, i: int) -> None:
-    """A document's metadata: a JSON-serialisable dict of at most MAX_METADATA_BYTES."""
+def check_metadata(meta: object, i: int) -> str:
+    """A document's metadata, a JSON-serialisable dict of at most MAX_METADATA_BYTES, as the JSON stored."""
     if not isinstance(meta, dict):
         raise InputTypeError(f"Metadata at index {i} must be a dict; got {type(meta).__name__}.")
     try:
-        size = len(json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+        text = json.dumps(meta, ensure_ascii=False)
     except (TypeError, ValueError):
         raise InvalidInputError(f"Metadata at index {i} is not JSON-serialisable.") from None
+    size = len(text.encode("utf-8"))
     if size > MAX_METADATA_BYTES:
         raise InvalidInputError(f"Metadata at index {i} is {size} bytes as JSON; at most {MAX_METADATA_BYTES}.")
+    return text
 
 
 def content_id(text: str) -> str:
@@ -63,8 +65,8 @@ def content_id(text: str) -> str:
 
 def check_documents(
     texts: Sequence[str], ids: Sequence[str] | None, metadata: Sequence[dict] | None, what: str = "add"
-) -> tuple[list[str], list[str], list[dict]]:
-    """Validated (texts, ids — generated when None —, metadata) of one add/upsert."""
+) -> tuple[list[str], list[str], list[str]]:
+    """Validated (texts, ids — generated when None —, metadata as JSON text) of one add/upsert."""
     texts = validate_texts(texts)
     n = len(texts)
     if ids is None:
@@ -81,9 +83,7 @@ def check_documents(
     metadata = [{} for _ in range(n)] if metadata is None else list(metadata)
     if len(metadata) != n:
         raise InvalidInputError(f"{len(metadata)} metadata entries for {n} texts.")
-    for i, meta in enumerate(metadata):
-        check_metadata(meta, i)
-    return texts, ids, metadata
+    return texts, ids, [check_metadata(meta, i) for i, meta in enumerate(metadata)]
 
 
 def make_result(row_scores, row_seqs, docs: dict[int, tuple[str, str, dict]]) -> SearchResult:

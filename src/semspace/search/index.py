@@ -144,6 +144,27 @@ class VectorIndex:
         return self.needs_training and isinstance(self._inner(), faiss.IndexFlat)
 
     @property
+    def is_exact(self) -> bool:
+        """True when a search is exhaustive over exact vectors (a flat index, or the stand-in of an untrained one):
+        a search restricted by an id selector then gives the exact top-k."""
+        faiss = _faiss()
+        return isinstance(self._inner(), faiss.IndexFlat)
+
+    def reconstruct(self, seqs: np.ndarray) -> np.ndarray | None:
+        """The stored (normalised) vectors of `seqs` when this index keeps them exactly (flat or HNSW over flat
+        storage); None when it keeps codes (PQ, SQ, IVF) or does not hold one of the ids."""
+        faiss = _faiss()
+        inner = self._inner()
+        storage = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
+        if not hasattr(self._index, "id_map") or not isinstance(storage, faiss.IndexFlat):
+            return None
+        seqs = np.ascontiguousarray(seqs, dtype=np.int64)
+        try:
+            return self._index.reconstruct_batch(seqs)
+        except RuntimeError:  # an id the index does not hold (the store is newer than this index)
+            return None
+
+    @property
     def ntotal(self) -> int:
         """Live vectors: those in the FAISS structure minus the tombstones."""
         return int(self._index.ntotal) - len(self._dead)

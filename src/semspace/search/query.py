@@ -38,14 +38,20 @@ def filtered_search(
     k: int,
     allowed: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k among `allowed` seqs: exact cosine over their stored vectors when few match (or when the index
-    type cannot search with an id selector), else FAISS with an IDSelectorBatch."""
+    """Top-k among `allowed` seqs, exactly: a selector search when the index is flat; else cosine over the
+    vectors the index holds exactly (HNSW over flat storage) or over the stored raw vectors (quantised indexes), or,
+    past EXACT_FILTER_MAX matches, FAISS's approximate search with an IDSelectorBatch."""
     k = min(k, max(len(allowed), 1))
-    if len(allowed) > EXACT_FILTER_MAX:
+    if index.is_exact or len(allowed) > EXACT_FILTER_MAX:
         try:
             return index.search(queries, k, allowed=allowed)
         except RuntimeError:
             logger.info("%s cannot search with an id selector; scoring the filtered documents exactly", index.factory)
+    exact = index.reconstruct(allowed) if len(allowed) <= EXACT_FILTER_MAX else None
+    if exact is not None:
+        scores = normalize_rows(queries) @ exact.T
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, axis=1).astype(np.float32), allowed[order].astype(np.int64)
     q = normalize_rows(queries)
     best_scores = np.full((len(q), k), -np.inf, np.float32)
     best_seqs = np.full((len(q), k), -1, np.int64)

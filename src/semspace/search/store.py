@@ -33,6 +33,9 @@ DELETION_LOG = """
 CREATE TABLE IF NOT EXISTS deleted (seq INTEGER PRIMARY KEY, generation INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS deleted_by_generation ON deleted(generation);
 """
+# A covering index of (seq, metadata): a metadata filter scans it instead of the rows, whose 1.5 KB vectors would make
+# it read every page of the table (100 ms → ~10 ms at 100k documents).
+METADATA_INDEX = "CREATE INDEX IF NOT EXISTS documents_metadata ON documents(seq, metadata);"
 _IN_CHUNK = 500  # ids per "IN (...)" query: well under SQLite's bound-parameter limit
 
 
@@ -93,16 +96,18 @@ class DocumentStore:
             self._db.execute("PRAGMA synchronous=FULL")
             if create:
                 self._db.executescript(SCHEMA)
-            if create or not self.has_deletion_log():
+            if create or not self._has("deleted"):
                 self._db.executescript(DELETION_LOG)  # collections made before the log get it on first open
+            if create or not self._has("documents_metadata"):
+                self._db.executescript(METADATA_INDEX)
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"{self.path}: not a readable SQLite document store ({exc})") from None
 
     def close(self) -> None:
         self._db.close()
 
-    def has_deletion_log(self) -> bool:
-        return self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'deleted'").fetchone() is not None
+    def _has(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -191,12 +196,13 @@ class DocumentStore:
         seqs: Sequence[int],
         ids: Sequence[str],
         texts: Sequence[str],
-        metadata: Sequence[dict],
+        metadata_json: Sequence[str],
         vectors: np.ndarray,
     ) -> None:
+        """Insert rows; `metadata_json` is each document's metadata as JSON text (see documents.check_metadata)."""
         rows = (
-            (int(s), i, t, json.dumps(m, ensure_ascii=False), np.ascontiguousarray(v, np.float32).tobytes())
-            for s, i, t, m, v in zip(seqs, ids, texts, metadata, vectors, strict=True)
+            (int(s), i, t, m, np.ascontiguousarray(v, np.float32).tobytes())
+            for s, i, t, m, v in zip(seqs, ids, texts, metadata_json, vectors, strict=True)
         )
         try:
             db.executemany("INSERT INTO documents(seq, id, text, metadata, vector) VALUES(?, ?, ?, ?, ?)", rows)
