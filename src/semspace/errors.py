@@ -85,3 +85,13 @@ class SingularCovarianceError(InvalidInputError):
 class NoBiEncoderError(InvalidParameterError):
     """Retrieve-and-rerank (or a choice between it and CUR) was asked of a CUR searcher without a bi-encoder side
     (item vectors and a query encoder); the message says how to build one with it."""
+
+
+class EncoderBusyError(SemspaceError):
+    """Too many encode requests are already waiting for the encoder (the service's bounded queue is full); retrying
+    shortly can succeed. The service answers 429."""
+
+
+class EncoderTimeoutError(SemspaceError, TimeoutError):
+    """The encoder did not answer within the service's timeout; retrying later can succeed. The service answers
+    503."""

@@ -3,8 +3,9 @@ for a few milliseconds into one engine call, as Hugging Face TEI and Infinity do
 about one batch of 32 instead of 32 batches of one.
 
 The app owns one :class:`Batcher` (``ServiceState.batcher``); routes get :attr:`Batcher.encoder`, a stand-in for the
-encoder whose small `encode` calls go through the queue. The queue is bounded: a request that finds it full is a
-429; one whose result is not back within ``timeout_s`` is a 503. Both are JSON errors like every other.
+encoder whose small `encode` calls go through the queue. The queue is bounded: a request that finds it full raises
+EncoderBusyError; one whose result is not back within ``timeout_s`` raises EncoderTimeoutError. The service maps
+them to 429 and 503 (service/errors.py), JSON errors like every other.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from semspace.encode.encoder import validate_texts
-from semspace.service.schemas import http_error
+from semspace.errors import EncoderBusyError, EncoderTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +91,13 @@ class Batcher:
         self._thread.start()
 
     def encode(self, texts: list[str], normalize: bool | None = None, **kwargs: Any) -> np.ndarray:
-        """`encoder.encode(texts, normalize=...)` through the queue; 429 when full, 503 past the timeout."""
+        """`encoder.encode(texts, normalize=...)` through the queue; EncoderBusyError when it is full,
+        EncoderTimeoutError past the timeout."""
         job = _Job(list(texts), (normalize, tuple(sorted(kwargs.items()))))
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            raise http_error(429, "Too many requests are waiting for the encoder; retry shortly.") from None
+            raise EncoderBusyError("Too many requests are waiting for the encoder; retry shortly.") from None
         if not job.done.wait(self.config.timeout_s):
             job.cancelled = True
             raise self._too_slow()
@@ -106,21 +108,21 @@ class Batcher:
 
     async def encode_async(self, texts: list[str], normalize: bool | None = None, **kwargs: Any) -> np.ndarray:
         """:meth:`encode` for a coroutine route: awaits the result on the event loop (no thread is parked per
-        request); the same 429 and 503."""
+        request); the same errors."""
         loop = asyncio.get_running_loop()
         job = _Job(list(texts), (normalize, tuple(sorted(kwargs.items()))), loop=loop, future=loop.create_future())
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            raise http_error(429, "Too many requests are waiting for the encoder; retry shortly.") from None
+            raise EncoderBusyError("Too many requests are waiting for the encoder; retry shortly.") from None
         try:
             return await asyncio.wait_for(job.future, self.config.timeout_s)
         except TimeoutError:
             job.cancelled = True
             raise self._too_slow() from None
 
-    def _too_slow(self) -> Exception:
-        return http_error(503, f"The encoder did not answer within {self.config.timeout_s:g} s; retry later.")
+    def _too_slow(self) -> EncoderTimeoutError:
+        return EncoderTimeoutError(f"The encoder did not answer within {self.config.timeout_s:g} s; retry later.")
 
     def close(self) -> None:
         """Stop the worker once the queued jobs are done."""

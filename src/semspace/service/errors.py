@@ -20,6 +20,8 @@ from semspace.errors import (
     CollectionError,
     DocumentNotFoundError,
     DuplicateIdError,
+    EncoderBusyError,
+    EncoderTimeoutError,
     NoBiEncoderError,
     SemspaceError,
 )
@@ -32,6 +34,8 @@ ERROR_STATUS: tuple[tuple[type[SemspaceError], int], ...] = (
     (DuplicateIdError, 409),
     (NoBiEncoderError, 422),  # rerank="rnr" on a CUR index without a bi-encoder side: valid JSON, not servable
     (CollectionBusyError, 503),
+    (EncoderBusyError, 429),
+    (EncoderTimeoutError, 503),
     (CollectionError, 500),
     (SemspaceError, 400),
 )

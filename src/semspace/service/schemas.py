@@ -349,86 +349,105 @@ class Info(BaseModel):
 NON_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
+# Where the limits live in the request models: (model, field) pairs of texts (a string or a list of strings: each
+# text non-blank and at most max_text_chars, a list at most max_batch long) and of other per-request lists.
+TEXT_FIELDS = (
+    ("EmbedRequest", "texts"),
+    ("TEIEmbedRequest", "inputs"),
+    ("SearchRequest", "queries"),
+    ("SearchRequest", "query"),
+    ("RerankRequest", "texts"),
+    ("RerankRequest", "query"),
+    ("DocumentIn", "text"),
+)
+BATCH_FIELDS = (("AddRequest", "documents"), ("DeleteRequest", "ids"), ("SimilarityRequest", "pairs"))
+
+
 def describe_limits(
     schema: dict[str, Any], limits: Limits, served: tuple[str, int, int | None] | None = None
 ) -> dict[str, Any]:
     """Write what the server really checks into an app's OpenAPI schema, in place, and return it: the limits of
-    :class:`Limits` (maxItems, maxLength, maximum), non-blank texts, the one-of rules of /search and /documents,
-    string-only /v1 input, and — when `served` = (model id, encoder dim, whitening k or None) is known — the
-    `model` and `dimensions` that /v1/embeddings accepts. What JSON Schema cannot say (token counts, bytes, hits)
-    is a 413."""
+    :class:`Limits` (maxItems, maxLength, maximum) on TEXT_FIELDS and BATCH_FIELDS, non-blank texts, the one-of
+    rules of /search and /documents, string-only /v1 input, and — when `served` = (model id, encoder dim, whitening
+    k or None) is known — the `model` and `dimensions` that /v1/embeddings accepts. What JSON Schema cannot say
+    (token counts, bytes, hits) is a 413."""
     comps = schema.get("components", {}).get("schemas", {})
 
     def props(model: str) -> dict[str, Any]:
         return comps.get(model, {}).get("properties", {})
 
-    def text(node: dict[str, Any]) -> None:
-        node.update(maxLength=limits.max_text_chars, minLength=1, pattern=NON_BLANK)
-
-    def texts(node: dict[str, Any], min_items: int | None = None) -> None:
-        for option in node.get("anyOf", [node]):
-            if option.get("type") == "array" and option.get("items", {}).get("type") == "string":
-                option["maxItems"] = limits.max_batch
-                if min_items is not None:
-                    option["minItems"] = min_items
-                text(option["items"])
-            elif option.get("type") == "string":
-                text(option)
-
-    for model, name in (
-        ("EmbedRequest", "texts"),
-        ("TEIEmbedRequest", "inputs"),
-        ("SearchRequest", "queries"),
-        ("SearchRequest", "query"),
-        ("RerankRequest", "texts"),
-        ("RerankRequest", "query"),
-        ("DocumentIn", "text"),
-    ):
-        texts(props(model).get(name, {}), min_items=1)
+    for model, name in TEXT_FIELDS:
+        _limit_texts(props(model).get(name, {}), limits, min_items=1)
+    for model, name in BATCH_FIELDS:
+        if name in props(model):
+            props(model)[name]["maxItems"] = limits.max_batch
+    for pair_text in props("SimilarityRequest").get("pairs", {}).get("items", {}).get("prefixItems", []):
+        _limit_text(pair_text, limits)
     if "TEIEmbedRequest" in comps:
         props("TEIEmbedRequest")["truncate"]["description"] = (
             "false (TEI's default): a text over the model's token limit is a 413; true: it is cut."
         )
-    # /v1/embeddings: strings only (token-id arrays are a 400), and the dimensions this service can give
     if "OpenAIEmbeddingsRequest" in comps:
-        v1 = props("OpenAIEmbeddingsRequest")
-        v1["input"] = {
-            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-            "title": "Input",
-            "description": "A string or a list of strings (token-id arrays are refused with a 400).",
-        }
-        texts(v1["input"], min_items=1)
-        if served is not None:
-            model_id, native, k = served
-            v1["model"] = {"type": "string", "enum": [model_id], "title": "Model"}
-            allowed: list[dict[str, Any]] = [{"type": "integer", "enum": [native]}, {"type": "null"}]
-            if k is not None:
-                allowed.insert(1, {"type": "integer", "minimum": 1, "maximum": k})
-            v1["dimensions"] = {"anyOf": allowed, "title": "Dimensions"}
-    for model, name in (("AddRequest", "documents"), ("DeleteRequest", "ids"), ("SimilarityRequest", "pairs")):
-        if name in props(model):
-            props(model)[name]["maxItems"] = limits.max_batch
-    for pair_text in props("SimilarityRequest").get("pairs", {}).get("items", {}).get("prefixItems", []):
-        text(pair_text)
+        _describe_v1_embeddings(props("OpenAIEmbeddingsRequest"), limits, served)
     if "SearchRequest" in comps:
-        props("SearchRequest")["k"]["maximum"] = limits.max_k
-        comps["SearchRequest"]["oneOf"] = [  # exactly one of query / queries (a null one counts as absent)
-            {"required": ["query"], "properties": {"query": {"type": "string"}}},
-            {"required": ["queries"], "properties": {"queries": {"type": "array"}}},
-        ]
-        comps["SearchRequest"]["description"] = (
-            f"Exactly one of `query` / `queries`; len(queries) × k at most {limits.max_hits} (else a 413), and the "
-            f"hits' text and metadata at most {limits.max_response_bytes} bytes (else a 413)."
-        )
+        _describe_search(comps["SearchRequest"], limits)
     if "AddRequest" in comps:
-        with_id = {"required": ["id"], "properties": {"id": {"type": "string"}}}
-        without_id = {"properties": {"id": {"type": "null"}}}
-        props("AddRequest")["documents"]["anyOf"] = [{"items": with_id}, {"items": without_id}]
-        props("AddRequest")["documents"]["description"] = "An id for every document or for none."
-        props("DocumentIn")["metadata"]["description"] = (
-            f"Any JSON object; at most {limits.max_metadata_bytes} bytes as compact JSON (else a 413)."
-        )
+        _describe_add(props("AddRequest"), props("DocumentIn"), limits)
     return schema
+
+
+def _limit_text(node: dict[str, Any], limits: Limits) -> None:
+    node.update(maxLength=limits.max_text_chars, minLength=1, pattern=NON_BLANK)
+
+
+def _limit_texts(node: dict[str, Any], limits: Limits, min_items: int | None = None) -> None:
+    for option in node.get("anyOf", [node]):
+        if option.get("type") == "array" and option.get("items", {}).get("type") == "string":
+            option["maxItems"] = limits.max_batch
+            if min_items is not None:
+                option["minItems"] = min_items
+            _limit_text(option["items"], limits)
+        elif option.get("type") == "string":
+            _limit_text(option, limits)
+
+
+def _describe_v1_embeddings(v1: dict[str, Any], limits: Limits, served: tuple[str, int, int | None] | None) -> None:
+    """/v1/embeddings: strings only (token-id arrays are a 400), and the dimensions this service can give."""
+    v1["input"] = {
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+        "title": "Input",
+        "description": "A string or a list of strings (token-id arrays are refused with a 400).",
+    }
+    _limit_texts(v1["input"], limits, min_items=1)
+    if served is not None:
+        model_id, native, k = served
+        v1["model"] = {"type": "string", "enum": [model_id], "title": "Model"}
+        allowed: list[dict[str, Any]] = [{"type": "integer", "enum": [native]}, {"type": "null"}]
+        if k is not None:
+            allowed.insert(1, {"type": "integer", "minimum": 1, "maximum": k})
+        v1["dimensions"] = {"anyOf": allowed, "title": "Dimensions"}
+
+
+def _describe_search(search: dict[str, Any], limits: Limits) -> None:
+    search["properties"]["k"]["maximum"] = limits.max_k
+    search["oneOf"] = [  # exactly one of query / queries (a null one counts as absent)
+        {"required": ["query"], "properties": {"query": {"type": "string"}}},
+        {"required": ["queries"], "properties": {"queries": {"type": "array"}}},
+    ]
+    search["description"] = (
+        f"Exactly one of `query` / `queries`; len(queries) × k at most {limits.max_hits} (else a 413), and the "
+        f"hits' text and metadata at most {limits.max_response_bytes} bytes (else a 413)."
+    )
+
+
+def _describe_add(add: dict[str, Any], document: dict[str, Any], limits: Limits) -> None:
+    with_id = {"required": ["id"], "properties": {"id": {"type": "string"}}}
+    without_id = {"properties": {"id": {"type": "null"}}}
+    add["documents"]["anyOf"] = [{"items": with_id}, {"items": without_id}]
+    add["documents"]["description"] = "An id for every document or for none."
+    document["metadata"]["description"] = (
+        f"Any JSON object; at most {limits.max_metadata_bytes} bytes as compact JSON (else a 413)."
+    )
 
 
 ERROR_DESCRIPTIONS = {

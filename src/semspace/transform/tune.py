@@ -47,6 +47,12 @@ DEFAULT_KS = (None, 256, 128, 64)
 CV_BETAS = (0.0, 1.0)
 CV_GAMMAS = (0.0, 0.25, 0.5)
 CV_KS = (None, 256)
+# The (β, γ, k) grid each rule searches: the cv rule a small grid near raw, the others the full grid.
+RULE_GRIDS = {
+    "cv": (CV_BETAS, CV_GAMMAS, CV_KS),
+    "bootstrap": (DEFAULT_BETAS, DEFAULT_GAMMAS, DEFAULT_KS),
+    "argmax": (DEFAULT_BETAS, DEFAULT_GAMMAS, DEFAULT_KS),
+}
 
 Setting = tuple[float, float, int | None]
 
@@ -189,6 +195,87 @@ def _corrected_lower_bound(gains: np.ndarray, n_folds: int, confidence: float) -
     return mean - float(t.ppf(confidence, j - 1)) * se
 
 
+def _check_dev(
+    d: int, dev_a: np.ndarray, dev_b: np.ndarray, dev_scores: np.ndarray, dev_groups: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(dev_a, dev_b, gold, subset labels or None), validated."""
+    dev_a = as_vectors(dev_a, d, "dev_a")
+    dev_b = as_vectors(dev_b, d, "dev_b")
+    gold = np.asarray(dev_scores, dtype=np.float64)
+    if not (len(dev_a) == len(dev_b) == len(gold)) or len(gold) < 3:
+        raise InvalidInputError("dev_a, dev_b and dev_scores must have the same length (at least 3 pairs).")
+    labels = None
+    if dev_groups is not None:
+        groups = np.asarray(dev_groups)
+        if groups.shape != gold.shape:
+            raise InvalidInputError("dev_groups must hold one label per dev pair.")
+        labels = np.unique(groups, return_inverse=True)[1].reshape(-1)
+    return dev_a, dev_b, gold, labels
+
+
+def _check_resampling(n_bootstrap: int, n_folds: int, n_repeats: int, confidence: float) -> None:
+    check_param(
+        "n_bootstrap",
+        "tune_whitening",
+        isinstance(n_bootstrap, int) and n_bootstrap >= 0,
+        "an int >= 0",
+        n_bootstrap,
+    )
+    check_param("n_folds", "tune_whitening", isinstance(n_folds, int) and n_folds >= 2, "an int >= 2", n_folds)
+    check_param("n_repeats", "tune_whitening", isinstance(n_repeats, int) and n_repeats >= 1, "an int >= 1", n_repeats)
+    check_param("confidence", "tune_whitening", 0.5 <= confidence < 1, "a float in [0.5, 1)", confidence)
+
+
+def _bootstrap_lower_bounds(
+    cosines: np.ndarray, gold: np.ndarray, labels: np.ndarray | None, n_bootstrap: int, confidence: float, seed: int
+) -> np.ndarray:
+    """Per setting, the (1 − confidence) quantile of its paired bootstrap gain over raw (row 0; its own bound: 0)."""
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        samples = rng.integers(0, len(gold), size=(n_bootstrap, len(gold)))
+        boot_labels = None
+    else:  # resample within each subset; the columns stay grouped by subset
+        members = [np.flatnonzero(labels == u) for u in np.unique(labels)]
+        samples = np.hstack([m[rng.integers(0, len(m), size=(n_bootstrap, len(m)))] for m in members])
+        boot_labels = np.concatenate([np.full(len(m), u) for u, m in enumerate(members)])
+    gold_boot, gold_ranks = gold[samples], {}  # the resampled gold is ranked once for every setting
+    raw_boot = _aggregate_spearman(cosines[0][samples], gold_boot, boot_labels, gold_ranks)
+    lower = np.zeros(len(cosines))
+    for i in range(1, len(cosines)):
+        boot = _aggregate_spearman(cosines[i][samples], gold_boot, boot_labels, gold_ranks)
+        lower[i] = np.quantile(boot - raw_boot, 1.0 - confidence)
+    return lower
+
+
+def _choose_by_cv(
+    cosines: np.ndarray,
+    scores: np.ndarray,
+    gold: np.ndarray,
+    labels: np.ndarray | None,
+    n_folds: int,
+    n_repeats: int,
+    confidence: float,
+    seed: int,
+) -> tuple[int, float]:
+    """(chosen row, its gain's lower bound) by the cv rule: the dev argmax only when the nested cross-validated
+    gain of the argmax selection has a positive corrected lower bound and wins in most folds; else raw (row 0)."""
+    if len(gold) < 2 * n_folds:
+        logger.warning("tune_whitening: %d dev pairs are too few for %d folds; keeping raw", len(gold), n_folds)
+        return 0, 0.0
+    gains = _cv_gains(cosines, gold, labels, n_folds, n_repeats, seed)
+    bound = _corrected_lower_bound(gains, n_folds, confidence)
+    majority = float(np.mean(gains > 0)) > 0.5
+    chosen = int(np.argmax(scores)) if (bound > 0 and majority) else 0
+    logger.debug(
+        "cv gains: mean %.5f, lower bound %.5f, %d/%d folds > 0",
+        gains.mean(),
+        bound,
+        int((gains > 0).sum()),
+        len(gains),
+    )
+    return chosen, (min(bound, 0.0) if chosen == 0 else bound)
+
+
 def tune_whitening(
     fit: np.ndarray | WhiteningStats,
     dev_a: np.ndarray,
@@ -220,38 +307,18 @@ def tune_whitening(
     on the aggregation you report. Folds and bootstrap resamples are then stratified by subset."""
     check_param("rule", "tune_whitening", rule in RULES, f"one of {', '.join(RULES)}", rule)
     stats = fit if isinstance(fit, WhiteningStats) else WhiteningStats().update(fit)
-    d = stats.n_features
-    dev_a = as_vectors(dev_a, d, "dev_a")
-    dev_b = as_vectors(dev_b, d, "dev_b")
-    gold = np.asarray(dev_scores, dtype=np.float64)
-    if not (len(dev_a) == len(dev_b) == len(gold)) or len(gold) < 3:
-        raise InvalidInputError("dev_a, dev_b and dev_scores must have the same length (at least 3 pairs).")
-    check_param(
-        "n_bootstrap",
-        "tune_whitening",
-        isinstance(n_bootstrap, int) and n_bootstrap >= 0,
-        "an int >= 0",
-        n_bootstrap,
-    )
-    check_param("n_folds", "tune_whitening", isinstance(n_folds, int) and n_folds >= 2, "an int >= 2", n_folds)
-    check_param("n_repeats", "tune_whitening", isinstance(n_repeats, int) and n_repeats >= 1, "an int >= 1", n_repeats)
-    check_param("confidence", "tune_whitening", 0.5 <= confidence < 1, "a float in [0.5, 1)", confidence)
-    labels = None
-    if dev_groups is not None:
-        groups = np.asarray(dev_groups)
-        if groups.shape != gold.shape:
-            raise InvalidInputError("dev_groups must hold one label per dev pair.")
-        labels = np.unique(groups, return_inverse=True)[1].reshape(-1)
+    dev_a, dev_b, gold, labels = _check_dev(stats.n_features, dev_a, dev_b, dev_scores, dev_groups)
+    _check_resampling(n_bootstrap, n_folds, n_repeats, confidence)
     if rule == "bootstrap" and n_bootstrap == 0:
         rule = "argmax"
-    small = rule == "cv"
+    grid_betas, grid_gammas, grid_ks = RULE_GRIDS[rule]
     settings, cosines = _grid_cosines(
         stats,
         dev_a,
         dev_b,
-        (CV_BETAS if small else DEFAULT_BETAS) if betas is None else tuple(betas),
-        (CV_GAMMAS if small else DEFAULT_GAMMAS) if gammas is None else tuple(gammas),
-        (CV_KS if small else DEFAULT_KS) if ks is None else tuple(ks),
+        grid_betas if betas is None else tuple(betas),
+        grid_gammas if gammas is None else tuple(gammas),
+        grid_ks if ks is None else tuple(ks),
         eps,
     )
     if labels is None:
@@ -260,46 +327,16 @@ def tune_whitening(
         scores = _aggregate_spearman(cosines, gold, labels)
     raw_score = float(scores[0])
     lower = scores - raw_score  # per-setting lower bound: the dev gain itself for argmax and cv
-    chosen = 0
     if rule == "bootstrap":
-        rng = np.random.default_rng(seed)
-        if labels is None:
-            samples = rng.integers(0, len(gold), size=(n_bootstrap, len(gold)))
-            boot_labels = None
-        else:  # resample within each subset; the columns stay grouped by subset
-            members = [np.flatnonzero(labels == u) for u in np.unique(labels)]
-            samples = np.hstack([m[rng.integers(0, len(m), size=(n_bootstrap, len(m)))] for m in members])
-            boot_labels = np.concatenate([np.full(len(m), u) for u, m in enumerate(members)])
-        gold_boot, gold_ranks = gold[samples], {}  # the resampled gold is ranked once for every setting
-        raw_boot = _aggregate_spearman(cosines[0][samples], gold_boot, boot_labels, gold_ranks)
-        lower = np.zeros(len(settings))
-        for i in range(1, len(settings)):
-            boot = _aggregate_spearman(cosines[i][samples], gold_boot, boot_labels, gold_ranks)
-            lower[i] = np.quantile(boot - raw_boot, 1.0 - confidence)
+        lower = _bootstrap_lower_bounds(cosines, gold, labels, n_bootstrap, confidence, seed)
         candidates = [i for i in range(1, len(settings)) if lower[i] > 0]
         chosen = max(candidates, key=lambda i: lower[i]) if candidates else 0
         chosen_bound = float(lower[chosen])
     elif rule == "argmax":
         chosen = int(np.argmax(scores))  # ties go to raw (listed first)
         chosen_bound = float(lower[chosen])
-    elif len(gold) < 2 * n_folds:
-        logger.warning("tune_whitening: %d dev pairs are too few for %d folds; keeping raw", len(gold), n_folds)
-        chosen, chosen_bound = 0, 0.0
     else:
-        gains = _cv_gains(cosines, gold, labels, n_folds, n_repeats, seed)
-        chosen_bound = _corrected_lower_bound(gains, n_folds, confidence)
-        majority = float(np.mean(gains > 0)) > 0.5
-        best = int(np.argmax(scores))
-        chosen = best if (chosen_bound > 0 and majority) else 0
-        logger.debug(
-            "cv gains: mean %.5f, lower bound %.5f, %d/%d folds > 0",
-            gains.mean(),
-            chosen_bound,
-            int((gains > 0).sum()),
-            len(gains),
-        )
-        if chosen == 0:
-            chosen_bound = min(chosen_bound, 0.0)
+        chosen, chosen_bound = _choose_by_cv(cosines, scores, gold, labels, n_folds, n_repeats, confidence, seed)
     grid = [
         {
             "beta": beta,
