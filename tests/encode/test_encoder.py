@@ -270,3 +270,15 @@ def test_token_budget_batches_respect_the_budget_and_change_no_vector(tiny_bert_
 def test_max_batch_tokens_is_checked(tiny_bert_dir):
     with pytest.raises(InvalidParameterError, match="max_batch_tokens"):
         Encoder(str(tiny_bert_dir), max_batch_tokens=0)
+
+
+def test_encode_signature_spells_exactly_the_encode_options():
+    import dataclasses
+    import inspect
+
+    from semspace.encode.encoder import ENCODE_KEYWORDS, EncodeOptions
+
+    params = inspect.signature(Encoder.encode).parameters
+    keywords = {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert keywords == {f.name: f.default for f in dataclasses.fields(EncodeOptions)}
+    assert tuple(keywords) == ENCODE_KEYWORDS

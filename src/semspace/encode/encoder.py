@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -242,66 +243,37 @@ class Encoder:
         :attr:`default_prompt_name`); ``show_progress_bar``; ``convert_to_tensor`` returns a CPU torch tensor.
         Any other keyword is an error naming these.
         """
-        return self._encode_role(
-            sentences,
-            None,
-            batch_size=batch_size,
-            normalize_embeddings=normalize_embeddings,
-            normalize=normalize,
-            prompt=prompt,
-            prompt_name=prompt_name,
-            show_progress_bar=show_progress_bar,
-            convert_to_tensor=convert_to_tensor,
-            unknown=unknown,
-        )
+        call = dict(locals())  # this signature spells the options for IDEs and help(); EncodeOptions owns them
+        given = {name: call[name] for name in ENCODE_KEYWORDS}
+        return self._encode_role(sentences, None, EncodeOptions.parse(given | unknown))
 
     def encode_query(self, sentences: str | Sequence[str], **kwargs: Any) -> np.ndarray | torch.Tensor:
         """`encode` with the model's query prompt (its ST prompt ``query``; ``"query: "`` for e5 models; none
         otherwise) unless ``prompt``/``prompt_name`` is given."""
-        return self._encode_role(sentences, "query", **_split_unknown(kwargs))
+        return self._encode_role(sentences, "query", EncodeOptions.parse(kwargs))
 
     def encode_document(self, sentences: str | Sequence[str], **kwargs: Any) -> np.ndarray | torch.Tensor:
         """`encode` with the model's document prompt (its ST prompt ``document``/``passage``/``corpus``;
         ``"passage: "`` for e5 models; none otherwise) unless ``prompt``/``prompt_name`` is given."""
-        return self._encode_role(sentences, "document", **_split_unknown(kwargs))
+        return self._encode_role(sentences, "document", EncodeOptions.parse(kwargs))
 
     def _encode_role(
-        self,
-        sentences: str | Sequence[str],
-        role: str | None,
-        *,
-        batch_size: int | None = None,
-        normalize_embeddings: bool | None = None,
-        normalize: bool | None = None,
-        prompt: str | None = None,
-        prompt_name: str | None = None,
-        show_progress_bar: bool | None = None,
-        convert_to_tensor: bool = False,
-        unknown: dict[str, Any] | None = None,
+        self, sentences: str | Sequence[str], role: str | None, options: EncodeOptions
     ) -> np.ndarray | torch.Tensor:
-        if unknown:
-            raise InvalidParameterError(
-                f"Encoder.encode got unknown keyword(s) {', '.join(sorted(unknown))}; "
-                f"valid keywords are {', '.join(ENCODE_KEYWORDS)}."
-            )
-        if normalize_embeddings is not None and normalize is not None and normalize_embeddings != normalize:
-            raise InvalidParameterError(
-                "normalize_embeddings and normalize are the same option; got two different values."
-            )
         single = isinstance(sentences, str)
         texts = [sentences] if single else sentences
-        resolved_prompt = self.resolve_prompt(prompt, prompt_name, role)
+        resolved_prompt = self.resolve_prompt(options.prompt, options.prompt_name, role)
         vectors = self._encode(
             texts,
             [self.pooling],
-            batch_size=batch_size,
-            normalize=normalize_embeddings if normalize_embeddings is not None else normalize,
-            show_progress_bar=show_progress_bar,
+            batch_size=options.batch_size,
+            normalize=options.normalize_rows,
+            show_progress_bar=options.show_progress_bar,
             prompt=resolved_prompt,
         )[self.pooling]
         if single:
             vectors = vectors[0]
-        if convert_to_tensor:
+        if options.convert_to_tensor:
             import torch
 
             return torch.from_numpy(vectors)
@@ -444,16 +416,46 @@ class Encoder:
 # Texts tokenized per chunk by `_encode_token_batches` (bounded memory for encodings of a large corpus).
 _TOKENIZE_CHUNK = 4096
 
-# The keywords `Encoder.encode` accepts (STYLE.md point 5), named in the error for any other.
-ENCODE_KEYWORDS = (
-    "batch_size",
-    "normalize_embeddings",
-    "normalize",
-    "prompt",
-    "prompt_name",
-    "show_progress_bar",
-    "convert_to_tensor",
-)
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """The keywords `Encoder.encode` (and `encode_query` / `encode_document`) accept — the ecosystem's common words
+    (STYLE.md point 5), in one place; :data:`ENCODE_KEYWORDS` and the error for any other keyword come from here."""
+
+    batch_size: int | None = None
+    normalize_embeddings: bool | None = None
+    normalize: bool | None = None
+    prompt: str | None = None
+    prompt_name: str | None = None
+    show_progress_bar: bool | None = None
+    convert_to_tensor: bool = False
+
+    @classmethod
+    def parse(cls, kwargs: dict[str, Any]) -> EncodeOptions:
+        """The options a call passed as keywords; an unknown keyword, or two different values of the
+        normalize alias, raise InvalidParameterError."""
+        unknown = sorted(set(kwargs) - set(ENCODE_KEYWORDS))
+        if unknown:
+            raise InvalidParameterError(
+                f"Encoder.encode got unknown keyword(s) {', '.join(unknown)}; "
+                f"valid keywords are {', '.join(ENCODE_KEYWORDS)}."
+            )
+        options = cls(**kwargs)
+        both = options.normalize_embeddings is not None and options.normalize is not None
+        if both and options.normalize_embeddings != options.normalize:
+            raise InvalidParameterError(
+                "normalize_embeddings and normalize are the same option; got two different values."
+            )
+        return options
+
+    @property
+    def normalize_rows(self) -> bool | None:
+        """`normalize_embeddings`, else its alias `normalize` (None: the encoder's own setting)."""
+        return self.normalize_embeddings if self.normalize_embeddings is not None else self.normalize
+
+
+# The keywords `Encoder.encode` accepts, named in the error for any other.
+ENCODE_KEYWORDS = tuple(f.name for f in fields(EncodeOptions))
 
 
 def make_adapter(
@@ -503,11 +505,6 @@ class _Inline:
         except BaseException as exc:
             future.set_exception(exc)
         return future
-
-
-def _split_unknown(kwargs: dict[str, Any]) -> dict[str, Any]:
-    known = {k: v for k, v in kwargs.items() if k in ENCODE_KEYWORDS}
-    return known | {"unknown": {k: v for k, v in kwargs.items() if k not in ENCODE_KEYWORDS}}
 
 
 def validate_texts(texts: Sequence[str]) -> list[str]:
