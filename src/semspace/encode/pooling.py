@@ -5,9 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-if TYPE_CHECKING:  # torch is imported by the backend that needs it, not at `import semspace`
+if TYPE_CHECKING:  # numpy and torch are imported when pooling runs: the CLI's --help reads only the enum
+    import numpy as np
     import torch
 
 from semspace.errors import UnknownPoolingError
@@ -61,6 +60,8 @@ def masked_mean(hidden: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarr
 
     NumPy arrays (the ONNX Runtime engines' outputs) are pooled in NumPy: torch's OpenMP threads, woken for a few
     microseconds of pooling, keep spinning on the cores ONNX Runtime needs next."""
+    import numpy as np
+
     if isinstance(hidden, np.ndarray):
         weights = np.asarray(mask)[..., None].astype(hidden.dtype)
         return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
@@ -76,6 +77,8 @@ def pool(
 ) -> torch.Tensor | np.ndarray:
     """Apply one concrete pooling (not DEFAULT) to a model output (torch tensors, or NumPy arrays that stay NumPy);
     never writes into its inputs."""
+    import numpy as np
+
     last = hidden_states[-1]
     if pooling is Pooling.CLS:
         return last[:, 0]
