@@ -122,7 +122,7 @@ def profile(encoder, texts: list[str]) -> dict:
 
     from semspace.encode.pooling import pool
 
-    b = encoder._backend
+    b = encoder._adapter
 
     def timed(batches) -> dict:
         spent = {"tokenize": 0.0, "run": 0.0, "pool": 0.0}
@@ -131,7 +131,7 @@ def profile(encoder, texts: list[str]) -> dict:
             batch = make()
             t1 = time.perf_counter()
             with torch.inference_mode():
-                states = b._states(batch)
+                states = b._runner.outputs(batch)
                 t2 = time.perf_counter()
                 pool(encoder.pooling, states, batch["attention_mask"], b._pooler_dense).float().numpy()
             t3 = time.perf_counter()

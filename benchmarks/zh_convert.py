@@ -295,7 +295,7 @@ def step_onnx(_: argparse.Namespace) -> None:
         {
             "call": f'Encoder("{E5}", backend="onnx")',
             "backend": onnx.backend,
-            "export_check": onnx._backend.engine_manifest.get("check"),
+            "export_check": onnx._adapter.engine_manifest.get("check"),
             "first_load_seconds": round(load_seconds, 1),
             "n": len(sentences),
             "cos_min_to_torch": float(cos.min()),

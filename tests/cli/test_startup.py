@@ -22,13 +22,13 @@ with open(sys.argv[1], "w") as handle:
 """
 
 
-def imported_modules(tmp_path, *args: str) -> set[str]:
+def imported_modules(tmp_path, *args: str, full: bool = False) -> set[str]:
     out = tmp_path / "modules.json"
     result = subprocess.run(
         [sys.executable, "-c", RUN_AND_LIST_MODULES, str(out), *args], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    return {name.split(".")[0] for name in json.loads(out.read_text())}
+    return {name if full else name.split(".")[0] for name in json.loads(out.read_text())}
 
 
 @pytest.fixture
@@ -45,6 +45,13 @@ def collection(tmp_path, tiny_bert_dir):
 @pytest.mark.parametrize("args", [["--help"], ["index", "--help"]])
 def test_help_imports_no_heavy_library(tmp_path, args):
     assert not imported_modules(tmp_path, *args) & set(HEAVY)
+
+
+def test_help_imports_only_the_pooling_names_of_semspace_encode(tmp_path):
+    # semspace.encode is lazy like the top package: the options' Pooling enum loads neither the encoder nor numpy.
+    modules = imported_modules(tmp_path, "--help", full=True)
+    assert "semspace.encode.pooling" in modules and "numpy" not in modules
+    assert not {m for m in modules if m.startswith("semspace.encode.") and m != "semspace.encode.pooling"}
 
 
 def test_index_info_and_delete_import_no_heavy_library(tmp_path, collection):

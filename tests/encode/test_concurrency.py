@@ -61,4 +61,4 @@ def test_truncation_count_and_vectors_are_per_call(encoder):
     assert encoder.n_truncated_ == 1
     again = encoder.encode(["a cat", long])
     np.testing.assert_allclose(again[::-1], alone, rtol=1e-4, atol=1e-5)
-    assert encoder._backend.token_lengths([long, "a cat"]) == [202, 4]
+    assert encoder._adapter.token_lengths([long, "a cat"]) == [202, 4]

@@ -7,7 +7,7 @@ import torch
 
 from semspace import Encoder, Pooling
 from semspace.encode import EmbeddingCache
-from semspace.encode.pooling import pooling_from_st_config, st_pooling_config
+from semspace.encode.st_format import pooling_from_st_config, st_pooling_config
 from semspace.errors import (
     InputTypeError,
     InvalidInputError,
@@ -251,13 +251,13 @@ def test_token_budget_batches_respect_the_budget_and_change_no_vector(tiny_bert_
     texts = [" ".join(["word"] * n) for n in (1, 9, 3, 14, 2, 7, 20, 5)] * 3
     budgeted = Encoder(str(tiny_bert_dir), pooling="last-avg", batch_size=8, max_batch_tokens=40)
     widths = []
-    forward = budgeted._backend.forward
+    forward = budgeted._adapter.forward
 
     def spy(batch_texts, poolings, prepared=None):
         widths.append(tuple(prepared["input_ids"].shape))
         return forward(batch_texts, poolings, prepared)
 
-    monkeypatch.setattr(budgeted._backend, "forward", spy)
+    monkeypatch.setattr(budgeted._adapter, "forward", spy)
     got = budgeted.encode(texts)
     assert all(rows * width <= 40 or rows == 1 for rows, width in widths)
     assert all(rows <= 8 for rows, _ in widths) and sum(rows for rows, _ in widths) == len(texts)
@@ -270,3 +270,15 @@ def test_token_budget_batches_respect_the_budget_and_change_no_vector(tiny_bert_
 def test_max_batch_tokens_is_checked(tiny_bert_dir):
     with pytest.raises(InvalidParameterError, match="max_batch_tokens"):
         Encoder(str(tiny_bert_dir), max_batch_tokens=0)
+
+
+def test_encode_signature_spells_exactly_the_encode_options():
+    import dataclasses
+    import inspect
+
+    from semspace.encode.encoder import ENCODE_KEYWORDS, EncodeOptions
+
+    params = inspect.signature(Encoder.encode).parameters
+    keywords = {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert keywords == {f.name: f.default for f in dataclasses.fields(EncodeOptions)}
+    assert tuple(keywords) == ENCODE_KEYWORDS

@@ -66,9 +66,9 @@ def test_st_folder_vectors_equal_sentence_transformers(tiny_bert_dir, tmp_path, 
     np.testing.assert_allclose(enc.encode(TEXTS), reference(folder), atol=1e-6)
     # Honoured by semspace's own pooling where it is ours, by the model's own modules otherwise.
     if case in NATIVE:
-        assert isinstance(enc._backend, HFBackend) and enc.pooling is NATIVE[case]
+        assert isinstance(enc._adapter, HFBackend) and enc.pooling is NATIVE[case]
     else:
-        assert isinstance(enc._backend, STBackend) and enc.pooling is Pooling.DEFAULT
+        assert isinstance(enc._adapter, STBackend) and enc.pooling is Pooling.DEFAULT
     dims = {"mean-dense-normalize": 8, "max-dense-normalize": 8, "cls+mean": 64}
     assert enc.dim == dims.get(case, 32) == enc.encode("a dog").shape[0]
 
@@ -147,7 +147,7 @@ def test_prompt_excluded_from_pooling_is_delegated(tiny_bert_dir, tmp_path):
     prompts = {"query": "query: "}
     folder = save_st(tiny_bert_dir, tmp_path / "st", mode="mean", include_prompt=False, prompts=prompts)
     enc = Encoder(str(folder))
-    assert isinstance(enc._backend, STBackend)
+    assert isinstance(enc._adapter, STBackend)
     np.testing.assert_allclose(enc.encode_query(TEXTS), reference(folder, method="encode_query"), atol=1e-6)
     assert not np.allclose(enc.encode_query(TEXTS), enc.encode(TEXTS, prompt=""), atol=1e-4)
 

@@ -53,7 +53,7 @@ def test_openai_client_float_and_base64(served, tiny_encoder):
     np.testing.assert_array_equal(np.array(unpacked), expected)
     default = c.embeddings.create(model=tiny_encoder.model_id, input=TEXTS[0])  # the client asks for base64 itself
     np.testing.assert_array_equal(np.array(default.data[0].embedding, dtype=np.float32), expected[0])
-    lengths = tiny_encoder._backend.token_lengths(TEXTS)
+    lengths = tiny_encoder._adapter.token_lengths(TEXTS)
     assert floats.usage.prompt_tokens == floats.usage.total_tokens == sum(lengths) == 8 + 4 + 11  # words + [CLS] [SEP]
 
 

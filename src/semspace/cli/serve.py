@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from semspace._deps import require
 from semspace.cli.options import BackendName, note
-from semspace.errors import MissingExtraError
 
 
 def serve(
@@ -42,15 +42,11 @@ def serve(
 ) -> None:
     """HTTP service: /embed /similarity /search /documents /rerank /info /metrics /health, OpenAI-compatible
     /v1/embeddings and /v1/models, a search page at / and the OpenAPI docs at /docs."""
-    try:
-        import uvicorn
-
-        from semspace.service import Limits, create_app
-    except ImportError as exc:
-        raise MissingExtraError(
-            f"semspace serve needs the serve extra ({exc}): pip install 'semspace[serve]'"
-        ) from None
+    for package in ("fastapi", "prometheus_client"):
+        require(package, "serve", "semspace serve")
+    uvicorn = require("uvicorn", "serve", "semspace serve")
     from semspace.search import Collection
+    from semspace.service import Limits, create_app
 
     if collection is not None:
         Collection.open(collection).close()  # fail now, with one line, if it is not a collection

@@ -5,15 +5,14 @@ driver, and search the shards (a fan-out searcher, or one IVF index merged from 
 Needs the ``ray`` extra: ``pip install 'semspace[ray]'``. The shard folder format is in :mod:`.shards`.
 """
 
+# ruff: noqa: E402  (the submodules are imported after the check that Ray is installed)
 from __future__ import annotations
 
-try:
-    import ray
-    import ray.data  # noqa: F401
-except ImportError:  # pragma: no cover - depends on the environment
-    from semspace.errors import MissingExtraError
+from semspace._deps import require
 
-    raise MissingExtraError("semspace.distributed needs Ray Data: pip install 'semspace[ray]'") from None
+# Checked before the submodules import Ray, so a missing extra is one MissingExtraError naming the install.
+for _module in ("ray", "ray.data"):
+    require(_module, "ray", "semspace.distributed")
 
 from semspace.distributed.encode import EncodeReport, encode_to_shards, encode_vectors
 from semspace.distributed.index import ShardedSearcher, build_index_from_shards

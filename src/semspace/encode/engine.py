@@ -30,12 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from semspace._deps import require
 from semspace._io import read_artifact_json, write_artifact_json
 from semspace.errors import ArtifactError, InvalidParameterError, MissingExtraError, ModelLoadError
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8", "auto")
+ENGINES = ("torch", "torch-bf16", "onnx", "onnx-int8")
+BACKENDS = (*ENGINES, "auto")
 MANIFEST_FORMAT = "semspace.onnx-export"
 OPSET = 17
 ENCODER_OUTPUTS = ("hidden_first", "hidden_penult", "last_hidden_state")
@@ -72,10 +74,109 @@ CALIBRATION = (
 
 
 def check_backend(backend: str, where: str) -> str:
+    """`backend` when it is one of :data:`BACKENDS`; the one check of a user's backend string, where it enters
+    (the constructor or ``use_backend``), before any model is loaded."""
     if backend not in BACKENDS:
         raise InvalidParameterError(
             f"The 'backend' parameter of {where} must be one of {', '.join(BACKENDS)}. Got {backend!r} instead."
         )
+    return backend
+
+
+class EngineRunner:
+    """One transformers model run by one engine: the switch between ``torch``, ``torch-bf16``, ``onnx`` and
+    ``onnx-int8`` that the bi-encoder's adapter (`kind` ``"encoder"``) and the cross-encoder (``"cross-encoder"``)
+    share.
+
+    :meth:`outputs` gives, for a tokenized batch, what the fp32 PyTorch model gives — an encoder's hidden states as
+    :func:`~semspace.encode.pooling.pool` reads them (``(None, first block, second-to-last, last)`` from a graph), a
+    cross-encoder's logits — from the engine :meth:`set_engine` chose. The ONNX graphs are exported once into the
+    cache and checked at export by the caller's `check(session)` (``session`` None: bf16 autocast).
+    """
+
+    def __init__(self, model: Any, kind: str, device: str, label: str) -> None:
+        self.model, self.kind, self.device, self.label = model, kind, device, label
+        self.engine = "torch"
+        self.manifest: dict[str, Any] | None = None
+        self.manifest_path: Path | None = None
+        self._session: Any = None
+        self._inputs: list[str] = []
+        self.n_layers = int(getattr(model.config, "num_hidden_layers", 2) or 2)
+
+    def torch_outputs(self, batch: dict[str, Any], bf16: bool = False) -> Any:
+        """The PyTorch model's outputs, in fp32 or under bf16 autocast (returned as fp32)."""
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            if self.kind == "encoder":
+                out = self.model(**batch, output_hidden_states=True).hidden_states
+            else:
+                out = self.model(**batch).logits
+        if not bf16:
+            return out
+        return tuple(s.float() for s in out) if self.kind == "encoder" else out.float()
+
+    def session_outputs(self, session: Any, batch: dict[str, Any], names: list[str] | None = None) -> Any:
+        """An ONNX session's outputs for `batch` (fed the inputs `names`, default all): an encoder's hidden states
+        as torch tensors, a cross-encoder's logits as a NumPy array."""
+        arrays = session.run(None, {name: batch[name].numpy() for name in (names or list(batch))})
+        if self.kind != "encoder":
+            return arrays[0]
+        import torch
+
+        first, penult, last = (torch.from_numpy(a) for a in arrays)
+        return (None, first, penult, last) if self.n_layers >= 2 else (None, last)
+
+    def outputs(self, batch: dict[str, Any]) -> Any:
+        """The model's outputs for `batch` on the configured engine."""
+        if self.engine.startswith("onnx"):
+            return self.session_outputs(self._session, batch, self._inputs)
+        return self.torch_outputs(batch, bf16=self.engine == "torch-bf16")
+
+    def set_engine(
+        self,
+        engine: str,
+        sample_batch: Callable[[], dict[str, Any]],
+        check: Callable[[Any], dict[str, Any]],
+        cache: Path | None = None,
+    ) -> None:
+        """Run the model with `engine`. `sample_batch()` gives the example inputs an ONNX export traces (texts of
+        different lengths, so padding and the attention mask are traced); `check(session)` the accuracy check
+        (its ``min_cosine`` is refused below :data:`REFUSE_BELOW`)."""
+        if engine not in ENGINES:
+            raise InvalidParameterError(f"Unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
+        if self.device != "cpu" and engine != "torch":
+            raise InvalidParameterError(f"backend={engine!r} runs on the CPU; got device={self.device!r}.")
+        if engine == "torch":
+            self.engine, self.manifest = engine, None
+            return
+        if engine == "torch-bf16":
+            self.engine = engine
+            self.manifest = {"check": check(None)}
+            cos = self.manifest["check"]["min_cosine"]
+            if cos < REFUSE_BELOW[engine]:
+                self.engine = "torch"
+                raise ModelLoadError(
+                    f"bf16 autocast of {self.label} fails its check: minimum cosine to fp32 PyTorch {cos:.4f} on the "
+                    f"calibration set (< {REFUSE_BELOW[engine]}); use backend='torch'."
+                )
+            return
+        batch = sample_batch()
+        self._inputs = list(batch)
+        path, manifest = exported_graph(
+            self.model, self.kind, engine == "onnx-int8", dict(batch), check, self.label, cache
+        )
+        self._session = make_session(path)
+        self.engine, self.manifest = engine, manifest
+        self.manifest_path = path.parent / "manifest.json"
+
+
+def use_engine(target: Any, backend: str, cache: Path | None = None) -> str:
+    """Run `target` (anything with ``set_engine``: an encoder's adapter, a CrossEncoder) with `backend`: ``auto``
+    times the candidates (:func:`choose_auto`), any other engine is set directly. Returns the engine chosen."""
+    if backend == "auto":
+        return choose_auto(target, cache)
+    target.set_engine(backend, cache)
     return backend
 
 
@@ -119,12 +220,8 @@ def model_hash(model: Any) -> str:
 
 
 def _require_onnx() -> Any:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime
-    except ImportError:
-        raise MissingExtraError("The ONNX backends need onnxruntime and onnx: pip install 'semspace[onnx]'") from None
-    return onnxruntime
+    require("onnx", "onnx", "backend='onnx' (or 'onnx-int8')")
+    return require("onnxruntime", "onnx", "backend='onnx' (or 'onnx-int8')")
 
 
 def _export_graph(model: Any, kind: str) -> Any:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-if TYPE_CHECKING:  # torch is imported by the backend that needs it, not at `import semspace`
+if TYPE_CHECKING:  # numpy and torch are imported when pooling runs: the CLI's --help reads only the enum
+    import numpy as np
     import torch
 
 from semspace.errors import UnknownPoolingError
@@ -61,6 +60,8 @@ def masked_mean(hidden: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarr
 
     NumPy arrays (the ONNX Runtime engines' outputs) are pooled in NumPy: torch's OpenMP threads, woken for a few
     microseconds of pooling, keep spinning on the cores ONNX Runtime needs next."""
+    import numpy as np
+
     if isinstance(hidden, np.ndarray):
         weights = np.asarray(mask)[..., None].astype(hidden.dtype)
         return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
@@ -76,6 +77,8 @@ def pool(
 ) -> torch.Tensor | np.ndarray:
     """Apply one concrete pooling (not DEFAULT) to a model output (torch tensors, or NumPy arrays that stay NumPy);
     never writes into its inputs."""
+    import numpy as np
+
     last = hidden_states[-1]
     if pooling is Pooling.CLS:
         return last[:, 0]
@@ -98,59 +101,3 @@ def pool(
     if pooling is Pooling.LAST2_AVG:
         return (masked_mean(hidden_states[-2], attention_mask) + masked_mean(last, attention_mask)) / 2
     raise UnknownPoolingError(f"Pooling {pooling.value!r} must be resolved to a concrete pooling first.")
-
-
-# The poolings a sentence-transformers `Pooling` module can express, as (its `pooling_mode` string, the older boolean
-# `pooling_mode_*` flag). Read by the backends, written by the trainer's export; order decides ties.
-ST_POOLING_MODES: dict[Pooling, tuple[str, str]] = {
-    Pooling.LAST_AVG: ("mean", "pooling_mode_mean_tokens"),
-    Pooling.CLS: ("cls", "pooling_mode_cls_token"),
-}
-# Every legacy boolean flag of sentence-transformers' Pooling, in its concatenation order, with the mode it means.
-_ST_LEGACY_FLAGS: dict[str, str] = {
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_max_tokens": "max",
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-    "pooling_mode_weightedmean_tokens": "weightedmean",
-    "pooling_mode_lasttoken": "lasttoken",
-}
-
-
-def st_pooling_modes(config: dict[str, Any]) -> tuple[str, ...]:
-    """The mode(s) of a sentence-transformers `1_Pooling/config.json`, read as sentence-transformers 6 reads it:
-    the ``pooling_mode`` string or list when present, else the true legacy ``pooling_mode_*`` flags, else mean."""
-    mode = config.get("pooling_mode")
-    if mode is not None:
-        return (mode,) if isinstance(mode, str) else tuple(str(m) for m in mode)
-    active = tuple(name for flag, name in _ST_LEGACY_FLAGS.items() if config.get(flag))
-    return active or ("mean",)
-
-
-def pooling_from_st_config(config: dict[str, Any]) -> Pooling:
-    """The pooling of a sentence-transformers `1_Pooling/config.json` (or `Pooling.get_config_dict()`).
-
-    Older sentence-transformers write boolean ``pooling_mode_*`` flags, newer ones one ``pooling_mode`` string;
-    both are read. A mode semspace does not implement (max, weightedmean, lasttoken, several concatenated, …) raises
-    UnknownPoolingError; :class:`semspace.Encoder` runs such models through sentence-transformers itself.
-    """
-    modes = st_pooling_modes(config)
-    for pooling, (name, _flag) in ST_POOLING_MODES.items():
-        if modes == (name,):
-            return pooling
-    raise UnknownPoolingError(
-        f"The model's sentence-transformers pooling {'+'.join(modes)!r} is not supported by semspace's poolings; "
-        "pass pooling= explicitly."
-    )
-
-
-def st_pooling_config(pooling: Pooling, dim: int) -> dict[str, Any]:
-    """The `1_Pooling/config.json` of an exported model: the boolean flags every sentence-transformers version
-    reads (6.x converts them to ``pooling_mode`` on load)."""
-    if pooling not in ST_POOLING_MODES:
-        supported = " and ".join(p.value for p in ST_POOLING_MODES)
-        raise UnknownPoolingError(
-            f"sentence-transformers folders hold the poolings {supported}; got {pooling.value!r}."
-        )
-    flags = {flag: pooling is key for key, (_, flag) in ST_POOLING_MODES.items()}
-    return {"word_embedding_dimension": int(dim)} | flags

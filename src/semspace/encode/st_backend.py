@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from semspace.encode.backends import HF_POOLINGS, HFBackend, default_prompts, resolve_source
-from semspace.encode.pooling import Pooling
-from semspace.encode.st_pipeline import STPipeline, is_sentence_transformer, st_model_id
+from semspace._deps import require
+from semspace.encode.backends import HFBackend, resolve_source
+from semspace.encode.models import default_prompts
+from semspace.encode.pooling import HF_POOLINGS, Pooling
+from semspace.encode.st_format import STPipeline, is_sentence_transformer, st_model_id
 from semspace.errors import ModelLoadError, UnknownPoolingError
 
 logger = logging.getLogger(__name__)
@@ -121,13 +123,8 @@ class STBackend:
 
 
 def _load_sentence_transformer(source: str | Path, device: str, allow_download: bool) -> Any:
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        raise ModelLoadError(
-            f"Model {str(source)!r} needs sentence-transformers to run its own pipeline: "
-            "pip install sentence-transformers"
-        ) from None
+    st = require("sentence_transformers", "sentence-transformers", f"Model {str(source)!r} (its own pipeline)")
+    SentenceTransformer = st.SentenceTransformer
     local_only = not allow_download or Path(source).is_dir()
     try:
         return SentenceTransformer(str(source), device=device, local_files_only=local_only)

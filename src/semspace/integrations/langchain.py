@@ -17,16 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from semspace._deps import require
 from semspace.encode import Encoder
 from semspace.errors import InvalidParameterError
 
-try:
-    from langchain_core.embeddings import Embeddings
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        f"semspace.integrations.langchain needs langchain-core ({exc}); "
-        "install it with: pip install 'semspace[langchain]'"
-    ) from None
+Embeddings = require("langchain_core.embeddings", "langchain", "semspace.integrations.langchain").Embeddings
 
 
 class SemspaceEmbeddings(Embeddings):

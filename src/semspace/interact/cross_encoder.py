@@ -15,7 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from semspace.encode import engine as eng
-from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, ModelLoadError, check_param
+from semspace.errors import InputTypeError, InvalidInputError, ModelLoadError, check_param
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class CrossEncoder:
             self.model_id = name
         else:
             if model is None:
-                from semspace.encode.backends import bundled_model_path
+                from semspace.encode.models import bundled_model_path
 
                 model = bundled_model_path()
             folder = Path(model)
@@ -79,17 +79,27 @@ class CrossEncoder:
         # A fast tokenizer's __call__ re-configures its shared Rust state (padding, truncation) on every call, so
         # two threads tokenizing at once race; tokenizing is cheap next to the model, so calls take turns.
         self._tokenizer_lock = threading.Lock()
-        self.engine = "torch"
-        self.engine_manifest: dict[str, Any] | None = None
+        self._runner = eng.EngineRunner(self.model, "cross-encoder", device, self.model_id)
         eng.check_backend(backend, "CrossEncoder")
-        if backend == "auto":
-            eng.choose_auto(self)
-        elif backend != "torch":
-            self.set_engine(backend)
+        if backend != "torch":
+            eng.use_engine(self, backend)
 
     @property
     def backend(self) -> str:
         return self.engine
+
+    @property
+    def engine(self) -> str:
+        """The engine running the model (``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``)."""
+        return self._runner.engine
+
+    @property
+    def engine_manifest(self) -> dict[str, Any] | None:
+        return self._runner.manifest
+
+    @property
+    def engine_manifest_path(self) -> Path | None:
+        return self._runner.manifest_path
 
     @property
     def default_pooling(self) -> None:  # what `choose_auto` passes to `forward`
@@ -102,40 +112,16 @@ class CrossEncoder:
             return self._logits(self.tokenize(pairs))
 
     def _logits(self, batch: Any) -> np.ndarray:
-        torch = self._torch
-        if self.engine == "torch-bf16":
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return self.model(**batch).logits[:, 0].float().cpu().numpy()
-        if self.engine.startswith("onnx"):
-            feed = {name: batch[name].numpy() for name in self._onnx_inputs}
-            return self._session.run(None, feed)[0][:, 0].astype(np.float32)
-        return self.model(**batch).logits[:, 0].float().cpu().numpy()
+        logits = self._runner.outputs(batch)
+        if isinstance(logits, np.ndarray):  # an ONNX session's
+            return logits[:, 0].astype(np.float32)
+        return logits[:, 0].float().cpu().numpy()
 
     def set_engine(self, engine: str, cache: Path | None = None) -> None:
         """Run the model with `engine`; the ONNX graph is exported once (cached) and checked against PyTorch."""
-        eng.check_backend(engine, "CrossEncoder")
-        if self.device != "cpu" and engine != "torch":
-            raise InvalidParameterError(f"backend={engine!r} runs on the CPU; got device={self.device!r}.")
-        if engine == "torch":
-            self.engine, self.engine_manifest = engine, None
-            return
-        if engine == "torch-bf16":
-            self.engine = "torch-bf16"
-            check = self._check(None)
-            self.engine_manifest = {"check": check}
-            if check["min_cosine"] < eng.REFUSE_BELOW[engine]:
-                self.engine = "torch"
-                raise ModelLoadError(f"bf16 autocast of {self.model_id} fails its check: {check}")
-            return
+        c = eng.CALIBRATION
         # example inputs of different lengths: padding and the attention mask are traced, not a shortcut for none
-        batch = self.tokenize([(eng.CALIBRATION[10], eng.CALIBRATION[11]), (eng.CALIBRATION[5], eng.CALIBRATION[8])])
-        self._onnx_inputs = list(batch.keys())
-        path, manifest = eng.exported_graph(
-            self.model, "cross-encoder", engine == "onnx-int8", dict(batch), self._check, self.model_id, cache
-        )
-        self._session = eng.make_session(path)
-        self.engine, self.engine_manifest = engine, manifest
-        self.engine_manifest_path = path.parent / "manifest.json"
+        self._runner.set_engine(engine, lambda: dict(self.tokenize([(c[10], c[11]), (c[5], c[8])])), self._check, cache)
 
     def _check(self, session: Any) -> dict[str, Any]:
         """Scores of calibration pairs from `session` (None: bf16 autocast) against fp32 PyTorch: their
@@ -143,14 +129,13 @@ class CrossEncoder:
         texts = list(eng.CALIBRATION[:10])  # short sentences: pairs fit a small model's positions
         pairs = [(texts[i], texts[j]) for i in range(len(texts)) for j in (i, (i + 3) % len(texts))]
         batch = self.tokenize(pairs)
-        torch = self._torch
-        with torch.inference_mode():
-            ref = self.model(**batch).logits[:, 0].float().numpy()
+        runner = self._runner
+        with self._torch.inference_mode():
+            ref = runner.torch_outputs(batch)[:, 0].float().numpy()
             if session is None:
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    got = self.model(**batch).logits[:, 0].float().numpy()
+                got = runner.torch_outputs(batch, bf16=True)[:, 0].numpy()
             else:
-                got = session.run(None, {k: v.numpy() for k, v in batch.items()})[0][:, 0]
+                got = runner.session_outputs(session, dict(batch))[:, 0]
         a, b = ref - ref.mean(), got - got.mean()
         diff = float(np.abs(ref - got).max())
         if ref.std() < 1e-2:  # (near) constant scores, e.g. an untrained head: correlation is noise, compare values

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semspace._deps import require
 from semspace._io import atomic_write_npz, read_artifact_json, read_artifact_npz, write_artifact_json
 from semspace.errors import ArtifactError, InvalidInputError, NotFittedError, check_param
 
@@ -330,8 +331,7 @@ class BM25FirstStage:
     """BM25 scores of every item for a query (the `bm25s` package): the first stage of the RnR-BM25 baseline."""
 
     def __init__(self, items: list[str], stopwords: str | None = "en") -> None:
-        import bm25s
-
+        bm25s = require("bm25s", "bm25s", "The BM25 first stage")
         self._bm25s, self._stopwords, self.n_items = bm25s, stopwords, len(items)
         self._retriever = bm25s.BM25()
         self._retriever.index(bm25s.tokenize(items, stopwords=stopwords, show_progress=False), show_progress=False)

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from semspace.errors import InvalidParameterError, check_param
+from semspace._deps import require
+from semspace.errors import check_param
 from semspace.search.store import DocumentStore
 
 RRF_K = 60
@@ -23,11 +24,7 @@ class BM25Index:
     """bm25s over (seq, text) pairs, English stop words removed, as the CUR baseline does (interact/cur.py)."""
 
     def __init__(self, seqs: np.ndarray, texts: list[str], generation: int) -> None:
-        try:
-            import bm25s
-        except ImportError:
-            raise InvalidParameterError("BM25 search needs bm25s: pip install bm25s") from None
-        self._bm25s = bm25s
+        self._bm25s = bm25s = require("bm25s", "bm25s", "BM25 search")
         self.seqs, self.generation = seqs, generation
         self._retriever = bm25s.BM25()
         if texts:

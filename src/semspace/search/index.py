@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 
+from semspace._deps import require
 from semspace.errors import InvalidParameterError
 
 logger = logging.getLogger(__name__)
@@ -25,11 +26,7 @@ _PQ = re.compile(r"(?:^|,|_)(?:O?PQ)(\d+)(?:x(\d+))?")
 
 
 def _faiss():
-    try:
-        import faiss
-    except ImportError:
-        raise InvalidParameterError("Search needs faiss, a dependency of semspace: pip install faiss-cpu") from None
-    return faiss
+    return require("faiss", "faiss-cpu", "Search")
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:

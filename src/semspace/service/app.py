@@ -77,12 +77,9 @@ def load_state(config: ServiceConfig) -> ServiceState:
     else:
         cross = given if isinstance(given, CrossEncoder) else CrossEncoder(given)
     if config.backend is not None and cross is not None and config.backend != cross.backend:
-        if config.backend == "auto":
-            from semspace.encode.engine import choose_auto
+        from semspace.encode.engine import use_engine
 
-            choose_auto(cross)
-        else:
-            cross.set_engine(config.backend)
+        use_engine(cross, config.backend)
     state = ServiceState(encoder, coll, config.limits, cur, cross)
     if config.batching is not None and config.batching.max_wait_ms >= 0:
         state.batcher = Batcher(encoder, config.batching)

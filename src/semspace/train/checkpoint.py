@@ -22,7 +22,8 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from semspace._io import atomic_write_bytes, atomic_write_json, read_artifact_json, write_artifact_json
-from semspace.encode.pooling import Pooling, st_pooling_config
+from semspace.encode.pooling import Pooling
+from semspace.encode.st_format import write_st_files
 from semspace.errors import ArtifactError
 
 logger = logging.getLogger(__name__)
@@ -37,12 +38,9 @@ def base_model(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def st_config(
-    prompts: dict[str, str] | None = None,
-    default_prompt_name: str | None = None,
-    similarity_fn_name: str = "cosine",
-) -> dict[str, Any]:
-    """The `config_sentence_transformers.json` of an exported model, in the shape sentence-transformers writes."""
+def library_versions() -> dict[str, str]:
+    """The ``__version__`` of an exported model's `config_sentence_transformers.json`, as sentence-transformers
+    writes it."""
     import transformers
 
     try:
@@ -51,17 +49,7 @@ def st_config(
         st_version = version("sentence-transformers")
     except Exception:  # not installed: the folder is still valid, the version is informative only
         st_version = "unknown"
-    return {
-        "__version__": {
-            "sentence_transformers": st_version,
-            "transformers": transformers.__version__,
-            "pytorch": torch.__version__,
-        },
-        "model_type": "SentenceTransformer",
-        "prompts": dict(prompts or {}),
-        "default_prompt_name": default_prompt_name,
-        "similarity_fn_name": similarity_fn_name,
-    }
+    return {"sentence_transformers": st_version, "transformers": transformers.__version__, "pytorch": torch.__version__}
 
 
 def export_model(
@@ -85,25 +73,16 @@ def export_model(
         staging = Path(tmp)
         base_model(model).save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        # The legacy `sentence_transformers.models.*` names: every sentence-transformers version >= 2 reads them.
-        modules = [
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        ]
-        if normalize:
-            modules.append(
-                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
-            )
-        (staging / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
-        (staging / "sentence_bert_config.json").write_text(
-            json.dumps({"max_seq_length": max_length, "do_lower_case": False}), encoding="utf-8"
+        write_st_files(
+            staging,
+            pooling=pooling,
+            dim=model.config.hidden_size,
+            max_seq_length=max_length,
+            normalize=normalize,
+            prompts=prompts,
+            default_prompt_name=default_prompt_name,
+            versions=library_versions(),
         )
-        (staging / "config_sentence_transformers.json").write_text(
-            json.dumps(st_config(prompts, default_prompt_name), indent=2), encoding="utf-8"
-        )
-        (staging / "1_Pooling").mkdir()
-        pooling_config = st_pooling_config(pooling, model.config.hidden_size)
-        (staging / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2), encoding="utf-8")
         (folder / "1_Pooling").mkdir(exist_ok=True)
         if normalize:
             (folder / "2_Normalize").mkdir(exist_ok=True)  # Normalize has no parameters; its folder stays empty

@@ -28,10 +28,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from semspace._deps import require
 from semspace.data.sts import STSPairs
 from semspace.encode.backends import HFBackend
-from semspace.encode.pooling import ST_POOLING_MODES, Pooling, pool
-from semspace.errors import InvalidParameterError, MissingExtraError, check_param
+from semspace.encode.pooling import Pooling, pool
+from semspace.encode.st_format import ST_POOLING_MODES
+from semspace.errors import InvalidParameterError, check_param
 from semspace.metrics import spearman
 from semspace.train.cached import cached_backward, chunked_backward
 from semspace.train.checkpoint import export_model
@@ -249,13 +251,10 @@ def _prepare_model(model: torch.nn.Module, config: EncoderTrainConfig) -> torch.
             if isinstance(module, torch.nn.Dropout):
                 module.p = config.dropout
     if config.lora_rank > 0:
+        peft = require("peft", "train", "LoRA")
+        lora = peft.LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.1)
         try:
-            from peft import LoraConfig, get_peft_model
-        except ImportError:
-            raise MissingExtraError("LoRA needs peft: pip install 'semspace[train]'") from None
-        lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.1)
-        try:
-            model = get_peft_model(model, lora)
+            model = peft.get_peft_model(model, lora)
         except ValueError as exc:
             raise InvalidParameterError(f"LoRA cannot wrap this model: {exc}") from None
     return model.to(config.device)

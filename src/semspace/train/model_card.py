@@ -13,12 +13,12 @@ import numpy as np
 from semspace._io import atomic_write_bytes
 from semspace._version import __version__
 from semspace.data.sts import STSPairs
-from semspace.encode.backends import BUNDLED_ID, E5_MODEL_ID
-from semspace.encode.pooling import ST_POOLING_MODES, Pooling
+from semspace.encode.models import known_model
+from semspace.encode.pooling import Pooling
+from semspace.encode.st_format import ST_POOLING_MODES
 from semspace.train.data import TrainingSet
 
-# The bundled model's Hugging Face id, for the card's `base_model`.
-_HUB_IDS = {BUNDLED_ID: "sentence-transformers/all-MiniLM-L6-v2", E5_MODEL_ID: "intfloat/multilingual-e5-small"}
+# A Hugging Face id (organization/name): the card names it as `base_model`.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _COLUMNS = {1: ("sentence",), 2: ("sentence1", "sentence2"), 3: ("anchor", "positive", "negative")}
 
@@ -86,7 +86,8 @@ def model_card(
 ) -> str:
     """The card's Markdown text."""
     config = history.get("config", {})
-    hub_id = _HUB_IDS.get(base_model, base_model)
+    known = known_model(base_model)
+    hub_id = known.base_hub_id if known is not None else base_model
     front = ["---", "library_name: sentence-transformers", "pipeline_tag: sentence-similarity", "tags:"]
     front += [f"- {t}" for t in ("sentence-transformers", "sentence-similarity", "feature-extraction", "semspace")]
     if _HUB_ID.match(hub_id):

@@ -1,10 +1,14 @@
-"""What a sentence-transformers model computes, read from its own files (or from a loaded `SentenceTransformer`).
+"""The sentence-transformers folder format, read and written in one place.
 
 A sentence-transformers model is a module list (``modules.json``): usually ``Transformer → Pooling [→ Dense]
-[→ Normalize]``, plus prompts in ``config_sentence_transformers.json``. :class:`STPipeline` is that description; the
-backends use it to decide whether semspace's own tokenization + :class:`~semspace.encode.pooling.Pooling` reproduce
-the model exactly (:attr:`STPipeline.native`) or whether the model must run through sentence-transformers itself
-(:class:`~semspace.encode.st_backend.STBackend`). Nothing here imports torch or sentence-transformers.
+[→ Normalize]``, with the transformer's settings in ``sentence_bert_config.json``, the Pooling module's mode in
+``1_Pooling/config.json`` (a ``pooling_mode`` string in 6.x, boolean ``pooling_mode_*`` flags before) and prompts in
+``config_sentence_transformers.json``. Reading: :class:`STPipeline` is that description, from a folder, a hub id
+or a loaded `SentenceTransformer`; the loaders use it to decide whether semspace's own tokenization +
+:class:`~semspace.encode.pooling.Pooling` reproduce the model exactly (:attr:`STPipeline.native`) or whether the model
+must run through sentence-transformers itself (:class:`~semspace.encode.st_backend.STBackend`). Writing:
+:func:`write_st_files` writes the files of a ``Transformer → Pooling(cls|mean) [→ Normalize]`` folder, for the e5
+converter and the trainer's export. Nothing here imports torch or sentence-transformers.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semspace.encode.pooling import Pooling, st_pooling_modes
+from semspace._io import atomic_write_json
+from semspace.encode.pooling import Pooling
+from semspace.errors import UnknownPoolingError
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +36,103 @@ _PLAIN_TRANSFORMER_CONFIG: dict[str, Any] = {
 }
 # Modules after pooling that leave the vector unchanged in inference (Normalize is applied by semspace).
 _NO_OP_MODULES = ("Dropout",)
+
+
+# The poolings a sentence-transformers `Pooling` module can express, as (its `pooling_mode` string, the older boolean
+# `pooling_mode_*` flag). Read by the loaders, written by the converter and the trainer's export; order decides ties.
+ST_POOLING_MODES: dict[Pooling, tuple[str, str]] = {
+    Pooling.LAST_AVG: ("mean", "pooling_mode_mean_tokens"),
+    Pooling.CLS: ("cls", "pooling_mode_cls_token"),
+}
+# Every legacy boolean flag of sentence-transformers' Pooling, in its concatenation order, with the mode it means.
+_ST_LEGACY_FLAGS: dict[str, str] = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+# The module folders of a folder semspace writes (the module type names are the legacy `sentence_transformers.models.*`
+# ones: every sentence-transformers version >= 2 reads them).
+_MODULE_PATHS = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize"}
+
+
+def st_pooling_modes(config: dict[str, Any]) -> tuple[str, ...]:
+    """The mode(s) of a sentence-transformers `1_Pooling/config.json`, read as sentence-transformers 6 reads it:
+    the ``pooling_mode`` string or list when present, else the true legacy ``pooling_mode_*`` flags, else mean."""
+    mode = config.get("pooling_mode")
+    if mode is not None:
+        return (mode,) if isinstance(mode, str) else tuple(str(m) for m in mode)
+    active = tuple(name for flag, name in _ST_LEGACY_FLAGS.items() if config.get(flag))
+    return active or ("mean",)
+
+
+def pooling_from_st_config(config: dict[str, Any]) -> Pooling:
+    """The pooling of a sentence-transformers `1_Pooling/config.json` (or `Pooling.get_config_dict()`).
+
+    Older sentence-transformers write boolean ``pooling_mode_*`` flags, newer ones one ``pooling_mode`` string;
+    both are read. A mode semspace does not implement (max, weightedmean, lasttoken, several concatenated, …) raises
+    UnknownPoolingError; :class:`semspace.Encoder` runs such models through sentence-transformers itself.
+    """
+    modes = st_pooling_modes(config)
+    for pooling, (name, _flag) in ST_POOLING_MODES.items():
+        if modes == (name,):
+            return pooling
+    raise UnknownPoolingError(
+        f"The model's sentence-transformers pooling {'+'.join(modes)!r} is not supported by semspace's poolings; "
+        "pass pooling= explicitly."
+    )
+
+
+def st_pooling_config(pooling: Pooling, dim: int) -> dict[str, Any]:
+    """The `1_Pooling/config.json` semspace writes: every boolean ``pooling_mode_*`` flag (what every
+    sentence-transformers version reads; 6.x converts them to ``pooling_mode`` on load) and ``include_prompt``."""
+    if pooling not in ST_POOLING_MODES:
+        supported = " and ".join(p.value for p in ST_POOLING_MODES)
+        raise UnknownPoolingError(
+            f"sentence-transformers folders hold the poolings {supported}; got {pooling.value!r}."
+        )
+    flag = ST_POOLING_MODES[pooling][1]
+    return {"word_embedding_dimension": int(dim)} | {f: f == flag for f in _ST_LEGACY_FLAGS} | {"include_prompt": True}
+
+
+def write_st_files(
+    folder: Path,
+    *,
+    pooling: Pooling,
+    dim: int,
+    max_seq_length: int,
+    normalize: bool,
+    prompts: dict[str, str] | None = None,
+    default_prompt_name: str | None = None,
+    similarity_fn_name: str = "cosine",
+    versions: dict[str, str] | None = None,
+) -> None:
+    """Write the sentence-transformers files of a ``Transformer → Pooling [→ Normalize]`` folder whose transformer
+    (weights, ``config.json``, tokenizer) is in `folder`'s root: ``modules.json``, ``sentence_bert_config.json``,
+    ``1_Pooling/config.json``, the (empty) ``2_Normalize`` folder and ``config_sentence_transformers.json`` (with
+    the library `versions` under ``__version__`` when given, as sentence-transformers writes them). Each file is
+    written atomically; `Encoder(folder)` and `SentenceTransformer(folder)` then give the same vectors."""
+    folder = Path(folder)
+    names = ["Transformer", "Pooling", *(["Normalize"] if normalize else [])]
+    modules = [
+        {"idx": i, "name": str(i), "path": _MODULE_PATHS[name], "type": f"sentence_transformers.models.{name}"}
+        for i, name in enumerate(names)
+    ]
+    atomic_write_json(folder / "modules.json", modules)
+    atomic_write_json(folder / "sentence_bert_config.json", {"max_seq_length": max_seq_length, "do_lower_case": False})
+    atomic_write_json(folder / _MODULE_PATHS["Pooling"] / "config.json", st_pooling_config(pooling, dim))
+    if normalize:
+        (folder / _MODULE_PATHS["Normalize"]).mkdir(exist_ok=True)  # Normalize has no parameters: an empty folder
+    config: dict[str, Any] = {
+        "prompts": dict(prompts or {}),
+        "default_prompt_name": default_prompt_name,
+        "similarity_fn_name": similarity_fn_name,
+    }
+    if versions is not None:
+        config = {"__version__": dict(versions), "model_type": "SentenceTransformer"} | config
+    atomic_write_json(folder / "config_sentence_transformers.json", config)
 
 
 @dataclass(frozen=True)
