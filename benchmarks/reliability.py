@@ -288,7 +288,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--kill-rounds", type=int, default=20)
-    parser.add_argument("--kill-indexes", default="Flat,HNSW16,IVF16,PQ32", help="index types of the kill loop")
+    parser.add_argument("--kill-indexes", default="Flat;HNSW16;IVF16,PQ32", help="index types of the kill loop, ;-separated")
     parser.add_argument("--out", type=Path, default=Path("docs/results/reliability.md"))
     args = parser.parse_args()
 
@@ -301,7 +301,7 @@ def main() -> None:
         make_collection(Path(tmp) / "stress" / "c", encoder)
         stress = run_stress(Path(tmp) / "stress" / "c", args.processes, args.seconds)
         kills = {}
-        for factory in args.kill_indexes.split(","):
+        for factory in args.kill_indexes.split(";"):
             folder = Path(tmp) / f"kill-{factory}"
             folder.mkdir()
             make_collection(folder / "c", encoder, factory)
