@@ -288,7 +288,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--kill-rounds", type=int, default=20)
-    parser.add_argument("--kill-indexes", default="Flat;HNSW16;IVF16,PQ32", help="index types of the kill loop, ;-separated")
+    parser.add_argument("--kill-indexes", default="Flat;HNSW16;IVF16,PQ32", help="kill-loop indexes, ;-separated")
     parser.add_argument("--out", type=Path, default=Path("docs/results/reliability.md"))
     args = parser.parse_args()
 
