@@ -17,7 +17,7 @@ import numpy as np
 
 from semspace._deps import require
 from semspace.encode.e5_convert import converted_model_path
-from semspace.encode.engine import CALIBRATION, EngineRunner, min_cosine
+from semspace.encode.engine import CALIBRATION, EngineRunner, RunsOnEngine, min_cosine
 from semspace.encode.models import (
     BUNDLED_ID,
     E5_MODEL_ID,
@@ -79,7 +79,7 @@ def not_native_error(model_id: str, pipeline: STPipeline, use: str) -> ModelLoad
     )
 
 
-class HFBackend:
+class HFBackend(RunsOnEngine):
     """A transformers encoder (`AutoModel` + `AutoTokenizer`) with every pooling of :class:`Pooling`.
 
     A sentence-transformers folder or object is accepted when semspace reproduces its pipeline exactly
@@ -307,19 +307,6 @@ class HFBackend:
             }
 
     # -- engines (semspace.encode.engine.EngineRunner) ---------------------------------------------------------
-    @property
-    def engine(self) -> str:
-        """The engine running the transformer (``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``)."""
-        return self._runner.engine
-
-    @property
-    def engine_manifest(self) -> dict[str, Any] | None:
-        return self._runner.manifest
-
-    @property
-    def engine_manifest_path(self) -> Path | None:
-        return self._runner.manifest_path
-
     def set_engine(self, engine: str, cache: Path | None = None) -> None:
         """Run the transformer with `engine` (``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``); the ONNX graphs
         are exported once into the cache and checked against this (PyTorch) model at export."""

@@ -83,6 +83,25 @@ def check_backend(backend: str, where: str) -> str:
     return backend
 
 
+class RunsOnEngine:
+    """What a model run through an :class:`EngineRunner` (its ``_runner``) says about its engine."""
+
+    _runner: EngineRunner
+
+    @property
+    def engine(self) -> str:
+        """The engine running the transformer (``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``)."""
+        return self._runner.engine
+
+    @property
+    def engine_manifest(self) -> dict[str, Any] | None:
+        return self._runner.manifest
+
+    @property
+    def engine_manifest_path(self) -> Path | None:
+        return self._runner.manifest_path
+
+
 class EngineRunner:
     """One transformers model run by one engine: the switch between ``torch``, ``torch-bf16``, ``onnx`` and
     ``onnx-int8`` that the bi-encoder's adapter (`kind` ``"encoder"``) and the cross-encoder (``"cross-encoder"``)

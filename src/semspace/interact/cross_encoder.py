@@ -20,7 +20,7 @@ from semspace.errors import InputTypeError, InvalidInputError, ModelLoadError, c
 logger = logging.getLogger(__name__)
 
 
-class CrossEncoder:
+class CrossEncoder(eng.RunsOnEngine):
     """A cross-encoder over a local folder (HF sequence classification or a sentence-transformers CrossEncoder
     folder, which is the same format) or an already-loaded model. ``model=None`` starts from the bundled
     all-MiniLM-L6-v2 weights with a new, untrained 1-output head — train it before trusting its scores.
@@ -87,19 +87,6 @@ class CrossEncoder:
     @property
     def backend(self) -> str:
         return self.engine
-
-    @property
-    def engine(self) -> str:
-        """The engine running the model (``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``)."""
-        return self._runner.engine
-
-    @property
-    def engine_manifest(self) -> dict[str, Any] | None:
-        return self._runner.manifest
-
-    @property
-    def engine_manifest_path(self) -> Path | None:
-        return self._runner.manifest_path
 
     @property
     def default_pooling(self) -> None:  # what `choose_auto` passes to `forward`
