@@ -1,4 +1,5 @@
-"""STS evaluation: Spearman×100 of cosine vs gold for raw, whitened, whitened-k and tuned vectors (REFERENCE §1-2).
+"""STS evaluation: Spearman×100 of cosine vs gold for raw, whitened, whitened-k and tuned vectors (BERT-whitening,
+arXiv 2103.15316).
 
 For each task and pooling: transforms are fitted on a fit set — "target" (all sentences of the task, labels
 unused, as in the BERT-whitening paper) or "train" (the train split, else the valid split) — and the tuned setting

@@ -1,6 +1,6 @@
 """Train a sentence encoder (the bundled all-MiniLM-L6-v2 or any Hugging Face encoder) on the user's data.
 
-Objectives (REFERENCE §3):
+Objectives:
 
 - ``simcse``: unsupervised SimCSE, each sentence twice with dropout on, InfoNCE with τ = 0.05 (Gao et al. 2021).
 - ``pairs``: supervised InfoNCE over (anchor, positive[, hard negative]) rows with in-batch negatives.
@@ -58,9 +58,10 @@ LABELLED_OBJECTIVES = ("cosent", "mse", "cosent-mse", "angle")
 
 @dataclass
 class EncoderTrainConfig(TrainConfig):
-    """Hyper-parameters of :func:`train_encoder`; defaults follow the recipes in REFERENCE §3. The shared knobs
-    (epochs, batch_size, lr, warmup_ratio, weight_decay, max_length, cosent_scale, max_label, rdrop_alpha, seed,
-    eval_steps, max_steps, device) are documented on :class:`~semspace.train.loop.TrainConfig`."""
+    """Hyper-parameters of :func:`train_encoder`; defaults follow the published recipes (SimCSE: Gao et al. 2021;
+    CoSENT: kexue.fm 8847). The shared knobs (epochs, batch_size, lr, warmup_ratio, weight_decay, max_length,
+    cosent_scale, max_label, rdrop_alpha, seed, eval_steps, max_steps, device) are documented on
+    :class:`~semspace.train.loop.TrainConfig`."""
 
     OBJECTIVES: ClassVar[tuple[str, ...]] = OBJECTIVES
 

@@ -1,4 +1,4 @@
-"""Choose (β, γ, k) for :class:`Whitening` on labelled dev pairs, robustly (REFERENCE §2, kexue.fm 9079).
+"""Choose (β, γ, k) for :class:`Whitening` on labelled dev pairs, robustly (kexue.fm 9079).
 
 The family is Su Jianlin's generalised BERT-whitening x̃ = (x − βμ) U Λ^{−γ/2}, first k columns (kexue.fm 9079;
 BERT-whitening: kexue.fm 8069, arXiv 2103.15316). The grid always holds the raw-equivalent setting (β=0, γ=0, full
