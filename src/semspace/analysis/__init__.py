@@ -1,6 +1,6 @@
 """Analysis of embedding spaces: dimension rules, Gaussian drift between corpora, isotropy, orthogonal maps.
 
-References (REFERENCE §5): Johnson–Lindenstrauss and the 8.33 ln N rule (kexue.fm 8679, 7695), Gaussian KL /
+References: Johnson–Lindenstrauss and the 8.33 ln N rule (kexue.fm 8679, 7695), Gaussian KL /
 Bhattacharyya / W₂ (kexue.fm 8512), orthogonal maps T a = b (kexue.fm 8453).
 """
 

@@ -1,4 +1,4 @@
-"""How many dimensions do I need? The logic behind `semspace dims` (REFERENCE §5).
+"""How many dimensions do I need? The logic behind `semspace dims`.
 
 For N vectors: the Johnson–Lindenstrauss bound ⌈24 ln N / ε²⌉ (kexue.fm 8679) and the word-vector rule ⌈8.33 ln N⌉
 (kexue.fm 7695); the eigen-spectrum of the covariance and the k that keeps 90/95/99% of the variance; and, with

@@ -1,4 +1,4 @@
-"""Gaussian fits of two vector sets and the distances between them (REFERENCE §5, kexue.fm 8512).
+"""Gaussian fits of two vector sets and the distances between them (kexue.fm 8512).
 
 For p = N(μ_p, Σ_p), q = N(μ_q, Σ_q) in n dimensions:
 

@@ -1,4 +1,4 @@
-"""Orthogonal maps T with T a = b (REFERENCE §5, kexue.fm 8453).
+"""Orthogonal maps T with T a = b (kexue.fm 8453).
 
 For unit vectors a, b:
 

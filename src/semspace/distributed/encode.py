@@ -135,16 +135,7 @@ def encode_to_shards(
     spec: EncoderSpec = {} if encoder is None else encoder
 
     starts = list(range(0, len(texts), shard_size))
-    blocks = [
-        pa.table(
-            {
-                "shard": pa.array(np.full(min(shard_size, len(texts) - lo), number, np.int64)),
-                "id": pa.array(ids[lo : lo + shard_size], pa.string()),
-                "text": pa.array(texts[lo : lo + shard_size], pa.string()),
-            }
-        )
-        for number, lo in enumerate(starts)
-    ]
+    blocks = _shard_blocks(texts, ids, starts, shard_size)
     retries = {} if max_retries is None else {"max_restarts": max_retries, "max_task_retries": max_retries}
     started = time.perf_counter()
     dataset = ray.data.from_arrow(blocks).map_batches(
@@ -171,12 +162,7 @@ def encode_to_shards(
         raise InvalidInputError(f"The actors disagree on the encoder: {sorted(keys)}, dims {sorted(dims)}")
     for tmp in folder.glob(".*.tmp"):  # a write cut short by a killed actor (its shard was written again)
         tmp.unlink(missing_ok=True)
-    shards = []
-    for number, lo in enumerate(starts):
-        count = int(by_shard[number]["count"])
-        if count != min(shard_size, len(texts) - lo):
-            raise RuntimeError(f"shard {number} has {count} rows, expected {min(shard_size, len(texts) - lo)}")
-        shards.append({"name": shard_name(number), "first": lo, "count": count})
+    shards = _manifest_shards(by_shard, starts, shard_size, len(texts))
     (encoder_key,) = keys
     (dim,) = dims
     write_artifact_json(
@@ -186,6 +172,33 @@ def encode_to_shards(
     logger.info("encoded %d texts into %d shards with %d actor(s) in %.1fs", len(texts), len(starts), n_actors, seconds)
     busy = float(sum(float(r["seconds"]) for r in rows))
     return EncodeReport(len(texts), dim, len(starts), n_actors, encoder_key, seconds, busy, pids)
+
+
+def _shard_blocks(texts: list[str], ids: list[str], starts: list[int], shard_size: int) -> list[pa.Table]:
+    """One Arrow table per shard (the rows from each of `starts`): its number on every row, the ids, the texts."""
+    return [
+        pa.table(
+            {
+                "shard": pa.array(np.full(min(shard_size, len(texts) - lo), number, np.int64)),
+                "id": pa.array(ids[lo : lo + shard_size], pa.string()),
+                "text": pa.array(texts[lo : lo + shard_size], pa.string()),
+            }
+        )
+        for number, lo in enumerate(starts)
+    ]
+
+
+def _manifest_shards(
+    by_shard: dict[int, dict[str, Any]], starts: list[int], shard_size: int, n_texts: int
+) -> list[dict[str, Any]]:
+    """The manifest's shard list (name, first row, row count), checking each shard came back with all its rows."""
+    shards = []
+    for number, lo in enumerate(starts):
+        count = int(by_shard[number]["count"])
+        if count != min(shard_size, n_texts - lo):
+            raise RuntimeError(f"shard {number} has {count} rows, expected {min(shard_size, n_texts - lo)}")
+        shards.append({"name": shard_name(number), "first": lo, "count": count})
+    return shards
 
 
 def encode_vectors(

@@ -79,6 +79,18 @@ def not_native_error(model_id: str, pipeline: STPipeline, use: str) -> ModelLoad
     )
 
 
+def _token_limit(max_length: int | None, pipeline: STPipeline | None, model: Any, tokenizer: Any) -> int:
+    """Where a transformers model truncates: `max_length` if given, else its sentence-transformers limit, else the
+    model's position limit (at most 512)."""
+    model_limit = getattr(model.config, "max_position_embeddings", 512) or 512
+    st_max_length = pipeline.max_seq_length if pipeline is not None else None
+    if pipeline is not None and st_max_length is None:
+        # sentence-transformers truncates at the tokenizer's model_max_length when its config names no limit.
+        tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+        st_max_length = tokenizer_limit if isinstance(tokenizer_limit, int) and tokenizer_limit < 100_000 else None
+    return int(max_length or st_max_length or min(model_limit, 512))
+
+
 class HFBackend(RunsOnEngine):
     """A transformers encoder (`AutoModel` + `AutoTokenizer`) with every pooling of :class:`Pooling`.
 
@@ -160,13 +172,7 @@ class HFBackend(RunsOnEngine):
         # The model's own Normalize module follows its own pooling (and only it: see `finish`).
         self.st_normalize = bool(native and pipeline.normalize)
         self.prompts, self.default_prompt_name = default_prompts(self.model_id, pipeline)
-        model_limit = getattr(self.model.config, "max_position_embeddings", 512) or 512
-        st_max_length = pipeline.max_seq_length if pipeline is not None else None
-        if pipeline is not None and st_max_length is None:
-            # sentence-transformers truncates at the tokenizer's model_max_length when its config names no limit.
-            tokenizer_limit = getattr(self.tokenizer, "model_max_length", None)
-            st_max_length = tokenizer_limit if isinstance(tokenizer_limit, int) and tokenizer_limit < 100_000 else None
-        self.max_length = int(max_length or st_max_length or min(model_limit, 512))
+        self.max_length = _token_limit(max_length, pipeline, self.model, self.tokenizer)
         self.device = device
         self.model.to(device)
         self.model.eval()

@@ -415,30 +415,14 @@ def exported_graph(
     root = cache or cache_root()
     folder = root / f"{variant}-{key}"
     manifest_path = folder / "manifest.json"
-    if folder.is_dir():
-        try:
-            manifest = read_artifact_json(manifest_path, MANIFEST_FORMAT)
-            graph = folder / manifest["graph"]
-            if graph.is_file() and manifest.get("model_hash") == content:
-                return graph, manifest
-            raise ArtifactError(f"{folder}: graph file missing or model hash differs")
-        except (ArtifactError, KeyError, TypeError) as exc:
-            logger.warning("Rebuilding the ONNX cache folder %s (%s)", folder, exc)
-            shutil.rmtree(folder, ignore_errors=True)
+    cached = _cached_graph(folder, content) if folder.is_dir() else None
+    if cached is not None:
+        return cached
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".{variant}-{key}-", dir=root))
     try:
-        _export(model, kind, sample_inputs, tmp / "model.onnx")
-        fused = _optimize(model, tmp / "model.onnx", tmp / "model.opt.onnx")
-        (tmp / "model.onnx").unlink()
-        for extra in tmp.glob("*.data"):
-            extra.unlink()
-        graph_name = "model.opt.onnx"
-        if quantize:
-            _quantize(tmp / "model.opt.onnx", tmp / "model.int8.onnx")
-            (tmp / "model.opt.onnx").unlink()
-            graph_name = "model.int8.onnx"
+        graph_name, fused = _build_graph(model, kind, quantize, sample_inputs, tmp)
         result = check(make_session(tmp / graph_name))
         cos = result["min_cosine"]
         if cos < REFUSE_BELOW[variant]:
@@ -470,6 +454,38 @@ def exported_graph(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _cached_graph(folder: Path, content: str) -> tuple[Path, dict[str, Any]] | None:
+    """(graph, manifest) of an existing cache folder exported from the model whose hash is `content`; None (after
+    removing the folder) when its manifest is unreadable, its graph is missing or it holds another model."""
+    try:
+        manifest = read_artifact_json(folder / "manifest.json", MANIFEST_FORMAT)
+        graph = folder / manifest["graph"]
+        if graph.is_file() and manifest.get("model_hash") == content:
+            return graph, manifest
+        raise ArtifactError(f"{folder}: graph file missing or model hash differs")
+    except (ArtifactError, KeyError, TypeError) as exc:
+        logger.warning("Rebuilding the ONNX cache folder %s (%s)", folder, exc)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
+def _build_graph(
+    model: Any, kind: str, quantize: bool, sample_inputs: dict[str, Any], tmp: Path
+) -> tuple[str, dict[str, int]]:
+    """Export `model` to ONNX in `tmp`, optimize it and optionally quantize it, keeping only the final graph;
+    returns its file name and what the optimizer fused."""
+    _export(model, kind, sample_inputs, tmp / "model.onnx")
+    fused = _optimize(model, tmp / "model.onnx", tmp / "model.opt.onnx")
+    (tmp / "model.onnx").unlink()
+    for extra in tmp.glob("*.data"):
+        extra.unlink()
+    if not quantize:
+        return "model.opt.onnx", fused
+    _quantize(tmp / "model.opt.onnx", tmp / "model.int8.onnx")
+    (tmp / "model.opt.onnx").unlink()
+    return "model.int8.onnx", fused
 
 
 def record_timing(manifest_path: Path, name: str, seconds: float) -> None:

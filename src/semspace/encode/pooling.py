@@ -1,4 +1,4 @@
-"""Sentence poolings over transformer hidden states (REFERENCE §1), all attention-mask aware."""
+"""Sentence poolings over transformer hidden states, all attention-mask aware."""
 
 from __future__ import annotations
 

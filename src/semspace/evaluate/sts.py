@@ -1,4 +1,5 @@
-"""STS evaluation: Spearman×100 of cosine vs gold for raw, whitened, whitened-k and tuned vectors (REFERENCE §1-2).
+"""STS evaluation: Spearman×100 of cosine vs gold for raw, whitened, whitened-k and tuned vectors (BERT-whitening,
+arXiv 2103.15316).
 
 For each task and pooling: transforms are fitted on a fit set — "target" (all sentences of the task, labels
 unused, as in the BERT-whitening paper) or "train" (the train split, else the valid split) — and the tuned setting
@@ -92,17 +93,7 @@ def evaluate_task(
         return cos_of
 
     def add(transform: str, fit: str, k: int | None, beta: float | None, gamma: float | None, scores: dict) -> None:
-        rows.append(
-            {
-                "task": task.name,
-                "transform": transform,
-                "fit": fit,
-                "k": k,
-                "beta": beta,
-                "gamma": gamma,
-                **scores,
-            }
-        )
+        rows.append(_row(task, transform, fit, k, beta, gamma, scores))
 
     add("raw", "-", None, None, None, score_test(task, cos_with(None)))
 
@@ -125,32 +116,56 @@ def evaluate_task(
             in_table = k == d or k in ks
             add(name if in_table else f"curve-{k}", fit_name, k, 1.0, 1.0, score_test(task, cos_with(project)))
         if tune:
-            result = tune_whitening(
-                stats, dev_a, dev_b, task.dev.scores, rule=tune_rule, n_bootstrap=n_bootstrap, seed=seed
-            )
-            add(
-                "tuned",
-                fit_name,
-                result.n_components or d,
-                result.beta,
-                result.gamma,
-                {
-                    **score_test(task, cos_with(result.transform)),
-                    "dev_gain": 100 * (result.dev_spearman - result.raw_dev_spearman),
-                    "dev_gain_lower_bound": 100 * result.gain_lower_bound,
-                },
-            )
-            # The plain dev argmax, for comparison with the robust rule (never reported as "tuned").
-            plain = tune_whitening(stats, dev_a, dev_b, task.dev.scores, rule="argmax", seed=seed)
-            add(
-                "argmax",
-                fit_name,
-                plain.n_components or d,
-                plain.beta,
-                plain.gamma,
-                {
-                    **score_test(task, cos_with(plain.transform)),
-                    "dev_gain": 100 * (plain.dev_spearman - plain.raw_dev_spearman),
-                },
-            )
+            rows.extend(_tuned_rows(task, fit_name, stats, (dev_a, dev_b), cos_with, d, tune_rule, n_bootstrap, seed))
     return rows
+
+
+def _row(
+    task: STSTask, transform: str, fit: str, k: int | None, beta: float | None, gamma: float | None, scores: dict
+) -> dict:
+    """One result row: the task, the transform and its settings, then the scores."""
+    return {"task": task.name, "transform": transform, "fit": fit, "k": k, "beta": beta, "gamma": gamma, **scores}
+
+
+def _tuned_rows(
+    task: STSTask,
+    fit_name: str,
+    stats: WhiteningStats,
+    dev: tuple[np.ndarray, np.ndarray],
+    cos_with: Callable[[Callable[[np.ndarray], np.ndarray]], Callable[[STSPairs], np.ndarray]],
+    d: int,
+    rule: str,
+    n_bootstrap: int,
+    seed: int,
+) -> list[dict]:
+    """The "tuned" row ((β, γ, k) chosen on dev by `rule`) and the "argmax" row of one fit set."""
+    dev_a, dev_b = dev
+    result = tune_whitening(stats, dev_a, dev_b, task.dev.scores, rule=rule, n_bootstrap=n_bootstrap, seed=seed)
+    tuned = _row(
+        task,
+        "tuned",
+        fit_name,
+        result.n_components or d,
+        result.beta,
+        result.gamma,
+        {
+            **score_test(task, cos_with(result.transform)),
+            "dev_gain": 100 * (result.dev_spearman - result.raw_dev_spearman),
+            "dev_gain_lower_bound": 100 * result.gain_lower_bound,
+        },
+    )
+    # The plain dev argmax, for comparison with the robust rule (never reported as "tuned").
+    plain = tune_whitening(stats, dev_a, dev_b, task.dev.scores, rule="argmax", seed=seed)
+    argmax = _row(
+        task,
+        "argmax",
+        fit_name,
+        plain.n_components or d,
+        plain.beta,
+        plain.gamma,
+        {
+            **score_test(task, cos_with(plain.transform)),
+            "dev_gain": 100 * (plain.dev_spearman - plain.raw_dev_spearman),
+        },
+    )
+    return [tuned, argmax]

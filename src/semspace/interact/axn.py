@@ -1,4 +1,4 @@
-"""AXN: adaptive k-NN search with a cross-encoder over fixed item embeddings (REFERENCE §4).
+"""AXN: adaptive k-NN search with a cross-encoder over fixed item embeddings.
 
 Implements the test-time search of Yadav, Monath, Zaheer, Fergus & McCallum, "Adaptive Retrieval and Scalable
 Indexing for k-NN Search with Cross-Encoders", ICLR 2024 (arXiv 2405.03651), Algorithm 1 and Eqs. 4–7:

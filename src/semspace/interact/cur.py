@@ -1,4 +1,4 @@
-"""CUR search with a cross-encoder under a fixed budget of CE calls (REFERENCE §4, kexue.fm 9336).
+"""CUR search with a cross-encoder under a fixed budget of CE calls (kexue.fm 9336).
 
 Implements ANNCUR (Yadav et al., EMNLP 2022): offline, score k_q anchor queries against every item,
 R_anc (k_q × |I|); pick k_i anchor items; item embeddings E = pinv(A) · R_anc with A = R_anc[:, anchors]. Online,

@@ -1,4 +1,4 @@
-"""Exact large contrastive batches on small memory: the gradient-cached step (REFERENCE §3; kexue.fm/archives/8471;
+"""Exact large contrastive batches on small memory: the gradient-cached step (kexue.fm/archives/8471;
 Gao et al. 2021, "Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup", i.e. GradCache; the same
 scheme as sentence-transformers' CachedMultipleNegativesRankingLoss).
 

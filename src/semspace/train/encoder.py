@@ -1,6 +1,6 @@
 """Train a sentence encoder (the bundled all-MiniLM-L6-v2 or any Hugging Face encoder) on the user's data.
 
-Objectives (REFERENCE §3):
+Objectives:
 
 - ``simcse``: unsupervised SimCSE, each sentence twice with dropout on, InfoNCE with τ = 0.05 (Gao et al. 2021).
 - ``pairs``: supervised InfoNCE over (anchor, positive[, hard negative]) rows with in-batch negatives.
@@ -58,9 +58,10 @@ LABELLED_OBJECTIVES = ("cosent", "mse", "cosent-mse", "angle")
 
 @dataclass
 class EncoderTrainConfig(TrainConfig):
-    """Hyper-parameters of :func:`train_encoder`; defaults follow the recipes in REFERENCE §3. The shared knobs
-    (epochs, batch_size, lr, warmup_ratio, weight_decay, max_length, cosent_scale, max_label, rdrop_alpha, seed,
-    eval_steps, max_steps, device) are documented on :class:`~semspace.train.loop.TrainConfig`."""
+    """Hyper-parameters of :func:`train_encoder`; defaults follow the published recipes (SimCSE: Gao et al. 2021;
+    CoSENT: kexue.fm 8847). The shared knobs (epochs, batch_size, lr, warmup_ratio, weight_decay, max_length,
+    cosent_scale, max_label, rdrop_alpha, seed, eval_steps, max_steps, device) are documented on
+    :class:`~semspace.train.loop.TrainConfig`."""
 
     OBJECTIVES: ClassVar[tuple[str, ...]] = OBJECTIVES
 
@@ -190,14 +191,7 @@ def train_encoder(
 
     # The model's default prompt (e5's "query: ") is part of every text it sees at inference: train and select with it.
     prefix = backend.prompts.get(backend.default_prompt_name, "") if backend.default_prompt_name else ""
-
-    def embed(texts: list[str]) -> torch.Tensor:
-        if prefix:
-            texts = [prefix + text for text in texts]
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=config.max_length, return_tensors="pt")
-        batch = batch.to(config.device)
-        hidden = model(**batch).last_hidden_state
-        return pool(pooling, (hidden,), batch["attention_mask"], None)
+    embed = _embedder(model, tokenizer, pooling, config, prefix)
 
     def step_fn(index: np.ndarray) -> torch.Tensor:
         texts = step.texts(index)
@@ -207,24 +201,16 @@ def train_encoder(
             return cached_backward(embed, texts, loss_fn, config.chunk_size * per_example)
         return chunked_backward(embed, texts, loss_fn, None)
 
-    # The export keeps the starting model's Normalize and prompts (a sentence-transformers start model).
-    st_settings = {
-        "normalize": backend.st_normalize,
-        "prompts": backend.prompts,
-        "default_prompt_name": backend.default_prompt_name,
-    }
     history = run_training(
         model,
         config,
         len(data),
         step_fn,
         output_dir,
-        export=lambda: export_model(model, tokenizer, pooling, inference_length, output_dir, **st_settings),
-        export_final=(
-            (lambda: export_model(model, tokenizer, pooling, inference_length, output_dir / FINAL_DIR, **st_settings))
-            if keep_final
-            else None
-        ),
+        export=_exporter(model, backend, pooling, inference_length, output_dir),
+        export_final=_exporter(model, backend, pooling, inference_length, output_dir / FINAL_DIR)
+        if keep_final
+        else None,
         dev_score=None if dev is None else lambda: dev_spearman(model, embed, dev),
         evaluate_start=True,  # the starting model competes too, so training never exports something worse on dev
         resume=resume,
@@ -243,6 +229,37 @@ def train_encoder(
         data_name=data_name,
     )
     return history
+
+
+def _embedder(
+    model: torch.nn.Module, tokenizer: Any, pooling: Pooling, config: EncoderTrainConfig, prefix: str
+) -> Callable[[list[str]], torch.Tensor]:
+    """texts → pooled embeddings (with gradients) of `model`, each text after `prefix` and cut at the training
+    length."""
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        if prefix:
+            texts = [prefix + text for text in texts]
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=config.max_length, return_tensors="pt")
+        batch = batch.to(config.device)
+        hidden = model(**batch).last_hidden_state
+        return pool(pooling, (hidden,), batch["attention_mask"], None)
+
+    return embed
+
+
+def _exporter(
+    model: torch.nn.Module, backend: HFBackend, pooling: Pooling, max_length: int, folder: Path
+) -> Callable[[], None]:
+    """A call that exports the model being trained to `folder`, with the starting model's tokenizer, inference
+    length (`max_length`), Normalize and prompts (a sentence-transformers start model keeps them)."""
+    st_settings = {
+        "normalize": backend.st_normalize,
+        "prompts": backend.prompts,
+        "default_prompt_name": backend.default_prompt_name,
+    }
+    tokenizer = backend.tokenizer
+    return lambda: export_model(model, tokenizer, pooling, max_length, folder, **st_settings)
 
 
 def _prepare_model(model: torch.nn.Module, config: EncoderTrainConfig) -> torch.nn.Module:

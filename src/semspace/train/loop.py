@@ -158,19 +158,11 @@ def run_training(
     order = order or shuffled_epoch(config.seed, n_examples)
     steps_per_epoch = math.ceil(n_examples / config.batch_size)
     total = min(steps_per_epoch * config.epochs, config.max_steps or math.inf)
-    warmup = max(1, int(config.warmup_ratio * total))
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = linear_schedule(optimizer, warmup, total)
-    history = {"config": asdict(config), "evals": [], "losses": [], "best_dev_spearman": None} | (history or {})
-    history["train_examples"] = n_examples
-    step, seconds = 0, 0.0
-    restored = load_checkpoint(output_dir, model, optimizer, scheduler) if checkpoints and resume else None
-    if restored is not None:
-        _check_same_config(config, restored["history"]["config"], output_dir)
-        history, step, seconds = restored["history"], restored["step"], restored["seconds"]
-    eval_every = config.eval_steps or steps_per_epoch
-    eval_at = frozenset(eval_schedule(eval_every, config.eval_early, total))
+    optimizer, scheduler = _optimizer_and_schedule(model, config, total)
+    history, step, seconds = _starting_state(
+        history, config, n_examples, output_dir, model, optimizer, scheduler, resume=checkpoints and resume
+    )
+    eval_at = frozenset(eval_schedule(config.eval_steps or steps_per_epoch, config.eval_early, total))
     started = time.perf_counter() - seconds
 
     def checkpoint() -> None:
@@ -179,16 +171,10 @@ def run_training(
             save_checkpoint(output_dir, step, model, optimizer, scheduler, state)
 
     def evaluate() -> None:
-        if dev_score is None:
-            return
-        score = dev_score()
-        model.train()
-        history["evals"].append({"step": step, "dev_spearman": score})
-        logger.info("step %d: dev Spearman %.4f", step, score)
-        best = history["best_dev_spearman"]
-        if best is None or score > best:
-            history["best_dev_spearman"], history["best_step"] = score, step
-            export()
+        if dev_score is not None:
+            score = dev_score()
+            model.train()
+            _record_evaluation(history, step, score, export)
 
     model.train()
     if step == 0 and evaluate_start:
@@ -198,11 +184,7 @@ def run_training(
         while step < total:
             epoch, position = divmod(step, steps_per_epoch)
             index = order(epoch)[position * config.batch_size : (position + 1) * config.batch_size]
-            loss = float(step_fn(index))
-            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss = _optimizer_step(model, optimizer, scheduler, step_fn, index)
             step += 1
             history["losses"].append(loss)
             bar.update(1)
@@ -219,6 +201,78 @@ def run_training(
         raise
     finally:
         bar.close()
+    _finish(history, step, time.perf_counter() - started, output_dir, export, export_final)
+    return history
+
+
+def _optimizer_and_schedule(
+    model: torch.nn.Module, config: TrainConfig, total: int
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over the trainable parameters, with the linear warm-up/decay schedule sized to `total` steps."""
+    warmup = max(1, int(config.warmup_ratio * total))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return optimizer, linear_schedule(optimizer, warmup, total)
+
+
+def _starting_state(
+    history: dict[str, Any] | None,
+    config: TrainConfig,
+    n_examples: int,
+    output_dir: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    *,
+    resume: bool,
+) -> tuple[dict[str, Any], int, float]:
+    """(history, step, seconds) to start from: the last checkpoint's when `resume` finds one (which also restores
+    the model, optimizer and schedule), else a fresh history (updated with the caller's `history`) at step 0."""
+    history = {"config": asdict(config), "evals": [], "losses": [], "best_dev_spearman": None} | (history or {})
+    history["train_examples"] = n_examples
+    restored = load_checkpoint(output_dir, model, optimizer, scheduler) if resume else None
+    if restored is None:
+        return history, 0, 0.0
+    _check_same_config(config, restored["history"]["config"], output_dir)
+    return restored["history"], restored["step"], restored["seconds"]
+
+
+def _optimizer_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    step_fn: StepFn,
+    index: np.ndarray,
+) -> float:
+    """One optimizer step on the batch `index`: back-propagate, clip, step, schedule; returns the loss."""
+    loss = float(step_fn(index))
+    torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
+def _record_evaluation(history: dict[str, Any], step: int, score: float, export: Callable[[], None]) -> None:
+    """Log a dev score in the history; a new best becomes the best step and is exported."""
+    history["evals"].append({"step": step, "dev_spearman": score})
+    logger.info("step %d: dev Spearman %.4f", step, score)
+    best = history["best_dev_spearman"]
+    if best is None or score > best:
+        history["best_dev_spearman"], history["best_step"] = score, step
+        export()
+
+
+def _finish(
+    history: dict[str, Any],
+    step: int,
+    seconds: float,
+    output_dir: Path,
+    export: Callable[[], None],
+    export_final: Callable[[], None] | None,
+) -> None:
+    """End a run: export the final model when no evaluation exported a best one, call `export_final`, add the run's
+    totals (final dev score, steps, seconds) to the history and write it atomically."""
     if history["best_dev_spearman"] is None:
         export()
     if export_final is not None:
@@ -226,9 +280,8 @@ def run_training(
     if history["evals"]:
         history["final_dev_spearman"] = history["evals"][-1]["dev_spearman"]
     history["steps"] = step
-    history["train_seconds"] = time.perf_counter() - started
+    history["train_seconds"] = seconds
     write_artifact_json(output_dir / HISTORY_FILE, HISTORY_FORMAT, history)
-    return history
 
 
 def _check_same_config(config: TrainConfig, saved: dict, output_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""Gaussian random projection and the two dimension rules of REFERENCE §5.
+"""Gaussian random projection and two dimension rules from Su Jianlin's posts (kexue.fm 8679, 7695).
 
 - Johnson–Lindenstrauss (kexue.fm 8679): a random A with i.i.d. N(0, 1/n) entries and n > 24 ln N / ε² keeps every
   pairwise squared distance of N points within a factor 1 ± ε, with probability ≥ (N − 1)/N.

@@ -1,4 +1,4 @@
-"""The eigen-spectrum of the second moment around β·μ and the whitening kernel U_k Λ_k^{−γ/2} (REFERENCE §2).
+"""The eigen-spectrum of the second moment around β·μ and the whitening kernel U_k Λ_k^{−γ/2} (kexue.fm 9079).
 
 One home for the step that BERT-whitening (Su Jianlin, kexue.fm 8069, arXiv 2103.15316) and its β/γ/k
 generalisation (kexue.fm 9079) share with PCA: :class:`Whitening` fits it, :func:`~semspace.transform.tune_whitening`

@@ -1,4 +1,4 @@
-"""Exact streaming moment sums in float64 (REFERENCE §2): shards add exactly, memory O(d²) whatever N."""
+"""Exact streaming moment sums in float64 for whitening (kexue.fm 8069): shards add exactly, memory O(d²) whatever N."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Choose (β, γ, k) for :class:`Whitening` on labelled dev pairs, robustly (REFERENCE §2, kexue.fm 9079).
+"""Choose (β, γ, k) for :class:`Whitening` on labelled dev pairs, robustly (kexue.fm 9079).
 
 The family is Su Jianlin's generalised BERT-whitening x̃ = (x − βμ) U Λ^{−γ/2}, first k columns (kexue.fm 9079;
 BERT-whitening: kexue.fm 8069, arXiv 2103.15316). The grid always holds the raw-equivalent setting (β=0, γ=0, full
@@ -337,6 +337,24 @@ def tune_whitening(
         chosen_bound = float(lower[chosen])
     else:
         chosen, chosen_bound = _choose_by_cv(cosines, scores, gold, labels, n_folds, n_repeats, confidence, seed)
+    result = _tune_result(stats, settings, scores, lower, chosen, chosen_bound, rule, eps)
+    logger.info("tune_whitening chose %s (dev %.4f vs raw %.4f)", result.describe(), result.dev_spearman, raw_score)
+    return result
+
+
+def _tune_result(
+    stats: WhiteningStats,
+    settings: list[Setting],
+    scores: np.ndarray,
+    lower: np.ndarray,
+    chosen: int,
+    chosen_bound: float,
+    rule: str,
+    eps: float,
+) -> TuneResult:
+    """The result of a tuning: the grid's scores and the `chosen` setting (row 0, raw, when nothing was chosen)
+    with its whitening fitted on `stats`."""
+    raw_score = float(scores[0])
     grid = [
         {
             "beta": beta,
@@ -350,7 +368,7 @@ def tune_whitening(
     ]
     beta, gamma, k = settings[chosen]
     whitening = None if chosen == 0 else Whitening(k, beta=beta, gamma=gamma, eps=eps).fit_stats(stats)
-    result = TuneResult(
+    return TuneResult(
         beta=beta,
         gamma=gamma,
         n_components=k,
@@ -361,5 +379,3 @@ def tune_whitening(
         grid=grid,
         rule=rule,
     )
-    logger.info("tune_whitening chose %s (dev %.4f vs raw %.4f)", result.describe(), result.dev_spearman, raw_score)
-    return result

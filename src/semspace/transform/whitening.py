@@ -1,4 +1,4 @@
-"""Generalised BERT-whitening x̃ = (x − βμ) U Λ^{−γ/2}, first k columns (REFERENCE §2).
+"""Generalised BERT-whitening x̃ = (x − βμ) U Λ^{−γ/2}, first k columns (kexue.fm 9079).
 
 Implements Su Jianlin's BERT-whitening (kexue.fm 8069, arXiv 2103.15316) and its β/γ/k generalisation
 (kexue.fm 9079): β=γ=1 is the original whitening; β=γ=0 with full k is a pure rotation that keeps every cosine.
