@@ -113,7 +113,7 @@ def test_hnsw_compaction_keeps_or_rebuilds_by_the_tombstone_share(tmp_path, enco
     coll = make(path, encoder, "HNSW32", n=40)
     coll.delete(["d0"])
     info = coll.compact()
-    assert info["tombstones"] == 1 and info["tail_rows"] == 1  # kept as a logged tombstone in the checkpoint
+    assert info["tombstones"] == 1 and info["tail_rows"] == 0  # kept in the checkpoint, still logged
     with Collection.open(path, encoder=encoder) as again:
         assert again.index.ntotal == len(again) == 39 and "d0" not in again.search_vectors(vecs(1), k=40)[0].ids
     coll.delete([f"d{i}" for i in range(1, 15)])
@@ -192,3 +192,39 @@ def test_collection_from_before_the_log_is_migrated(tmp_path, encoder):
         assert again.index.ntotal == 20 and top1(again, vecs(3)) == ["d0", "d1", "d2"]
         again.delete(["d0"])
         assert again.index.ntotal == len(again) == 19
+
+
+def test_kept_hnsw_tombstones_do_not_count_as_tail(tmp_path, encoder, monkeypatch):
+    monkeypatch.setattr(state_module, "CHECKPOINT_MIN_ROWS", 2)
+    path = tmp_path / "c"
+    coll = make(path, encoder, "HNSW32", n=40)
+    coll.compact()
+    coll.delete([f"d{i}" for i in range(7)])  # 7 ≥ 20% of the 33 live: a checkpoint that keeps the 7 tombstones
+    kept = checkpoint_of(path)["file"]
+    assert coll.info()["tombstones"] == 7 and coll.info()["tail_rows"] == 0
+    coll.add(["one more"], ids=["x"], vectors=vecs(1, seed=11))
+    assert checkpoint_of(path)["file"] == kept  # the kept tombstones are not a tail to checkpoint again
+    coll.close()
+
+
+def test_a_transform_change_that_died_before_its_rebuild_is_rebuilt_on_open(tmp_path, encoder, monkeypatch):
+    path = tmp_path / "c"
+    coll = make(path, encoder, n=60)
+
+    def killed(self):
+        raise KeyboardInterrupt  # the transform is committed, its index never recorded
+
+    monkeypatch.setattr(state_module.IndexState, "rebuild", killed)
+    with pytest.raises(KeyboardInterrupt):
+        coll.fit_whitening(beta=1.0, gamma=1.0)
+    monkeypatch.undo()
+    assert coll.info()["transform"] is not None  # the same handle rebuilds on its next read
+    assert top1(coll, vecs(60)[:5]) == [f"d{i}" for i in range(5)]
+    coll.close()
+    with sqlite3.connect(path / "documents.sqlite") as db:  # as if that rebuild had never happened either
+        cp = json.loads(db.execute("SELECT value FROM meta WHERE key = 'checkpoint'").fetchone()[0])
+        cp["transform"] = 0
+        db.execute("UPDATE meta SET value = ? WHERE key = 'checkpoint'", (json.dumps(cp),))
+    with Collection.open(path, encoder=encoder) as again:
+        assert checkpoint_of(path)["transform"] == 1
+        assert top1(again, vecs(60)[:5]) == [f"d{i}" for i in range(5)]

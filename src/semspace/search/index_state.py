@@ -55,6 +55,7 @@ class Checkpoint:
     epoch: int
     generation: int
     trained_on: int = 0  # vectors the index was trained on (0: no training)
+    transform: int = 0  # the transform number its vectors were projected with
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> Checkpoint | None:
@@ -139,12 +140,22 @@ class IndexState:
     def reload(self) -> None:
         """Load the checkpoint file and replay the tail after it (writer lock held); rebuild from the stored vectors
         when the file is missing, unreadable or does not hold the ids the store recorded for it."""
+        self.generation = self.epoch = -1  # until this succeeds: a failure leaves nothing that looks current
         meta = self.store.meta()
         number = _int(meta, "transform")
         dim, self.project = self.projection(number)
         self.transform_number = number
         self.index = VectorIndex(self.factory, dim)
         checkpoint = Checkpoint.from_meta(meta)
+        if checkpoint is not None and checkpoint.transform != number:
+            # a transform change committed, then the process died (or failed) before its rebuild was recorded
+            logger.warning(
+                "%s was built for transform t%d, the store has t%d; rebuilding",
+                checkpoint.file,
+                checkpoint.transform,
+                number,
+            )
+            checkpoint = None
         if checkpoint is None or not self._read_checkpoint(checkpoint):
             self.rebuild()
             return
@@ -200,9 +211,11 @@ class IndexState:
         self.generation, self.next_seq = generation, next_seq
 
     def tail_rows(self) -> int:
-        """Rows a reload replays on top of the checkpoint: adds after it plus logged deletions."""
-        base = self.checkpoint.next_seq if self.checkpoint is not None else 0
-        return (self.next_seq - base) + self.store.deleted_count()
+        """Rows written since the checkpoint: adds after it plus deletions logged after it (not the tombstones an
+        index that cannot remove keeps in the checkpoint itself)."""
+        if self.checkpoint is None:
+            return self.next_seq + self.store.deleted_count()
+        return (self.next_seq - self.checkpoint.next_seq) + self.store.deleted_count(self.checkpoint.generation)
 
     def wants_checkpoint(self) -> bool:
         return self.tail_rows() >= max(CHECKPOINT_MIN_ROWS, CHECKPOINT_FRACTION * self.index.ntotal)
@@ -233,6 +246,7 @@ class IndexState:
         """Build the index from every stored vector (training it when it needs training) and checkpoint it."""
         from tqdm.auto import tqdm
 
+        self.generation = self.epoch = -1  # until the checkpoint is recorded
         meta = self.store.meta()
         number = _int(meta, "transform")
         dim, self.project = self.projection(number)
@@ -266,8 +280,13 @@ class IndexState:
                 generation = DocumentStore.bump_generation(db)
                 epoch += 1
                 DocumentStore.set_meta(db, "epoch", str(epoch))
-            checkpoint = Checkpoint(name, self.next_seq, fingerprint, epoch, generation, trained_on)
+            checkpoint = Checkpoint(
+                name, self.next_seq, fingerprint, epoch, generation, trained_on, self.transform_number
+            )
             DocumentStore.set_meta(db, "checkpoint", json.dumps(asdict(checkpoint)))
+            # the tombstones this file still holds stay logged (also those this process applied from a delta whose
+            # log row another process's checkpoint has since pruned); every other logged deletion is in the file
+            DocumentStore.log_deletions(db, self.index.tombstones, generation, replace=False)
             DocumentStore.prune_deletions(db, self.index.tombstones)
             DocumentStore.set_meta(db, "log_floor", str(generation))
         self.checkpoint, self.generation, self.epoch = checkpoint, generation, epoch

@@ -265,10 +265,10 @@ class DocumentStore:
 
     # -- the deletion log ----------------------------------------------------------------------------------------
     @staticmethod
-    def log_deletions(db: sqlite3.Connection, seqs: Sequence[int], generation: int) -> None:
-        db.executemany(
-            "INSERT OR REPLACE INTO deleted(seq, generation) VALUES(?, ?)", ((int(s), generation) for s in seqs)
-        )
+    def log_deletions(db: sqlite3.Connection, seqs: Sequence[int], generation: int, replace: bool = True) -> None:
+        """Log `seqs` as deleted by `generation` (`replace=False`: keep the generation of a seq already logged)."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        db.executemany(f"{verb} INTO deleted(seq, generation) VALUES(?, ?)", ((int(s), generation) for s in seqs))
 
     def deleted_since(self, generation: int, below_seq: int, db: sqlite3.Connection | None = None) -> np.ndarray:
         """Seqs below `below_seq` deleted by a generation after `generation` (ascending)."""
@@ -283,8 +283,10 @@ class DocumentStore:
         """Every logged deletion of a seq below `below_seq` (ascending)."""
         return self.deleted_since(-1, below_seq, db)
 
-    def deleted_count(self, db: sqlite3.Connection | None = None) -> int:
-        return int((db or self._db).execute("SELECT COUNT(*) FROM deleted").fetchone()[0])
+    def deleted_count(self, after_generation: int = -1, db: sqlite3.Connection | None = None) -> int:
+        """Logged deletions made by a generation after `after_generation` (all by default)."""
+        sql = "SELECT COUNT(*) FROM deleted WHERE generation > ?"
+        return int((db or self._db).execute(sql, (after_generation,)).fetchone()[0])
 
     @staticmethod
     def prune_deletions(db: sqlite3.Connection, keep: np.ndarray) -> None:
@@ -300,12 +302,12 @@ class DocumentStore:
 
     def stored_texts(self, texts: Sequence[str]) -> set[str]:
         """Which of `texts` some stored document has as its text (one scan of the table)."""
-        with self.snapshot() as db:
-            db.execute("CREATE TEMP TABLE IF NOT EXISTS probe_texts (text TEXT PRIMARY KEY)")
-            db.execute("DELETE FROM probe_texts")
-            db.executemany("INSERT OR IGNORE INTO probe_texts(text) VALUES(?)", ((t,) for t in texts))
-            found = {r[0] for r in db.execute("SELECT DISTINCT d.text FROM documents d JOIN probe_texts p USING(text)")}
-            db.execute("DELETE FROM probe_texts")
+        db = self._db
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS probe_texts (text TEXT PRIMARY KEY)")
+        db.execute("DELETE FROM probe_texts")
+        db.executemany("INSERT OR IGNORE INTO probe_texts(text) VALUES(?)", ((t,) for t in texts))
+        found = {r[0] for r in db.execute("SELECT DISTINCT d.text FROM documents d JOIN probe_texts p USING(text)")}
+        db.execute("DELETE FROM probe_texts")
         return found
 
     def seq_texts(self) -> tuple[np.ndarray, list[str]]:
