@@ -20,7 +20,7 @@ _EXPORTS = {
     "TuneResult": "semspace.transform.tune",
     "tune_whitening": "semspace.transform.tune",
     "Collection": "semspace.search.collection",
-    "SearchResult": "semspace.search.collection",
+    "SearchResult": "semspace.search.results",
     "CrossEncoder": "semspace.interact.cross_encoder",
     "CURIndex": "semspace.interact.cur",
     "CURSearcher": "semspace.interact.searcher",
@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from semspace.interact.cross_encoder import CrossEncoder
     from semspace.interact.cur import CURIndex
     from semspace.interact.searcher import CURSearcher
-    from semspace.search.collection import Collection, SearchResult
+    from semspace.search.collection import Collection
+    from semspace.search.results import SearchResult
     from semspace.transform.stats import WhiteningStats
     from semspace.transform.tune import TuneResult, tune_whitening
     from semspace.transform.whitening import Whitening

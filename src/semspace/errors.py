@@ -67,6 +67,17 @@ class CollectionBusyError(CollectionError):
     """Another process or thread held the collection's write lock past the timeout; retrying later can succeed."""
 
 
+class CollectionNotFoundError(SemspaceError, KeyError):
+    """No collection of that name in the catalog (or on the server)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CollectionExistsError(SemspaceError, ValueError):
+    """A collection of that name already exists (use get_or_create_collection to reuse it)."""
+
+
 class DocumentNotFoundError(SemspaceError, KeyError):
     """A document id is not in the collection."""
 
@@ -95,3 +106,12 @@ class EncoderBusyError(SemspaceError):
 class EncoderTimeoutError(SemspaceError, TimeoutError):
     """The encoder did not answer within the service's timeout; retrying later can succeed. The service answers
     503."""
+
+
+class ServiceError(SemspaceError):
+    """A semspace server answered with an error no library exception stands for (401, 403, 5xx), or could not be
+    reached; `status` is the HTTP status (None when there was no answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -8,8 +8,10 @@ must be encoded. Several of these commands (and `semspace serve`) may run on one
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -49,6 +51,33 @@ def parse_where(where: str | None) -> dict | None:
 
 app = typer.Typer(no_args_is_help=True, help="Persistent collections: SQLite documents + FAISS index.")
 
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="A semspace server (`semspace serve DIR`): PATH is then the name of one of its collections, and nothing "
+        "is loaded or encoded here.",
+    ),
+]
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", envvar="SEMSPACE_API_KEY", help="The server's key (with --url).")
+]
+
+
+@contextmanager
+def opened(path: Path, url: str | None, api_key: str | None) -> Iterator[Any]:
+    """The collection folder `path`, or with `url` the server's collection named `path` (same methods)."""
+    if url is None:
+        from semspace.search import Collection
+
+        with Collection.open(path) as c:
+            yield c
+        return
+    from semspace.client import Client
+
+    with Client(url, api_key=api_key) as client:
+        yield client.get_collection(str(path))
+
 
 @app.command("create")
 def create(
@@ -60,8 +89,17 @@ def create(
     ] = "Flat",
     max_length: MaxLength = None,
     backend: BackendName = "torch",
+    url: Url = None,
+    api_key: ApiKey = None,
 ) -> None:
-    """Create an empty collection."""
+    """Create an empty collection (with --url: on the server, named PATH, with a model the server has)."""
+    if url is not None:
+        from semspace.client import Client
+
+        with Client(url, api_key=api_key) as client:
+            made = client.create_collection(str(path), model, index=index, pooling=pooling, max_length=max_length)
+            echo_json(made.info(), indent=2)
+        return
     from semspace.search import Collection
 
     encoder = model
@@ -111,23 +149,26 @@ def add(
     ray: RayAddress = None,
     actors: Actors = 2,
     shard_size: ShardSize = 4096,
+    url: Url = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Add documents (encoded with the collection's encoder, on Ray with --ray; one transaction). An id already
     there is an error; with --ids content, a text already stored is skipped."""
     from semspace.data.files import read_documents
-    from semspace.search import Collection
 
     if ids_from not in ("column", "content", "generated"):
         raise InvalidParameterError(f"--ids must be column, content or generated; got {ids_from!r}")
     docs = read_documents(source, text_column, id_column)
-    with Collection.open(path) as c:
+    if url is not None and ray is not None:
+        raise InvalidParameterError("--ray encodes here; with --url the server encodes: use one of them")
+    with opened(path, url, api_key) as c:
         skipped = 0
         if ids_from == "content":
             skipped = _content_ids(c, docs)
         else:
             if ids_from == "generated":
                 docs.ids = None
-            again = c.store.stored_texts(docs.texts)
+            again = c.store.stored_texts(docs.texts) if url is None else set()
             if again:
                 note(
                     f"warning: {sum(t in again for t in docs.texts)} of these texts were already in the collection "
@@ -153,15 +194,16 @@ def upsert(
     source: Annotated[Path, typer.Argument(help=".jsonl or .csv with ids")],
     text_column: Annotated[str, typer.Option(help="Text field.")] = "text",
     id_column: Annotated[str, typer.Option(help="Id field (required).")] = "id",
+    url: Url = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Add or replace documents by id (one transaction)."""
     from semspace.data.files import read_documents
-    from semspace.search import Collection
 
     docs = read_documents(source, text_column, id_column)
     if docs.ids is None:
         raise InvalidParameterError(f"{source}: upsert needs an {id_column!r} for every document")
-    with Collection.open(path) as c:
+    with opened(path, url, api_key) as c:
         ids = c.upsert(docs.texts, ids=docs.ids, metadata=docs.metadata)
         note(f"upserted {len(ids)} documents; the collection holds {len(c)}")
 
@@ -170,21 +212,19 @@ def upsert(
 def delete(
     path: CollectionPath,
     ids: Annotated[list[str], typer.Argument(help="Document ids.")],
+    url: Url = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Delete documents by id (all or nothing)."""
-    from semspace.search import Collection
-
-    with Collection.open(path) as c:
+    with opened(path, url, api_key) as c:
         removed = c.delete(ids)
         note(f"deleted {removed}; the collection holds {len(c)}")
 
 
 @app.command("info")
-def info(path: CollectionPath) -> None:
+def info(path: CollectionPath, url: Url = None, api_key: ApiKey = None) -> None:
     """Settings and counts as JSON."""
-    from semspace.search import Collection
-
-    with Collection.open(path) as c:
+    with opened(path, url, api_key) as c:
         echo_json(c.info(), indent=2)
 
 
@@ -235,11 +275,11 @@ def whiten(
 def get(
     path: CollectionPath,
     ids: Annotated[list[str], typer.Argument(help="Document ids.")],
+    url: Url = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Documents by id, one JSON line each (an unknown id is an error)."""
-    from semspace.search import Collection
-
-    with Collection.open(path) as c:
+    with opened(path, url, api_key) as c:
         for doc in c.get(ids):
             echo_json(doc)
 
@@ -251,11 +291,11 @@ def list_(
     offset: Annotated[int, typer.Option(min=0, help="Skip this many (matching) documents.")] = 0,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
     where: Where = None,
+    url: Url = None,
+    api_key: ApiKey = None,
 ) -> None:
     """One page of documents in insertion order, as JSON {"documents": [...], "next_cursor": ...}."""
-    from semspace.search import Collection
-
-    with Collection.open(path) as c:
+    with opened(path, url, api_key) as c:
         page = c.list_documents(limit=limit, offset=offset, where=parse_where(where), cursor=cursor)
     echo_json({"documents": page.documents, "next_cursor": page.next_cursor})
 
@@ -298,12 +338,12 @@ def search(
     fusion: Annotated[str, typer.Option(help="Hybrid fusion: rrf (reciprocal rank) or weighted.")] = "rrf",
     alpha: Annotated[float, typer.Option(help="Weighted fusion: weight of the dense score in [0, 1].")] = 0.5,
     as_json: AsJson = False,
+    url: Url = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Top-k documents per query (optionally only those whose metadata match --where)."""
-    from semspace.search import Collection
-
     where_filter = parse_where(where)
-    with Collection.open(path) as c:
+    with opened(path, url, api_key) as c:
         results = c.search(list(queries), k=k, where=where_filter, mode=mode, fusion=fusion, alpha=alpha)
     for query, result in zip(queries, results, strict=True):
         if as_json:

@@ -13,11 +13,18 @@ from semspace.cli.options import BackendName, note
 
 def serve(
     collection: Annotated[
-        Path | None, typer.Argument(help="Collection folder (none: only /embed, /similarity, /v1/embeddings).")
+        Path | None,
+        typer.Argument(
+            help="A collection folder, or a folder of collections (made if missing; served under /collections). "
+            "None: only /embed, /similarity, /v1/embeddings."
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    model: Annotated[str | None, typer.Option(help="Encoder when no collection is given.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Encoder of /embed and /v1 (and of new collections) when no single collection is given."),
+    ] = None,
     max_batch: Annotated[int, typer.Option(min=1, help="Texts per request.")] = 256,
     api_key: Annotated[
         str | None,
@@ -40,16 +47,21 @@ def serve(
     ] = None,
     backend: BackendName = "torch",
 ) -> None:
-    """HTTP service: /embed /similarity /search /documents /rerank /info /metrics /health, OpenAI-compatible
-    /v1/embeddings and /v1/models, a search page at / and the OpenAPI docs at /docs."""
+    """HTTP service: /embed /similarity /search /documents /collections /rerank /info /metrics /health,
+    OpenAI-compatible /v1/embeddings and /v1/models, a search page at / and the OpenAPI docs at /docs."""
     for package in ("fastapi", "prometheus_client"):
         require(package, "serve", "semspace serve")
     uvicorn = require("uvicorn", "serve", "semspace serve")
-    from semspace.search import Collection
+    from semspace.search import Catalog, Collection
+    from semspace.search.collection import MANIFEST
     from semspace.service import Limits, create_app
 
-    if collection is not None:
-        Collection.open(collection).close()  # fail now, with one line, if it is not a collection
+    # fail now, with one line, if it is neither a collection nor a folder that can hold collections
+    if collection is not None and (collection / MANIFEST).is_file():
+        Collection.open(collection).close()
+    elif collection is not None:
+        Catalog(collection).close()
+        note(f"serving the collections under {collection} at /collections")
     app = create_app(
         collection,
         encoder=model,

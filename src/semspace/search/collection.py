@@ -18,10 +18,11 @@ just that delta from SQLite (index_state.py). The index file is rewritten only a
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,12 +72,19 @@ class Collection:
     """Create with :meth:`create`, reopen with :meth:`open`. Thread-safe: writes are serialised by a lock."""
 
     def __init__(
-        self, path: Path, manifest: dict, store: DocumentStore, encoder: Encoder | None, lock_timeout: float = 60.0
+        self,
+        path: Path,
+        manifest: dict,
+        store: DocumentStore,
+        encoder: Encoder | None,
+        lock_timeout: float = 60.0,
+        encoder_loader: Callable[[dict], Encoder] | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
         self._store = store
         self._encoder = encoder
+        self._encoder_loader = encoder_loader or Encoder.from_spec
         self._lock = threading.RLock()
         self._writer = WriterLock(path, lock_timeout)
         # The transform's header is read now (dimension, parameters); the Whitening itself, which needs
@@ -134,8 +142,16 @@ class Collection:
         return collection
 
     @classmethod
-    def open(cls, path: str | Path, encoder: Encoder | None = None, lock_timeout: float = 60.0) -> Collection:
-        """Open an existing collection; the encoder is loaded lazily from the manifest unless one is given.
+    def open(
+        cls,
+        path: str | Path,
+        encoder: Encoder | None = None,
+        lock_timeout: float = 60.0,
+        encoder_loader: Callable[[dict], Encoder] | None = None,
+    ) -> Collection:
+        """Open an existing collection; the encoder is loaded lazily from the manifest unless one is given (by
+        `encoder_loader(spec)` when given, e.g. a pool that shares one encoder between collections, else
+        :meth:`Encoder.from_spec`).
 
         A store that does not match its manifest (not a SQLite store, tables missing, generation behind the
         manifest's) raises CollectionError and nothing is changed or deleted. `lock_timeout` bounds every wait for
@@ -168,7 +184,7 @@ class Collection:
             store.close()
             raise InvalidInputError(f"encoder gives {encoder.dim}-d vectors, the collection stores {raw_dim}-d")
         try:
-            return cls(path, manifest, store, encoder, lock_timeout=lock_timeout)
+            return cls(path, manifest, store, encoder, lock_timeout=lock_timeout, encoder_loader=encoder_loader)
         except BaseException:
             store.close()
             raise
@@ -187,7 +203,12 @@ class Collection:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = Encoder.from_spec(self.manifest["encoder"])
+            encoder = self._encoder_loader(self.manifest["encoder"])
+            if encoder.dim != self.raw_dim:
+                raise InvalidInputError(
+                    f"encoder gives {encoder.dim}-d vectors, the collection stores {self.raw_dim}-d"
+                )
+            self._encoder = encoder
         return self._encoder
 
     @property
@@ -228,6 +249,7 @@ class Collection:
             file = self.path / checkpoint.file if checkpoint is not None else None
             index_bytes = file.stat().st_size if file is not None and file.is_file() else 0
             info = {
+                "name": self.path.name,
                 "path": str(self.path),
                 "count": len(self),
                 "encoder": self.manifest["encoder"],
@@ -531,10 +553,18 @@ class Collection:
         return self._store.count(where)
 
     def list_documents(
-        self, limit: int = 100, offset: int = 0, where: dict | None = None, cursor: str | None = None
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        where: dict | None = None,
+        cursor: str | None = None,
+        max_bytes: int | None = None,
     ) -> DocumentPage:
         """One page of documents in insertion order (optionally filtered). Page with `offset`, or — stable while
-        others write — with the `next_cursor` of the previous page."""
+        others write — with the `next_cursor` of the previous page.
+
+        `max_bytes`: the page stops early (after at least one document) once its texts and metadata reach this many
+        bytes; `next_cursor` then goes on from where it stopped (a service's bound on one response)."""
         check_param(
             "limit",
             "Collection.list_documents",
@@ -560,6 +590,10 @@ class Collection:
         rows = self._store.page(limit + 1, offset, where, after)
         more = len(rows) > limit
         rows = rows[:limit]
+        if max_bytes is not None:
+            kept = _within_bytes(rows, max_bytes)
+            more = more or kept < len(rows)
+            rows = rows[:kept]
         return DocumentPage(
             documents=[{"id": i, "text": t, "metadata": m} for _, i, t, m in rows],
             next_cursor=str(rows[-1][0]) if more and rows else None,
@@ -656,3 +690,15 @@ class Collection:
         with self._lock:
             self.refresh()
             return dense_search(self.index, self._store, self._project, self._project(raw), k, where)
+
+
+def _within_bytes(rows: list[tuple[int, str, str, dict]], max_bytes: int) -> int:
+    """How many of the page's (seq, id, text, metadata) rows fit in `max_bytes` of id, text and metadata (≥ 1)."""
+    size = 0
+    for n, (_, doc_id, text, meta) in enumerate(rows):
+        size += len(doc_id) + len(text.encode("utf-8", "surrogatepass")) + 64
+        if meta:
+            size += len(json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        if size > max_bytes and n > 0:
+            return n
+    return len(rows)

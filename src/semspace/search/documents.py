@@ -7,40 +7,15 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from semspace.encode.encoder import validate_texts
 from semspace.errors import DuplicateIdError, InputTypeError, InvalidInputError
+from semspace.search.results import SearchResult
 
 MAX_K = 10_000  # results per query
 MAX_QUERIES = 1_024  # queries per call
 MAX_PAGE = 10_000  # documents per list_documents page
 MAX_METADATA_BYTES = 64 * 1024  # one document's metadata, as JSON
-
-
-@dataclass
-class SearchResult:
-    """Hits for one query, best first (FAISS's −1 padding removed)."""
-
-    ids: list[str] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    metadata: list[dict] = field(default_factory=list)
-
-    def to_dicts(self) -> list[dict]:
-        return [
-            {"id": i, "score": s, "text": t, "metadata": m}
-            for i, s, t, m in zip(self.ids, self.scores, self.texts, self.metadata, strict=True)
-        ]
-
-
-@dataclass
-class DocumentPage:
-    """One page of `Collection.list_documents`: documents (id, text, metadata) and the cursor of the next page
-    (None on the last one)."""
-
-    documents: list[dict] = field(default_factory=list)
-    next_cursor: str | None = None
 
 
 def check_metadata(meta: object, i: int) -> str:

@@ -23,6 +23,8 @@ from semspace.encode import Encoder
 from semspace.errors import check_param
 from semspace.interact.cross_encoder import CrossEncoder
 from semspace.search import Collection
+from semspace.search.catalog import Catalog, EncoderPool
+from semspace.search.collection import MANIFEST
 from semspace.service.batcher import BatchConfig, Batcher
 from semspace.service.deps import ServiceState
 from semspace.service.errors import ERROR_STATUS, HANDLERS
@@ -43,7 +45,7 @@ __all__ = ["ERROR_STATUS", "BodySizeLimit", "Limits", "ServiceState", "create_ap
 class ServiceConfig:
     """What `create_app` was given; the lifespan turns it into a :class:`ServiceState`."""
 
-    collection: str | os.PathLike | Collection | None
+    collection: str | os.PathLike | Collection | Catalog | None
     encoder: Encoder | str | os.PathLike | None
     limits: Limits
     cross_encoder: str | os.PathLike | CrossEncoder | None = None
@@ -52,25 +54,51 @@ class ServiceConfig:
 
 
 def load_state(config: ServiceConfig) -> ServiceState:
-    """Open the collection (if a path), pick the encoder (given, else the collection's, else `Encoder(spec)`), load
-    `<collection>/cur` when it holds a CUR searcher, and the /rerank cross-encoder (given, else the CUR one's)."""
-    spec = config.collection
-    coll = Collection.open(spec) if isinstance(spec, str | os.PathLike) else spec
-    if isinstance(config.encoder, Encoder):
-        encoder = config.encoder
-    elif coll is not None and config.encoder is None:
-        encoder = coll.encoder
-    else:
-        encoder = Encoder(config.encoder)
+    """Open what the service serves and load its models once.
+
+    `config.collection`: a collection folder or object (served at the top-level routes and as
+    /collections/{its folder name}), a folder of collections or a :class:`Catalog` (served under /collections), or
+    None. The encoder of /embed and /v1: the one given, else the single collection's, else `Encoder(spec)`; every
+    collection of the same spec shares it (:class:`EncoderPool`). `<collection>/cur` holding a CUR searcher is loaded
+    with it; the /rerank cross-encoder is the one given, else the CUR searcher's."""
+    served = config.collection
+    pool = served.encoders if isinstance(served, Catalog) else EncoderPool(config.backend)
+    given = config.encoder
+    encoder = given if isinstance(given, Encoder) or given is None else Encoder(given)
+    catalog, coll = _open_served(config.collection, pool, encoder)
+    if encoder is None:
+        encoder = coll.encoder if coll is not None else Encoder()
     if config.backend is not None:
         encoder.use_backend(config.backend)
-    if coll is not None and coll._encoder is None:
-        coll._encoder = encoder
+    pool.add(encoder)
     cur = None
     if coll is not None and (coll.path / "cur" / "cur.json").exists():
         from semspace.interact.searcher import CURSearcher
 
         cur = CURSearcher.load(coll.path / "cur", encoder=coll.encoder)  # the encoder of the collection's vectors
+    cross = _cross_encoder(config, cur)
+    state = ServiceState(encoder, coll, config.limits, cur, cross, catalog=catalog, encoders=pool)
+    state.batching = config.batching
+    if config.batching is not None and config.batching.max_wait_ms >= 0:
+        state.batcher = Batcher(encoder, config.batching)
+    return state
+
+
+def _open_served(
+    spec: str | os.PathLike | Collection | Catalog | None, pool: EncoderPool, encoder: Encoder | None
+) -> tuple[Catalog | None, Collection | None]:
+    """(catalog, single collection) of what the service serves; a folder without collection.json is a catalog. A
+    single collection opened here uses the service's encoder when one was given (as `serve --model` asks)."""
+    if spec is None or isinstance(spec, Collection):
+        return None, spec
+    if isinstance(spec, Catalog):
+        return spec, None
+    if (Path(spec) / MANIFEST).is_file():
+        return None, Collection.open(spec, encoder=encoder, encoder_loader=pool.get)
+    return Catalog(spec, encoders=pool), None  # new collections use the service's encoder unless they name one
+
+
+def _cross_encoder(config: ServiceConfig, cur) -> CrossEncoder | None:
     given = config.cross_encoder
     if given is None:
         cross = cur.cross_encoder if cur is not None else None
@@ -80,10 +108,7 @@ def load_state(config: ServiceConfig) -> ServiceState:
         from semspace.encode.engine import use_engine
 
         use_engine(cross, config.backend)
-    state = ServiceState(encoder, coll, config.limits, cur, cross)
-    if config.batching is not None and config.batching.max_wait_ms >= 0:
-        state.batcher = Batcher(encoder, config.batching)
-    return state
+    return cross
 
 
 @asynccontextmanager
@@ -95,15 +120,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if state.batcher is not None:
-            state.batcher.close()
+        state.close()
         del app.state.semspace
         if state.collection is not None and isinstance(config.collection, str | os.PathLike):
             state.collection.close()
 
 
 def create_app(
-    collection: str | Path | Collection | None = None,
+    collection: str | Path | Collection | Catalog | None = None,
     encoder: Encoder | str | None = None,
     limits: Limits | None = None,
     *,
@@ -114,8 +138,12 @@ def create_app(
     backend: str | None = None,
     batching: BatchConfig | None = None,
 ) -> FastAPI:
-    """The app over a collection folder (or object) or none (then /embed, /v1/embeddings, /similarity, /rerank,
-    /info, /health, /metrics, /docs and / work; /search and /documents are 404s).
+    """The app over a collection folder (or object), a folder of collections (or :class:`Catalog`), or none.
+
+    A collection is served at /search, /documents… and at /collections/{its folder name}/…; a folder of collections
+    under /collections (create, list, drop, and each one's /collections/{name}/search, …/documents). Without
+    one, /embed, /v1/embeddings, /similarity, /rerank, /info, /health, /metrics, /docs and / work; /search and
+    /documents are 404s.
 
     cross_encoder: a folder or :class:`CrossEncoder` for /rerank (default: the collection's CUR searcher's, if any).
     api_key: when set, every route but /health needs `Authorization: Bearer <api_key>` (else a 401).
@@ -160,8 +188,8 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for kind, handler in HANDLERS:
         app.add_exception_handler(kind, handler)
-    for router in ROUTERS:
-        app.include_router(router)
+    for router, prefix in ROUTERS:
+        app.include_router(router, prefix=prefix)
 
     def openapi() -> dict[str, Any]:
         # the /v1 `model` and `dimensions` allowed depend on the loaded encoder and collection: known once started

@@ -15,17 +15,23 @@ import threading
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from semspace.encode import Encoder
+from semspace.errors import CollectionNotFoundError
 from semspace.interact.cross_encoder import CrossEncoder
 from semspace.interact.searcher import CURSearcher
 from semspace.search import Collection
-from semspace.service.batcher import Batcher
+from semspace.search.catalog import NAME_PATTERN, Catalog, EncoderPool, check_name, spec_key
+from semspace.service.batcher import BatchConfig, Batcher
 from semspace.service.metrics import ServiceMetrics
 from semspace.service.schemas import Limits, http_error
 
 NO_COLLECTION = "No collection is attached to this service (start it with `semspace serve PATH`)."
+NO_DEFAULT = (
+    "This server serves a folder of collections: use /collections/{name}/documents, /collections/{name}/search "
+    "(GET /collections lists them)."
+)
 NO_CROSS_ENCODER = (
     "No cross-encoder is configured: start the service with `--cross-encoder PATH`, or serve a collection whose "
     "<collection>/cur holds a CUR searcher."
@@ -45,6 +51,68 @@ class ServiceState:
     # call), so /rerank calls the cross-encoder one request at a time
     rerank_lock: threading.Lock = field(default_factory=threading.Lock)
     batcher: Batcher | None = None  # gathers concurrent small encode calls into one (service.batcher)
+    catalog: Catalog | None = None  # `semspace serve DIR` on a folder of collections
+    encoders: EncoderPool = field(default_factory=EncoderPool)  # one encoder per spec, shared by collections
+    batching: BatchConfig | None = None
+    batchers: dict[str, Batcher] = field(default_factory=dict)  # one per encoder spec, made on first use
+    curs: dict[str, CURSearcher | None] = field(default_factory=dict)  # a named collection's CUR searcher (if any)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def batched(self, encoder: Encoder) -> Encoder:
+        """`encoder` behind its batcher (made on first use; one per encoder spec), or itself without batching."""
+        if self.batcher is not None and encoder is self.encoder:
+            return self.batcher.encoder
+        if self.batching is None or self.batching.max_wait_ms < 0:
+            return encoder
+        key = spec_key(encoder.spec)
+        with self._guard:
+            batcher = self.batchers.get(key)
+            if batcher is None or batcher.target is not encoder:
+                batcher = self.batchers[key] = Batcher(encoder, self.batching)
+        return batcher.encoder
+
+    def named(self, name: str) -> Collection:
+        """The served collection `name`: from the catalog, or the single collection when its folder has that name."""
+        check_name(name)
+        if self.catalog is not None:
+            return self.catalog.get_collection(name)
+        if self.collection is not None and self.collection.path.name == name:
+            return self.collection
+        raise CollectionNotFoundError(f"No collection named {name!r}.")
+
+    def names(self) -> list[str]:
+        if self.catalog is not None:
+            return self.catalog.list_collections()
+        return [] if self.collection is None else [self.collection.path.name]
+
+    def cur_of(self, collection: Collection) -> CURSearcher | None:
+        """The collection's CUR searcher (`<collection>/cur`), loaded once; None when it has none."""
+        if collection is self.collection:
+            return self.cur
+        key = str(collection.path)
+        with self._guard:
+            if key not in self.curs:
+                self.curs[key] = None
+                if (collection.path / "cur" / "cur.json").exists():
+                    self.curs[key] = CURSearcher.load(collection.path / "cur", encoder=collection.encoder)
+            return self.curs[key]
+
+    def close(self) -> None:
+        for batcher in [self.batcher, *self.batchers.values()]:
+            if batcher is not None:
+                batcher.close()
+        if self.catalog is not None:
+            self.catalog.close()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a collection route works on: the collection, the encoder of its vectors (behind the batcher) and its
+    CUR searcher (None when it has none)."""
+
+    collection: Collection
+    encoder: Encoder
+    cur: CURSearcher | None
 
 
 async def get_state(request: Request) -> ServiceState:
@@ -69,8 +137,32 @@ async def get_limits(state: Annotated[ServiceState, Depends(get_state)]) -> Limi
 async def get_collection(state: Annotated[ServiceState, Depends(get_state)]) -> Collection:
     """The collection; a 404 when the service was started without one."""
     if state.collection is None:
-        raise http_error(404, NO_COLLECTION)
+        raise http_error(404, NO_DEFAULT if state.catalog is not None else NO_COLLECTION)
     return state.collection
+
+
+def _target(state: ServiceState, collection: Collection) -> Target:
+    # the collection's own encoder (shared through the pool by every collection of its spec); loading it is the
+    # slow part of a collection's first request, so it runs in the route's thread, never on the event loop
+    return Target(collection, state.batched(collection.encoder), state.cur_of(collection))
+
+
+async def get_target(state: Annotated[ServiceState, Depends(get_state)], encoder: EncoderDep) -> Target:
+    """The top-level routes' collection (the one `semspace serve COLLECTION` serves) with the service's encoder; a
+    404 without one."""
+    if state.collection is None:
+        raise http_error(404, NO_DEFAULT if state.catalog is not None else NO_COLLECTION)
+    return Target(state.collection, encoder, state.cur)
+
+
+CollectionName = Annotated[
+    str, Path(pattern=NAME_PATTERN, max_length=63, description="The collection's name (GET /collections lists them).")
+]
+
+
+def get_named_target(collection: CollectionName, state: Annotated[ServiceState, Depends(get_state)]) -> Target:
+    """The collection /collections/{collection}/… names; a 404 when there is none."""
+    return _target(state, state.named(collection))
 
 
 async def get_cur(state: Annotated[ServiceState, Depends(get_state)]) -> CURSearcher | None:
@@ -82,6 +174,8 @@ EncoderDep = Annotated[Encoder, Depends(get_encoder)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 CollectionDep = Annotated[Collection, Depends(get_collection)]
 CURDep = Annotated[CURSearcher | None, Depends(get_cur)]
+TargetDep = Annotated[Target, Depends(get_target)]
+NamedTargetDep = Annotated[Target, Depends(get_named_target)]
 
 
 async def get_cross_encoder(state: Annotated[ServiceState, Depends(get_state)]) -> CrossEncoder:

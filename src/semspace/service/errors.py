@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from semspace.errors import (
     CollectionBusyError,
     CollectionError,
+    CollectionExistsError,
+    CollectionNotFoundError,
     DocumentNotFoundError,
     DuplicateIdError,
     EncoderBusyError,
@@ -31,7 +33,9 @@ logger = logging.getLogger(__name__)
 # library errors → HTTP status, first match wins (DuplicateIdError is an InvalidInputError, so it comes first)
 ERROR_STATUS: tuple[tuple[type[SemspaceError], int], ...] = (
     (DocumentNotFoundError, 404),
+    (CollectionNotFoundError, 404),
     (DuplicateIdError, 409),
+    (CollectionExistsError, 409),
     (NoBiEncoderError, 422),  # rerank="rnr" on a CUR index without a bi-encoder side: valid JSON, not servable
     (CollectionBusyError, 503),
     (EncoderBusyError, 429),
@@ -64,9 +68,15 @@ def is_openai(request_or_path: Request | str) -> bool:
 
 
 def error_response(
-    path: str, status: int, detail: Any, headers: dict[str, str] | None = None, code: str | None = None
+    path: str,
+    status: int,
+    detail: Any,
+    headers: dict[str, str] | None = None,
+    code: str | None = None,
+    error_type: str | None = None,
 ) -> JSONResponse:
-    """The JSON error for `path`: OpenAI's shape on /v1, `{"detail": ...}` elsewhere."""
+    """The JSON error for `path`: OpenAI's shape on /v1, `{"detail": ...}` elsewhere (with `"type"`, the library's
+    exception class, when one caused it: the Python client raises the same class)."""
     detail = safe(detail)
     if is_openai(path):
         message = detail if isinstance(detail, str) else "; ".join(_describe(e) for e in detail)
@@ -74,7 +84,7 @@ def error_response(
         param = _param(detail)
         body: dict[str, Any] = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     else:
-        body = {"detail": detail}
+        body = {"detail": detail} if error_type is None else {"detail": detail, "type": error_type}
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
@@ -110,7 +120,7 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def semspace_error(request: Request, exc: Exception) -> JSONResponse:
     """A library error with the status from :data:`ERROR_STATUS`."""
     status = next(code for kind, code in ERROR_STATUS if isinstance(exc, kind))
-    return error_response(request.url.path, status, str(exc))
+    return error_response(request.url.path, status, str(exc), error_type=type(exc).__name__)
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -18,6 +18,7 @@ from fastapi import HTTPException
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat
 
 from semspace.errors import check_param
+from semspace.search.catalog import NAME_PATTERN
 
 
 def _json_integer(value: Any) -> Any:
@@ -244,6 +245,51 @@ class DeleteResponse(BaseModel):
     count: int
 
 
+class Document(BaseModel):
+    id: str
+    text: str
+    metadata: dict[str, Any]
+
+
+class GetRequest(StrictRequest):
+    ids: list[str] = Field(min_length=1)
+    missing: Literal["error", "skip"] = "error"  # "skip": unknown ids are left out (Collection.get_existing)
+
+
+class GetResponse(BaseModel):
+    documents: list[Document]
+
+
+# -- /collections ----------------------------------------------------------------------------------------------
+class CollectionCreate(StrictRequest):
+    name: str = Field(pattern=NAME_PATTERN, max_length=63)
+    model: str | None = Field(default=None, max_length=1024)  # default: the server's model
+    index: str = Field(default="Flat", min_length=1, max_length=200)
+    pooling: str = Field(default="default", min_length=1, max_length=64)
+    max_length: StrictInt | None = Field(default=None, ge=2, le=1_000_000)
+    get_or_create: bool = False
+
+
+class CollectionInfo(BaseModel):
+    """`Collection.info()` without the server's file path."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    count: int
+    encoder: dict[str, Any]
+    index: str
+    dim: int
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionInfo]
+
+
+class CollectionDeleted(BaseModel):
+    deleted: str
+
+
 # -- /health ---------------------------------------------------------------------------------------------------
 class Health(BaseModel):
     status: str
@@ -258,6 +304,7 @@ class ErrorDetail(BaseModel):
     """Every 4xx outside /v1: `detail` is a message, or pydantic's list of field errors for a 422."""
 
     detail: str | list[dict[str, Any]]
+    type: str | None = None  # the library's exception class (semspace.errors) when one caused it
 
 
 class OpenAIErrorBody(BaseModel):
@@ -453,8 +500,9 @@ def _describe_add(add: dict[str, Any], document: dict[str, Any], limits: Limits)
 ERROR_DESCRIPTIONS = {
     400: "Bad request: a library error (bad parameter), a Host header not allowed, or token ids as input.",
     401: "Missing or wrong API key (`Authorization: Bearer <key>`).",
-    404: "Not found (a document id, a model, or no collection / CUR index / cross-encoder attached).",
-    409: "A document id is already in the collection; nothing was written.",
+    403: "Not allowed here: creating or dropping a collection on a server that serves a single one.",
+    404: "Not found (a document id, a collection, a model, or no collection / CUR index / cross-encoder attached).",
+    409: "A document id is already in the collection, or a collection of that name exists; nothing was written.",
     413: "Over a limit: request body bytes, items per request, characters per text, metadata bytes, hits or "
     "response bytes.",
     422: "Invalid input: wrong types or shapes, empty texts, NaN/Infinity literals, lone surrogates.",

@@ -1,15 +1,15 @@
 """POST /search: nearest neighbours in the collection, or cross-encoder search with its CUR searcher (rerank="cur",
 "rnr" or "auto")."""
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: see routes/documents.py
 import json
+from typing import Any
 
 from fastapi import APIRouter
 
 from semspace.interact.searcher import CURSearcher
 from semspace.search import Collection
-from semspace.service.deps import CollectionDep, CURDep, EncoderDep, LimitsDep
+from semspace.service.deps import LimitsDep, NamedTargetDep, TargetDep
 from semspace.service.schemas import (
     Hit,
     Limits,
@@ -21,44 +21,51 @@ from semspace.service.schemas import (
 )
 from semspace.service.security import StrictJSONRoute
 
-router = APIRouter(tags=["search"], route_class=StrictJSONRoute)
-
 NO_CUR = "No CUR index is attached: build one with `semspace cur build <collection>/cur --collection <collection> …`."
 
 
-@router.post("/search", response_model=SearchResponse, responses=error_responses(404, 413, 422))
-def search(
-    body: SearchRequest, encoder: EncoderDep, limits: LimitsDep, coll: CollectionDep, cur: CURDep
-) -> SearchResponse:
-    """Top-k hits per query; rerank: `budget` CE calls a query by CUR (ANNCUR / adaCUR, Yadav et al. 2022, 2023),
-    RnR-DE, or ("auto") whichever measured the higher Top-k-Recall@B when the index was built (each hit list says
-    which ran and why; "rnr" on an index without a bi-encoder side is a 422).
+def search_router(target_dep: Any, tags: list[str]) -> APIRouter:
+    """POST /search over the collection `target_dep` resolves (the server's single one, or a named one)."""
+    router = APIRouter(tags=tags, route_class=StrictJSONRoute)
+    TargetIn = target_dep  # a type alias, used in the signature below
 
-    A 413 before any work when queries × k is over the hit limit, and before the response is built when the hits'
-    text and metadata add up to more than the response limit."""
-    queries = body.query_list()
-    limits.check_texts(queries, "queries")
-    limits.check_k(body.k, len(queries))
-    if body.rerank is not None:
-        if cur is None:
-            raise http_error(404, NO_CUR)
-        if body.filter is not None or body.mode != "dense":
-            raise http_error(
-                422, f"rerank={body.rerank!r} searches every item of the CUR index: 'filter' and 'mode' do not apply."
+    @router.post("/search", response_model=SearchResponse, responses=error_responses(404, 413, 422))
+    def search(body: SearchRequest, target: TargetIn, limits: LimitsDep) -> SearchResponse:
+        """Top-k hits per query; rerank: `budget` CE calls a query by CUR (ANNCUR / adaCUR, Yadav et al. 2022, 2023),
+        RnR-DE, or ("auto") whichever measured the higher Top-k-Recall@B when the index was built (each hit list says
+        which ran and why; "rnr" on an index without a bi-encoder side is a 422).
+
+        A 413 before any work when queries × k is over the hit limit, and before the response is built when the hits'
+        text and metadata add up to more than the response limit."""
+        coll, encoder, cur = target.collection, target.encoder, target.cur
+        queries = body.query_list()
+        limits.check_texts(queries, "queries")
+        limits.check_k(body.k, len(queries))
+        if body.rerank is not None:
+            if cur is None:
+                raise http_error(404, NO_CUR)
+            if body.filter is not None or body.mode != "dense":
+                raise http_error(
+                    422,
+                    f"rerank={body.rerank!r} searches every item of the CUR index: 'filter' and 'mode' do not apply.",
+                )
+            found = [_cur_hits(cur, coll, q, body) for q in queries]
+            _check_size(limits, found)
+            return SearchResponse(results=found)
+        if body.mode == "dense":
+            vectors = encoder.encode(queries, show_progress_bar=False)
+            results = coll.search_vectors(vectors, body.k, where=body.filter)
+        else:  # BM25 needs the query texts; hybrid encodes them with the collection's encoder
+            results = coll.search(
+                queries, k=body.k, where=body.filter, mode=body.mode, fusion=body.fusion, alpha=body.alpha
             )
-        found = [_cur_hits(cur, coll, q, body) for q in queries]
+        found = [
+            QueryHits(query=q, hits=[Hit(**h) for h in r.to_dicts()]) for q, r in zip(queries, results, strict=True)
+        ]
         _check_size(limits, found)
         return SearchResponse(results=found)
-    if body.mode == "dense":
-        vectors = encoder.encode(queries, show_progress_bar=False)
-        results = coll.search_vectors(vectors, body.k, where=body.filter)
-    else:  # BM25 needs the query texts; hybrid encodes them with the collection's encoder
-        results = coll.search(
-            queries, k=body.k, where=body.filter, mode=body.mode, fusion=body.fusion, alpha=body.alpha
-        )
-    found = [QueryHits(query=q, hits=[Hit(**h) for h in r.to_dicts()]) for q, r in zip(queries, results, strict=True)]
-    _check_size(limits, found)
-    return SearchResponse(results=found)
+
+    return router
 
 
 def _check_size(limits: Limits, found: list[QueryHits]) -> None:
@@ -85,3 +92,7 @@ def _cur_hits(cur: CURSearcher, coll: Collection, query: str, body: SearchReques
         if i in alive
     ]
     return QueryHits(query=query, ce_calls=hit.calls, hits=hits, method=hit.method, reason=hit.reason)
+
+
+router = search_router(TargetDep, ["search"])
+named_router = search_router(NamedTargetDep, ["collections"])
