@@ -175,3 +175,36 @@ def test_add_with_content_ids_skips_what_is_stored_and_compact(tmp_path, tiny_be
     assert compacted.returncode == 0, compacted.stderr
     info = json.loads(compacted.stdout)
     assert info["tail_rows"] == 0 and info["index_vectors"] == 6
+
+
+def test_index_commands_through_a_server(tmp_path, tiny_bert_dir, live_server):
+    """`index … --url`: the same commands against a server's collection (the CLI loads no model); errors are one
+    line and exit code 2."""
+    from semspace import Encoder
+    from semspace.service import create_app
+
+    app = create_app(tmp_path / "root", encoder=Encoder(str(tiny_bert_dir)))
+    jsonl = tmp_path / "docs.jsonl"
+    rows = [{"id": "a", "text": "a man is playing a guitar", "kind": "music"}, {"id": "b", "text": "a dog runs"}]
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with live_server(app) as server:
+        url = ("--url", server.url)
+        made = semspace("index", "create", "docs", *url)
+        assert made.returncode == 0, made.stderr
+        assert json.loads(made.stdout)["count"] == 0
+        assert semspace("index", "add", "docs", jsonl, *url).returncode == 0
+        found = semspace("index", "search", "docs", "a man is playing a guitar", "-k", "1", "--json", *url)
+        assert json.loads(found.stdout)["hits"][0]["id"] == "a", found.stderr
+        filtered = semspace("index", "search", "docs", "guitar", "--where", '{"kind": "music"}', "--json", *url)
+        assert [h["id"] for h in json.loads(filtered.stdout)["hits"]] == ["a"]
+        assert json.loads(semspace("index", "get", "docs", "b", *url).stdout)["text"] == "a dog runs"
+        page = json.loads(semspace("index", "list", "docs", "--limit", "1", *url).stdout)
+        assert [d["id"] for d in page["documents"]] == ["a"] and page["next_cursor"]
+        assert json.loads(semspace("index", "info", "docs", *url).stdout)["count"] == 2
+        assert semspace("index", "delete", "docs", "a", *url).returncode == 0
+        missing = semspace("index", "get", "docs", "a", *url)
+        assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+        assert "Unknown document id" in missing.stderr
+        nowhere = semspace("index", "info", "nope", *url)
+        assert nowhere.returncode == 2 and "No collection named 'nope'" in nowhere.stderr
+        assert semspace("index", "create", "docs", *url).returncode == 2  # the name is taken

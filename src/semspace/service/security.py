@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from semspace.service.errors import error_response
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
-OPEN_PATHS = frozenset({"/health"})  # reachable without the API key (liveness probes)
+# reachable without the API key: liveness probes, and the search page, which holds no data and asks for the key
+OPEN_PATHS = frozenset({"/health", "/"})
 ANY_INTERFACE = {"0.0.0.0", "::", ""}
 
 
