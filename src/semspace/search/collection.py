@@ -43,8 +43,6 @@ from semspace.search.documents import (
     MAX_K,
     MAX_PAGE,
     MAX_QUERIES,
-    DocumentPage,
-    SearchResult,
     check_documents,
     make_result,
 )
@@ -52,6 +50,7 @@ from semspace.search.index import VectorIndex
 from semspace.search.index_state import IndexState
 from semspace.search.locking import WriterLock
 from semspace.search.query import dense_search
+from semspace.search.results import DocumentPage, SearchResult
 from semspace.search.store import DocumentStore
 from semspace.transform.saved import SavedWhitening, read_saved_whitening
 
