@@ -60,6 +60,12 @@ def test_catalog_shares_the_encoder_of_reopened_collections(tmp_path, tiny_encod
     with Catalog(tmp_path) as catalog:
         catalog.create_collection("a", tiny_encoder).add(["a dog"], ids=["d"])
         catalog.create_collection("b", tiny_encoder)
+    with Catalog(tmp_path) as listing:  # listing reads manifests and counts: no index is loaded
+        assert [(c["name"], c["count"], c["dim"]) for c in listing.describe_collections()] == [
+            ("a", 1, 32),
+            ("b", 0, 32),
+        ]
+        assert listing._open == {}
     with Catalog(tmp_path) as again:  # a new process: each collection loads the encoder lazily, through the pool
         a, b = again.get_collection("a"), again.get_collection("b")
         assert a.search("a dog", k=1).ids == ["d"]

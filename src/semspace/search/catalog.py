@@ -129,6 +129,17 @@ class Catalog:
             if not p.name.startswith(_HIDDEN_PREFIX) and is_name(p.name) and (p / MANIFEST).is_file()
         )
 
+    def describe_collections(self) -> list[dict]:
+        """Name, count, encoder, index and dim of every collection, read from each one's manifest and store without
+        loading its index (a catalog of large collections lists fast); one dropped meanwhile is left out."""
+        found = []
+        for name in self.list_collections():
+            try:
+                found.append(self._summary(name))
+            except (CollectionError, OSError, KeyError, ValueError):
+                continue
+        return found
+
     def create_collection(
         self,
         name: str,
@@ -215,6 +226,32 @@ class Catalog:
         self.close()
 
     # -- helpers ---------------------------------------------------------------------------------------------
+    def _summary(self, name: str) -> dict:
+        from semspace._io import read_artifact_json
+        from semspace.search.collection import FORMAT, STORE
+        from semspace.search.store import DocumentStore
+
+        with self._lock:
+            opened = self._open.get(name)
+            if opened is not None:
+                manifest, count, dim = opened.manifest, len(opened), opened.dim
+                return {
+                    "name": name,
+                    "count": count,
+                    "encoder": manifest["encoder"],
+                    "index": manifest["index"],
+                    "dim": dim,
+                }
+        path = self.path / name
+        manifest = read_artifact_json(path / MANIFEST, FORMAT, error=CollectionError)
+        store = DocumentStore(path / STORE, int(manifest["raw_dim"]), timeout=self.lock_timeout)
+        try:
+            count = len(store)
+        finally:
+            store.close()
+        dim = int(manifest.get("dim") or manifest["raw_dim"])
+        return {"name": name, "count": count, "encoder": manifest["encoder"], "index": manifest["index"], "dim": dim}
+
     def _forget(self, name: str) -> None:
         collection = self._open.pop(name, None)
         if collection is not None:

@@ -85,6 +85,12 @@ class ServiceState:
             return self.catalog.list_collections()
         return [] if self.collection is None else [self.collection.path.name]
 
+    def summaries(self) -> list[dict]:
+        """Name, count, encoder, index and dim of each served collection (without loading the indexes)."""
+        if self.catalog is not None:
+            return self.catalog.describe_collections()
+        return [] if self.collection is None else [self.collection.info()]
+
     def cur_of(self, collection: Collection) -> CURSearcher | None:
         """The collection's CUR searcher (`<collection>/cur`), loaded once; None when it has none."""
         if collection is self.collection:

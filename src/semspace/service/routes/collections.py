@@ -43,8 +43,11 @@ def describe(collection: Collection) -> CollectionInfo:
 
 @router.get("/collections", response_model=CollectionList)
 def list_collections(state: StateDep) -> CollectionList:
-    """Every collection this server serves, with its size, encoder and index."""
-    return CollectionList(collections=[describe(state.named(name)) for name in state.names()])
+    """Every collection this server serves: name, size, encoder, index and dim (GET /collections/{name} says
+    more about one)."""
+    return CollectionList(
+        collections=[CollectionInfo(**{k: v for k, v in c.items() if k != "path"}) for c in state.summaries()]
+    )
 
 
 @router.post(
@@ -96,9 +99,8 @@ def _served_model(state: ServiceState, model: str | None) -> Encoder | str:
         if model == encoder.model_id:
             return encoder
     recorded: dict[str, Any] = {}
-    for name in state.names():
-        spec = state.named(name).manifest["encoder"]
-        recorded.setdefault(spec["model"], spec)
+    for summary in state.summaries():
+        recorded.setdefault(summary["encoder"]["model"], summary["encoder"])
     if model in recorded:
         return state.encoders.get(recorded[model])
     allowed = sorted({e.model_id for e in state.encoders} | set(recorded))
