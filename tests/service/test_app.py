@@ -8,7 +8,7 @@ from semspace import Encoder
 from semspace.errors import InvalidParameterError
 from semspace.search import Collection
 from semspace.service import Limits, create_app
-from semspace.service.deps import get_collection, get_encoder, get_limits
+from semspace.service.deps import Target, get_encoder, get_limits, get_target
 
 LOCAL = "http://localhost"  # TestClient's default host "testserver" is not an allowed Host
 
@@ -70,7 +70,7 @@ def test_collection_override_serves_search_without_a_collection_folder(tmp_path,
         assert missing.status_code == 404 and "No collection" in missing.json()["detail"]
         with Collection.create(tmp_path / "c", encoder=encoder) as coll:
             coll.add(["a dog is running", "a plane is taking off"], ids=["d", "p"])
-            app.dependency_overrides[get_collection] = lambda: coll
+            app.dependency_overrides[get_target] = lambda: Target(coll, encoder, None)
             hits = client.post("/search", json={"query": "a dog is running", "k": 1}).json()["results"][0]["hits"]
             assert [h["id"] for h in hits] == ["d"]
             assert client.get("/documents/p").json()["text"] == "a plane is taking off"

@@ -42,16 +42,18 @@ def server(app, live_server):
 
 
 # -- API key ---------------------------------------------------------------------------------------------------
-def test_api_key_on_every_route_but_health(tiny_encoder, live_server):
+def test_api_key_on_every_route_but_health_and_the_page(tiny_encoder, live_server):
     with live_server(create_app(None, encoder=tiny_encoder, api_key=KEY)) as srv, httpx.Client(base_url=srv.url) as c:
         assert c.get("/health").status_code == 200
+        page = c.get("/")  # static HTML holding no data: it asks for the key (test_page_browser.py)
+        assert page.status_code == 200 and "semspace-key" in page.text
         for method, path in [
             ("POST", "/embed"),
             ("GET", "/docs"),
             ("GET", "/openapi.json"),
             ("GET", "/metrics"),
-            ("GET", "/"),
             ("GET", "/info"),
+            ("GET", "/collections"),
             ("GET", "/no/such/path"),
             ("POST", "/search"),
         ]:

@@ -68,7 +68,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, watched)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            # the template without convertors (`{doc_id:path}` → `{doc_id}`)
+            route = getattr(scope.get("route"), "path_format", None) or "unmatched"
             method = scope.get("method", "")
             self.metrics.requests.labels(method=method, route=route, status=str(status)).inc()
             self.metrics.latency.labels(method=method, route=route).observe(time.perf_counter() - start)

@@ -266,7 +266,7 @@ class CollectionCreate(StrictRequest):
     model: str | None = Field(default=None, max_length=1024)  # default: the server's model
     index: str = Field(default="Flat", min_length=1, max_length=200)
     pooling: str = Field(default="default", min_length=1, max_length=64)
-    max_length: StrictInt | None = Field(default=None, ge=2, le=1_000_000)
+    max_length: Annotated[StrictInt, Field(ge=2, le=1_000_000)] | None = None  # default: the model's
     get_or_create: bool = False
 
 

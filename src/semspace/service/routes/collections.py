@@ -51,11 +51,15 @@ def list_collections(state: StateDep) -> CollectionList:
 
 
 @router.post(
-    "/collections", status_code=201, response_model=CollectionInfo, responses=error_responses(400, 403, 409, 422)
+    "/collections",
+    status_code=201,
+    response_model=CollectionInfo,
+    responses=error_responses(400, 403, 404, 409, 422),
 )
 def create_collection(body: CollectionCreate, state: StateDep) -> CollectionInfo:
     """Create an empty collection (a 409 when the name is taken, unless `get_or_create`). `model`: one this server
-    has loaded or serves (default: the server's own); `index`: a FAISS factory string (Flat, HNSW32, IVF256,PQ16…)."""
+    has loaded or serves (default: the server's own; another is a 404); `index`: a FAISS factory string (Flat,
+    HNSW32, IVF256,PQ16…)."""
     if state.catalog is None:
         raise http_error(403, SINGLE.format(name=state.collection.path.name if state.collection else None))
     model = _served_model(state, body.model)
@@ -92,7 +96,7 @@ def delete_collection(collection: CollectionName, state: StateDep) -> Collection
 
 def _served_model(state: ServiceState, model: str | None) -> Encoder | str:
     """The encoder (or model id) a new collection may use: the server's own by default, else one that is loaded or
-    that a served collection records; anything else is a 422 naming the models it may use."""
+    that a served collection records; anything else is a 404 naming the models it may use."""
     if model is None:
         return state.encoder
     for encoder in state.encoders:
@@ -105,7 +109,7 @@ def _served_model(state: ServiceState, model: str | None) -> Encoder | str:
         return state.encoders.get(recorded[model])
     allowed = sorted({e.model_id for e in state.encoders} | set(recorded))
     raise http_error(
-        422,
+        404,
         f"Model {model!r} is not served here; this server can create collections with: {', '.join(allowed)}. "
         "Start the server with `--model` for another one.",
     )

@@ -138,4 +138,4 @@ def _raw_id(request: Request, decoded: str) -> str:
     if not raw:
         return decoded
     _, found, rest = raw.decode("latin-1").partition("/documents/")  # a collection name holds no "/"
-    return unquote(rest, encoding="utf-8", errors="surrogateescape") if found else decoded
+    return unquote(rest, encoding="utf-8", errors="replace") if found else decoded  # not UTF-8: no such id
