@@ -328,7 +328,7 @@ def test_a_write_stored_despite_its_index_step_is_200_with_a_warning(store_clien
     assert deleted.status_code == 200 and deleted.json()["deleted"] == 1 and deleted.json()["warning"]
     faults.clear()
     clean = store_client.post("/documents", json={"documents": [{"id": "w9", "text": "a man"}]})
-    assert clean.status_code == 200 and clean.json()["warning"] is None
+    assert clean.status_code == 200 and "warning" not in clean.json()
 
 
 @pytest.mark.parametrize(

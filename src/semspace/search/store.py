@@ -66,20 +66,30 @@ def content_fingerprint(seqs: np.ndarray) -> str:
     return f"{len(z):x}-{total:016x}"
 
 
-# SQLite's primary result codes of a write the disk refused, and the errno each stands for
-_SQLITE_STORAGE = {13: errno.ENOSPC, 10: errno.EIO, 8: errno.EROFS, 14: errno.EACCES, 3: errno.EACCES}
+# SQLite's primary result codes of a write the disk refused (FULL, IOERR, READONLY, PERM), and the errno of each
+_SQLITE_STORAGE = {13: errno.ENOSPC, 10: errno.EIO, 8: errno.EROFS, 3: errno.EACCES}
 
 
-def storage_error(exc: sqlite3.Error, path: Path) -> StorageError | None:
-    """The StorageError for a SQLite error that means the disk refused (SQLITE_FULL, _IOERR, _READONLY, _CANTOPEN,
-    _PERM); None for any other (a busy database, a constraint, a bug)."""
+def storage_error(
+    exc: sqlite3.Error, path: Path, outcome: str = "the change was rolled back, nothing of it is stored"
+) -> StorageError | None:
+    """The StorageError for a SQLite error that means the disk refused (SQLITE_FULL, _IOERR, _READONLY, _PERM), its
+    message ending with `outcome`; None for any other (a busy database, a constraint, a bug)."""
     code = getattr(exc, "sqlite_errorcode", None)
     number = _SQLITE_STORAGE.get(code & 0xFF) if isinstance(code, int) else None
     if number is None:
         return None
-    return StorageError(
-        number, f"{path}: {exc} ({os.strerror(number)}): the change was rolled back, nothing of it is stored"
-    )
+    if number == errno.EIO and _nearly_full(path.parent):
+        number = errno.ENOSPC  # SQLite reports some writes on a full disk (the WAL's -shm) as I/O errors
+    return StorageError(number, f"{path}: {exc} ({os.strerror(number)}): {outcome}")
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return False
+    return stats.f_bavail * stats.f_frsize < 1 << 20 or (stats.f_files > 0 and stats.f_favail == 0)
 
 
 def _in_chunks(values: Sequence) -> Iterator[tuple[list, str]]:
@@ -135,6 +145,9 @@ class DocumentStore:
                     self._db.executescript(METADATA_INDEX)
             self.has_log = self._has("deleted")  # False only for a pre-log collection opened read-only
         except sqlite3.DatabaseError as exc:
+            refused = storage_error(exc, self.path, "the document store cannot be opened or set up here")
+            if refused is not None:
+                raise refused from None
             raise CollectionError(f"{self.path}: not a readable SQLite document store ({exc})") from None
 
     def _connect(self, timeout: float) -> sqlite3.Connection:

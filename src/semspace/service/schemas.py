@@ -15,7 +15,16 @@ from dataclasses import dataclass, fields
 from typing import Annotated, Any, Literal
 
 from fastapi import HTTPException
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictFloat,
+    model_serializer,
+)
 
 from semspace.errors import check_param
 from semspace.search.documents import MAX_METADATA_DEPTH, WRITE_WARNING, json_depth
@@ -224,12 +233,23 @@ def _write_warning() -> str | None:
 
 WARNING_FIELD = Field(
     default_factory=_write_warning,
-    description="null when the write went through whole. Otherwise it is stored, and searchable, but its index "
+    description="Absent when the write went through whole. Otherwise it is stored, and searchable, but its index "
     "step failed (a full disk, say) and the index catches up from the store: do not retry it.",
 )
 
 
-class AddResponse(BaseModel):
+class WriteResponse(BaseModel):
+    """A write's answer: `warning` only when there is one (the answers of before it are unchanged)."""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_warning(self, handler: SerializerFunctionWrapHandler):  # unannotated: the fields give the schema
+        data = handler(self)
+        if data.get("warning") is None:
+            data.pop("warning", None)
+        return data
+
+
+class AddResponse(WriteResponse):
     ids: list[str]
     count: int
     warning: str | None = WARNING_FIELD
@@ -255,7 +275,7 @@ class DocumentPageResponse(BaseModel):
     count: int
 
 
-class DeleteResponse(BaseModel):
+class DeleteResponse(WriteResponse):
     deleted: int
     count: int
     warning: str | None = WARNING_FIELD
