@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from errno import EROFS
+
 
 class SemspaceError(Exception):
     """Base class of every error semspace raises on purpose."""
@@ -76,6 +78,24 @@ class CollectionNotFoundError(SemspaceError, KeyError):
 
 class CollectionExistsError(SemspaceError, ValueError):
     """A collection of that name already exists (use get_or_create_collection to reuse it)."""
+
+
+class StorageError(CollectionError):
+    """The file system refused a write: full (ENOSPC, EDQUOT), read-only (EROFS), not permitted (EACCES, EPERM) or
+    failing (EIO). `errno` says which; the message says what was and was not stored. The service answers 507 for a
+    full disk, 503 otherwise."""
+
+    def __init__(self, errno: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class ReadOnlyCollectionError(StorageError):
+    """A write (add, upsert, delete, transform, compact) on a collection opened read-only (its folder is not
+    writable, or `read_only=True`): refused before anything is encoded or written."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(EROFS, message)
 
 
 class DocumentNotFoundError(SemspaceError, KeyError):

@@ -262,3 +262,105 @@ def test_openapi_declares_the_bearer_scheme_with_an_api_key(tiny_encoder, live_s
     assert spec["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}
     assert spec["paths"]["/embed"]["post"]["security"] == [{"bearer": []}]
     assert "security" not in spec["paths"]["/health"]["get"] and "401" in spec["paths"]["/embed"]["post"]["responses"]
+
+
+# -- issue 29: deep metadata, writes that report the truth, disk errors, read-only collections -----------------
+def nested(depth: int, leaf="bottom") -> dict:
+    """Metadata whose objects/arrays nest `depth` deep (itself included), dicts and lists alternating."""
+    value = leaf
+    for level in range(depth - 1, 0, -1):
+        value = {"k": value} if level % 2 else [value]
+    return {"top": value}
+
+
+@pytest.fixture
+def served(tmp_path, tiny_encoder):
+    """(client, collection): a TestClient over an app serving an empty collection this test holds."""
+    from fastapi.testclient import TestClient
+
+    from semspace.search import Collection
+
+    with (
+        Collection.create(tmp_path / "c", encoder=tiny_encoder) as coll,
+        TestClient(create_app(coll, encoder=tiny_encoder), base_url="http://localhost") as client,
+    ):
+        yield client, coll
+
+
+@pytest.fixture
+def store_client(served):
+    return served[0]
+
+
+def test_metadata_depth_limit_at_the_door(store_client):
+    from semspace.search.documents import MAX_METADATA_DEPTH
+
+    deepest = nested(MAX_METADATA_DEPTH)
+    stored = store_client.post("/documents", json={"documents": [{"id": "deep", "text": "a dog", "metadata": deepest}]})
+    assert stored.status_code == 200, stored.text
+    assert store_client.get("/documents/deep").json()["metadata"] == deepest
+    for too_deep in (nested(MAX_METADATA_DEPTH + 1), nested(400), nested(900)):
+        for method in ("POST", "PUT"):
+            doc = {"id": "deeper", "text": "a cat", "metadata": too_deep}
+            refused = store_client.request(method, "/documents", json={"documents": [doc]})
+            assert refused.status_code == 422 and "more than 32 deep" in refused.json()["detail"], refused.text
+    assert store_client.get("/documents/deeper").status_code == 404
+    found = store_client.post("/search", json={"query": "a dog", "k": 5})
+    assert found.status_code == 200 and found.json()["results"][0]["hits"][0]["metadata"] == deepest
+    listed = store_client.post("/documents/list", json={"filter": {"top.k": {"$ne": 1}}})
+    assert listed.status_code == 200 and listed.json()["documents"][0]["metadata"] == deepest
+
+
+def test_a_write_stored_despite_its_index_step_is_200_with_a_warning(store_client, faults, monkeypatch):
+    import errno
+
+    from semspace.search import index_state
+
+    monkeypatch.setattr(index_state, "CHECKPOINT_MIN_ROWS", 1)  # every write checkpoints
+    faults.inject("checkpoint_file", errno.ENOSPC)
+    docs = [{"id": f"w{i}", "text": t} for i, t in enumerate(["a dog eats food", "a cat", "the plane is small"])]
+    added = store_client.post("/documents", json={"documents": docs})
+    assert added.status_code == 200 and added.json()["count"] == 3
+    assert "do not retry" in added.json()["warning"] and "No space left" in added.json()["warning"]
+    again = store_client.post("/documents", json={"documents": docs})
+    assert again.status_code == 409  # the retry is refused because they are stored
+    hits = store_client.post("/search", json={"query": "a dog eats food", "k": 3}).json()["results"][0]["hits"]
+    assert {h["id"] for h in hits} == {"w0", "w1", "w2"}
+    deleted = store_client.request("DELETE", "/documents", json={"ids": ["w1"]})
+    assert deleted.status_code == 200 and deleted.json()["deleted"] == 1 and deleted.json()["warning"]
+    faults.clear()
+    clean = store_client.post("/documents", json={"documents": [{"id": "w9", "text": "a man"}]})
+    assert clean.status_code == 200 and "warning" not in clean.json()
+
+
+@pytest.mark.parametrize(
+    ("step", "number", "status"),
+    [("store_insert", 28, 507), ("store_insert", 5, 503), ("store_insert", 30, 503), ("store_commit", 28, 507),
+     ("store_commit", 5, 503)],
+)  # fmt: skip
+def test_a_disk_that_refuses_a_write_is_507_or_503(served, faults, step, number, status):
+    store_client, coll = served
+    faults.inject(step, number, coll=coll)
+    refused = store_client.post("/documents", json={"documents": [{"id": "x", "text": "a dog"}]})
+    assert refused.status_code == status, refused.text
+    assert isinstance(refused.json()["detail"], str)
+    faults.clear()
+    assert store_client.get("/documents/x").status_code == 404  # nothing stored
+    assert store_client.post("/documents", json={"documents": [{"id": "x", "text": "a dog"}]}).status_code == 200
+
+
+def test_a_read_only_collection_is_served_and_refuses_writes(whitened_collection, tiny_encoder):
+    from fastapi.testclient import TestClient
+
+    from semspace.search import Collection
+
+    with (
+        Collection.open(whitened_collection, read_only=True) as coll,
+        TestClient(create_app(coll, encoder=tiny_encoder), base_url="http://localhost") as client,
+    ):
+        assert client.post("/search", json={"query": "a dog", "k": 3}).status_code == 200
+        assert client.get("/documents/d1").status_code == 200
+        refused = client.post("/documents", json={"documents": [{"id": "n", "text": "a dog"}]})
+        assert refused.status_code == 503 and "read-only collection" in refused.json()["detail"]
+        assert client.request("DELETE", "/documents", json={"ids": ["d1"]}).status_code == 503
+        assert client.get("/documents/d1").status_code == 200

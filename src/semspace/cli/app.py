@@ -2,12 +2,14 @@
 
 `main` runs the click command itself (standalone mode off) so that every way a command can fail ends the same on
 every typer version the pins allow: results on stdout, one line `error: …` on stderr and exit code 2 for a usage
-error (missing argument, unknown option, value out of range) or a bad input (any SemspaceError); `--help` prints
-the help and exits 0, and so does a group called without a command.
+error (missing argument, unknown option, value out of range), a bad input (any SemspaceError) or a file system
+that refuses (an OSError: full, read-only, no permission, failing disk); `--help` prints the help and exits 0, and so
+does a group called without a command.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -88,6 +90,26 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# what to do about a file system that refuses, by errno
+_OS_HINTS = {
+    errno.ENOSPC: "free some space and run it again",
+    errno.EDQUOT: "free some space (or raise the quota) and run it again",
+    errno.EROFS: "the file system is mounted read-only",
+    errno.EACCES: "check the permissions",
+    errno.EPERM: "check the permissions",
+    errno.EIO: "the disk reports an I/O error",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: its reason, the file, and what to do ("No space left on device: out.npy (free some
+    space and run it again)")."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = f": {exc.filename}" if exc.filename else ""
+    hint = _OS_HINTS.get(exc.errno) if exc.errno is not None else None
+    return f"{reason}{where}" + (f" ({hint})" if hint else "")
+
+
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     typer.echo(f"error: {_one_line(message)}", err=True)
     sys.exit(code)
@@ -100,6 +122,10 @@ def main(args: list[str] | None = None) -> NoReturn:
         code = command.main(args=args, prog_name="semspace", standalone_mode=False)
     except SemspaceError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise  # `semspace … | head`: Python's own handling
+        _fail(describe_os_error(exc))
     except (KeyboardInterrupt, Exception) as exc:
         if isinstance(exc, KeyboardInterrupt | typer.Abort) or _is_a(exc, "Abort"):
             typer.echo("aborted", err=True)

@@ -14,12 +14,20 @@ one SQLite transaction (seq numbers come from a persistent counter and are never
 its own in-memory index: a write costs the batch, not the collection. Every read (search, info) first compares the
 store's generation with the one its in-memory index reflects and, when another process has committed since, replays
 just that delta from SQLite (index_state.py). The index file is rewritten only at a checkpoint.
+
+Failure contract: a write that raises stored nothing (the SQLite transaction rolled back; a disk that refused it is a
+StorageError). Once its transaction has committed, a write returns normally whatever happens to the index step after
+it (applying it in memory, writing a checkpoint): the documents are stored and searchable (the index catches up from
+the store on the next read), and `last_write_warning` says what failed. A folder that cannot be written opens
+read-only: search, info, get and list work (the index is rebuilt in memory when it must be) and every write raises
+ReadOnlyCollectionError.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -37,12 +45,14 @@ from semspace.errors import (
     DuplicateIdError,
     InvalidInputError,
     InvalidParameterError,
+    ReadOnlyCollectionError,
     check_param,
 )
 from semspace.search.documents import (
     MAX_K,
     MAX_PAGE,
     MAX_QUERIES,
+    WRITE_WARNING,
     check_documents,
     make_result,
 )
@@ -85,18 +95,23 @@ class Collection:
         self._encoder = encoder
         self._encoder_loader = encoder_loader or Encoder.from_spec
         self._lock = threading.RLock()
-        self._writer = WriterLock(path, lock_timeout)
+        self._writer = WriterLock(path, lock_timeout, read_only=store.read_only)
+        self._warnings = threading.local()  # per thread: the warning of its last write (see last_write_warning)
         # The transform's header is read now (dimension, parameters); the Whitening itself, which needs
         # scikit-learn, is loaded on first use, so info/delete on a whitened collection start fast.
         self._transform: Whitening | None = None
         self._transform_number = int(self._store.get_meta("transform", "0") or 0)
         self._saved_transform = self._read_saved_transform(self._transform_number)
-        self._state = IndexState(path, manifest["index"], store, self._use_transform, self._write_manifest)
+        self._state = IndexState(
+            path, manifest["index"], store, self._use_transform, self._write_manifest, read_only=store.read_only
+        )
         self._bm25 = None  # hybrid.BM25Index of some generation, built on the first BM25/hybrid search
         with self._lock, self._writer.hold():
-            self._remove_orphan_temp_files()
+            if not self.read_only:
+                self._remove_orphan_temp_files()
             self._state.reload()
-            self._state.remove_stray_files()
+            if not self.read_only:
+                self._state.remove_stray_files()
 
     # -- construction ----------------------------------------------------------------------------------------
     @classmethod
@@ -147,6 +162,7 @@ class Collection:
         encoder: Encoder | None = None,
         lock_timeout: float = 60.0,
         encoder_loader: Callable[[dict], Encoder] | None = None,
+        read_only: bool | None = None,
     ) -> Collection:
         """Open an existing collection; the encoder is loaded lazily from the manifest unless one is given (by
         `encoder_loader(spec)` when given, e.g. a pool that shares one encoder between collections, else
@@ -154,11 +170,15 @@ class Collection:
 
         A store that does not match its manifest (not a SQLite store, tables missing, generation behind the
         manifest's) raises CollectionError and nothing is changed or deleted. `lock_timeout` bounds every wait for
-        another process's write (CollectionError past it).
+        another process's write (CollectionError past it). `read_only` (default: when the folder or its store
+        cannot be written, e.g. a read-only mount) opens it for reading only: nothing in the folder is written and
+        every write raises ReadOnlyCollectionError.
         """
         path = Path(path)
         if not (path / MANIFEST).is_file() or not (path / STORE).is_file():
             raise CollectionError(f"{path} is not a semspace collection (missing {MANIFEST} or {STORE})")
+        if read_only is None:
+            read_only = not (os.access(path, os.W_OK) and os.access(path / STORE, os.W_OK))
         manifest = read_artifact_json(path / MANIFEST, FORMAT, error=CollectionError)
         try:
             raw_dim = int(manifest["raw_dim"])
@@ -166,7 +186,7 @@ class Collection:
             manifest_generation = int(manifest.get("generation", 0))
         except (ValueError, KeyError, TypeError) as exc:
             raise CollectionError(f"{path / MANIFEST}: corrupt manifest ({type(exc).__name__}: {exc})") from None
-        store = DocumentStore(path / STORE, raw_dim, timeout=lock_timeout)
+        store = DocumentStore(path / STORE, raw_dim, timeout=lock_timeout, read_only=read_only)
         try:
             generation = store.get_meta("generation")
         except Exception as exc:
@@ -237,6 +257,39 @@ class Collection:
         """The store's generation: bumped by every committed change, by any process."""
         return self._store.generation
 
+    @property
+    def read_only(self) -> bool:
+        """Opened for reading only (see `open`): every write raises ReadOnlyCollectionError."""
+        return self._store.read_only
+
+    @property
+    def last_write_warning(self) -> str | None:
+        """None when the last write of the calling thread went through whole (or raised); a message when it is
+        stored but its index step failed (a full or failing disk, say): the documents are stored and searchable, and
+        the index catches up from the store — do not retry the write (an add would be a DuplicateIdError)."""
+        return getattr(self._warnings, "message", None)
+
+    def _begin_write(self, what: str) -> None:
+        """Forget the previous write's warning; refuse the write on a read-only collection, before any work."""
+        self._set_warning(None)
+        if self.read_only:
+            raise ReadOnlyCollectionError(
+                f"read-only collection: writes are refused ({what} on {self.path}, opened read-only because its folder "
+                "is not writable)"
+            )
+
+    def _set_warning(self, message: str | None) -> None:
+        self._warnings.message = message
+        WRITE_WARNING.set(message)
+
+    def _warn_stored(self, generation: int, reason: str) -> None:
+        message = (
+            f"the write is stored (generation {generation}) but its index step failed ({reason}); it is searchable "
+            "and the index will catch up from the store: do not retry it"
+        )
+        logger.warning("%s: %s", self.path, message)
+        self._set_warning(message)
+
     def info(self) -> dict[str, Any]:
         """Counts, settings, the checkpoint's size per vector, and the state of the index (tail, tombstones,
         training)."""
@@ -263,8 +316,9 @@ class Collection:
                 "bytes_per_vector": round(index_bytes / index.physical_total, 1) if index.physical_total else None,
                 "tail_rows": state.tail_rows(),
                 "tombstones": len(index.tombstones),
-                "trained_on": checkpoint.trained_on if checkpoint is not None else 0,
+                "trained_on": state.trained_on,
                 "training_stale": state.training_is_stale(),
+                "read_only": self.read_only,
             }
         return info
 
@@ -308,6 +362,7 @@ class Collection:
         """Replace the transform and re-project every stored raw vector (no re-encoding)."""
         if transform is not None and transform.n_features_in_ != self.raw_dim:
             raise InvalidInputError(f"transform expects {transform.n_features_in_}-d, collection has {self.raw_dim}-d")
+        self._begin_write("set_transform")
         with self._lock, self._writer.hold():
             self._sync_locked()
             number = 0
@@ -317,10 +372,15 @@ class Collection:
                 transform.save(self._transform_dir(number))  # new folder first: the old one stays valid
             with self._store.transaction() as db:
                 DocumentStore.set_meta(db, "transform", str(number))
-                DocumentStore.bump_generation(db)
+                generation = DocumentStore.bump_generation(db)
             self._use_transform(number)
             self._transform = transform
-            self._state.rebuild()
+            try:
+                reason = self._state.rebuild()
+            except Exception as exc:  # committed: the next read rebuilds
+                self._state.generation, reason = -1, f"{type(exc).__name__}: {exc}"
+            if reason is not None:
+                self._warn_stored(generation, reason)
             for old in (self.path / "transform").glob("t*") if (self.path / "transform").exists() else []:
                 if old.name != f"t{number}":
                     shutil.rmtree(old, ignore_errors=True)
@@ -343,6 +403,7 @@ class Collection:
         from semspace.transform.tune import tune_whitening
         from semspace.transform.whitening import Whitening
 
+        self._begin_write("fit_whitening")  # refused before any fitting on a read-only collection
         if texts is not None:
             fit_vectors = self.encoder.encode(validate_texts(texts))
         else:
@@ -401,27 +462,28 @@ class Collection:
 
     def _committed(self, generation: int, next_seq: int, added=None, removed=None) -> None:
         """Apply a write just committed (writer lock held) to the in-memory index, and checkpoint when the tail is
-        long. The documents are stored and will be searchable whatever happens here: a failure is logged, and the
-        index catches up from the store on the next read, instead of reporting a committed write as failed."""
+        long. The documents are stored and will be searchable whatever happens here: a failure (in memory, or a
+        checkpoint the disk refuses) is logged and left in `last_write_warning`, and the index catches up from the
+        store on the next read, instead of reporting a committed write as failed (a retry would duplicate it)."""
         try:
-            self._state.committed(generation, next_seq, added=added, removed=removed)
-            if self._state.wants_checkpoint():
-                self._state.compact()
+            reason = self._state.committed(generation, next_seq, added=added, removed=removed)
+            if reason is None and self._state.wants_checkpoint():
+                reason = self._state.compact()
         except Exception as exc:
             self._state.generation = -1
-            logger.warning(
-                "write committed (generation %d); the index will catch up on the next read (%s: %s)",
-                generation,
-                type(exc).__name__,
-                exc,
-            )
+            reason = f"{type(exc).__name__}: {exc}"
+        if reason is not None:
+            self._warn_stored(generation, reason)
 
     def compact(self) -> dict[str, Any]:
         """Write an index checkpoint now: tombstones removed (or the graph rebuilt), a trained index retrained when
-        the collection has grown past RETRAIN_GROWTH× its training set. Returns `info()` after it."""
+        the collection has grown past RETRAIN_GROWTH× its training set. Returns `info()` after it; a checkpoint the
+        disk refuses raises (OSError, StorageError) and the collection serves on from memory."""
+        self._begin_write("compact")
         with self._lock, self._writer.hold():
             self._sync_locked()
-            self._state.compact()
+            if self._state.compact() is not None and self._state.persist_error is not None:
+                raise self._state.persist_error
         return self.info()
 
     # -- documents -------------------------------------------------------------------------------------------
@@ -458,7 +520,9 @@ class Collection:
         show_progress_bar: bool | None = None,
     ) -> list[str]:
         """Add documents (one transaction); returns their ids. `vectors` (raw, pre-encoded) skips encoding.
-        An id already in the collection raises DuplicateIdError and nothing is added (see `upsert`)."""
+        An id already in the collection raises DuplicateIdError and nothing is added (see `upsert`). Returned: it is
+        stored, even when `last_write_warning` says its index step failed."""
+        self._begin_write("add")
         if ids is not None:
             taken = self._store.existing_ids(list(ids))  # fail fast before encoding; checked again when writing
             if taken:
@@ -495,6 +559,7 @@ class Collection:
         vector (and a new seq); the others are added. Returns the ids."""
         if ids is None:
             raise InvalidInputError("upsert needs ids (the documents to add or replace).")
+        self._begin_write("upsert")
         texts, ids, metadata, raw = self._prepare(texts, ids, metadata, vectors, show_progress_bar, "upsert")
         if not ids:
             return []
@@ -524,6 +589,7 @@ class Collection:
     def delete(self, ids: Sequence[str]) -> int:
         """Remove documents (vectors included) by id; an unknown id raises and nothing is removed."""
         ids = list(ids)
+        self._begin_write("delete")
         with self._lock, self._writer.hold():
             self._sync_locked()
             with self._store.transaction() as db:

@@ -1,5 +1,6 @@
 """The documents side of a collection: input checks, the result types, and the bounds every call respects (k,
-queries per call, page size, metadata size) so that a request too large is a one-line error, never a MemoryError."""
+queries per call, page size, metadata size and depth) so that a request too large is a one-line error, never a
+MemoryError — nor a document stored that a later read cannot serialise."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
+from contextvars import ContextVar
 
 from semspace.encode.encoder import validate_texts
 from semspace.errors import DuplicateIdError, InputTypeError, InvalidInputError
@@ -16,12 +18,39 @@ MAX_K = 10_000  # results per query
 MAX_QUERIES = 1_024  # queries per call
 MAX_PAGE = 10_000  # documents per list_documents page
 MAX_METADATA_BYTES = 64 * 1024  # one document's metadata, as JSON
+# Objects and arrays nested in one document's metadata, itself included ({"a": {"b": 1}} is 2 deep). Deeper values
+# were stored, then broke every read that returned them (pydantic stops serialising at ~255 levels; json at ~1000).
+MAX_METADATA_DEPTH = 32
+
+# The warning of the last write made in this context (thread, request): None when the index took it too; a message
+# when the write is stored but its index step failed (see Collection.last_write_warning). The service reads it.
+WRITE_WARNING: ContextVar[str | None] = ContextVar("semspace_write_warning", default=None)
+
+
+def json_depth(value: object, limit: int = MAX_METADATA_DEPTH) -> int:
+    """How deep objects and arrays nest in `value` (a scalar 0, {} 1, {"a": [1]} 2), counted without recursion and
+    given up at `limit` + 1, so a value nested 100,000 deep (or one that contains itself) costs nothing."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)] if isinstance(value, dict | list | tuple) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return depth
+        deepest = max(deepest, depth)
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list | tuple))  # type: ignore[union-attr]
+    return deepest
 
 
 def check_metadata(meta: object, i: int) -> str:
-    """A document's metadata, a JSON-serialisable dict of at most MAX_METADATA_BYTES, as the JSON stored."""
+    """A document's metadata, a JSON-serialisable dict of at most MAX_METADATA_BYTES nested at most
+    MAX_METADATA_DEPTH deep, as the JSON stored."""
     if not isinstance(meta, dict):
         raise InputTypeError(f"Metadata at index {i} must be a dict; got {type(meta).__name__}.")
+    if json_depth(meta) > MAX_METADATA_DEPTH:
+        raise InvalidInputError(
+            f"Metadata at index {i} nests objects/arrays more than {MAX_METADATA_DEPTH} deep (itself included)."
+        )
     try:
         text = json.dumps(meta, ensure_ascii=False)
     except (TypeError, ValueError):

@@ -8,7 +8,9 @@ search, remove, serialise): one that FAISS cannot carry through is refused befor
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import re
 
 import numpy as np
@@ -22,6 +24,7 @@ TRAIN_MAX = 50_000  # vectors a trained index is trained on (a fixed random samp
 _IVF = re.compile(r"(?:^|,)IVF(\d+)")
 _TRANSFORM = re.compile(r"(?:^|,)(?:OPQ|PCA|ITQ)")
 _SQ = re.compile(r"(?:^|,)SQ")
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
 _PQ = re.compile(r"(?:^|,|_)(?:O?PQ)(\d+)(?:x(\d+))?")
 
 
@@ -308,8 +311,13 @@ class VectorIndex:
         return _faiss().serialize_index(self._index).tobytes()
 
     def write(self, path: str) -> None:
-        """Write the FAISS structure (tombstones are the store's business, not the file's) to `path`."""
-        _faiss().write_index(self._index, str(path))
+        """Write the FAISS structure (tombstones are the store's business, not the file's) to `path`. A write the
+        disk refuses raises OSError with its errno (FAISS itself raises a RuntimeError naming the C error)."""
+        try:
+            _faiss().write_index(self._index, str(path))
+        except RuntimeError as exc:
+            number = next((n for n in _WRITE_ERRNOS if os.strerror(n) in str(exc)), errno.EIO)
+            raise OSError(number, f"{os.strerror(number)} (FAISS write_index)", str(path)) from None
 
     def read(self, path: str) -> None:
         """Replace the structure with the index file at `path` (no tombstones)."""

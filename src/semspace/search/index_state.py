@@ -14,6 +14,9 @@ with seq below the checkpoint's ``next_seq``. Seqs only grow, so the state of th
   fraction of the collection (amortised O(1) per row) or on ``compact()``, then prunes the deletion log. A process
   behind the pruned log (``log_floor``), one whose transform differs, or one whose index was structurally rebuilt
   (``epoch``: training, retraining, a transform) reloads the checkpoint file instead, under the writer lock.
+- The store is the source of truth and the index file only a cache of it: a checkpoint that cannot be written (a
+  read-only folder, a full or failing disk) leaves the index serving from memory, current, and the next write tries
+  again. A read never fails for want of writing one.
 
 This follows the write-ahead-log + persisted-index design of Chroma and LanceDB's "fragments + incremental index",
 with SQLite as the log (Chroma's own choice).
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +43,9 @@ CHECKPOINT_FRACTION = 0.2  # a checkpoint is written when the tail reaches this 
 CHECKPOINT_MIN_ROWS = 1000  # … and at least this many rows (small collections replay a short tail instead)
 RETRAIN_GROWTH = 4.0  # a trained index (IVF, PQ, OPQ, SQ) is retrained at compaction past this growth
 PURGE_REBUILD_FRACTION = 0.2  # an index that cannot remove (HNSW) is rebuilt past this fraction of tombstones
+
+# what a checkpoint that the disk refuses raises: the file (OSError, StorageError) or its record (a busy database)
+PERSIST_ERRORS = (OSError, sqlite3.OperationalError)
 
 # number of a transform → (indexed dimension, projection of raw vectors)
 Projection = Callable[[int], tuple[int, Callable[[np.ndarray], np.ndarray]]]
@@ -79,8 +86,10 @@ class IndexState:
         store: DocumentStore,
         projection: Projection,
         on_checkpoint: Callable[[], None] = lambda: None,
+        read_only: bool = False,
     ) -> None:
         self.folder = folder
+        self.read_only = read_only  # never write a checkpoint (the index is rebuilt in memory when it must be)
         self.on_checkpoint = on_checkpoint
         self.factory = factory
         self.store = store
@@ -92,6 +101,17 @@ class IndexState:
         self.next_seq = 0
         self.epoch = -1
         self.checkpoint: Checkpoint | None = None
+        # an index rebuilt in memory whose checkpoint is not written yet: the vectors it was trained on (0: none);
+        # the next checkpoint records it as a structural change
+        self.unsaved_training: int | None = None
+        self.persist_error: Exception | None = None  # why that checkpoint was not written
+
+    @property
+    def trained_on(self) -> int:
+        """Vectors the in-memory index was trained on (0: no training)."""
+        if self.unsaved_training is not None:
+            return self.unsaved_training
+        return self.checkpoint.trained_on if self.checkpoint is not None else 0
 
     # -- reading ---------------------------------------------------------------------------------------------
     def is_current(self) -> bool:
@@ -200,15 +220,16 @@ class IndexState:
         return True
 
     # -- writing (writer lock held, state current) --------------------------------------------------------------
-    def committed(self, generation: int, next_seq: int, added=None, removed=None) -> None:
-        """Apply a write this process just committed (`added` = (seqs, raw vectors), `removed` = seqs)."""
+    def committed(self, generation: int, next_seq: int, added=None, removed=None) -> str | None:
+        """Apply a write this process just committed (`added` = (seqs, raw vectors), `removed` = seqs); returns why
+        the index is not checkpointed when a rebuild it needed could not be (None otherwise)."""
         seqs, raw = added if added is not None else (np.zeros(0, np.int64), None)
         dead = removed if removed is not None else np.zeros(0, np.int64)
         if self.index.needs_rebuild_for_add(self.index.ntotal + len(seqs) - len(dead)):
-            self.rebuild()  # enough vectors to train the real index: train it on every stored vector
-            return
+            return self.rebuild()  # enough vectors to train the real index: train it on every stored vector
         self._apply(seqs, raw, dead)
         self.generation, self.next_seq = generation, next_seq
+        return None
 
     def tail_rows(self) -> int:
         """Rows written since the checkpoint: adds after it plus deletions logged after it (not the tombstones an
@@ -218,53 +239,67 @@ class IndexState:
         return (self.next_seq - self.checkpoint.next_seq) + self.store.deleted_count(self.checkpoint.generation)
 
     def wants_checkpoint(self) -> bool:
+        if self.unsaved_training is not None:
+            return True  # a rebuild the disk refused earlier: try again
         return self.tail_rows() >= max(CHECKPOINT_MIN_ROWS, CHECKPOINT_FRACTION * self.index.ntotal)
 
     def training_is_stale(self) -> bool:
-        trained_on = self.checkpoint.trained_on if self.checkpoint is not None else 0
-        return trained_on > 0 and self.index.ntotal > RETRAIN_GROWTH * trained_on
+        return self.trained_on > 0 and self.index.ntotal > RETRAIN_GROWTH * self.trained_on
 
-    def compact(self) -> None:
+    def compact(self) -> str | None:
         """Write a checkpoint with the tombstones removed; rebuild first (an index that cannot remove, past
-        PURGE_REBUILD_FRACTION tombstones) or retrain (a trained index past RETRAIN_GROWTH× its training set)."""
+        PURGE_REBUILD_FRACTION tombstones) or retrain (a trained index past RETRAIN_GROWTH× its training set).
+        A checkpoint the disk refuses raises; a rebuild's returns the reason (see `rebuild`)."""
         dead = len(self.index.tombstones)
         if self.training_is_stale():
-            logger.info(
-                "retraining %s: %d vectors, trained on %d",
-                self.factory,
-                self.index.ntotal,
-                self.checkpoint.trained_on if self.checkpoint else 0,
-            )
-            self.rebuild()
-            return
+            logger.info("retraining %s: %d vectors, trained on %d", self.factory, self.index.ntotal, self.trained_on)
+            return self.rebuild()
         if not self.index.purge_tombstones() and dead > PURGE_REBUILD_FRACTION * self.index.physical_total:
-            self.rebuild()
-            return
-        self.write_checkpoint(structural=False)
+            return self.rebuild()
+        return self.write_checkpoint(structural=self.unsaved_training is not None, trained_on=self.unsaved_training)
 
-    def rebuild(self) -> None:
-        """Build the index from every stored vector (training it when it needs training) and checkpoint it."""
+    def rebuild(self) -> str | None:
+        """Build the index from every stored vector (training it when it needs training) and checkpoint it. The
+        index is current either way: when the checkpoint cannot be written (a read-only folder, a full or failing
+        disk) it serves from memory and the next write tries again; the reason is returned (None: written, or
+        read-only)."""
         from tqdm.auto import tqdm
 
         self.generation = self.epoch = -1  # until the checkpoint is recorded
-        meta = self.store.meta()
+        with self.store.snapshot() as db:  # one state, also where no writer lock can be taken (read-only)
+            meta = self.store.meta(db)
+            seqs, raw = self.store.vectors_since(0, db)
+            next_seq = self.store.next_seq(db)
         number = _int(meta, "transform")
         dim, self.project = self.projection(number)
         self.transform_number = number
-        seqs, raw = self.store.all_vectors()
         index = VectorIndex(self.factory, dim)
         with tqdm(total=1, desc="Building index", disable=None if len(seqs) > 100_000 else True) as bar:
             index.rebuild(seqs, self.project(raw) if len(raw) else np.zeros((0, dim), np.float32))
             bar.update()
         self.index = index
-        self.next_seq = self.store.next_seq()
+        self.next_seq = next_seq
         trained = len(seqs) if index.needs_training and not index.is_exact_fallback else 0
-        self.write_checkpoint(structural=True, trained_on=trained)
+        reason = None
+        if not self.read_only:
+            try:
+                return self.write_checkpoint(structural=True, trained_on=trained)
+            except PERSIST_ERRORS as exc:
+                self.persist_error, reason = exc, f"{type(exc).__name__}: {exc}"
+                logger.warning(
+                    "%s: the rebuilt index serves from memory, its checkpoint not written (%s)", self.folder, reason
+                )
+        # what the index holds is the store as read above: replaying the log from there keeps it current
+        self.generation, self.epoch = _int(meta, "generation"), _int(meta, "epoch")
+        self.checkpoint = Checkpoint.from_meta(meta)
+        self.unsaved_training = trained
+        return reason
 
-    def write_checkpoint(self, structural: bool, trained_on: int | None = None) -> None:
+    def write_checkpoint(self, structural: bool, trained_on: int | None = None) -> str | None:
         """Write the in-memory index to a new file, record it in the store (pruning the deletions it no longer
         needs) and delete the older files. `structural`: the index is not what replaying the log gives (a rebuild):
-        bump the generation and the epoch so that every other process reloads it."""
+        bump the generation and the epoch so that every other process reloads it. Raises when the checkpoint is not
+        recorded; returns why the tidying after it failed (the manifest, the older files), None when it did not."""
         ids = self.index.ids()
         fingerprint = content_fingerprint(ids)
         generation = self.store.generation
@@ -290,14 +325,23 @@ class IndexState:
             DocumentStore.prune_deletions(db, self.index.tombstones)
             DocumentStore.set_meta(db, "log_floor", str(generation))
         self.checkpoint, self.generation, self.epoch = checkpoint, generation, epoch
-        self.on_checkpoint()
-        for old in self.folder.glob("index.g*.faiss"):
-            if old.name != name:
-                old.unlink(missing_ok=True)
+        self.unsaved_training = self.persist_error = None
+        try:  # the checkpoint is recorded: what follows is tidying, which the next open finishes
+            self.on_checkpoint()
+            for old in self.folder.glob("index.g*.faiss"):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
+        except OSError as exc:
+            logger.warning("%s recorded; tidying after it failed (%s)", name, exc)
+            return f"{name} recorded, tidying after it failed: {type(exc).__name__}: {exc}"
+        return None
 
     def remove_stray_files(self) -> None:
         """Index files no checkpoint names (left by a writer killed between writing one and recording it)."""
         keep = self.checkpoint.file if self.checkpoint is not None else None
         for path in self.folder.glob("index.g*.faiss"):
             if path.name != keep:
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    logger.warning("cannot remove %s (%s)", path, exc)

@@ -28,20 +28,26 @@ class WriterLock:
     """Re-entrant (per thread) exclusive lock shared by threads of this process and by other processes.
 
     `timeout` bounds the wait: past it `CollectionError` names the lock file, so a stuck writer is reported instead
-    of hanging every client.
+    of hanging every client. `read_only`: the folder cannot be written (a reader reloading its index still takes
+    the lock, so that a writer elsewhere is not mid-checkpoint): the lock file is opened read-only, and when there is
+    none the lock is the in-process one alone.
     """
 
-    def __init__(self, folder: Path, timeout: float = 60.0) -> None:
+    def __init__(self, folder: Path, timeout: float = 60.0, read_only: bool = False) -> None:
         self.path = Path(folder) / LOCK_FILE
         self.timeout = timeout
+        self.read_only = read_only
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
 
-    def _open(self) -> int:
+    def _open(self) -> int | None:
         if self._fd is None:
             try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                if self.read_only:
+                    self._fd = os.open(self.path, os.O_RDONLY) if self.path.is_file() else None
+                else:
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             except OSError as exc:
                 raise CollectionError(f"{self.path}: cannot open the collection's lock file ({exc})") from None
         return self._fd
@@ -50,6 +56,8 @@ class WriterLock:
         if fcntl is None:
             return True
         fd = self._open()
+        if fd is None:
+            return True
         deadline = time.monotonic() + blocking_for
         delay = 0.001
         while True:

@@ -5,7 +5,10 @@ changed transform re-projects them without re-encoding.
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,8 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from semspace.errors import CollectionError, DocumentNotFoundError, DuplicateIdError
+from semspace.errors import (
+    CollectionError,
+    DocumentNotFoundError,
+    DuplicateIdError,
+    ReadOnlyCollectionError,
+    StorageError,
+)
 from semspace.search.filters import compile_where
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -55,6 +66,32 @@ def content_fingerprint(seqs: np.ndarray) -> str:
     return f"{len(z):x}-{total:016x}"
 
 
+# SQLite's primary result codes of a write the disk refused (FULL, IOERR, READONLY, PERM), and the errno of each
+_SQLITE_STORAGE = {13: errno.ENOSPC, 10: errno.EIO, 8: errno.EROFS, 3: errno.EACCES}
+
+
+def storage_error(
+    exc: sqlite3.Error, path: Path, outcome: str = "the change was rolled back, nothing of it is stored"
+) -> StorageError | None:
+    """The StorageError for a SQLite error that means the disk refused (SQLITE_FULL, _IOERR, _READONLY, _PERM), its
+    message ending with `outcome`; None for any other (a busy database, a constraint, a bug)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    number = _SQLITE_STORAGE.get(code & 0xFF) if isinstance(code, int) else None
+    if number is None:
+        return None
+    if number == errno.EIO and _nearly_full(path.parent):
+        number = errno.ENOSPC  # SQLite reports some writes on a full disk (the WAL's -shm) as I/O errors
+    return StorageError(number, f"{path}: {exc} ({os.strerror(number)}): {outcome}")
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return False
+    return stats.f_bavail * stats.f_frsize < 1 << 20 or (stats.f_files > 0 and stats.f_favail == 0)
+
+
 def _in_chunks(values: Sequence) -> Iterator[tuple[list, str]]:
     """(chunk, "?,?,…") pairs for "WHERE x IN (…)" queries over any number of values."""
     values = list(values)
@@ -75,14 +112,19 @@ class DocumentStore:
     """Thin wrapper over one SQLite file (WAL journal, synchronous=FULL: a commit survives power loss).
 
     `create=True` makes the tables; otherwise the file must already hold them (a zero-byte or foreign file is refused
-    with CollectionError and left untouched). `timeout` is SQLite's busy timeout in seconds.
+    with CollectionError and left untouched). `timeout` is SQLite's busy timeout in seconds. `read_only=True` opens it
+    with SQLite's `mode=ro` (and `immutable=1` where even that cannot open it: a read-only folder without the WAL's
+    side files) and refuses every write with ReadOnlyCollectionError.
     """
 
-    def __init__(self, path: str | Path, dim: int, create: bool = False, timeout: float = 60.0) -> None:
+    def __init__(
+        self, path: str | Path, dim: int, create: bool = False, timeout: float = 60.0, read_only: bool = False
+    ) -> None:
         self.path = Path(path)
         self.dim = dim
+        self.read_only = read_only and not create
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
+            self._db = self._connect(timeout)
             if not create:
                 tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 if not {"documents", "meta"} <= tables:
@@ -92,16 +134,43 @@ class DocumentStore:
                         f"{self.path}: not a semspace document store (tables {sorted(tables)}, {size} bytes); "
                         "nothing was changed"
                     )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            if create:
-                self._db.executescript(SCHEMA)
-            if create or not self._has("deleted"):
-                self._db.executescript(DELETION_LOG)  # collections made before the log get it on first open
-            if create or not self._has("documents_metadata"):
-                self._db.executescript(METADATA_INDEX)
+            if not self.read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                if create:
+                    self._db.executescript(SCHEMA)
+                if create or not self._has("deleted"):
+                    self._db.executescript(DELETION_LOG)  # collections made before the log get it on first open
+                if create or not self._has("documents_metadata"):
+                    self._db.executescript(METADATA_INDEX)
+            self.has_log = self._has("deleted")  # False only for a pre-log collection opened read-only
         except sqlite3.DatabaseError as exc:
+            refused = storage_error(exc, self.path, "the document store cannot be opened or set up here")
+            if refused is not None:
+                raise refused from None
             raise CollectionError(f"{self.path}: not a readable SQLite document store ({exc})") from None
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        def connect(target: str | Path, uri: bool) -> sqlite3.Connection:
+            return sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=timeout, uri=uri)
+
+        if not self.read_only:
+            return connect(self.path, False)
+        uri = self.path.absolute().as_uri()
+        try:
+            db = connect(f"{uri}?mode=ro", True)
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # SQLite opens the file lazily
+            return db
+        except sqlite3.OperationalError:
+            pass  # a WAL database in a read-only folder without its -shm file: only immutable opens it
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size:
+            logger.warning(
+                "%s: read-only and its WAL cannot be read here: changes not yet checkpointed into the file are not "
+                "visible (open it once where it is writable to merge them)",
+                self.path,
+            )
+        return connect(f"{uri}?mode=ro&immutable=1", True)
 
     def close(self) -> None:
         self._db.close()
@@ -120,14 +189,28 @@ class DocumentStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT; any exception rolls back, leaving the last committed state."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE … COMMIT; any exception (a failed COMMIT included) rolls back, leaving the last committed
+        state. A disk that refuses the write (full, read-only, failing) raises StorageError; a read-only store
+        raises ReadOnlyCollectionError before anything starts."""
+        if self.read_only:
+            raise ReadOnlyCollectionError(f"read-only collection: writes are refused ({self.path.parent})")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error as exc:  # SQLite has rolled back already, or will when it can read again
+                        logger.warning("%s: ROLLBACK failed (%s)", self.path, exc)
+                raise
+        except sqlite3.DatabaseError as exc:
+            error = storage_error(exc, self.path)
+            if error is None:
+                raise
+            raise error from exc
 
     # -- meta --------------------------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -272,6 +355,8 @@ class DocumentStore:
 
     def deleted_since(self, generation: int, below_seq: int, db: sqlite3.Connection | None = None) -> np.ndarray:
         """Seqs below `below_seq` deleted by a generation after `generation` (ascending)."""
+        if not self.has_log:
+            return np.zeros(0, np.int64)
         rows = (
             (db or self._db)
             .execute("SELECT seq FROM deleted WHERE generation > ? AND seq < ? ORDER BY seq", (generation, below_seq))
@@ -285,6 +370,8 @@ class DocumentStore:
 
     def deleted_count(self, after_generation: int = -1, db: sqlite3.Connection | None = None) -> int:
         """Logged deletions made by a generation after `after_generation` (all by default)."""
+        if not self.has_log:
+            return 0
         sql = "SELECT COUNT(*) FROM deleted WHERE generation > ?"
         return int((db or self._db).execute(sql, (after_generation,)).fetchone()[0])
 

@@ -6,6 +6,7 @@ The handlers never echo raw input: a validation error keeps pydantic's `loc`/`ms
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 from typing import Any
@@ -26,6 +27,7 @@ from semspace.errors import (
     EncoderTimeoutError,
     NoBiEncoderError,
     SemspaceError,
+    StorageError,
 )
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ ERROR_STATUS: tuple[tuple[type[SemspaceError], int], ...] = (
     (CollectionExistsError, 409),
     (NoBiEncoderError, 422),  # rerank="rnr" on a CUR index without a bi-encoder side: valid JSON, not servable
     (CollectionBusyError, 503),
+    (StorageError, 503),  # 507 when the disk is full (see storage_status)
     (EncoderBusyError, 429),
     (EncoderTimeoutError, 503),
     (CollectionError, 500),
@@ -45,6 +48,15 @@ ERROR_STATUS: tuple[tuple[type[SemspaceError], int], ...] = (
 )
 
 OPENAI_PREFIX = "/v1/"
+# a disk that refuses a write: 507 Insufficient Storage when it is full, 503 when it is read-only or failing
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_UNAVAILABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+def storage_status(exc: BaseException) -> int | None:
+    """507 or 503 for an OSError whose errno says the disk refused (see above); None for any other error."""
+    number = getattr(exc, "errno", None) if isinstance(exc, OSError) else None
+    return 507 if number in _FULL else 503 if number in _UNAVAILABLE else None
 
 
 def safe(value: Any) -> Any:
@@ -119,8 +131,18 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def semspace_error(request: Request, exc: Exception) -> JSONResponse:
     """A library error with the status from :data:`ERROR_STATUS`."""
-    status = next(code for kind, code in ERROR_STATUS if isinstance(exc, kind))
+    status = storage_status(exc) or next(code for kind, code in ERROR_STATUS if isinstance(exc, kind))
     return error_response(request.url.path, status, str(exc), error_type=type(exc).__name__)
+
+
+async def os_error(request: Request, exc: Exception) -> JSONResponse:
+    """An OSError the library did not wrap: 507/503 with its reason when the disk refused, else the last resort."""
+    status = storage_status(exc)
+    if status is None:
+        return await unexpected_error(request, exc)
+    assert isinstance(exc, OSError)
+    logger.warning("%s %s: the disk refused (%s)", request.method, request.url.path, exc)
+    return error_response(request.url.path, status, f"The server's disk refused: {exc.strerror or exc}.")
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -133,5 +155,6 @@ HANDLERS = (
     (StarletteHTTPException, http_exception),
     (RequestValidationError, validation_error),
     (SemspaceError, semspace_error),
+    (OSError, os_error),
     (Exception, unexpected_error),
 )

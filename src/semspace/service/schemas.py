@@ -15,10 +15,20 @@ from dataclasses import dataclass, fields
 from typing import Annotated, Any, Literal
 
 from fastapi import HTTPException
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictFloat,
+    model_serializer,
+)
 
 from semspace.errors import check_param
 from semspace.search.catalog import NAME_PATTERN
+from semspace.search.documents import MAX_METADATA_DEPTH, WRITE_WARNING, json_depth
 
 
 def _json_integer(value: Any) -> Any:
@@ -77,8 +87,11 @@ class Limits:
             raise http_error(413, f"{queries} queries × k={k} = {k * queries} hits; the limit is {self.max_hits}.")
 
     def check_metadata(self, metadata: Sequence[dict], what: str = "documents") -> None:
-        """413 when one document's metadata, as compact JSON, is over `max_metadata_bytes`."""
+        """413 when one document's metadata, as compact JSON, is over `max_metadata_bytes`; 422 when it nests
+        deeper than the library stores (MAX_METADATA_DEPTH, the metadata object itself included)."""
         for i, m in enumerate(metadata):
+            if json_depth(m) > MAX_METADATA_DEPTH:
+                raise http_error(422, f"{what}[{i}].metadata nests objects/arrays more than {MAX_METADATA_DEPTH} deep.")
             size = len(json.dumps(m, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
             if size > self.max_metadata_bytes:
                 raise http_error(
@@ -215,9 +228,32 @@ class UpsertRequest(StrictRequest):
     documents: list[UpsertDocument] = Field(min_length=1)
 
 
-class AddResponse(BaseModel):
+def _write_warning() -> str | None:
+    return WRITE_WARNING.get()  # set by the collection's last write in this request
+
+
+WARNING_FIELD = Field(
+    default_factory=_write_warning,
+    description="Absent when the write went through whole. Otherwise it is stored, and searchable, but its index "
+    "step failed (a full disk, say) and the index catches up from the store: do not retry it.",
+)
+
+
+class WriteResponse(BaseModel):
+    """A write's answer: `warning` only when there is one (the answers of before it are unchanged)."""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_warning(self, handler: SerializerFunctionWrapHandler):  # unannotated: the fields give the schema
+        data = handler(self)
+        if data.get("warning") is None:
+            data.pop("warning", None)
+        return data
+
+
+class AddResponse(WriteResponse):
     ids: list[str]
     count: int
+    warning: str | None = WARNING_FIELD
 
 
 class DeleteRequest(StrictRequest):
@@ -240,9 +276,10 @@ class DocumentPageResponse(BaseModel):
     count: int
 
 
-class DeleteResponse(BaseModel):
+class DeleteResponse(WriteResponse):
     deleted: int
     count: int
+    warning: str | None = WARNING_FIELD
 
 
 class Document(BaseModel):
@@ -493,7 +530,8 @@ def _describe_add(add: dict[str, Any], document: dict[str, Any], limits: Limits)
     add["documents"]["anyOf"] = [{"items": with_id}, {"items": without_id}]
     add["documents"]["description"] = "An id for every document or for none."
     document["metadata"]["description"] = (
-        f"Any JSON object; at most {limits.max_metadata_bytes} bytes as compact JSON (else a 413)."
+        f"Any JSON object; at most {limits.max_metadata_bytes} bytes as compact JSON (else a 413), objects and "
+        f"arrays nested at most {MAX_METADATA_DEPTH} deep, itself included (else a 422)."
     )
 
 
