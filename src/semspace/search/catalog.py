@@ -244,7 +244,8 @@ class Catalog:
                 }
         path = self.path / name
         manifest = read_artifact_json(path / MANIFEST, FORMAT, error=CollectionError)
-        store = DocumentStore(path / STORE, int(manifest["raw_dim"]), timeout=self.lock_timeout)
+        writable = os.access(path, os.W_OK) and os.access(path / STORE, os.W_OK)
+        store = DocumentStore(path / STORE, int(manifest["raw_dim"]), timeout=self.lock_timeout, read_only=not writable)
         try:
             count = len(store)
         finally:
