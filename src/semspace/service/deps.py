@@ -64,10 +64,10 @@ class ServiceState:
             return self.batcher.encoder
         if self.batching is None or self.batching.max_wait_ms < 0:
             return encoder
-        key = spec_key(encoder.spec)
+        key = spec_key(encoder.spec)  # the pool holds one encoder per spec, so one batcher per spec
         with self._guard:
             batcher = self.batchers.get(key)
-            if batcher is None or batcher.target is not encoder:
+            if batcher is None:
                 batcher = self.batchers[key] = Batcher(encoder, self.batching)
         return batcher.encoder
 
@@ -79,11 +79,6 @@ class ServiceState:
         if self.collection is not None and self.collection.path.name == name:
             return self.collection
         raise CollectionNotFoundError(f"No collection named {name!r}.")
-
-    def names(self) -> list[str]:
-        if self.catalog is not None:
-            return self.catalog.list_collections()
-        return [] if self.collection is None else [self.collection.path.name]
 
     def summaries(self) -> list[dict]:
         """Name, count, encoder, index and dim of each served collection (without loading the indexes)."""
@@ -140,13 +135,6 @@ async def get_limits(state: Annotated[ServiceState, Depends(get_state)]) -> Limi
     return state.limits
 
 
-async def get_collection(state: Annotated[ServiceState, Depends(get_state)]) -> Collection:
-    """The collection; a 404 when the service was started without one."""
-    if state.collection is None:
-        raise http_error(404, NO_DEFAULT if state.catalog is not None else NO_COLLECTION)
-    return state.collection
-
-
 def _target(state: ServiceState, collection: Collection) -> Target:
     # the collection's own encoder (shared through the pool by every collection of its spec); loading it is the
     # slow part of a collection's first request, so it runs in the route's thread, never on the event loop
@@ -171,15 +159,8 @@ def get_named_target(collection: CollectionName, state: Annotated[ServiceState, 
     return _target(state, state.named(collection))
 
 
-async def get_cur(state: Annotated[ServiceState, Depends(get_state)]) -> CURSearcher | None:
-    """The collection's CUR searcher, or None when it has none."""
-    return state.cur
-
-
 EncoderDep = Annotated[Encoder, Depends(get_encoder)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
-CollectionDep = Annotated[Collection, Depends(get_collection)]
-CURDep = Annotated[CURSearcher | None, Depends(get_cur)]
 TargetDep = Annotated[Target, Depends(get_target)]
 NamedTargetDep = Annotated[Target, Depends(get_named_target)]
 
