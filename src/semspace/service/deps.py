@@ -1,12 +1,17 @@
 """FastAPI dependencies: what the routes need, read from `app.state` (filled once by the app's lifespan).
 
 They are coroutines because they only read attributes: FastAPI runs a plain `def` dependency in its thread pool,
-a thread hop per dependency per request, which cost more than the work under many small concurrent requests.
+a thread hop per dependency per request, which cost more than the work under many small concurrent requests. The
+one exception, `get_named_target`, may open a collection and load its encoder, which must not block the event loop.
+
+A collection route works on a :class:`Target` (collection, encoder, CUR searcher): the server's single collection
+(`get_target`) or the one /collections/{collection}/… names (`get_named_target`).
 
 Routes receive these through `Depends`, so a test can replace any of them for one app::
 
     app.dependency_overrides[get_encoder] = lambda: TinyEncoder()
     app.dependency_overrides[get_limits] = lambda: Limits(max_batch=2)
+    app.dependency_overrides[get_target] = lambda: Target(collection, encoder, None)
 """
 
 from __future__ import annotations
