@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Le
 from fastapi import HTTPException
 from pydantic import (
     BaseModel,
@@ -303,7 +304,8 @@ class CollectionCreate(StrictRequest):
     model: str | None = Field(default=None, max_length=1024)  # default: the server's model
     index: str = Field(default="Flat", min_length=1, max_length=200)
     pooling: str = Field(default="default", min_length=1, max_length=64)
-    max_length: Annotated[StrictInt, Field(ge=2, le=1_000_000)] | None = None  # default: the model's
+    # the bounds before the validator: pydantic writes them as JSON Schema's minimum/maximum only in this order
+    max_length: Annotated[int, Ge(2), Le(1_000_000), BeforeValidator(_json_integer)] | None = None
     get_or_create: bool = False
 
 
