@@ -36,14 +36,19 @@ def check_collection(collection: Any, owner: str) -> Any:
     return collection
 
 
-def takes_vectors(collection: Any) -> bool:
-    """Whether `collection` stores and searches caller-made vectors (``add(vectors=)`` and ``search_vectors``)."""
-    if not callable(getattr(collection, "search_vectors", None)):
-        return False
+def accepts(method: Any, parameter: str) -> bool:
+    """Whether `method` has a parameter named `parameter` (a local collection has some a remote one lacks)."""
     try:
-        return all("vectors" in inspect.signature(getattr(collection, m)).parameters for m in ("add", "upsert"))
+        return parameter in inspect.signature(method).parameters
     except (TypeError, ValueError):
         return False
+
+
+def takes_vectors(collection: Any) -> bool:
+    """Whether `collection` stores and searches caller-made vectors (``add(vectors=)`` and ``search_vectors``)."""
+    return callable(getattr(collection, "search_vectors", None)) and all(
+        accepts(getattr(collection, m), "vectors") for m in ("add", "upsert")
+    )
 
 
 def check_vectors(collection: Any, dim: int | None, source: str) -> int:

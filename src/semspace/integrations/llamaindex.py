@@ -235,7 +235,14 @@ class SemspaceVectorStore(BasePydanticVectorStore):
                     "SemspaceVectorStore searches with the query's text (query_str), which the collection embeds; "
                     "this query has none (or pass use_node_embeddings=True on a local collection)."
                 )
-            extra = {"fusion": "weighted", "alpha": query.alpha} if mode == "hybrid" and query.alpha is not None else {}
+            extra = {}
+            if mode == "hybrid" and query.alpha is not None:
+                if not ops.accepts(self._collection.search, "alpha"):
+                    raise InvalidParameterError(
+                        "This collection's search takes no alpha (weighted fusion); leave alpha unset for "
+                        "reciprocal-rank fusion."
+                    )
+                extra = {"fusion": "weighted", "alpha": query.alpha}
             result = self._collection.search(query.query_str, k=k, where=where, mode=mode, **extra)
         return VectorStoreQueryResult(
             nodes=[_to_node(i, t, m) for i, t, m in zip(result.ids, result.texts, result.metadata, strict=True)],
