@@ -15,7 +15,6 @@ starts `semspace serve` on a folder (the LiveServer helper of tests/conftest.py)
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -62,16 +61,6 @@ class PublicMethodsOnly:
 
     def close(self) -> None:
         self.__collection.close()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run langchain-tests' async standard tests with pytest-asyncio: that suite leaves the marking to its users'
-    `asyncio_mode = "auto"`, which would change every other test of the project; only its coroutines get the mark."""
-    for item in items:
-        if item.module.__name__.endswith("test_vectorstores_standard") and inspect.iscoroutinefunction(
-            getattr(item, "function", None)
-        ):
-            item.add_marker(pytest.mark.asyncio)
 
 
 @pytest.fixture(scope="session")

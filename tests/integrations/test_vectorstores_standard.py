@@ -7,7 +7,8 @@ SemspaceVectorStore, both ways the adapter embeds:
 - TestLangChainEmbedding: the suite's own DeterministicFakeEmbedding (6-d) is stored and searched, over a local
   collection whose encoder is 6-d too (a tiny random BERT: only its dimension matters, it never encodes here).
 
-The suite's async tests run through pytest-asyncio (marked in conftest.py; the suite leaves that to asyncio_mode).
+The suite's async tests run through pytest-asyncio, marked here: the suite expects `asyncio_mode = "auto"`, which
+would apply to every test of the project. The mark on its sync tests only draws a warning, silenced here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from langchain_tests.integration_tests.vectorstores import EMBEDDING_SIZE, Vecto
 
 from semspace import Collection, Encoder
 from semspace.integrations.langchain import SemspaceVectorStore
+
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.filterwarnings(
+        "ignore:The test <Function .*> is marked with '@pytest.mark.asyncio' but it is not an async function"
+    ),
+]
 
 
 @pytest.fixture(scope="module")

@@ -232,7 +232,9 @@ class SemspaceVectorStore(VectorStore):
         return [doc for doc, _ in self._by_vector(embedding, k, where)]
 
     def _by_vector(self, vector: Sequence[float], k: int, where: dict | None) -> list[tuple[Document, float]]:
-        raw_dim = ops.check_vectors(self.collection, len(vector), "The query vector")
+        raw_dim = self._raw_dim
+        if raw_dim is None or len(vector) != raw_dim:  # checked (and the collection asked) once per store
+            raw_dim = ops.check_vectors(self.collection, len(vector), "The query vector")
         query = ops.as_matrix([vector], raw_dim, "The query vector")
         return _pairs(self.collection.search_vectors(query, k, where=where)[0])
 
@@ -269,7 +271,7 @@ def _open_or_create(path: Path, encoder: Any, embedding: Any) -> Any:
     from semspace.search.collection import Collection
 
     if path.is_dir() and any(path.iterdir()):
-        return Collection.open(path)
+        return Collection.open(path, encoder=encoder if isinstance(encoder, Encoder) else None)
     if encoder is None and isinstance(embedding, SemspaceEmbeddings):
         encoder = embedding.encoder
     return Collection.create(path, encoder=encoder)

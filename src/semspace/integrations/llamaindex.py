@@ -113,8 +113,9 @@ class SemspaceVectorStore(BasePydanticVectorStore):
     use_node_embeddings:
         False (the default): the collection embeds node texts and query strings with its own encoder, so what
         LlamaIndex adds is searchable from semspace's server, CLI and API alike; the vectors LlamaIndex's
-        ``embed_model`` computed for the nodes are not used, and queries are not embedded by LlamaIndex
-        (``is_embedding_query=False``). True: the nodes' and queries' embeddings are stored and searched
+        ``embed_model`` computed for the nodes are not used (the collection embeds each node's text alone, as
+        semspace's own search does, where LlamaIndex embeds text and metadata), and queries are not embedded by
+        LlamaIndex (``is_embedding_query=False``). True: the nodes' and queries' embeddings are stored and searched
         (``Collection.add(vectors=)``, ``search_vectors``) — a local collection whose encoder has the same dimension
         only, and they must come from the same model as every other vector in it.
 
