@@ -179,6 +179,8 @@ def test_langchain_external_embeddings_only_where_they_fit(make_collection, bund
             _lc_store(collection).similarity_search_by_vector(query, k=1)
         return
     store = SemspaceVectorStore(collection, embedding=DeterministicFakeEmbedding(size=6))
+    with pytest.raises(InvalidParameterError, match="own encoder"):
+        store.similarity_search("a cat", mode="hybrid")
     with pytest.raises(InvalidInputError, match="6-d vectors; the collection stores 384-d"):
         store.add_texts(["a cat"])
     assert len(collection) == 0
@@ -338,6 +340,8 @@ def test_llamaindex_node_embeddings_on_a_local_collection(make_collection, bundl
     np.testing.assert_allclose(vectors["pets-1"], embed.get_text_embedding(embedded_text), atol=1e-6)
     with pytest.raises(InvalidInputError, match="5-d"):
         store.query(VectorStoreQuery(query_embedding=[0.1] * 5))
+    with pytest.raises(InvalidParameterError, match="own encoder"):
+        store.query(VectorStoreQuery(query_str="a cat", mode="hybrid"))
 
 
 def _storage(store):

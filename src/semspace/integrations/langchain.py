@@ -41,6 +41,10 @@ Document = require("langchain_core.documents", "langchain", _WHAT).Document
 VectorStore = require("langchain_core.vectorstores", "langchain", _WHAT).VectorStore
 
 SEARCH_MODES = ("dense", "bm25", "hybrid")
+_NO_HYBRID = (
+    "Hybrid search embeds the query with the collection's own encoder, not with the store's external embedding; "
+    "use mode='dense' or 'bm25'."
+)
 
 
 class SemspaceEmbeddings(Embeddings):
@@ -103,7 +107,8 @@ class SemspaceVectorStore(VectorStore):
         vectors are stored and searched instead (``Collection.add(vectors=)``, ``Collection.search_vectors``) —
         only on a local collection whose encoder has the same dimension, and they must come from the same model
         as every other vector in it (semspace cannot check that); anything else is refused with an error saying so.
-        BM25 and hybrid search still work on the texts.
+        BM25 search still works on the texts; hybrid search is refused (its dense half would embed the query with
+        the collection's encoder, not with this model).
     search_mode:
         The collection's search mode: ``"dense"`` (cosine), ``"bm25"`` or ``"hybrid"``; a search may override it
         with ``mode=``.
@@ -220,6 +225,8 @@ class SemspaceVectorStore(VectorStore):
         where = ops.dict_filter_to_where(filter, "SemspaceVectorStore")
         if self._embedding is not None and mode == "dense":
             return self._by_vector(self._embedding.embed_query(query), k, where)
+        if self._embedding is not None and mode == "hybrid":
+            raise InvalidParameterError(_NO_HYBRID)
         return _pairs(self.collection.search(query, k=k, where=where, mode=mode))
 
     def similarity_search_by_vector(

@@ -117,7 +117,8 @@ class SemspaceVectorStore(BasePydanticVectorStore):
         semspace's own search does, where LlamaIndex embeds text and metadata), and queries are not embedded by
         LlamaIndex (``is_embedding_query=False``). True: the nodes' and queries' embeddings are stored and searched
         (``Collection.add(vectors=)``, ``search_vectors``) — a local collection whose encoder has the same dimension
-        only, and they must come from the same model as every other vector in it.
+        only, and they must come from the same model as every other vector in it; hybrid queries are then refused
+        (their dense half would embed the query with the collection's encoder).
 
     Each node is stored under its node id with its text, and LlamaIndex's usual metadata (the node's own metadata
     at the top level, ``_node_content``, ``ref_doc_id``), so a query gives back the same node. Documents a semspace
@@ -225,6 +226,11 @@ class SemspaceVectorStore(BasePydanticVectorStore):
         doc_filter = {"ref_doc_id": {"$in": list(query.doc_ids)}} if query.doc_ids else None
         where = ops.both(filters_to_where(query.filters), doc_filter)
         k = query.hybrid_top_k if mode == "hybrid" and query.hybrid_top_k else query.similarity_top_k
+        if self.use_node_embeddings and mode == "hybrid":
+            raise InvalidParameterError(
+                "use_node_embeddings=True: a hybrid query would embed the query with the collection's own encoder; "
+                "use the default (dense) or a sparse/text_search (BM25) query."
+            )
         if self.use_node_embeddings and mode == "dense":
             if query.query_embedding is None:
                 raise InvalidInputError("use_node_embeddings=True needs the query's embedding (query_embedding).")
