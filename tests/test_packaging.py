@@ -54,7 +54,7 @@ def test_wheel_has_types_license_data_and_extras(wheel):
     assert metadata["Version"] == __version__
     assert metadata["Requires-Python"] == "<3.14,>=3.11"
     extras = set(metadata.get_all("Provides-Extra"))
-    assert {"serve", "train", "zh", "onnx", "ray", "mteb", "langchain", "all"} <= extras
+    assert {"serve", "train", "zh", "onnx", "ray", "mteb", "langchain", "llamaindex", "all"} <= extras
     torch = [r for r in metadata.get_all("Requires-Dist") if r.startswith("torch")]
     assert torch and ("==" in torch[0] or "<" in torch[0]), "torch must be pinned or a bounded range"
 

@@ -15,6 +15,7 @@ import pytest
     [
         ("semspace.integrations.mteb", "mteb", "mteb"),
         ("semspace.integrations.langchain", "langchain_core", "langchain"),
+        ("semspace.integrations.llamaindex", "llama_index", "llamaindex"),
     ],
 )
 def test_missing_extra_names_the_install(monkeypatch, module, package, extra):
@@ -29,7 +30,8 @@ def test_missing_extra_names_the_install(monkeypatch, module, package, extra):
 def test_semspace_imports_no_adapter():
     code = (
         "import sys, semspace, semspace.encode, semspace.integrations; "
-        "print(sorted(m for m in sys.modules if m.startswith(('mteb', 'langchain', 'semspace.integrations.'))))"
+        "print(sorted(m for m in sys.modules "
+        "if m.startswith(('mteb', 'langchain', 'llama_index', 'semspace.integrations.'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
