@@ -5,21 +5,20 @@ is running with:
 
 - "local": a `Collection` in tmp_path;
 - "public-methods": the same collection seen only through the methods (and signatures) that a remote collection of
-  `semspace.client` has too — what the adapters may use. It stands in for the client until the client exists, and
-  shows that nothing else (the index, the encoder, `add(vectors=)`, `search_vectors`) is touched.
-
-To run every adapter test over a server too, add "remote" to COLLECTION_KINDS and a branch in `make_collection` that
-starts `semspace serve` on a folder (the LiveServer helper of tests/conftest.py) and returns
-`Client(url).create_collection(name)` — nothing else in the tests changes.
+  `semspace.client` has too — what the adapters may use: nothing else (the index, the encoder, `add(vectors=)`,
+  `search_vectors`) is touched;
+- "remote": a collection of a live server (`create_app` on a folder of collections, uvicorn on 127.0.0.1) through
+  `semspace.client.Client(url).create_collection(name)`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 
 import pytest
 
-COLLECTION_KINDS = ["local", "public-methods"]  # + "remote" once semspace.client.Client and the server exist
+COLLECTION_KINDS = ["local", "public-methods", "remote"]
 
 
 class PublicMethodsOnly:
@@ -72,24 +71,33 @@ def bundled_encoder():
 
 
 @pytest.fixture(params=COLLECTION_KINDS)
-def make_collection(request, tmp_path, bundled_encoder) -> Iterator[Callable[[str], object]]:
-    """A factory of new, empty collections of the kind under test (the test's parameter: local or remote)."""
+def make_collection(request, tmp_path, bundled_encoder, live_server) -> Iterator[Callable[[str], object]]:
+    """A factory of new, empty collections of the kind under test (the test's parameter): a local Collection, its
+    public methods alone, or a collection of a live `semspace serve` (on 127.0.0.1) through `semspace.client`."""
     from semspace import Collection
 
     made = []
+    with contextlib.ExitStack() as stack:
+        client = None
+        if request.param == "remote":
+            from semspace.client import Client
+            from semspace.service import create_app
 
-    def make(name: str = "docs"):
-        if request.param in ("local", "public-methods"):
-            collection = Collection.create(tmp_path / name, encoder=bundled_encoder)
-            if request.param == "public-methods":
-                collection = PublicMethodsOnly(collection)
-        else:  # pragma: no cover - the remote kind is added with the client
-            raise NotImplementedError(f"no factory for {request.param!r} collections")
-        made.append(collection)
-        return collection
+            server = stack.enter_context(live_server(create_app(tmp_path / "served", encoder=bundled_encoder)))
+            client = stack.enter_context(Client(server.url))
 
-    yield make
-    for collection in made:
-        close = getattr(collection, "close", None)
-        if close is not None:
-            close()
+        def make(name: str = "docs"):
+            if client is not None:
+                collection = client.create_collection(name)
+            else:
+                collection = Collection.create(tmp_path / name, encoder=bundled_encoder)
+                if request.param == "public-methods":
+                    collection = PublicMethodsOnly(collection)
+            made.append(collection)
+            return collection
+
+        yield make
+        for collection in made:
+            close = getattr(collection, "close", None)
+            if close is not None:
+                close()

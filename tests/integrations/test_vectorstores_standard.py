@@ -2,7 +2,7 @@
 SemspaceVectorStore, both ways the adapter embeds:
 
 - TestCollectionEmbeds: the collection embeds texts and queries with its own encoder (the bundled MiniLM), over every
-  collection kind of `make_collection` (local today; a server's too once "remote" is added in conftest.py). The
+  collection kind of `make_collection` (local, its public methods alone, and a live server's through the client). The
   suite's fake embedding (`get_embeddings`) is not used: the adapter's point is that the collection embeds.
 - TestLangChainEmbedding: the suite's own DeterministicFakeEmbedding (6-d) is stored and searched, over a local
   collection whose encoder is 6-d too (a tiny random BERT: only its dimension matters, it never encodes here).
