@@ -107,7 +107,7 @@ def _encoder_command(command: str):
         lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-5,
         warmup: Annotated[float, typer.Option(help="Warm-up fraction of the steps.")] = 0.1,
         max_length: Annotated[int, typer.Option(min=4)] = 64,
-        pooling: Annotated[str | None, typer.Option(help="last-avg or cls (default: the model's own).")] = None,
+        pooling: Annotated[str | None, typer.Option(help="mean or cls (default: the model's own).")] = None,
         temperature: Annotated[float, typer.Option(help="InfoNCE τ (simcse, pairs).")] = 0.05,
         rdrop_alpha: Annotated[float, typer.Option(help="R-Drop weight α (0 = off).")] = 0.0,
         dropout: Annotated[float | None, typer.Option(help="Override the model's dropout rate.")] = None,

@@ -45,11 +45,11 @@ class Encoder:
         honoured — by semspace's own pooling when it is ``cls``/``mean`` with at most a Normalize after it, otherwise
         by running the model's own modules (:mod:`semspace.encode.st_backend`).
     pooling:
-        One of :class:`~semspace.encode.pooling.Pooling` (``cls``, ``pooler``, ``last-avg``, ``first-last-avg``,
-        ``last2-avg``, ``default``). ``default`` is the model's own pipeline: its pooling, then the modules after it
-        (Normalize, Dense) — asking for that pooling by name is the same. Another pooling is the bare transformer
-        output pooled, without those modules (e.g. for whitening experiments); it is refused for a model whose
-        pipeline has a ``Dense`` or other module after pooling, where it would have no consistent meaning.
+        One of :class:`~semspace.encode.pooling.Pooling` (``cls``, ``pooler``, ``mean`` (alias ``last-avg``),
+        ``first-last-avg``, ``last2-avg``, ``default``). ``default`` is the model's own pipeline: its pooling, then
+        the modules after it (Normalize, Dense) — asking for that pooling by name is the same. Another pooling is the
+        bare transformer output pooled, without those modules (e.g. for whitening experiments); it is refused for a
+        model whose pipeline has a ``Dense`` or other module after pooling, where it would have no consistent meaning.
     max_length:
         Token limit; longer texts are truncated (and counted in ``n_truncated_``). Default: the model's
         sentence-transformers ``max_seq_length``, else min(position embeddings, 512).
@@ -184,7 +184,7 @@ class Encoder:
         """Identifies the vectors this encoder makes (model, pooling, max_length, the model's own post-pooling
         modules and default prompt) for on-disk caches."""
         pooling = pooling or self.pooling
-        key = f"{self.model_id}|{pooling.value}|{self.max_length}{self._adapter.key_suffix(pooling)}"
+        key = f"{self.model_id}|{pooling.key_name}|{self.max_length}{self._adapter.key_suffix(pooling)}"
         if self.backend != "torch":  # approximate engines make other vectors (torch keeps its historical keys)
             key += f"|backend={self.backend}"
         prompt = self.resolve_prompt()

@@ -15,7 +15,18 @@ from dataclasses import dataclass, fields
 from typing import Annotated, Any, Literal
 
 from fastapi import HTTPException
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    Tag,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 from semspace.errors import check_param
 
@@ -28,6 +39,26 @@ def _json_integer(value: Any) -> Any:
 
 
 StrictInt = Annotated[int, BeforeValidator(_json_integer)]
+
+
+def _one_or_more_texts(value: Any) -> Any:
+    """TEI's `inputs`: one string (a batch of one) or a list of strings. One clear error for anything else, instead
+    of pydantic's error per member of a `str | list[str]` union."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise PydanticCustomError("texts_type", "Input should be a string or a list of strings")
+    return value
+
+
+TEXTS_SCHEMA = {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+    "title": "Inputs",
+}
+# a string or a non-empty list of strings, always given to the route as a list
+OneOrMoreTexts = Annotated[
+    list[str], BeforeValidator(_one_or_more_texts), Field(min_length=1), WithJsonSchema(TEXTS_SCHEMA)
+]
 
 
 def http_error(status: int, detail: str) -> HTTPException:
@@ -111,16 +142,32 @@ class EmbedRequest(StrictRequest):
 
 
 class TEIEmbedRequest(BaseModel):
-    """Text Embeddings Inference's /embed body; the response is a bare list of vectors."""
+    """Text Embeddings Inference's /embed body (router/src/http/types.rs `EmbedRequest`); the response is a bare
+    list of vectors. `truncation_direction` "left" is not offered (a 422)."""
 
-    inputs: str | list[str]
+    inputs: OneOrMoreTexts
     normalize: StrictBool = True  # TEI's default
-    truncate: StrictBool = False  # TEI's default: a text over the token limit is an error, not cut
+    truncate: StrictBool | None = False  # TEI's default: a text over the token limit is an error, not cut
     truncation_direction: Literal["right", "Right"] = "right"
-    prompt_name: None = None  # accepted for TEI clients that always send it; no prompts here
+    prompt_name: str | None = None  # one of the model's sentence-transformers prompts (GET /info lists them)
+    dimensions: StrictInt | None = Field(default=None, ge=1)  # as /v1/embeddings: the whitened first components
 
     def texts(self) -> list[str]:
-        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+        return list(self.inputs)
+
+
+def _embed_body_kind(value: Any) -> str:
+    return "TEIEmbedRequest" if isinstance(value, dict) and "inputs" in value else "EmbedRequest"
+
+
+# /embed's body: TEI's when it has `inputs`, else semspace's. The discriminator validates against that one model
+# only, so an error names that model's fields (a plain union reports every member's errors); the tag pydantic puts
+# in the error's `loc` is dropped by the service's error handler (BODY_TAGS).
+EmbedBody = Annotated[
+    Annotated[EmbedRequest, Tag("EmbedRequest")] | Annotated[TEIEmbedRequest, Tag("TEIEmbedRequest")],
+    Discriminator(_embed_body_kind),
+]
+BODY_TAGS = frozenset({"EmbedRequest", "TEIEmbedRequest"})
 
 
 class EmbedResponse(BaseModel):
@@ -274,11 +321,30 @@ class OpenAIError(BaseModel):
 
 
 # -- OpenAI-compatible /v1 -------------------------------------------------------------------------------------
-class OpenAIEmbeddingsRequest(BaseModel):
-    """`input` is a string or a list of strings (token-id arrays are refused with a 400)."""
+def _v1_input(value: Any) -> Any:
+    """OpenAI's `input`: a string, a list of strings, or token ids (a list of ints, or of lists of ints — parsed so
+    the route can refuse them with a 400 that says so). One clear error for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and (
+        all(isinstance(v, str) for v in value)
+        or all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        or all(isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v) for v in value)
+    ):
+        return value
+    raise PydanticCustomError("texts_type", "Input should be a string or a list of strings")
 
-    input: str | list[str] | list[int] | list[list[int]]
-    model: str
+
+class OpenAIEmbeddingsRequest(BaseModel):
+    """`input` is a string or a list of strings (token-id arrays are refused with a 400); `model` is any name (the
+    one model served answers, as TEI does; GET /v1/models says which)."""
+
+    input: Annotated[
+        str | list[str] | list[int] | list[list[int]],
+        BeforeValidator(_v1_input),
+        WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+    ]
+    model: str | None = None  # any name, as TEI: the one model served answers
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = Field(default=None, ge=1)
     user: str | None = None
@@ -421,7 +487,7 @@ def _describe_v1_embeddings(v1: dict[str, Any], limits: Limits, served: tuple[st
     _limit_texts(v1["input"], limits, min_items=1)
     if served is not None:
         model_id, native, k = served
-        v1["model"] = {"type": "string", "enum": [model_id], "title": "Model"}
+        v1["model"]["description"] = f"Any name: this service serves {model_id!r} whatever `model` says."
         allowed: list[dict[str, Any]] = [{"type": "integer", "enum": [native]}, {"type": "null"}]
         if k is not None:
             allowed.insert(1, {"type": "integer", "minimum": 1, "maximum": k})
@@ -457,6 +523,7 @@ ERROR_DESCRIPTIONS = {
     409: "A document id is already in the collection; nothing was written.",
     413: "Over a limit: request body bytes, items per request, characters per text, metadata bytes, hits or "
     "response bytes.",
+    415: "The body is not sent as JSON (`Content-Type: application/json`).",
     422: "Invalid input: wrong types or shapes, empty texts, NaN/Infinity literals, lone surrogates.",
 }
 

@@ -2,6 +2,14 @@
 
 from semspace.service.routes import documents, embed, meta, openai, search, tei
 
-ROUTERS = (meta.router, embed.router, openai.router, tei.router, search.router, documents.router)
+ROUTERS = (
+    meta.router,
+    embed.router,
+    openai.router,
+    openai.root_router,
+    tei.router,
+    search.router,
+    documents.router,
+)
 
 __all__ = ["ROUTERS"]

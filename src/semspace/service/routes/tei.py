@@ -14,7 +14,10 @@ router = APIRouter(tags=["tei"], route_class=StrictJSONRoute)
 
 
 @router.post(
-    "/rerank", response_model=list[Rank], response_model_exclude_none=True, responses=error_responses(404, 413, 422)
+    "/rerank",
+    response_model=list[Rank],
+    response_model_exclude_none=True,
+    responses=error_responses(404, 413, 415, 422),
 )
 def rerank(
     body: RerankRequest, state: StateDep, cross: CrossEncoderDep, limits: LimitsDep, metrics: MetricsDep
