@@ -120,6 +120,22 @@ def test_langchain_openai_embeddings(served, tiny_encoder):
     np.testing.assert_allclose(lc.embed_query("a dog"), tiny_encoder.encode(["a dog"])[0], rtol=1e-5, atol=1e-6)
 
 
+def test_langchain_tiktoken_free_path(served, tiny_encoder, tiny_bert_dir):
+    """LangChain's default (length-safe) path without tiktoken's download: the model's own tokenizer from a local
+    folder (`tiktoken_model_name`) and any `model` name; LangChain normalises each text's vector itself."""
+    lc = OpenAIEmbeddings(
+        base_url=f"{served.url}/v1",
+        api_key=KEY,
+        model="text-embedding-3-small",
+        tiktoken_enabled=False,
+        tiktoken_model_name=str(tiny_bert_dir),
+        embedding_ctx_length=60,
+        max_retries=0,
+    )
+    expected = tiny_encoder.encode(TEXTS, normalize=True)
+    np.testing.assert_allclose(np.array(lc.embed_documents(TEXTS)), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_tei_embed_body(http, tiny_encoder):
     vectors = http.post("/embed", json={"inputs": TEXTS}).json()
     np.testing.assert_allclose(vectors, tiny_encoder.encode(TEXTS, normalize=True), rtol=1e-5, atol=1e-6)

@@ -158,3 +158,30 @@ def test_malformed_bodies_name_the_fields_sent(http, path, body, locs):
     detail = response.json()["detail"]
     assert [e["loc"] for e in detail] == locs
     assert not any(tag in json.dumps(detail) for tag in ("EmbedRequest", "list[str]", "function-after"))
+
+
+def test_tokenize_and_decode_like_tei(http, tiny_bert_dir):
+    from transformers import AutoTokenizer
+
+    reference = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    tokens = http.post("/tokenize", json={"inputs": ["a dog", "the big plane"]}).json()
+    assert [[t["id"] for t in row] for row in tokens] == [reference(t)["input_ids"] for t in ("a dog", "the big plane")]
+    first = tokens[0]
+    assert first[0] == {"id": reference.cls_token_id, "text": "[CLS]", "special": True, "start": None, "stop": None}
+    assert first[2] == {
+        "id": reference.convert_tokens_to_ids("dog"),
+        "text": "dog",
+        "special": False,
+        "start": 2,
+        "stop": 5,
+    }
+    bare = http.post("/tokenize", json={"inputs": "a dog", "add_special_tokens": False}).json()
+    assert [t["text"] for t in bare[0]] == ["a", "dog"]
+    ids = [t["id"] for t in first]
+    assert http.post("/decode", json={"ids": ids}).json() == ["a dog"]
+    both = http.post("/decode", json={"ids": [ids, ids], "skip_special_tokens": False}).json()
+    assert both == ["[CLS] a dog [SEP]"] * 2
+    bad = http.post("/decode", json={"ids": [10**6]})
+    assert bad.status_code == 422 and "not a token id" in bad.json()["detail"]
+    empty = http.post("/tokenize", json={"inputs": []})
+    assert empty.status_code == 422 and [e["loc"] for e in empty.json()["detail"]] == [["body", "inputs"]]

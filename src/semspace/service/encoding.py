@@ -89,3 +89,15 @@ def check_dimensions(dimensions: int | None, encoder: Any, collection: Collectio
         return False
     allowed = allowed_dimensions(encoder, collection)
     raise http_error(status, f"dimensions={dimensions} is not available: use {allowed}.")
+
+
+def check_prompt_name(encoder: Any, prompt_name: str | None) -> str:
+    """The prompt text TEI's `prompt_name` names ('' for none); a 422 naming the model's prompts otherwise."""
+    if prompt_name is None:
+        return ""
+    prompts = getattr(encoder, "prompts", {})
+    if prompt_name not in prompts:
+        names = ", ".join(repr(n) for n in prompts)
+        offered = f"one of this model's prompts: {names}" if names else "null: this model has no prompts"
+        raise http_error(422, f"prompt_name={prompt_name!r} is not available; use {offered}.")
+    return prompts[prompt_name]

@@ -389,6 +389,54 @@ class RerankRequest(BaseModel):
     truncate: StrictBool = True  # pairs are always cut at the cross-encoder's max_length
 
 
+class TokenizeRequest(BaseModel):
+    """TEI's /tokenize body."""
+
+    inputs: OneOrMoreTexts
+    add_special_tokens: StrictBool = True
+    prompt_name: str | None = None
+
+
+class Token(BaseModel):
+    """One token as TEI's /tokenize writes it: `start`/`stop` are character offsets in the text (null for a special
+    token the tokenizer added)."""
+
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
+
+
+def _one_or_more_id_lists(value: Any) -> Any:
+    """TEI's `ids`: one list of token ids (a batch of one) or a non-empty list of them."""
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return [value]
+    if not isinstance(value, list):
+        raise PydanticCustomError("ids_type", "Input should be a list of token ids or a list of such lists")
+    return value
+
+
+class DecodeRequest(BaseModel):
+    """TEI's /decode body."""
+
+    ids: Annotated[
+        list[list[Annotated[StrictInt, Field(ge=0)]]],
+        BeforeValidator(_one_or_more_id_lists),
+        Field(min_length=1),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+                    {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}}},
+                ],
+                "title": "Ids",
+            }
+        ),
+    ]
+    skip_special_tokens: StrictBool = True
+
+
 class Rank(BaseModel):
     index: int
     score: float
@@ -425,8 +473,14 @@ TEXT_FIELDS = (
     ("RerankRequest", "texts"),
     ("RerankRequest", "query"),
     ("DocumentIn", "text"),
+    ("TokenizeRequest", "inputs"),
 )
-BATCH_FIELDS = (("AddRequest", "documents"), ("DeleteRequest", "ids"), ("SimilarityRequest", "pairs"))
+BATCH_FIELDS = (
+    ("AddRequest", "documents"),
+    ("DeleteRequest", "ids"),
+    ("SimilarityRequest", "pairs"),
+    ("DecodeRequest", "ids"),
+)
 
 
 def describe_limits(

@@ -3,13 +3,18 @@ POST /invocations too) and POST /similarity (pairs → cosine scores)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from semspace.service.deps import EncoderDep, LimitsDep, MetricsDep, StateDep
-from semspace.service.encoding import check_dimensions, check_untruncated, encode_async, project, token_lengths
+from semspace.service.encoding import (
+    check_dimensions,
+    check_prompt_name,
+    check_untruncated,
+    encode_async,
+    project,
+    token_lengths,
+)
 from semspace.service.schemas import (
     EmbedBody,
     EmbedResponse,
@@ -17,7 +22,6 @@ from semspace.service.schemas import (
     SimilarityResponse,
     TEIEmbedRequest,
     error_responses,
-    http_error,
 )
 from semspace.service.security import StrictJSONRoute
 from semspace.transform import paired_cosine
@@ -65,18 +69,6 @@ async def embed_tei(
         prompt_name=body.prompt_name,
     )
     return project(vectors, body.dimensions, encoder, state.collection, normalize=body.normalize, status=422).tolist()
-
-
-def check_prompt_name(encoder: Any, prompt_name: str | None) -> str:
-    """The prompt text TEI's `prompt_name` names ('' for none); a 422 naming the model's prompts otherwise."""
-    if prompt_name is None:
-        return ""
-    prompts = getattr(encoder, "prompts", {})
-    if prompt_name not in prompts:
-        names = ", ".join(repr(n) for n in prompts)
-        offered = f"one of this model's prompts: {names}" if names else "null: this model has no prompts"
-        raise http_error(422, f"prompt_name={prompt_name!r} is not available; use {offered}.")
-    return prompts[prompt_name]
 
 
 for _path in EMBED_PATHS:
