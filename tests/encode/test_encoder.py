@@ -239,8 +239,8 @@ def test_encode_rejects_unknown_keywords_naming_the_valid_ones(tiny):
 
     with pytest.raises(InvalidParameterError, match=r"convert_to_numpy.*valid keywords are batch_size, normalize_emb"):
         tiny.encode(TEXTS, convert_to_numpy=True)
-    with pytest.raises(InvalidParameterError, match="precision"):
-        tiny.encode_query(TEXTS, precision="int8")
+    with pytest.raises(InvalidParameterError, match="output_value"):
+        tiny.encode_query(TEXTS, output_value="token_embeddings")
     with pytest.raises(InvalidParameterError, match="same option"):
         tiny.encode(TEXTS, normalize=True, normalize_embeddings=False)
     with pytest.raises(InvalidParameterError, match=r"prompt_name.*none"):

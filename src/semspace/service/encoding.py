@@ -92,12 +92,14 @@ def check_dimensions(dimensions: int | None, encoder: Any, collection: Collectio
 
 
 def check_prompt_name(encoder: Any, prompt_name: str | None) -> str:
-    """The prompt text TEI's `prompt_name` names ('' for none); a 422 naming the model's prompts otherwise."""
+    """The prompt text TEI's `prompt_name` names ('' for none); a 400 naming the model's prompts otherwise (valid
+    JSON asking for what this model does not have, as an unavailable `dimensions` on /v1/embeddings: the schema
+    cannot list a model's prompts)."""
     if prompt_name is None:
         return ""
     prompts = getattr(encoder, "prompts", {})
     if prompt_name not in prompts:
         names = ", ".join(repr(n) for n in prompts)
         offered = f"one of this model's prompts: {names}" if names else "null: this model has no prompts"
-        raise http_error(422, f"prompt_name={prompt_name!r} is not available; use {offered}.")
+        raise http_error(400, f"prompt_name={prompt_name!r} is not available; use {offered}.")
     return prompts[prompt_name]

@@ -149,7 +149,7 @@ class TEIEmbedRequest(BaseModel):
     normalize: StrictBool = True  # TEI's default
     truncate: StrictBool | None = False  # TEI's default: a text over the token limit is an error, not cut
     truncation_direction: Literal["right", "Right"] = "right"
-    prompt_name: str | None = None  # one of the model's sentence-transformers prompts (GET /info lists them)
+    prompt_name: str | None = None  # one of the model's sentence-transformers prompts (else a 422 naming them)
     dimensions: StrictInt | None = Field(default=None, ge=1)  # as /v1/embeddings: the whitened first components
 
     def texts(self) -> list[str]:
@@ -410,25 +410,34 @@ class Token(BaseModel):
 
 def _one_or_more_id_lists(value: Any) -> Any:
     """TEI's `ids`: one list of token ids (a batch of one) or a non-empty list of them."""
-    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return [value]
     if not isinstance(value, list):
         raise PydanticCustomError("ids_type", "Input should be a list of token ids or a list of such lists")
+    if value and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        return [value]
     return value
 
 
+MAX_TOKEN_ID = 2**32 - 1  # tokenizers' ids are u32 (TEI's too)
+TokenId = Annotated[StrictInt, Field(ge=0, le=MAX_TOKEN_ID)]
+TOKEN_ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_TOKEN_ID}
+
+
 class DecodeRequest(BaseModel):
-    """TEI's /decode body."""
+    """TEI's /decode body: ids the tokenizer does not know are skipped, as TEI's tokenizer does."""
 
     ids: Annotated[
-        list[list[Annotated[StrictInt, Field(ge=0)]]],
+        list[Annotated[list[TokenId], Field(min_length=1)]],
         BeforeValidator(_one_or_more_id_lists),
         Field(min_length=1),
         WithJsonSchema(
             {
                 "anyOf": [
-                    {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
-                    {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}}},
+                    {"type": "array", "items": TOKEN_ID_SCHEMA, "minItems": 1},
+                    {
+                        "type": "array",
+                        "items": {"type": "array", "items": TOKEN_ID_SCHEMA, "minItems": 1},
+                        "minItems": 1,
+                    },
                 ],
                 "title": "Ids",
             }
@@ -509,6 +518,8 @@ def describe_limits(
         )
     if "OpenAIEmbeddingsRequest" in comps:
         _describe_v1_embeddings(props("OpenAIEmbeddingsRequest"), limits, served)
+    if "TEIEmbedRequest" in comps and served is not None:
+        props("TEIEmbedRequest")["dimensions"] = _dimensions_schema(*served[1:])
     if "SearchRequest" in comps:
         _describe_search(comps["SearchRequest"], limits)
     if "AddRequest" in comps:
@@ -542,10 +553,15 @@ def _describe_v1_embeddings(v1: dict[str, Any], limits: Limits, served: tuple[st
     if served is not None:
         model_id, native, k = served
         v1["model"]["description"] = f"Any name: this service serves {model_id!r} whatever `model` says."
-        allowed: list[dict[str, Any]] = [{"type": "integer", "enum": [native]}, {"type": "null"}]
-        if k is not None:
-            allowed.insert(1, {"type": "integer", "minimum": 1, "maximum": k})
-        v1["dimensions"] = {"anyOf": allowed, "title": "Dimensions"}
+        v1["dimensions"] = _dimensions_schema(native, k)
+
+
+def _dimensions_schema(native: int, k: int | None) -> dict[str, Any]:
+    """The `dimensions` this service gives: the encoder's own, or 1..k of the collection's whitening."""
+    allowed: list[dict[str, Any]] = [{"type": "integer", "enum": [native]}, {"type": "null"}]
+    if k is not None:
+        allowed.insert(1, {"type": "integer", "minimum": 1, "maximum": k})
+    return {"anyOf": allowed, "title": "Dimensions"}
 
 
 def _describe_search(search: dict[str, Any], limits: Limits) -> None:
@@ -571,7 +587,8 @@ def _describe_add(add: dict[str, Any], document: dict[str, Any], limits: Limits)
 
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad request: a library error (bad parameter), a Host header not allowed, or token ids as input.",
+    400: "Bad request: a library error (bad parameter), a Host header not allowed, token ids as input, or a "
+    "`prompt_name` / `dimensions` this model or collection does not have.",
     401: "Missing or wrong API key (`Authorization: Bearer <key>`).",
     404: "Not found (a document id, a model, or no collection / CUR index / cross-encoder attached).",
     409: "A document id is already in the collection; nothing was written.",
