@@ -337,7 +337,8 @@ class Encoder:
         prompt: str | None = None,
         prompt_name: str | None = None,
     ) -> dict[Pooling, np.ndarray]:
-        """Several poolings from one forward pass per batch (what an evaluation over poolings needs)."""
+        """Several poolings from one forward pass per batch (what an evaluation over poolings needs): the model's
+        full vectors (`truncate_dim` applies to `encode`, `encode_query` and `encode_document`)."""
         return self._encode(
             texts,
             [self.resolve_pooling(p) for p in poolings],
