@@ -77,6 +77,21 @@ def test_encode_stdin_to_npy_and_jsonl(tmp_path, tiny_bert_dir):
     assert rows[0]["text"] == "a dog" and len(rows[0]["embedding"]) == 32
 
 
+def test_encode_without_output_writes_json_lines_to_stdout(tiny_bert_dir):
+    result = semspace("encode", "-", "--model", str(tiny_bert_dir), stdin="a dog\na cat\n")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["a dog", "a cat"] and len(rows[0]["embedding"]) == 32
+
+
+@pytest.mark.parametrize("args", [["index", "search", "--help"], ["encode", "--help"], ["train", "cosent", "--help"]])
+def test_help_writes_flags_without_a_value_type(args):
+    """`--json` is a flag: the help must not read `--json <bool>` as if it took a value (typer 0.2x rich panels)."""
+    result = semspace(*args)
+    assert result.returncode == 0 and "<bool>" not in result.stdout
+    assert "--dev " not in result.stdout  # train's former --dev is a hidden alias of --dev-pairs
+
+
 def test_eval_sts_malformed_dataset(tmp_path):
     root = tmp_path / "data" / "senteval_cn" / "PAWSX"
     root.mkdir(parents=True)

@@ -15,7 +15,7 @@ def semspace(*args: str) -> subprocess.CompletedProcess:
     ("args", "expected"),
     [
         (["encode"], "Missing argument"),
-        (["encode", "x.txt"], "Missing option"),
+        (["encode", "x.txt", "-o"], "requires an argument"),
         (["encode", "x.txt", "-o", "x.npy", "--no-such-option"], "No such option"),
         (["index", "search", "C", "query", "-k", "0"], "'-k'"),
         (["serve", "--port", "0"], "'--port'"),

@@ -239,8 +239,8 @@ def test_encode_rejects_unknown_keywords_naming_the_valid_ones(tiny):
 
     with pytest.raises(InvalidParameterError, match=r"convert_to_numpy.*valid keywords are batch_size, normalize_emb"):
         tiny.encode(TEXTS, convert_to_numpy=True)
-    with pytest.raises(InvalidParameterError, match="precision"):
-        tiny.encode_query(TEXTS, precision="int8")
+    with pytest.raises(InvalidParameterError, match="output_value"):
+        tiny.encode_query(TEXTS, output_value="token_embeddings")
     with pytest.raises(InvalidParameterError, match="same option"):
         tiny.encode(TEXTS, normalize=True, normalize_embeddings=False)
     with pytest.raises(InvalidParameterError, match=r"prompt_name.*none"):
@@ -282,3 +282,40 @@ def test_encode_signature_spells_exactly_the_encode_options():
     keywords = {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
     assert keywords == {f.name: f.default for f in dataclasses.fields(EncodeOptions)}
     assert tuple(keywords) == ENCODE_KEYWORDS
+
+
+@pytest.mark.slow
+def test_hub_id_and_short_name_are_the_bundled_model_offline(monkeypatch):
+    """`sentence-transformers/all-MiniLM-L6-v2` (what the ecosystem calls it) loads the bundled copy, no network."""
+    from semspace.encode.models import BUNDLED_ID
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    texts = ["A plane is taking off.", "A man is playing a flute."]
+    expected = Encoder().encode(texts)
+    for name in (
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "all-MiniLM-L6-v2",
+        "Sentence-Transformers/all-minilm-l6-v2",
+    ):
+        enc = Encoder(name)
+        assert enc.model_id == BUNDLED_ID
+        np.testing.assert_array_equal(enc.encode(texts), expected)
+
+
+def test_a_local_folder_named_like_an_alias_is_loaded_as_given(tiny_bert_dir, tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(tiny_bert_dir, tmp_path / "all-MiniLM-L6-v2")
+    monkeypatch.chdir(tmp_path)
+    assert Encoder("all-MiniLM-L6-v2").dim == 32
+
+
+def test_mean_is_the_pooling_last_avg_was(tiny_bert_dir):
+    """The sentence-transformers/TEI name; the old name still parses (manifests, caches) to the same vectors."""
+    assert Pooling("last-avg") is Pooling.MEAN is Pooling.LAST_AVG and Pooling.MEAN.value == "mean"
+    old = Encoder(str(tiny_bert_dir), pooling="last-avg")
+    new = Encoder(str(tiny_bert_dir), pooling="mean")
+    assert old.pooling is new.pooling is Pooling.MEAN and old.spec["pooling"] == "mean"
+    np.testing.assert_array_equal(old.encode(["a dog", "a cat"]), new.encode(["a dog", "a cat"]))
+    assert "|last-avg|" in new.cache_key()  # caches written before the rename stay hits
+    assert Encoder.from_spec({"model": str(tiny_bert_dir), "pooling": "last-avg"}).pooling is Pooling.MEAN

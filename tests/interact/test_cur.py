@@ -188,3 +188,20 @@ def test_searcher_items_header_checked_on_load(tmp_path):
     (folder / ITEMS).write_text(json.dumps({**items, "texts": texts[:3]}))
     with pytest.raises(ArtifactError, match="one length"):
         CURSearcher.load(folder, cross_encoder=FakeCrossEncoder())
+
+
+def test_fit_progress_counts_cross_encoder_calls_and_silences_the_scorers_bar(capsys):
+    """The bar advances with the CE calls (k_q·|I| pairs), not over the list of queries before any call."""
+    seen = []
+
+    class Scorer:
+        def predict(self, pairs, show_progress_bar=None):
+            seen.append(show_progress_bar)
+            return [float(len(q) * len(item)) for q, item in pairs]
+
+    CURIndex(n_anchor_items=2, seed=0).fit(
+        ["x", "yy", "zzz"], ["a", "bb", "ccc", "dddd"], Scorer(), show_progress_bar=True
+    )
+    err = capsys.readouterr().err
+    assert "Cross-encoding anchor queries" in err and "12/12" in err and "pair" in err
+    assert seen == [False, False, False]

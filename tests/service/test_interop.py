@@ -68,7 +68,7 @@ def test_openai_models_and_errors(served, http, tiny_encoder):
     assert [m.id for m in c.models.list()] == [tiny_encoder.model_id]
     assert c.models.retrieve(tiny_encoder.model_id).id == tiny_encoder.model_id
     with pytest.raises(openai.NotFoundError) as missing:
-        c.embeddings.create(model="text-embedding-3-small", input="a dog")
+        c.models.retrieve("text-embedding-3-small")
     assert missing.value.body["code"] == "model_not_found" and "text-embedding-3-small" in missing.value.body["message"]
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{served.url}/v1", api_key="wrong", max_retries=0).models.list()
@@ -79,13 +79,21 @@ def test_openai_models_and_errors(served, http, tiny_encoder):
     assert bad.json()["error"]["param"] == "encoding_format"
 
 
+def unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
 def test_dimensions_from_the_collection_whitening(served, tiny_encoder, whitened_collection):
+    """`dimensions` below the encoder's gives the first whitened components, unit length like OpenAI's shortened
+    embeddings; the encoder's own dimension gives exactly Encoder.encode's vectors."""
     c = client(served)
     raw = tiny_encoder.encode(TEXTS)
     with Collection.open(whitened_collection, encoder=tiny_encoder) as coll:
         whitened = coll.transform.transform(raw)
     four = c.embeddings.create(model=tiny_encoder.model_id, input=TEXTS, dimensions=4, encoding_format="float")
-    np.testing.assert_allclose(np.array([d.embedding for d in four.data]), whitened[:, :4], rtol=1e-4, atol=1e-5)
+    four = np.array([d.embedding for d in four.data])
+    np.testing.assert_allclose(np.linalg.norm(four, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(four, unit(whitened[:, :4]), rtol=1e-4, atol=1e-5)
     native = c.embeddings.create(model=tiny_encoder.model_id, input=TEXTS, dimensions=32, encoding_format="float")
     np.testing.assert_allclose(np.array([d.embedding for d in native.data]), raw, rtol=1e-5, atol=1e-6)
     with pytest.raises(openai.BadRequestError, match=r"dimensions=12 is not available: use 32 .* or 1\.\.8"):
@@ -110,6 +118,21 @@ def test_langchain_openai_embeddings(served, tiny_encoder):
     docs = lc.embed_documents(TEXTS)
     np.testing.assert_allclose(np.array(docs), tiny_encoder.encode(TEXTS), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(lc.embed_query("a dog"), tiny_encoder.encode(["a dog"])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_langchain_tiktoken_free_path(served, tiny_encoder, tiny_bert_dir):
+    """LangChain's default (length-safe) path without tiktoken's download: the model's own tokenizer from a local
+    folder (`tiktoken_model_name`) and any `model` name."""
+    lc = OpenAIEmbeddings(
+        base_url=f"{served.url}/v1",
+        api_key=KEY,
+        model="text-embedding-3-small",
+        tiktoken_enabled=False,
+        tiktoken_model_name=str(tiny_bert_dir),
+        embedding_ctx_length=60,
+        max_retries=0,
+    )
+    np.testing.assert_allclose(np.array(lc.embed_documents(TEXTS)), tiny_encoder.encode(TEXTS), rtol=1e-5, atol=1e-6)
 
 
 def test_tei_embed_body(http, tiny_encoder):
@@ -149,7 +172,7 @@ def test_info_like_tei(http, tiny_encoder, tiny_cross_encoder_dir):
     info = http.get("/info").json()
     assert info["model_id"] == tiny_encoder.model_id and info["dim"] == 32 and info["max_input_length"] == 64
     assert info["max_client_batch_size"] == 16 and info["reranker"] == str(tiny_cross_encoder_dir)
-    assert info["model_type"]["embedding"]["pooling"] == "last-avg" and info["version"]
+    assert info["model_type"]["embedding"]["pooling"] == "mean" and info["version"]
 
 
 def test_metrics_count_requests_latency_and_batches(http):

@@ -42,8 +42,8 @@ def files(tmp_path):
 def test_train_cosent_with_dev_file(tmp_path, tiny_bert_dir, files):
     out = tmp_path / "model"
     result = semspace(
-        "train", "cosent", str(files["pairs"]), str(out), "--model", str(tiny_bert_dir), "--dev", str(files["pairs"]),
-        "--batch-size", "4", "--max-steps", "2", "--max-length", "16",
+        "train", "cosent", str(files["pairs"]), str(out), "--model", str(tiny_bert_dir),
+        "--dev-pairs", str(files["pairs"]), "--batch-size", "4", "--max-steps", "2", "--max-length", "16",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "2 steps on 12 examples; best dev Spearman" in result.stdout

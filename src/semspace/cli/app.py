@@ -25,6 +25,9 @@ EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     add_completion=False,
+    # click's plain help: typer's rich panels (0.2x) show every flag with a value type (`--json <bool>`), which
+    # reads as if the flag took a value; the plain help writes flags as click always has (`--json`)
+    rich_markup_mode=None,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Semantic similarity and semantic search.",

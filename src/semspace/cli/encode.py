@@ -14,8 +14,13 @@ from semspace.cli.options import BackendName, BatchSize, MaxLength, Model, Pooli
 def encode(
     source: Annotated[str, typer.Argument(help="Text file, one text per line, or '-' for stdin.")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where to write: .npy or .jsonl (with --ray also a shard folder).")
-    ],
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write: .npy or .jsonl (with --ray also a shard folder). Default: JSON lines on stdout.",
+        ),
+    ] = None,
     model: Model = None,
     pooling: PoolingName = "default",
     batch_size: BatchSize = 64,
@@ -27,16 +32,21 @@ def encode(
     actors: Actors = 2,
     shard_size: ShardSize = 4096,
 ) -> None:
-    """Encode texts into sentence vectors (.npy float32, or JSON lines with text and embedding)."""
-    from semspace.data.files import check_vectors_path, read_lines, write_vectors
+    """Encode texts into sentence vectors (.npy float32, or JSON lines with text and embedding; JSON lines on stdout
+    without --output)."""
+    from semspace.data.files import check_vectors_path, read_lines, vector_lines, write_vectors
     from semspace.encode import Encoder
+    from semspace.errors import InvalidParameterError
 
     if ray is not None:
+        if output is None:
+            raise InvalidParameterError("encode --ray writes files: give --output (.npy, .jsonl or a shard folder).")
         spec = {"model": model, "pooling": pooling, "batch_size": batch_size, "max_length": max_length}
         spec |= {"normalize": normalize, "allow_download": allow_download, "backend": backend}
         _encode_on_ray(source, output, ray, actors, shard_size, spec)
         return
-    check_vectors_path(output)
+    if output is not None:
+        check_vectors_path(output)
     texts = read_lines(source)
     encoder = Encoder(
         model,
@@ -48,6 +58,10 @@ def encode(
         backend=backend,
     )
     vectors = encoder.encode(texts)
+    if output is None:
+        for line in vector_lines(vectors, texts):
+            echo(line)
+        return
     write_vectors(output, vectors, texts)
     note(
         f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors ({encoder.model_id}, "

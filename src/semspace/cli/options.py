@@ -39,6 +39,9 @@ BackendName = Annotated[
     ),
 ]
 Seed = Annotated[int, typer.Option("--seed", min=0, help="Random seed.")]
+# Labelled dev pairs have one option name in every command (train, dims, index whiten); `--dev`, train's former
+# name, is kept as a hidden alias so existing scripts still run.
+DevPairsAlias = Annotated[Path | None, typer.Option("--dev", hidden=True, help="The former name of --dev-pairs.")]
 
 DEFAULT_CACHE_DIR = Path(".cache/embeddings")
 
@@ -64,6 +67,15 @@ def echo_report(report: dict[str, Any], as_json: bool, table: Callable[[], str])
 def note(text: str) -> None:
     """A diagnostic line on stderr (what was written where, progress)."""
     typer.echo(text, err=True)
+
+
+def dev_pairs_path(dev_pairs: Path | None, alias: Path | None) -> Path | None:
+    """--dev-pairs, or its former name --dev; both given (and different) is an error."""
+    from semspace.errors import InvalidParameterError
+
+    if dev_pairs is not None and alias is not None and dev_pairs != alias:
+        raise InvalidParameterError("--dev is the former name of --dev-pairs: pass one of them.")
+    return dev_pairs if dev_pairs is not None else alias
 
 
 def number_list(value: str, option: str, kind: type[int] | type[float] = int) -> list[Any]:

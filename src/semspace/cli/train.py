@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from semspace.cli.options import DataRoot, echo
+from semspace.cli.options import DataRoot, DevPairsAlias, dev_pairs_path, echo
 
 if TYPE_CHECKING:
     from semspace.data.sts import STSPairs
@@ -26,7 +26,9 @@ ENCODER_HELP = {
 
 # The encoder commands' longer options, named once here so the command's signature stays one line per option.
 StartModel = Annotated[str | None, typer.Option(help="HF id or folder to start from (default: bundled MiniLM).")]
-DevFile = Annotated[Path | None, typer.Option(help="Labelled dev pairs (.tsv/.jsonl) evaluated every --eval-steps.")]
+DevFile = Annotated[
+    Path | None, typer.Option("--dev-pairs", help="Labelled dev pairs (.tsv/.jsonl) evaluated every --eval-steps.")
+]
 CosentLoss = Annotated[
     str | None, typer.Option(help="cosent only: cosent (default) | mse | cosent-mse | angle (AnglE).")
 ]
@@ -40,7 +42,8 @@ EvalEarly = Annotated[
 def cross_encoder(
     out: Annotated[Path, typer.Argument(help="Folder for the best-dev checkpoint (HF format).")],
     train: Annotated[Path | None, typer.Option(help="TSV s1<TAB>s2<TAB>label (default: STS-B train).")] = None,
-    dev: Annotated[Path | None, typer.Option(help="TSV dev pairs (default: STS-B dev).")] = None,
+    dev: Annotated[Path | None, typer.Option("--dev-pairs", help="TSV dev pairs (default: STS-B dev).")] = None,
+    dev_alias: DevPairsAlias = None,
     loss: Annotated[str, typer.Option(help="bce | mse | cosent")] = "bce",
     epochs: Annotated[int, typer.Option(min=1)] = 1,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
@@ -61,6 +64,7 @@ def cross_encoder(
     from semspace.data import load_sts_task, read_senteval_cn
     from semspace.train import CrossEncoderTrainConfig, train_cross_encoder
 
+    dev = dev_pairs_path(dev, dev_alias)
     if train is None or dev is None:
         task = load_sts_task("STS-B", data_root)
         train_pairs, dev_pairs = task.fit, task.dev
@@ -93,6 +97,7 @@ def _encoder_command(command: str):
         out: Annotated[Path, typer.Argument(help="Output folder: the best model (loadable by Encoder) + checkpoints.")],
         model: StartModel = None,
         dev: DevFile = None,
+        dev_alias: DevPairsAlias = None,
         dev_task: Annotated[str | None, typer.Option(help="Use an STS task's dev split instead, e.g. STS-B.")] = None,
         data_root: DataRoot = None,
         loss: CosentLoss = None,
@@ -107,7 +112,7 @@ def _encoder_command(command: str):
         lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-5,
         warmup: Annotated[float, typer.Option(help="Warm-up fraction of the steps.")] = 0.1,
         max_length: Annotated[int, typer.Option(min=4)] = 64,
-        pooling: Annotated[str | None, typer.Option(help="last-avg or cls (default: the model's own).")] = None,
+        pooling: Annotated[str | None, typer.Option(help="mean or cls (default: the model's own).")] = None,
         temperature: Annotated[float, typer.Option(help="InfoNCE τ (simcse, pairs).")] = 0.05,
         rdrop_alpha: Annotated[float, typer.Option(help="R-Drop weight α (0 = off).")] = 0.0,
         dropout: Annotated[float | None, typer.Option(help="Override the model's dropout rate.")] = None,
@@ -150,8 +155,9 @@ def _encoder_command(command: str):
             device=device,
         )
         config.validate()  # before any file is read or model loaded
+        dev = dev_pairs_path(dev, dev_alias)
         if dev is not None and dev_task is not None:
-            raise InvalidParameterError("Pass --dev or --dev-task, not both.")
+            raise InvalidParameterError("Pass --dev-pairs or --dev-task, not both.")
         train = read_sentences(data) if command == "simcse" else read_pairs(data, labelled=command == "cosent")
         dev_pairs = _read_dev_pairs(dev, dev_task, data_root)
         history = train_encoder(

@@ -205,8 +205,10 @@ def write_vectors(path: str | Path, vectors: np.ndarray, texts: list[str]) -> No
         np.save(buffer, vectors, allow_pickle=False)
         atomic_write_bytes(path, buffer.getvalue())
         return
-    lines = (
-        json.dumps({"text": t, "embedding": v.tolist()}, ensure_ascii=False)
-        for t, v in zip(texts, vectors, strict=True)
-    )
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    atomic_write_bytes(path, ("\n".join(vector_lines(vectors, texts)) + "\n").encode("utf-8"))
+
+
+def vector_lines(vectors: np.ndarray, texts: list[str]) -> Iterator[str]:
+    """One JSON object per text, `{"text", "embedding"}` (the .jsonl format, also `semspace encode`'s stdout)."""
+    for text, vector in zip(texts, vectors, strict=True):
+        yield json.dumps({"text": text, "embedding": vector.tolist()}, ensure_ascii=False)

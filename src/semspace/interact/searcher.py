@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from semspace._io import atomic_write_npz, read_artifact_json, read_artifact_npz, write_artifact_json
 from semspace.errors import ArtifactError, InvalidInputError, NoBiEncoderError, check_param
@@ -155,8 +154,9 @@ class CURSearcher:
         items, queries = list(item_texts), list(anchor_queries)
         if encoder is not None and item_vectors is None:
             item_vectors = np.asarray(encoder.encode(items), dtype=np.float32)
+        # the bar counts cross-encoder calls as they are made: the long part of a build
         index = CURIndex(n_anchor_items, anchor_items, rcond=rcond, seed=seed).fit(
-            list(tqdm(queries, desc="Scoring anchor queries", unit="query")), items, cross_encoder, item_vectors
+            queries, items, cross_encoder, item_vectors
         )
         ids = [str(i) for i in range(len(items))] if item_ids is None else list(item_ids)
         calibration = None

@@ -27,7 +27,7 @@ from semspace.search.catalog import Catalog, EncoderPool
 from semspace.search.collection import MANIFEST
 from semspace.service.batcher import BatchConfig, Batcher
 from semspace.service.deps import ServiceState
-from semspace.service.errors import ERROR_STATUS, HANDLERS
+from semspace.service.errors import ERROR_STATUS, HANDLERS, is_openai
 from semspace.service.metrics import MetricsMiddleware, ServiceMetrics
 from semspace.service.routes import ROUTERS
 from semspace.service.schemas import ERROR_DESCRIPTIONS, ErrorDetail, Limits, OpenAIError, describe_limits
@@ -225,7 +225,7 @@ def document(
     if secured:
         schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     for path, operations in schema.get("paths", {}).items():
-        model = "OpenAIError" if path.startswith("/v1/") else "ErrorDetail"
+        model = "OpenAIError" if is_openai(path) else "ErrorDetail"
         codes = [400] + ([413] if operations.keys() & {"post", "put", "delete", "patch"} else [])
         codes += [401] if secured and path != "/health" else []
         for operation in operations.values():

@@ -1,5 +1,5 @@
 """What several routes need around `Encoder.encode`: token counts (OpenAI `usage`, TEI `truncate=false`) and the
-`dimensions` projection of /v1/embeddings."""
+`dimensions` projection of /v1/embeddings and /embed."""
 
 from __future__ import annotations
 
@@ -53,17 +53,53 @@ def allowed_dimensions(encoder: Any, collection: Collection | None) -> str:
     return native if k is None else f"{native} or 1..{k} (the collection's whitening, first components)"
 
 
-def project(vectors: np.ndarray, dimensions: int | None, encoder: Any, collection: Collection | None) -> np.ndarray:
-    """OpenAI's `dimensions`: the raw vectors when absent; with a collection whose whitening keeps k components,
-    1 ≤ dimensions ≤ k gives the first `dimensions` whitened components (eigen-directions are sorted by variance, so
-    this is the whitening fitted with n_components=dimensions); `dimensions` = the encoder's dimension (when larger
-    than k, or without a whitening) is the raw vectors. Anything else is a 400 naming what is allowed."""
+def project(
+    vectors: np.ndarray,
+    dimensions: int | None,
+    encoder: Any,
+    collection: Collection | None,
+    *,
+    normalize: bool,
+    status: int = 400,
+) -> np.ndarray:
+    """`dimensions` of /v1/embeddings and TEI's /embed: the vectors as given when absent or equal to the encoder's
+    dimension; with a collection whose whitening keeps k components, 1 ≤ dimensions ≤ k gives the first `dimensions`
+    whitened components (eigen-directions are sorted by variance, so this is the whitening fitted with
+    n_components=dimensions), L2-normalised when `normalize` (OpenAI's shortened embeddings are unit length; cosine
+    of whitened vectors is what the collection searches with). Anything else is a `status` error naming what is
+    allowed."""
+    if not check_dimensions(dimensions, encoder, collection, status):
+        return vectors
+    transform = collection.transform  # type: ignore[union-attr]  # check_dimensions: it has a whitening
+    whitened = np.ascontiguousarray(transform.transform(vectors)[:, :dimensions], dtype=np.float32)
+    if normalize:
+        whitened /= np.maximum(np.linalg.norm(whitened, axis=1, keepdims=True), 1e-12)
+    return whitened
+
+
+def check_dimensions(dimensions: int | None, encoder: Any, collection: Collection | None, status: int = 400) -> bool:
+    """Whether `dimensions` asks for the whitened components (True) or the vectors as they are (False: absent or
+    the encoder's dimension); a `status` error naming what is allowed for any other number."""
     if dimensions is None:
-        return vectors
-    transform = getattr(collection, "transform", None)
-    k = getattr(transform, "n_components_", None)
+        return False
+    k = getattr(getattr(collection, "transform", None), "n_components_", None)
     if k is not None and dimensions <= k:
-        return np.ascontiguousarray(transform.transform(vectors)[:, :dimensions], dtype=np.float32)
+        return True
     if dimensions == encoder.dim:
-        return vectors
-    raise http_error(400, f"dimensions={dimensions} is not available: use {allowed_dimensions(encoder, collection)}.")
+        return False
+    allowed = allowed_dimensions(encoder, collection)
+    raise http_error(status, f"dimensions={dimensions} is not available: use {allowed}.")
+
+
+def check_prompt_name(encoder: Any, prompt_name: str | None) -> str:
+    """The prompt text TEI's `prompt_name` names ('' for none); a 400 naming the model's prompts otherwise (valid
+    JSON asking for what this model does not have, as an unavailable `dimensions` on /v1/embeddings: the schema
+    cannot list a model's prompts)."""
+    if prompt_name is None:
+        return ""
+    prompts = getattr(encoder, "prompts", {})
+    if prompt_name not in prompts:
+        names = ", ".join(repr(n) for n in prompts)
+        offered = f"one of this model's prompts: {names}" if names else "null: this model has no prompts"
+        raise http_error(400, f"prompt_name={prompt_name!r} is not available; use {offered}.")
+    return prompts[prompt_name]

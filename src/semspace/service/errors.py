@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
@@ -29,6 +30,7 @@ from semspace.errors import (
     SemspaceError,
     StorageError,
 )
+from semspace.service.schemas import BODY_TAGS
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,9 @@ def storage_status(exc: BaseException) -> int | None:
     return 507 if number in _FULL else 503 if number in _UNAVAILABLE else None
 
 
+OPENAI_PATHS = frozenset({"/embeddings"})  # TEI's copy of /v1/embeddings at the root
+
+
 def safe(value: Any) -> Any:
     """A JSON-encodable copy: lone surrogates backslash-escaped, NaN/Infinity as strings, unknown objects as str."""
     if isinstance(value, str):
@@ -76,7 +81,7 @@ def safe(value: Any) -> Any:
 
 def is_openai(request_or_path: Request | str) -> bool:
     path = request_or_path if isinstance(request_or_path, str) else request_or_path.url.path
-    return path.startswith(OPENAI_PREFIX)
+    return path.startswith(OPENAI_PREFIX) or path in OPENAI_PATHS
 
 
 def error_response(
@@ -125,8 +130,15 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         msg = e.get("msg", "")
         if e.get("type") == "json_invalid" and isinstance(e.get("ctx"), dict) and "error" in e["ctx"]:
             msg = f"{msg}: {e['ctx']['error']}"
-        errors.append({"loc": list(e.get("loc", ())), "msg": msg, "type": e.get("type", "")})
+        errors.append({"loc": _location(e.get("loc", ())), "msg": msg, "type": e.get("type", "")})
     return error_response(request.url.path, 422, errors)
+
+
+def _location(loc: Sequence[Any]) -> list[Any]:
+    """pydantic's `loc` without the tag a discriminated body adds (["body", "TEIEmbedRequest", "inputs"] →
+    ["body", "inputs"]): the client sent a body, not a member of our union."""
+    loc = list(loc)
+    return [loc[0], *loc[2:]] if len(loc) > 1 and loc[0] == "body" and loc[1] in BODY_TAGS else loc
 
 
 async def semspace_error(request: Request, exc: Exception) -> JSONResponse:

@@ -20,12 +20,16 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     SerializerFunctionWrapHandler,
     StrictBool,
     StrictFloat,
+    Tag,
+    WithJsonSchema,
     model_serializer,
 )
+from pydantic_core import PydanticCustomError
 
 from semspace.errors import check_param
 from semspace.search.catalog import NAME_PATTERN
@@ -40,6 +44,26 @@ def _json_integer(value: Any) -> Any:
 
 
 StrictInt = Annotated[int, BeforeValidator(_json_integer)]
+
+
+def _one_or_more_texts(value: Any) -> Any:
+    """TEI's `inputs`: one string (a batch of one) or a list of strings. One clear error for anything else, instead
+    of pydantic's error per member of a `str | list[str]` union."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise PydanticCustomError("texts_type", "Input should be a string or a list of strings")
+    return value
+
+
+TEXTS_SCHEMA = {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+    "title": "Inputs",
+}
+# a string or a non-empty list of strings, always given to the route as a list
+OneOrMoreTexts = Annotated[
+    list[str], BeforeValidator(_one_or_more_texts), Field(min_length=1), WithJsonSchema(TEXTS_SCHEMA)
+]
 
 
 def http_error(status: int, detail: str) -> HTTPException:
@@ -126,16 +150,32 @@ class EmbedRequest(StrictRequest):
 
 
 class TEIEmbedRequest(BaseModel):
-    """Text Embeddings Inference's /embed body; the response is a bare list of vectors."""
+    """Text Embeddings Inference's /embed body (router/src/http/types.rs `EmbedRequest`); the response is a bare
+    list of vectors. `truncation_direction` "left" is not offered (a 422)."""
 
-    inputs: str | list[str]
+    inputs: OneOrMoreTexts
     normalize: StrictBool = True  # TEI's default
-    truncate: StrictBool = False  # TEI's default: a text over the token limit is an error, not cut
+    truncate: StrictBool | None = False  # TEI's default: a text over the token limit is an error, not cut
     truncation_direction: Literal["right", "Right"] = "right"
-    prompt_name: None = None  # accepted for TEI clients that always send it; no prompts here
+    prompt_name: str | None = None  # one of the model's sentence-transformers prompts (else a 422 naming them)
+    dimensions: StrictInt | None = Field(default=None, ge=1)  # as /v1/embeddings: the whitened first components
 
     def texts(self) -> list[str]:
-        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+        return list(self.inputs)
+
+
+def _embed_body_kind(value: Any) -> str:
+    return "TEIEmbedRequest" if isinstance(value, dict) and "inputs" in value else "EmbedRequest"
+
+
+# /embed's body: TEI's when it has `inputs`, else semspace's. The discriminator validates against that one model
+# only, so an error names that model's fields (a plain union reports every member's errors); the tag pydantic puts
+# in the error's `loc` is dropped by the service's error handler (BODY_TAGS).
+EmbedBody = Annotated[
+    Annotated[EmbedRequest, Tag("EmbedRequest")] | Annotated[TEIEmbedRequest, Tag("TEIEmbedRequest")],
+    Discriminator(_embed_body_kind),
+]
+BODY_TAGS = frozenset({"EmbedRequest", "TEIEmbedRequest"})
 
 
 class EmbedResponse(BaseModel):
@@ -360,11 +400,30 @@ class OpenAIError(BaseModel):
 
 
 # -- OpenAI-compatible /v1 -------------------------------------------------------------------------------------
-class OpenAIEmbeddingsRequest(BaseModel):
-    """`input` is a string or a list of strings (token-id arrays are refused with a 400)."""
+def _v1_input(value: Any) -> Any:
+    """OpenAI's `input`: a string, a list of strings, or token ids (a list of ints, or of lists of ints — parsed so
+    the route can refuse them with a 400 that says so). One clear error for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and (
+        all(isinstance(v, str) for v in value)
+        or all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        or all(isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v) for v in value)
+    ):
+        return value
+    raise PydanticCustomError("texts_type", "Input should be a string or a list of strings")
 
-    input: str | list[str] | list[int] | list[list[int]]
-    model: str
+
+class OpenAIEmbeddingsRequest(BaseModel):
+    """`input` is a string or a list of strings (token-id arrays are refused with a 400); `model` is any name (the
+    one model served answers, as TEI does; GET /v1/models says which)."""
+
+    input: Annotated[
+        str | list[str] | list[int] | list[list[int]],
+        BeforeValidator(_v1_input),
+        WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+    ]
+    model: str | None = None  # any name, as TEI: the one model served answers
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = Field(default=None, ge=1)
     user: str | None = None
@@ -409,6 +468,63 @@ class RerankRequest(BaseModel):
     truncate: StrictBool = True  # pairs are always cut at the cross-encoder's max_length
 
 
+class TokenizeRequest(BaseModel):
+    """TEI's /tokenize body."""
+
+    inputs: OneOrMoreTexts
+    add_special_tokens: StrictBool = True
+    prompt_name: str | None = None
+
+
+class Token(BaseModel):
+    """One token as TEI's /tokenize writes it: `start`/`stop` are character offsets in the text (null for a special
+    token the tokenizer added)."""
+
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
+
+
+def _one_or_more_id_lists(value: Any) -> Any:
+    """TEI's `ids`: one list of token ids (a batch of one) or a non-empty list of them."""
+    if not isinstance(value, list):
+        raise PydanticCustomError("ids_type", "Input should be a list of token ids or a list of such lists")
+    if value and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        return [value]
+    return value
+
+
+MAX_TOKEN_ID = 2**32 - 1  # tokenizers' ids are u32 (TEI's too)
+TokenId = Annotated[StrictInt, Field(ge=0, le=MAX_TOKEN_ID)]
+TOKEN_ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_TOKEN_ID}
+
+
+class DecodeRequest(BaseModel):
+    """TEI's /decode body: ids the tokenizer does not know are skipped, as TEI's tokenizer does."""
+
+    ids: Annotated[
+        list[Annotated[list[TokenId], Field(min_length=1)]],
+        BeforeValidator(_one_or_more_id_lists),
+        Field(min_length=1),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "array", "items": TOKEN_ID_SCHEMA, "minItems": 1},
+                    {
+                        "type": "array",
+                        "items": {"type": "array", "items": TOKEN_ID_SCHEMA, "minItems": 1},
+                        "minItems": 1,
+                    },
+                ],
+                "title": "Ids",
+            }
+        ),
+    ]
+    skip_special_tokens: StrictBool = True
+
+
 class Rank(BaseModel):
     index: int
     score: float
@@ -445,8 +561,14 @@ TEXT_FIELDS = (
     ("RerankRequest", "texts"),
     ("RerankRequest", "query"),
     ("DocumentIn", "text"),
+    ("TokenizeRequest", "inputs"),
 )
-BATCH_FIELDS = (("AddRequest", "documents"), ("DeleteRequest", "ids"), ("SimilarityRequest", "pairs"))
+BATCH_FIELDS = (
+    ("AddRequest", "documents"),
+    ("DeleteRequest", "ids"),
+    ("SimilarityRequest", "pairs"),
+    ("DecodeRequest", "ids"),
+)
 
 
 def describe_limits(
@@ -475,6 +597,8 @@ def describe_limits(
         )
     if "OpenAIEmbeddingsRequest" in comps:
         _describe_v1_embeddings(props("OpenAIEmbeddingsRequest"), limits, served)
+    if "TEIEmbedRequest" in comps and served is not None:
+        props("TEIEmbedRequest")["dimensions"] = _dimensions_schema(*served[1:])
     if "SearchRequest" in comps:
         _describe_search(comps["SearchRequest"], limits)
     if "AddRequest" in comps:
@@ -507,11 +631,16 @@ def _describe_v1_embeddings(v1: dict[str, Any], limits: Limits, served: tuple[st
     _limit_texts(v1["input"], limits, min_items=1)
     if served is not None:
         model_id, native, k = served
-        v1["model"] = {"type": "string", "enum": [model_id], "title": "Model"}
-        allowed: list[dict[str, Any]] = [{"type": "integer", "enum": [native]}, {"type": "null"}]
-        if k is not None:
-            allowed.insert(1, {"type": "integer", "minimum": 1, "maximum": k})
-        v1["dimensions"] = {"anyOf": allowed, "title": "Dimensions"}
+        v1["model"]["description"] = f"Any name: this service serves {model_id!r} whatever `model` says."
+        v1["dimensions"] = _dimensions_schema(native, k)
+
+
+def _dimensions_schema(native: int, k: int | None) -> dict[str, Any]:
+    """The `dimensions` this service gives: the encoder's own, or 1..k of the collection's whitening."""
+    allowed: list[dict[str, Any]] = [{"type": "integer", "enum": [native]}, {"type": "null"}]
+    if k is not None:
+        allowed.insert(1, {"type": "integer", "minimum": 1, "maximum": k})
+    return {"anyOf": allowed, "title": "Dimensions"}
 
 
 def _describe_search(search: dict[str, Any], limits: Limits) -> None:
@@ -538,13 +667,15 @@ def _describe_add(add: dict[str, Any], document: dict[str, Any], limits: Limits)
 
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad request: a library error (bad parameter), a Host header not allowed, or token ids as input.",
+    400: "Bad request: a library error (bad parameter), a Host header not allowed, token ids as input, or a "
+    "`prompt_name` / `dimensions` this model or collection does not have.",
     401: "Missing or wrong API key (`Authorization: Bearer <key>`).",
     403: "Not allowed here: creating or dropping a collection on a server that serves a single one.",
     404: "Not found (a document id, a collection, a model, or no collection / CUR index / cross-encoder attached).",
     409: "A document id is already in the collection, or a collection of that name exists; nothing was written.",
     413: "Over a limit: request body bytes, items per request, characters per text, metadata bytes, hits or "
     "response bytes.",
+    415: "The body is not sent as JSON (`Content-Type: application/json`).",
     422: "Invalid input: wrong types or shapes, empty texts, NaN/Infinity literals, lone surrogates.",
 }
 

@@ -185,7 +185,7 @@ def train_encoder(
     tokenizer, inference_length = backend.tokenizer, backend.max_length
     pooling = Pooling.resolve(config.pooling, backend.default_pooling)
     if pooling not in ST_POOLING_MODES:
-        raise InvalidParameterError(f"Training supports the poolings last-avg and cls; got {pooling.value!r}.")
+        raise InvalidParameterError(f"Training supports the poolings mean and cls; got {pooling.value!r}.")
     model = _prepare_model(backend.model, config)
     step = _Step(config, data)
 

@@ -12,6 +12,7 @@ ROUTERS = (
     (meta.router, ""),
     (embed.router, ""),
     (openai.router, ""),
+    (openai.root_router, ""),  # TEI's POST /embeddings
     (tei.router, ""),
     (search.router, ""),
     (documents.router, ""),

@@ -1,14 +1,22 @@
-"""POST /embed (texts → vectors; also TEI's `{"inputs": ...}` body) and POST /similarity (pairs → cosine scores)."""
+"""POST /embed (texts → vectors; also TEI's `{"inputs": ...}` body, which TEI serves at POST / and SageMaker's
+POST /invocations too) and POST /similarity (pairs → cosine scores)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from semspace.service.deps import EncoderDep, LimitsDep, MetricsDep
-from semspace.service.encoding import check_untruncated, encode_async, token_lengths
+from semspace.service.deps import EncoderDep, LimitsDep, MetricsDep, StateDep
+from semspace.service.encoding import (
+    check_dimensions,
+    check_prompt_name,
+    check_untruncated,
+    encode_async,
+    project,
+    token_lengths,
+)
 from semspace.service.schemas import (
-    EmbedRequest,
+    EmbedBody,
     EmbedResponse,
     SimilarityRequest,
     SimilarityResponse,
@@ -20,29 +28,59 @@ from semspace.transform import paired_cosine
 
 router = APIRouter(tags=["embeddings"], route_class=StrictJSONRoute)
 
+# TEI answers POST / and POST /invocations (AWS SageMaker) as /embed when it serves an embedding model, which a
+# semspace service always does (a reranker is an addition, at /rerank): huggingface_hub's
+# `InferenceClient(base_url).feature_extraction` posts TEI's body to the base URL itself.
+EMBED_PATHS = ("/embed", "/", "/invocations")
 
-@router.post("/embed", response_model=EmbedResponse | list[list[float]], responses=error_responses(413, 422))
+
 async def embed(
-    body: EmbedRequest | TEIEmbedRequest, encoder: EncoderDep, limits: LimitsDep, metrics: MetricsDep
+    body: EmbedBody, state: StateDep, encoder: EncoderDep, limits: LimitsDep, metrics: MetricsDep
 ) -> EmbedResponse | list[list[float]]:
     """One vector per text (a coroutine: small requests await the batcher, larger ones run in the thread pool).
     `{"texts": [...], "normalize": false}` → `{"model", "dim", "embeddings"}`;
-    TEI's `{"inputs": str | [str], "normalize": true, "truncate": false}` → a bare list of vectors (TEI's
-    defaults: normalised, and a text over the token limit is a 413 unless `truncate` is true)."""
+    TEI's `{"inputs": str | [str], "normalize": true, "truncate": false, "prompt_name": null, "dimensions": null}` →
+    a bare list of vectors (TEI's defaults: normalised, and a text over the token limit is a 413 unless `truncate`
+    is true; `prompt_name` one of the model's prompts; `dimensions` as on /v1/embeddings, normalised after)."""
     if isinstance(body, TEIEmbedRequest):
-        texts = body.texts()
-        limits.check_texts(texts, "inputs")
-        metrics.observe_batch("/embed", len(texts))
-        if not body.truncate:
-            check_untruncated(encoder, await run_in_threadpool(token_lengths, encoder, texts))
-        return (await encode_async(encoder, texts, normalize=body.normalize, show_progress_bar=False)).tolist()
+        return await embed_tei(body, state, encoder, limits, metrics)
     limits.check_texts(body.texts)
     metrics.observe_batch("/embed", len(body.texts))
     vectors = await encode_async(encoder, body.texts, normalize=body.normalize, show_progress_bar=False)
     return EmbedResponse(model=encoder.model_id, dim=vectors.shape[1], embeddings=vectors.tolist())
 
 
-@router.post("/similarity", response_model=SimilarityResponse, responses=error_responses(413, 422))
+async def embed_tei(
+    body: TEIEmbedRequest, state: StateDep, encoder: EncoderDep, limits: LimitsDep, metrics: MetricsDep
+) -> list[list[float]]:
+    texts = body.texts()
+    limits.check_texts(texts, "inputs")
+    prompt = check_prompt_name(encoder, body.prompt_name)
+    whiten = check_dimensions(body.dimensions, encoder, state.collection, status=422)
+    metrics.observe_batch("/embed", len(texts))
+    if not body.truncate:
+        check_untruncated(encoder, await run_in_threadpool(token_lengths, encoder, [prompt + t for t in texts]))
+    # whitened components are normalised after the projection, as TEI normalises after cutting to `dimensions`
+    vectors = await encode_async(
+        encoder,
+        texts,
+        normalize=body.normalize and not whiten,
+        show_progress_bar=False,
+        prompt_name=body.prompt_name,
+    )
+    return project(vectors, body.dimensions, encoder, state.collection, normalize=body.normalize, status=422).tolist()
+
+
+for _path in EMBED_PATHS:
+    router.post(
+        _path,
+        response_model=EmbedResponse | list[list[float]],
+        responses=error_responses(413, 415, 422),
+        summary="Embed" if _path == "/embed" else f"Embed (TEI's POST {_path})",
+    )(embed)
+
+
+@router.post("/similarity", response_model=SimilarityResponse, responses=error_responses(413, 415, 422))
 def similarity(body: SimilarityRequest, encoder: EncoderDep, limits: LimitsDep) -> SimilarityResponse:
     """The cosine of each pair; every distinct text is encoded once."""
     limits.check_texts(body.texts(), "pair texts")

@@ -1,4 +1,5 @@
-"""GET /health, the search page at GET /, offline API docs at GET /docs, and Prometheus GET /metrics."""
+"""GET /health (also GET /ping, as TEI and SageMaker probe it), the search page at GET /, offline API docs at
+GET /docs, and Prometheus GET /metrics."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def swagger_assets() -> Path | None:
 
 
 @router.get("/health", response_model=Health, tags=["meta"])
+@router.get("/ping", response_model=Health, tags=["meta"], summary="Health (TEI's and SageMaker's GET /ping)")
 def health(state: Annotated[ServiceState, Depends(get_state)], encoder: EncoderDep) -> Health:
     """Liveness plus what is loaded; `documents` and `index` are null without a collection."""
     c = state.collection

@@ -1,5 +1,11 @@
-"""OpenAI-compatible POST /v1/embeddings, GET /v1/models and GET /v1/models/{id}: what the `openai` client and
-LangChain's `OpenAIEmbeddings` call. Errors on these routes have OpenAI's `{"error": {...}}` shape."""
+"""OpenAI-compatible POST /v1/embeddings (also at POST /embeddings, as TEI serves it), GET /v1/models and
+GET /v1/models/{id}: what the `openai` client and LangChain's `OpenAIEmbeddings` call. Errors on these routes have
+OpenAI's `{"error": {...}}` shape.
+
+`model` may be any name: the one model served answers it, as TEI does (most tools send `text-embedding-3-small`
+unless told otherwise, and refusing it would only make users look up a name that changes nothing). The response's
+`model` and GET /v1/models say what is served: its id and the names it is known by (e.g. the bundled model's Hub
+id)."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import numpy as np
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from semspace.encode.models import model_aliases
 from semspace.service.deps import EncoderDep, LimitsDep, MetricsDep, StateDep
 from semspace.service.encoding import encode_async, project, token_lengths, tokens_read
 from semspace.service.schemas import (
@@ -25,27 +32,25 @@ from semspace.service.schemas import (
 from semspace.service.security import StrictJSONRoute
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=StrictJSONRoute)
+# TEI serves the OpenAI route at /embeddings too (clients given the server's root as their base URL)
+root_router = APIRouter(tags=["openai"], route_class=StrictJSONRoute)
 
 STARTED = int(time.time())
 TOKEN_IDS = "Token-id input is not supported: send 'input' as a string or a list of strings."
 
 
 def model_ids(encoder: EncoderDep) -> list[str]:
-    """The names a client may pass as `model`: the encoder's id (the only model served)."""
-    return [encoder.model_id]
+    """What GET /v1/models lists: the encoder's id, then the other names it is known by."""
+    return [encoder.model_id, *model_aliases(encoder.model_id)]
 
 
-@router.post(
-    "/embeddings", response_model=OpenAIEmbeddingsResponse, responses=error_responses(404, 413, 422, openai=True)
-)
 async def embeddings(
     body: OpenAIEmbeddingsRequest, state: StateDep, encoder: EncoderDep, limits: LimitsDep, metrics: MetricsDep
 ) -> OpenAIEmbeddingsResponse:
-    """Vectors as `Encoder.encode` gives them; `encoding_format="base64"` packs each as little-endian float32;
-    `dimensions` picks the whitened first components when the collection has a whitening (see
+    """Vectors as `Encoder.encode` gives them, whatever `model` names (the one model served answers);
+    `encoding_format="base64"` packs each as little-endian float32; `dimensions` below the encoder's own gives the
+    first whitened components of the collection's whitening, L2-normalised like OpenAI's shortened embeddings (see
     :func:`semspace.service.encoding.project`); `usage` counts the tokens the model read."""
-    if body.model not in model_ids(encoder):
-        raise http_error(404, f"The model {body.model!r} does not exist; this service serves {encoder.model_id!r}.")
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts:
         raise http_error(422, "'input' is empty.")
@@ -55,7 +60,7 @@ async def embeddings(
     metrics.observe_batch("/v1/embeddings", len(texts))
     lengths = await run_in_threadpool(token_lengths, encoder, texts)
     vectors = await encode_async(encoder, texts, show_progress_bar=False)
-    vectors = project(vectors, body.dimensions, encoder, state.collection)
+    vectors = project(vectors, body.dimensions, encoder, state.collection, normalize=True)
     if body.encoding_format == "base64":
         little = vectors.astype("<f4", copy=False)
         data = [
@@ -70,15 +75,25 @@ async def embeddings(
     )
 
 
+for _router, _path in ((router, "/embeddings"), (root_router, "/embeddings")):
+    _router.post(
+        _path,
+        response_model=OpenAIEmbeddingsResponse,
+        responses=error_responses(400, 413, 415, 422, openai=True),
+        summary="Embeddings (OpenAI)",
+    )(embeddings)
+
+
 @router.get("/models", response_model=OpenAIModelList)
 def models(encoder: EncoderDep) -> OpenAIModelList:
-    """The one model this service serves."""
+    """The one model this service serves, under its id and the names it is known by (every name answers
+    /v1/embeddings: any `model` is accepted)."""
     return OpenAIModelList(data=[OpenAIModel(id=i, created=STARTED) for i in model_ids(encoder)])
 
 
 @router.get("/models/{model_id:path}", response_model=OpenAIModel, responses=error_responses(404, 422, openai=True))
 def model(model_id: str, encoder: EncoderDep) -> OpenAIModel:
-    """One model by id (ids may hold slashes, like Hugging Face ids); a 404 for any other."""
+    """One model by id (ids may hold slashes, like Hugging Face ids); a 404 for a name this service does not list."""
     if model_id not in model_ids(encoder):
         raise http_error(404, f"The model {model_id!r} does not exist; this service serves {encoder.model_id!r}.")
     return OpenAIModel(id=model_id, created=STARTED)

@@ -1,0 +1,190 @@
+"""TEI's routes and bodies as its clients send them, over real HTTP on 127.0.0.1 (issue 27): huggingface_hub's
+`InferenceClient` posting to the base URL, POST /invocations, POST /embeddings, GET /ping, `dimensions` and
+`prompt_name` on /embed, any `model` name on /v1/embeddings, 415 for a body not sent as JSON, and error bodies that
+name the fields of the body the client sent (never a dump of every member of a union)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from semspace import Encoder
+from semspace.search import Collection
+from semspace.service import Limits, create_app
+
+KEY = "test-key-123"
+TEXTS = ["a man is playing a guitar", "a dog", "the big plane is taking off in the park"]
+
+
+@pytest.fixture
+def served(whitened_collection, tiny_encoder, live_server):
+    app = create_app(whitened_collection, encoder=tiny_encoder, limits=Limits(max_batch=16), api_key=KEY)
+    with live_server(app) as srv:
+        yield srv
+
+
+@pytest.fixture
+def http(served):
+    with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as client:
+        yield client
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
+
+
+def test_huggingface_hub_inference_client(served, tiny_encoder):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    client = huggingface_hub.InferenceClient(base_url=served.url, api_key=KEY, timeout=30)
+    vectors = client.feature_extraction(TEXTS)  # posts TEI's body to the base URL itself
+    assert vectors.shape == (3, 32)
+    np.testing.assert_allclose(vectors, tiny_encoder.encode(TEXTS, normalize=True), rtol=1e-5, atol=1e-6)
+    raw = client.feature_extraction("a dog", normalize=False, truncate=True)
+    np.testing.assert_allclose(raw, tiny_encoder.encode(["a dog"]), rtol=1e-5, atol=1e-6)
+
+
+def test_tei_root_invocations_embeddings_and_ping(http, tiny_encoder):
+    expected = tiny_encoder.encode(TEXTS, normalize=True)
+    for path in ("/", "/invocations", "/embed"):
+        np.testing.assert_allclose(http.post(path, json={"inputs": TEXTS}).json(), expected, rtol=1e-5, atol=1e-6)
+    ours = http.post("/", json={"texts": ["a dog"]}).json()  # semspace's own body works there too
+    assert ours["dim"] == 32
+    openai_body = http.post("/embeddings", json={"input": TEXTS, "model": "anything"}).json()
+    np.testing.assert_array_equal(
+        np.array([d["embedding"] for d in openai_body["data"]], dtype=np.float32), tiny_encoder.encode(TEXTS)
+    )
+    assert openai_body["model"] == tiny_encoder.model_id
+    ping = http.get("/ping")
+    assert ping.status_code == 200 and ping.json()["status"] == "ok"
+    assert http.get("/").headers["content-type"].startswith("text/html")  # GET / is still the search page
+    errors = http.post("/embeddings", json={"input": 3})  # OpenAI's error shape, as on /v1/embeddings
+    assert errors.status_code == 422 and errors.json()["error"]["param"] == "input"
+
+
+def test_any_model_name_is_the_served_model(served, tiny_encoder):
+    """Most tools send `text-embedding-3-small` unless told; TEI ignores `model`, and so does semspace."""
+    c = openai.OpenAI(base_url=f"{served.url}/v1", api_key=KEY, max_retries=0, timeout=30)
+    for name in ("text-embedding-3-small", tiny_encoder.model_id, "sentence-transformers/all-MiniLM-L6-v2"):
+        got = c.embeddings.create(model=name, input=TEXTS, encoding_format="float")
+        assert got.model == tiny_encoder.model_id
+        np.testing.assert_array_equal(
+            np.array([d.embedding for d in got.data], dtype=np.float32), tiny_encoder.encode(TEXTS)
+        )
+    no_model = httpx.post(
+        f"{served.url}/v1/embeddings", json={"input": "a dog"}, headers={"Authorization": f"Bearer {KEY}"}
+    )
+    assert no_model.status_code == 200
+
+
+def test_embed_dimensions_are_the_whitened_components(http, tiny_encoder, whitened_collection):
+    with Collection.open(whitened_collection, encoder=tiny_encoder) as coll:
+        whitened = coll.transform.transform(tiny_encoder.encode(TEXTS))
+    four = np.array(http.post("/embed", json={"inputs": TEXTS, "dimensions": 4}).json())
+    assert four.shape == (3, 4)
+    np.testing.assert_allclose(four, unit(whitened[:, :4]), rtol=1e-4, atol=1e-5)  # normalised after, as TEI
+    raw = http.post("/embed", json={"inputs": TEXTS, "dimensions": 4, "normalize": False}).json()
+    np.testing.assert_allclose(raw, whitened[:, :4], rtol=1e-4, atol=1e-5)
+    native = http.post("/embed", json={"inputs": TEXTS, "dimensions": 32}).json()
+    np.testing.assert_allclose(native, tiny_encoder.encode(TEXTS, normalize=True), rtol=1e-5, atol=1e-6)
+    refused = http.post("/embed", json={"inputs": TEXTS, "dimensions": 12})
+    assert refused.status_code == 422 and "dimensions=12 is not available: use 32" in refused.json()["detail"]
+
+
+def test_prompt_name_uses_the_models_prompts(tiny_bert_dir, tmp_path, live_server):
+    st = pytest.importorskip("sentence_transformers")
+    try:  # sentence-transformers >= 6; `sentence_transformers.models` before
+        from sentence_transformers.sentence_transformer import modules
+    except ImportError:
+        from sentence_transformers import models as modules
+    parts = [modules.Transformer(str(tiny_bert_dir)), modules.Pooling(32, pooling_mode="mean")]
+    st.SentenceTransformer(modules=parts, device="cpu", prompts={"query": "a man "}).save(str(tmp_path / "st"))
+    encoder = Encoder(str(tmp_path / "st"))
+    with live_server(create_app(None, encoder=encoder)) as srv:
+        body = {"inputs": TEXTS, "prompt_name": "query", "normalize": False}
+        got = httpx.post(f"{srv.url}/embed", json=body).json()
+        np.testing.assert_allclose(got, encoder.encode(TEXTS, prompt_name="query"), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(got, encoder.encode(TEXTS), atol=1e-3)
+        missing = httpx.post(f"{srv.url}/embed", json={"inputs": "a dog", "prompt_name": "passage"})
+        detail = missing.json()["detail"]
+        assert missing.status_code == 400 and detail.startswith("prompt_name='passage' is not available; use one of")
+        assert "'query'" in detail
+
+
+def test_prompt_name_without_prompts_is_a_clear_400(http):
+    """Valid JSON asking for what the model does not have: a 400, as an unavailable `dimensions` on /v1."""
+    refused = http.post("/embed", json={"inputs": "a dog", "prompt_name": "query"})
+    assert refused.status_code == 400
+    assert refused.json()["detail"] == "prompt_name='query' is not available; use null: this model has no prompts."
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("/embed", "text/plain"), ("/embed", None), ("/", "application/x-www-form-urlencoded"), ("/v1/embeddings", None)],
+)
+def test_a_body_not_sent_as_json_is_415(http, path, content_type):
+    headers = {} if content_type is None else {"content-type": content_type}
+    body = json.dumps({"inputs": "a dog", "input": "a dog", "model": "m"}).encode()
+    response = http.post(path, content=body, headers=headers)
+    assert response.status_code == 415
+    message = response.json()["error"]["message"] if path.startswith("/v1/") else response.json()["detail"]
+    assert "Content-Type: application/json" in message
+
+
+MALFORMED = [
+    ("/embed", {"inputs": []}, [["body", "inputs"]]),  # issue 29: the schema's minItems
+    ("/embed", {"inputs": 3}, [["body", "inputs"]]),
+    ("/embed", {"inputs": "a", "prompt_name": 3}, [["body", "prompt_name"]]),
+    ("/embed", {"inputs": "a", "dimensions": 0}, [["body", "dimensions"]]),
+    ("/embed", {"texts": []}, [["body", "texts"]]),
+    ("/embed", {"texts": ["a"], "inputs_": 1}, [["body", "inputs_"]]),
+    ("/embed", [1, 2], [["body"]]),
+    ("/", {"inputs": [], "normalize": "yes"}, [["body", "inputs"], ["body", "normalize"]]),
+    ("/v1/embeddings", {"input": {"a": 1}}, None),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "locs"), MALFORMED)
+def test_malformed_bodies_name_the_fields_sent(http, path, body, locs):
+    """One error per wrong field of the body the client sent, never one per member of a union."""
+    response = http.post(path, json=body)
+    assert response.status_code == 422
+    if locs is None:  # OpenAI's shape: one message
+        error = response.json()["error"]
+        assert error["param"] == "input" and error["message"] == "input: Input should be a string or a list of strings"
+        return
+    detail = response.json()["detail"]
+    assert [e["loc"] for e in detail] == locs
+    assert not any(tag in json.dumps(detail) for tag in ("EmbedRequest", "list[str]", "function-after"))
+
+
+def test_tokenize_and_decode_like_tei(http, tiny_bert_dir):
+    from transformers import AutoTokenizer
+
+    reference = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    tokens = http.post("/tokenize", json={"inputs": ["a dog", "the big plane"]}).json()
+    assert [[t["id"] for t in row] for row in tokens] == [reference(t)["input_ids"] for t in ("a dog", "the big plane")]
+    first = tokens[0]
+    assert first[0] == {"id": reference.cls_token_id, "text": "[CLS]", "special": True, "start": None, "stop": None}
+    assert first[2] == {
+        "id": reference.convert_tokens_to_ids("dog"),
+        "text": "dog",
+        "special": False,
+        "start": 2,
+        "stop": 5,
+    }
+    bare = http.post("/tokenize", json={"inputs": "a dog", "add_special_tokens": False}).json()
+    assert [t["text"] for t in bare[0]] == ["a", "dog"]
+    ids = [t["id"] for t in first]
+    assert http.post("/decode", json={"ids": ids}).json() == [reference.decode(ids, skip_special_tokens=True)]
+    both = http.post("/decode", json={"ids": [ids, ids], "skip_special_tokens": False}).json()
+    assert both == [reference.decode(ids)] * 2 and both[0].startswith("[CLS]")
+    unknown = http.post("/decode", json={"ids": [*ids, 10**6], "skip_special_tokens": False}).json()
+    assert unknown == both[:1]  # ids the tokenizer does not know are skipped, as TEI's tokenizer does
+    too_big = http.post("/decode", json={"ids": [2**32]})
+    assert too_big.status_code == 422 and [e["loc"] for e in too_big.json()["detail"]] == [["body", "ids", 0, 0]]
+    empty = http.post("/tokenize", json={"inputs": []})
+    assert empty.status_code == 422 and [e["loc"] for e in empty.json()["detail"]] == [["body", "inputs"]]
