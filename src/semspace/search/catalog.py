@@ -41,8 +41,14 @@ _HIDDEN_PREFIX = "."  # work folders (a collection being made or dropped) are hi
 
 
 def spec_key(spec: dict) -> str:
-    """The key under which collections share an encoder: model, pooling and max_length as canonical JSON."""
-    return json.dumps({k: spec.get(k) for k in ("model", "pooling", "max_length")}, sort_keys=True)
+    """The key under which collections share an encoder: model, pooling (by its current name: an old manifest's
+    `last-avg` is `mean`) and max_length as canonical JSON."""
+    from semspace.encode.pooling import Pooling
+
+    key = {k: spec.get(k) for k in ("model", "pooling", "max_length")}
+    if key["pooling"] is not None:
+        key["pooling"] = Pooling.parse(key["pooling"]).value
+    return json.dumps(key, sort_keys=True)
 
 
 class EncoderPool:
@@ -273,10 +279,11 @@ class Catalog:
 def _same_model(encoder: Encoder, model: str | None, pooling: str, max_length: int | None) -> bool:
     """Whether `encoder` is what Encoder(model, pooling, max_length) would load (compared by recorded spec)."""
     from semspace.encode.models import BUNDLED_ID
+    from semspace.encode.pooling import Pooling
 
     wanted = BUNDLED_ID if model is None else str(model)
     if wanted != encoder.model_id:
         return False
     if max_length is not None and max_length != encoder.max_length:
         return False
-    return pooling in ("default", encoder.pooling.value)
+    return pooling == "default" or Pooling.parse(pooling) is encoder.pooling
