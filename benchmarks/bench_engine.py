@@ -112,8 +112,8 @@ def worker(args: argparse.Namespace) -> None:
         np.save(args.out + ".npy", np.asarray(vectors, dtype=np.float32))
         if args.profile and args.worker.startswith("semspace") and args.task != "zh":
             result["profile"] = profile(model, texts)
-        if args.worker.startswith("semspace"):
-            result["engine"] = model.backend  # what `auto` resolved to
+    if args.worker.startswith("semspace"):
+        result["engine"] = model.backend  # what `auto` resolved to
     result["n"] = len(texts)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(args.out + ".json").write_text(json.dumps(result))
@@ -634,7 +634,7 @@ def encoder_table(task, n, variants, skipped, results, index, test, np) -> list[
         fastest = per_round_ratio(results, task, v, peers) if v not in PEER else []
         rss = max(res["peak_rss_mb"] for res in runs)
         rho = spearman_sts(np.load(runs[-1]["vectors"]), index, test) if task == "short" else float("nan")
-        name = f"{v} (→ {runs[-1]['engine']})" if v == "semspace-auto" else v
+        name = f"{v} (→ {runs[-1].get('engine', '?')})" if v == "semspace-auto" else v
         shown = summary(fastest) if fastest else "–"
         lines.append(f"| {name} | {summary(rates)} | {ratio} | {shown} | {rss:.0f} | {rho:.2f} |")
     lines.append("")
@@ -683,7 +683,7 @@ def ce_table(variants: list[str], results: dict, np) -> list[str]:
             float(np.corrcoef(np.load(runs[-1]["vectors"]), np.load(ref[-1]["vectors"]))[0, 1]) if ref else float("nan")
         )
         ratio = per_round_ratio(results, "ce", v, ["st-torch"]) if v != "st-torch" else []
-        name = f"{v} (→ {runs[-1]['engine']})" if v == "semspace-auto" else v
+        name = f"{v} (→ {runs[-1].get('engine', '?')})" if v == "semspace-auto" else v
         shown = summary(ratio) if ratio else "–"
         lines.append(f"| {name} | {summary([res['n'] / res['seconds'] for res in runs])} | {shown} | {corr:.4f} |")
     return lines
