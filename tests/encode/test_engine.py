@@ -5,7 +5,6 @@ reads (semspace.encode.cpu), bf16 refused where it would be emulated, and the cr
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,7 +100,7 @@ def test_auto_is_decided_once_with_its_reasons_and_cached(tiny_bert_dir, cache, 
     assert len(chosen) == 1 and chosen[0]["engine"] == enc.backend and chosen[0]["task_loss"] <= auto.MAX_TASK_LOSS
     # every engine ranked before the choice says why it was not taken
     assert all(row["reason"] for row in decision["considered"])
-    assert json.loads(Path(decision["cached"]).read_text())["choice"] == enc.backend
+    assert json.loads((cache / "auto" / f"{decision['key']}.json").read_text())["choice"] == enc.backend
 
     def no_decision(*args, **kwargs):
         raise AssertionError("decided again")
@@ -109,6 +108,7 @@ def test_auto_is_decided_once_with_its_reasons_and_cached(tiny_bert_dir, cache, 
     monkeypatch.setattr(auto, "decide", no_decision)
     again = Encoder(tiny_bert_dir, backend="auto")
     assert again.backend == enc.backend and again.info["engine"]["auto"]["considered"] == decision["considered"]
+    assert again.info["engine"]["auto"]["from_cache"] and not decision["from_cache"]
 
 
 def test_auto_never_picks_emulated_bf16_and_keys_by_cpu(tiny_bert_dir, monkeypatch):

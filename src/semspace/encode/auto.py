@@ -81,7 +81,8 @@ def library_versions() -> dict[str, str | None]:
 def choose_auto(target: Any, cache: Path | None = None) -> str:
     """Set `target` (anything with ``set_engine``, ``engine_manifest`` and an ``EngineRunner`` as ``_runner``: an
     encoder's adapter, a CrossEncoder) to the engine the rule picks, from the cached decision when there is one.
-    Returns the engine; the decision (with its reasons) is kept on the runner as ``decision``."""
+    Returns the engine; the decision (with its reasons, its ``key``: the file name under ``<cache>/auto/``, and
+    ``from_cache``) is kept on the runner as ``decision`` — no server path, as ``/info`` shows it to clients."""
     cpu = cpu_features()
     content = model_hash(target._runner.model)
     path = (cache or cache_root()) / "auto" / f"{decision_key(content, cpu)}.json"
@@ -89,7 +90,7 @@ def choose_auto(target: Any, cache: Path | None = None) -> str:
         try:
             decision = read_artifact_json(path, AUTO_FORMAT)
             target.set_engine(decision["choice"], cache)
-            target._runner.decision = decision | {"cached": str(path)}
+            target._runner.decision = decision | {"key": path.stem, "from_cache": True}
             return decision["choice"]
         except (ArtifactError, KeyError, TypeError, ModelLoadError, MissingExtraError, InvalidParameterError) as exc:
             logger.warning("Deciding backend='auto' again (%s)", exc)
@@ -98,7 +99,7 @@ def choose_auto(target: Any, cache: Path | None = None) -> str:
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_artifact_json(path, AUTO_FORMAT, decision)
-    target._runner.decision = decision | {"cached": str(path)}
+    target._runner.decision = decision | {"key": path.stem, "from_cache": False}
     return decision["choice"]
 
 
