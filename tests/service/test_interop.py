@@ -173,6 +173,7 @@ def test_info_like_tei(http, tiny_encoder, tiny_cross_encoder_dir):
     assert info["model_id"] == tiny_encoder.model_id and info["dim"] == 32 and info["max_input_length"] == 64
     assert info["max_client_batch_size"] == 16 and info["reranker"] == str(tiny_cross_encoder_dir)
     assert info["model_type"]["embedding"]["pooling"] == "mean" and info["version"]
+    assert info["engine"]["engine"] == "torch" and info["engine"]["cpu"]  # semspace's addition: engine and CPU
 
 
 def test_metrics_count_requests_latency_and_batches(http):

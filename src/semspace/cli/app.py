@@ -34,6 +34,7 @@ app = typer.Typer(
 )
 app.command("encode")(encode.encode)
 app.command("convert-e5")(encode.convert_e5)
+app.command("info")(encode.info)
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(index.app, name="index")
 app.add_typer(cur.app, name="cur")

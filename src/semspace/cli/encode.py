@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from semspace.cli.distributed import Actors, RayAddress, ShardSize
-from semspace.cli.options import BackendName, BatchSize, MaxLength, Model, PoolingName, echo, note
+from semspace.cli.options import BackendName, BatchSize, MaxLength, Model, PoolingName, echo, echo_json, note
 
 
 def encode(
@@ -67,6 +67,21 @@ def encode(
         f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors ({encoder.model_id}, "
         f"{encoder.pooling.value}) to {output}"
     )
+
+
+def info(
+    model: Model = None,
+    pooling: PoolingName = "default",
+    max_length: MaxLength = None,
+    backend: Annotated[
+        str, typer.Option(help="The backend to load and explain (default auto: the engine decided for this machine).")
+    ] = "auto",
+) -> None:
+    """Print, as JSON, the encoder and the engine that runs it: the CPU and its ISA flags, the export check, and for
+    `auto` the decision with its reasons (each engine considered, taken, skipped or rejected)."""
+    from semspace.encode import Encoder
+
+    echo_json(Encoder(model, pooling=pooling, max_length=max_length, backend=backend).info, indent=2)
 
 
 def convert_e5(

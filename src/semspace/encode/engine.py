@@ -1,13 +1,17 @@
 """Inference backends for the transformer: PyTorch fp32 (exact), PyTorch bf16 autocast, ONNX Runtime fp32 and
-ONNX Runtime dynamic int8, and ``auto`` (the fastest whose accuracy check passes on this machine).
+ONNX Runtime dynamic int8, and ``auto`` (decided once per machine and model by :mod:`semspace.encode.auto`).
 
 The ONNX graph is exported once per (model content, options) into a cache folder (``$SEMSPACE_CACHE/onnx`` or
 ``~/.cache/semspace/onnx``) with ``torch.onnx.export``, fused with ONNX Runtime's transformer optimizer (attention,
 GELU, LayerNorm fusion; `onnxruntime.transformers.optimizer`) and, for ``onnx-int8``, quantized with ONNX Runtime's
 dynamic quantization (per-channel int8 weights, uint8 activations; Jacob et al. 2018, "Quantization and Training of
 Neural Networks for Efficient Integer-Arithmetic-Only Inference"). The folder is written atomically (temp folder +
-rename) with a ``manifest.json`` recording the options and the export-time check (cosine to the PyTorch model on a
-fixed calibration set); a folder whose manifest is missing or unreadable is rebuilt.
+rename) with a ``manifest.json`` recording the options and the export-time check against the PyTorch model on a
+fixed calibration set (minimum cosine, and the task loss :func:`similarity_rank_loss` that ``auto`` decides by); a
+folder whose manifest is missing or unreadable is rebuilt.
+
+``torch-bf16`` is refused on a CPU without bf16 units (:mod:`semspace.encode.cpu`), where PyTorch emulates it several
+times slower than fp32, unless ``SEMSPACE_FORCE_BF16=1``.
 
 The graph outputs the hidden states every semspace pooling needs (first block, second-to-last block, last block), so
 every :class:`~semspace.encode.pooling.Pooling` runs on every backend through the same `pool` code.
@@ -32,7 +36,8 @@ import numpy as np
 
 from semspace._deps import require
 from semspace._io import read_artifact_json, write_artifact_json
-from semspace.errors import ArtifactError, InvalidParameterError, MissingExtraError, ModelLoadError
+from semspace.encode import cpu
+from semspace.errors import ArtifactError, InvalidParameterError, ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +50,12 @@ CROSS_OUTPUTS = ("logits",)
 # Export-time check: the minimum cosine (over the calibration rows and outputs) to the PyTorch model.
 REFUSE_BELOW = {"onnx": 0.999, "onnx-int8": 0.95, "torch-bf16": 0.98}
 WARN_BELOW = {"onnx": 0.9999, "onnx-int8": 0.99, "torch-bf16": 0.995}
-# `auto` takes a backend only when its check reaches this.
-AUTO_MIN_COSINE = 0.99
+# Set to 1 to run torch-bf16 on a CPU without bf16 units (emulated: slower than fp32).
+FORCE_BF16_ENV = "SEMSPACE_FORCE_BF16"
 
-# Sentences of varied length and topic (short STS-like captions to a long paragraph) for the export check and the
-# `auto` timing: fixed, so every export of one model is checked on the same inputs.
+# Sentences of varied length and topic (short STS-like captions to a long paragraph) for the export check (and the
+# activation ranges of benchmarks/bench_int8.py's static int8): fixed, so every export of one model is checked on the
+# same inputs.
 CALIBRATION = (
     "A man is playing a guitar.",
     "A woman is slicing an onion.",
@@ -70,6 +76,32 @@ CALIBRATION = (
     "In 1969, Apollo 11 landed on the Moon. Neil Armstrong and Buzz Aldrin spent about two and a quarter hours "
     "outside the lunar module, collecting samples and deploying experiments, while Michael Collins orbited above "
     "in the command module. The mission fulfilled a national goal set by President Kennedy in 1961.",
+    # paraphrases and near topics of the sentences above, so the pairwise similarities the task loss ranks span
+    # near-duplicates, related and unrelated pairs (as STS and retrieval do)
+    "A man plays the guitar on stage.",
+    "Someone is playing an acoustic guitar.",
+    "A man is playing a piano.",
+    "A woman is cutting an onion.",
+    "A woman is peeling potatoes.",
+    "Two dogs are running through the snow.",
+    "A dog is sleeping on the couch.",
+    "An airplane is departing.",
+    "The jet landed at the airport.",
+    "A cat is lying on a rug.",
+    "Share prices dropped after the bank increased rates.",
+    "The central bank kept interest rates unchanged.",
+    "I forgot my password and cannot log in to my email.",
+    "The committee will review next year's budget.",
+    "The meeting was cancelled because of the storm.",
+    "The sequence of amino acids determines how a protein folds.",
+    "Her friends loved the film even though she did not.",
+    "The movie was boring and far too long.",
+    "Paris is the capital of France.",
+    "No.",
+    "Entangled particles share a quantum state across any distance.",
+    "Kids played in the park while their parents sat on a bench.",
+    "Carriers of BRCA1 mutations face a higher risk of breast cancer.",
+    "Neil Armstrong was the first person to walk on the Moon.",
 )
 
 
@@ -101,6 +133,16 @@ class RunsOnEngine:
     def engine_manifest_path(self) -> Path | None:
         return self._runner.manifest_path
 
+    @property
+    def engine_info(self) -> dict[str, Any]:
+        """The engine, the CPU it runs on, its export check, and (``auto``) the decision with its reasons."""
+        runner = self._runner
+        check = (runner.manifest or {}).get("check")
+        info: dict[str, Any] = {"engine": runner.engine, "cpu": cpu.cpu_features().describe(), "check": check}
+        if runner.decision is not None:
+            info["auto"] = runner.decision
+        return info
+
 
 class EngineRunner:
     """One transformers model run by one engine: the switch between ``torch``, ``torch-bf16``, ``onnx`` and
@@ -118,6 +160,7 @@ class EngineRunner:
         self.engine = "torch"
         self.manifest: dict[str, Any] | None = None
         self.manifest_path: Path | None = None
+        self.decision: dict[str, Any] | None = None  # set by `auto` (semspace.encode.auto)
         self._session: Any = None
         self._inputs: list[str] = []
         self.n_layers = int(getattr(model.config, "num_hidden_layers", 2) or 2)
@@ -170,6 +213,7 @@ class EngineRunner:
             self.engine, self.manifest = engine, None
             return
         if engine == "torch-bf16":
+            refuse_emulated_bf16(self.label)
             self.engine = engine
             self.manifest = {"check": check(None)}
             cos = self.manifest["check"]["min_cosine"]
@@ -190,12 +234,31 @@ class EngineRunner:
         self.manifest_path = path.parent / "manifest.json"
 
 
+def refuse_emulated_bf16(label: str) -> None:
+    """ModelLoadError when this CPU has no bf16 units (PyTorch would emulate bf16, several times slower than fp32),
+    unless ``SEMSPACE_FORCE_BF16=1``, which runs it with a warning."""
+    here = cpu.cpu_features()
+    if here.bf16_units:
+        return
+    if os.environ.get(FORCE_BF16_ENV) == "1":
+        logger.warning("torch-bf16 for %s is emulated on this CPU (%s): expect it slower than fp32", label, here.model)
+        return
+    raise ModelLoadError(
+        f"backend='torch-bf16' for {label}: this CPU ({here.describe()}) has no bf16 units, so bf16 would be emulated "
+        f"and slower than fp32; use backend='auto' or 'onnx-int8' (or set {FORCE_BF16_ENV}=1 to run it anyway)."
+    )
+
+
 def use_engine(target: Any, backend: str, cache: Path | None = None) -> str:
     """Run `target` (anything with ``set_engine``: an encoder's adapter, a CrossEncoder) with `backend`: ``auto``
-    times the candidates (:func:`choose_auto`), any other engine is set directly. Returns the engine chosen."""
+    takes the engine decided for this machine and model (:func:`semspace.encode.auto.choose_auto`), any other engine
+    is set directly. Returns the engine chosen."""
     if backend == "auto":
+        from semspace.encode.auto import choose_auto  # auto builds on this module
+
         return choose_auto(target, cache)
     target.set_engine(backend, cache)
+    target._runner.decision = None
     return backend
 
 
@@ -373,6 +436,50 @@ def make_session(path: Path, threads: int | None = None) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def pairwise_cosines(x: np.ndarray) -> np.ndarray:
+    """The cosine similarity of every pair of rows of `x` (upper triangle, row-major), in float64."""
+    x = x.reshape(len(x), -1).astype(np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return (x @ x.T)[np.triu_indices(len(x), k=1)]
+
+
+def similarity_rank_loss(got: np.ndarray, ref: np.ndarray) -> float:
+    """The task loss of an approximate engine, in Spearman points: 100 × (1 − ρ), ρ = Spearman's correlation between
+    the pairwise cosines of `got` and those of `ref` (the same texts, fp32 PyTorch) — how much the engine reorders the
+    similarities every STS or retrieval ranking is made of, with no labels needed.
+
+    It reads high: most calibration pairs are unrelated, close together, and easily reordered, while an STS set's
+    pairs spread over the whole range. On the bundled MiniLM it was 1.1–7.1× the STS-B test loss of each of the seven
+    int8 variants measured (docs/results/engine_int8.md): a conservative gate, as it should be. A minimum cosine
+    instead fails on one odd row while the ranking holds.
+    """
+    from scipy.stats import spearmanr
+
+    rho = spearmanr(pairwise_cosines(got), pairwise_cosines(ref)).statistic
+    return float(100.0 * (1.0 - rho)) if np.isfinite(rho) else 100.0
+
+
+def expected_sts_loss(got: np.ndarray, ref: np.ndarray) -> float:
+    """The task loss of an approximate engine, in Spearman points, from its similarity noise on the calibration texts.
+
+    The engine's pairwise cosines g are fitted to the exact ones c (g ≈ a + b·c + e): the residual e, of variance σ²,
+    is what reorders pairs (a monotone distortion does not). On an STS-like task whose exact similarities spread
+    uniformly over the range the calibration pairs span (variance s² = range²/12: STS sets are built with uniform gold
+    scores), noise attenuates a correlation ρ₀ to ρ₀ / √(1 + σ²/(b²s²)) ≈ ρ₀ (1 − σ²/(2b²s²)) (Spearman's attenuation),
+    so with ρ₀ ≤ 1 the points lost are at most 100 σ²/(2b²s²). No labels are needed, and unlike a minimum cosine it
+    does not fail on one odd row while the ranking holds. Recorded beside the task loss, not decided by: on the bundled
+    MiniLM it read 3–27× *below* the STS-B test loss of the int8 variants (docs/results/engine_int8.md)."""
+    c, g = pairwise_cosines(ref), pairwise_cosines(got)
+    spread = float(np.ptp(c)) ** 2 / 12
+    if len(c) < 3 or spread <= 0:
+        return 0.0 if np.allclose(c, g) else 100.0
+    b, a = np.polyfit(c, g, 1)
+    if not b > 0:
+        return 100.0
+    noise = float(np.var(g - (a + b * c)))
+    return min(100.0, 100.0 * noise / (2 * b * b * spread))
+
+
 def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     a = a.reshape(len(a), -1).astype(np.float64)
     b = b.reshape(len(b), -1).astype(np.float64)
@@ -408,6 +515,7 @@ def exported_graph(
         "inputs": sorted(sample_inputs),
         "quantization": "dynamic-int8-per-channel" if quantize else None,
         "optimizer": "onnxruntime.transformers.optimizer(opt_level=1)",
+        "check": "min-cosine+task-loss",  # folders checked before the task loss existed are re-exported
         "onnxruntime": ort.__version__,
     }
     content = model_hash(model)
@@ -486,72 +594,3 @@ def _build_graph(
     _quantize(tmp / "model.opt.onnx", tmp / "model.int8.onnx")
     (tmp / "model.opt.onnx").unlink()
     return "model.int8.onnx", fused
-
-
-def record_timing(manifest_path: Path, name: str, seconds: float) -> None:
-    """Cache an `auto` timing in a manifest (machine-specific: keyed by the physical core count)."""
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return
-    manifest.setdefault("timings", {})[f"{name}@{physical_cores()}cores"] = round(seconds, 5)
-    body = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "semspace_version")}
-    with contextlib.suppress(OSError):
-        write_artifact_json(manifest_path, MANIFEST_FORMAT, body)
-
-
-AUTO_FORMAT = "semspace.auto-backend"
-
-
-def choose_auto(
-    backend: Any,
-    cache: Path | None = None,
-    candidates: tuple[str, ...] = ("torch", "torch-bf16", "onnx", "onnx-int8"),
-) -> str:
-    """Set `backend` (an HFBackend, or anything with `set_engine`, `engine_manifest` and `forward`-like `time_call`)
-    to the fastest engine whose check reaches AUTO_MIN_COSINE, timed on the calibration set (×4). The choice and
-    the timings are cached per model hash and core count (``<cache>/auto/``), so the next start reuses them."""
-    root = cache or cache_root()
-    path = root / "auto" / f"{model_hash(backend.model)}-{physical_cores()}cores.json"
-    if path.is_file():
-        try:
-            choice = read_artifact_json(path, AUTO_FORMAT)["choice"]
-            backend.set_engine(choice, cache)
-            return choice
-        except (ArtifactError, KeyError, ModelLoadError, MissingExtraError, InvalidParameterError) as exc:
-            logger.warning("Re-timing the backends (%s)", exc)
-    texts = list(CALIBRATION) * 4
-    timings: dict[str, float] = {}
-    checks: dict[str, Any] = {}
-    for name in candidates:
-        try:
-            backend.set_engine(name, cache)
-        except (ModelLoadError, MissingExtraError) as exc:
-            checks[name] = f"unavailable: {exc}"
-            continue
-        cos = 1.0 if name == "torch" else float(backend.engine_manifest["check"]["min_cosine"])
-        checks[name] = cos
-        if cos < AUTO_MIN_COSINE:
-            continue
-        backend.forward(texts[:16], [backend.default_pooling])  # warm-up
-        best = float("inf")
-        for _ in range(3):
-            started = time.perf_counter()
-            for i in range(0, len(texts), 32):
-                backend.forward(texts[i : i + 32], [backend.default_pooling])
-            best = min(best, time.perf_counter() - started)
-        timings[name] = best
-        manifest_path = getattr(backend, "engine_manifest_path", None)
-        if name.startswith("onnx") and manifest_path is not None:
-            record_timing(manifest_path, "calibration_x4_seconds", best)
-    choice = min(timings, key=timings.__getitem__)
-    logger.info("backend='auto' chose %s (calibration ×4 seconds: %s)", choice, timings)
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_artifact_json(
-            path,
-            AUTO_FORMAT,
-            {"choice": choice, "timings": timings, "checks": checks, "min_cosine": AUTO_MIN_COSINE},
-        )
-    backend.set_engine(choice, cache)
-    return choice

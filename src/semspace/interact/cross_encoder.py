@@ -88,16 +88,6 @@ class CrossEncoder(eng.RunsOnEngine):
     def backend(self) -> str:
         return self.engine
 
-    @property
-    def default_pooling(self) -> None:  # what `choose_auto` passes to `forward`
-        return None
-
-    def forward(self, texts: list[str], _poolings: Any = None) -> np.ndarray:
-        """Scores of consecutive text pairs (for `choose_auto`'s timing)."""
-        pairs = [(texts[i], texts[(i + 1) % len(texts)]) for i in range(len(texts))]
-        with self._torch.inference_mode():
-            return self._logits(self.tokenize(pairs))
-
     def _logits(self, batch: Any) -> np.ndarray:
         logits = self._runner.outputs(batch)
         if isinstance(logits, np.ndarray):  # an ONNX session's
@@ -113,6 +103,8 @@ class CrossEncoder(eng.RunsOnEngine):
     def _check(self, session: Any) -> dict[str, Any]:
         """Scores of calibration pairs from `session` (None: bf16 autocast) against fp32 PyTorch: their
         correlation (reported as ``min_cosine``) and the largest absolute difference."""
+        from scipy.stats import spearmanr
+
         texts = list(eng.CALIBRATION[:10])  # short sentences: pairs fit a small model's positions
         pairs = [(texts[i], texts[j]) for i in range(len(texts)) for j in (i, (i + 3) % len(texts))]
         batch = self.tokenize(pairs)
@@ -129,7 +121,16 @@ class CrossEncoder(eng.RunsOnEngine):
             agreement = 1.0 - diff
         else:
             agreement = float((a * b).sum() / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-        return {"min_cosine": agreement, "max_abs_diff": diff, "score_std": float(ref.std()), "n_pairs": len(pairs)}
+        # the task loss `auto` decides by: Spearman points lost in the ranking of the pairs' scores
+        rho = float(spearmanr(got, ref).statistic) if ref.std() >= 1e-2 else 1.0 - diff
+        rho = rho if np.isfinite(rho) else 0.0
+        return {
+            "min_cosine": agreement,
+            "task_loss": round(float(100.0 * (1.0 - rho)), 4),
+            "max_abs_diff": diff,
+            "score_std": float(ref.std()),
+            "n_pairs": len(pairs),
+        }
 
     def tokenize(self, pairs: Sequence[tuple[str, str]]) -> Any:
         with self._tokenizer_lock:

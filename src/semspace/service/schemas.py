@@ -543,6 +543,7 @@ class Info(BaseModel):
     max_text_chars: int
     reranker: str | None
     version: str
+    engine: dict[str, Any] | None = None  # semspace's addition: the engine and why (Encoder.info["engine"])
 
 
 # -- OpenAPI: the runtime limits, written into the schema ------------------------------------------------------

@@ -107,4 +107,5 @@ def info(state: StateDep, encoder: EncoderDep, limits: LimitsDep) -> Info:
         max_text_chars=limits.max_text_chars,
         reranker=None if state.cross_encoder is None else state.cross_encoder.model_id,
         version=__version__,
+        engine=getattr(encoder, "info", {}).get("engine"),
     )
