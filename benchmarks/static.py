@@ -347,6 +347,14 @@ def write_report(path: Path, args, rows, models, times, sizes, corpus_s: float, 
         "- Whitening: fit on STS-B train+dev sentences (English) / the Chinese tasks' train (or valid) sentences; "
         "(β, γ, k) chosen by `tune_whitening`'s cv rule on STS-B dev / the Chinese valid splits (wmean over tasks); "
         "folded into the table, then saved and read back as a folder.",
+        *(
+            [
+                "- The distilled folders (and the distill times below) are reused from an earlier run of this script "
+                f"in the same workdir ({args.reused_from}); everything else was measured in this run."
+            ]
+            if args.reuse_distilled
+            else []
+        ),
         "",
         "## English",
         *quality_table(rows, "en", models, ENGLISH, RETRIEVAL),
@@ -369,15 +377,14 @@ def goals(en: list[dict], rows: list[dict], times: dict, million_s: float) -> li
     def get(rows, variant):
         return next(r for r in rows if r["variant"] == variant)
 
-    def med(name, kind):
-        return statistics.median(times[(name, kind)])
+    def per_round(name, base, kind):  # the median of the per-round ratios, as in the speed table
+        return statistics.median(x / y for x, y in zip(times[(name, kind)], times[(base, kind)], strict=True))
 
     teacher, m2v, ours = get(en, "teacher torch"), get(en, "model2vec"), get(en, "ours whitened k=256")
     raw = get(en, "ours raw k=256")
     zh = [r for r in rows if r["language"] == "zh"]
     zh_m2v, zh_ours = get(zh, "model2vec"), get(zh, "ours whitened k=256")
-    short = med("ours whitened k=256", "short") / med("teacher onnx-int8", "short")
-    long = med("ours whitened k=256", "long") / med("teacher onnx-int8", "long")
+    short, long = (per_round("ours whitened k=256", "teacher onnx-int8", kind) for kind in ("short", "long"))
     held = [t for t in (*ENGLISH, *RETRIEVAL) if ours[t] < raw[t]]
     held_zh = [t for t in CHINESE if get(zh, "ours whitened k=256")[t] < get(zh, "ours raw k=256")[t]]
     below = [t for t in CHINESE if zh_ours[t] < zh_m2v[t]]
@@ -445,6 +452,8 @@ def main() -> None:
         zh_text = zh_dev["fit"] + zh_dev["a"] + zh_dev["b"]
         zh_text += [s for t in data["zh"].values() for p in t.test.values() for s in p.sentences()]
     reuse = args.reuse_distilled
+    record = args.workdir / "minilm-distilled.json"
+    args.reused_from = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.stat().st_mtime)) if reuse else None
     built = {
         "en": distill_all(None, en_text if args.quick else None, en_dev, args.workdir, "minilm", reuse),
         "zh": distill_all("multilingual-e5-small", zh_text, zh_dev, args.workdir, "e5", reuse),
@@ -485,7 +494,8 @@ def main() -> None:
             folder = Path(encoder._adapter.model.name_or_path)
             next(r for r in rows if r["variant"] == variant and r["language"] == lang)["MB"] = f"{size_mb(folder):.1f}"
     write_report(args.output, args, rows, models, times, sizes, corpus_s, n_corpus, data["caps"])
-    (args.workdir / "rows.json").write_text(json.dumps({"rows": rows}, default=str, indent=1), encoding="utf-8")
+    saved = {"rows": rows, "times": {f"{v}|{k}": t for (v, k), t in times.items()}, "corpus_s": corpus_s}
+    (args.workdir / "results.json").write_text(json.dumps(saved, default=str, indent=1), encoding="utf-8")
     logger.info("wrote %s", args.output)
 
 

@@ -353,3 +353,28 @@ def test_cli_distill_with_folded_whitening_then_encode(teacher_dir, tmp_path, ca
         main(["distill", "-o", str(tmp_path / "x"), "--model", str(teacher_dir), "--whiten-fit", str(fit)])
     assert exit_.value.code == 2
     assert "--dev-pairs" in capsys.readouterr().err
+
+
+def test_large_batches_use_model2vecs_threads_with_the_same_vectors_and_leave_the_environment(static_dir, monkeypatch):
+    import os
+
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    model = load_static(static_dir)
+    texts = [TEXTS[i % len(TEXTS)] + " " + WORDS[i % len(WORDS)].lstrip("#") for i in range(3000)]
+    threaded = mean_vectors(model, texts)  # above the threading threshold
+    one_by_one = np.vstack([mean_vectors(model, texts[i : i + 500]) for i in range(0, len(texts), 500)])
+    np.testing.assert_allclose(threaded, one_by_one, atol=1e-6)
+    assert "TOKENIZERS_PARALLELISM" not in os.environ
+
+
+def test_static_encoder_batches_and_concurrent_callers(static_dir, teacher_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = Encoder(str(static_dir))
+    assert encoder.batch_size == 16_384 and Encoder(str(teacher_dir)).batch_size == 64
+    assert Encoder(str(static_dir), batch_size=8).batch_size == 8
+    expected = encoder.encode(TEXTS)
+    with ThreadPoolExecutor(4) as pool:  # one backend shared by request threads, as in the service
+        results = list(pool.map(lambda _: encoder.encode(TEXTS, batch_size=3), range(16)))
+    for got in results:
+        np.testing.assert_allclose(got, expected, atol=1e-6)

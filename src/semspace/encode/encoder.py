@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # torch is imported only when a tensor is asked for
 
 logger = logging.getLogger(__name__)
 
+# Texts per batch unless the caller or the model's adapter says otherwise.
+DEFAULT_BATCH_SIZE = 64
 # Below this many texts a progress bar is noise.
 _PROGRESS_MIN_TEXTS = 256
 
@@ -67,9 +69,9 @@ class Encoder:
         per-channel weights) or ``auto`` (the fastest of these whose export check passes on this machine). The ONNX
         graphs are exported once into ``$SEMSPACE_CACHE/onnx`` (default ``~/.cache/semspace/onnx``).
     batch_size, max_batch_tokens:
-        A batch holds at most ``batch_size`` texts and at most ``max_batch_tokens`` tokens after padding (``None``:
-        no token limit). Texts are sorted by token count first, so short texts run in large batches and long ones
-        in small ones.
+        A batch holds at most ``batch_size`` texts (default: 64; a static model's own, 16,384) and at most
+        ``max_batch_tokens`` tokens after padding (``None``: no token limit). Texts are sorted by token count first,
+        so short texts run in large batches and long ones in small ones.
 
     Example
     -------
@@ -83,7 +85,7 @@ class Encoder:
         model: Any = None,
         pooling: str | Pooling = "default",
         max_length: int | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         device: str = "cpu",
         normalize: bool = False,
         show_progress_bar: bool | None = None,
@@ -101,8 +103,8 @@ class Encoder:
         check_param(
             "batch_size",
             "Encoder",
-            isinstance(batch_size, int) and batch_size >= 1,
-            "an int >= 1",
+            batch_size is None or (isinstance(batch_size, int) and batch_size >= 1),
+            "None or an int >= 1",
             batch_size,
         )
         check_param(
@@ -116,7 +118,8 @@ class Encoder:
         check_backend(backend, "Encoder")
         self._adapter = make_adapter(model, max_length, device, allow_download, backend)
         self.pooling = self.resolve_pooling(pooling)
-        self.batch_size = batch_size
+        # None: the adapter's own size (a static model's batches only bound memory), else 64 texts
+        self.batch_size = batch_size or getattr(self._adapter, "batch_size", DEFAULT_BATCH_SIZE)
         self.max_batch_tokens = max_batch_tokens
         self.normalize = normalize
         self.show_progress_bar = show_progress_bar

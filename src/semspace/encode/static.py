@@ -32,9 +32,11 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -262,6 +264,10 @@ def peer_notes() -> tuple[str, ...]:
     return PEER_NOTES
 
 
+# Above this many texts, mean_vectors lets model2vec spread batches of 1024 over its threads.
+_THREADED = 2048
+
+
 # ---------------------------------------------------------------------------------------------- the adapter ----
 class StaticBackend:
     """A static folder behind :class:`~semspace.encode.Encoder`: model2vec's ``StaticModel.encode`` (mean of the
@@ -277,6 +283,8 @@ class StaticBackend:
     default_pooling = Pooling.DEFAULT
     handles_prompts = False
     engine = "static"
+    # The Encoder's default batch: a static batch costs (n, dim) floats, and model2vec spreads a large one over threads
+    batch_size = 16_384
 
     def __init__(self, path: str | Path, max_length: int | None = None) -> None:
         self.path = Path(path)
@@ -293,6 +301,8 @@ class StaticBackend:
         self._digest = _file_digest(self.path)
         self._counter = copy.deepcopy(self.model.tokenizer)  # counts tokens before truncation
         self._counter.no_truncation()
+        # model2vec's encode re-configures the model's tokenizer on every call: one call at a time
+        self._lock = threading.Lock()
 
     def check_pooling(self, pooling: Pooling) -> None:
         if pooling is not Pooling.DEFAULT:
@@ -310,7 +320,8 @@ class StaticBackend:
         return [sum(1 for i in e.ids if i != unk) for e in encodings]
 
     def forward(self, texts: list[str], poolings: list[Pooling]) -> dict[Pooling, np.ndarray]:
-        return dict.fromkeys(poolings, mean_vectors(self.model, texts))
+        with self._lock:
+            return dict.fromkeys(poolings, mean_vectors(self.model, texts))
 
     def finish(self, pooling: Pooling, vectors: np.ndarray) -> np.ndarray:
         if self.normalize:
@@ -326,7 +337,17 @@ def mean_vectors(model: StaticModel, texts: Sequence[str]) -> np.ndarray:
     """`model`'s vectors of `texts` before any normalisation (model2vec's encode: the mean of the token rows),
     float32 (n, dim)."""
     texts = list(texts)
-    out = model.encode(texts, normalize=False, batch_size=max(1, len(texts)), use_multiprocessing=False)
+    if len(texts) <= _THREADED:
+        out = model.encode(texts, normalize=False, batch_size=max(1, len(texts)), use_multiprocessing=False)
+    else:  # model2vec's threads over batches of 1024; it turns the tokenizers' own pool off for good: put it back
+        previous = os.environ.get("TOKENIZERS_PARALLELISM")
+        try:
+            out = model.encode(texts, normalize=False, multiprocessing_threshold=_THREADED)
+        finally:
+            if previous is None:
+                os.environ.pop("TOKENIZERS_PARALLELISM", None)
+            else:
+                os.environ["TOKENIZERS_PARALLELISM"] = previous
     return np.asarray(out, dtype=np.float32).reshape(len(texts), model.dim)
 
 
