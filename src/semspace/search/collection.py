@@ -305,6 +305,7 @@ class Collection:
                 "path": str(self.path),
                 "count": len(self),
                 "encoder": self.manifest["encoder"],
+                "static_model": _static_model_info(self.manifest["encoder"]),
                 "index": index.factory,
                 "raw_dim": self.raw_dim,
                 "dim": self.dim,
@@ -767,3 +768,14 @@ def _within_bytes(rows: list[tuple[int, str, str, dict]], max_bytes: int) -> int
         if size > max_bytes and n > 0:
             return n
     return len(rows)
+
+
+def _static_model_info(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """What a static encoder's folder says of itself (teacher, k, folded whitening), or None for a transformer."""
+    from semspace.encode.static import is_static_folder, static_info
+
+    model = spec.get("model")
+    if not is_static_folder(model):
+        return None
+    info = static_info(model)
+    return {"static": True, **{key: info[key] for key in ("teacher", "k", "dim", "whitening") if key in info}}

@@ -19,6 +19,8 @@ _EXPORTS = {
     "TuneResult": "semspace.transform.tune",
     "tune_whitening": "semspace.transform.tune",
     "Whitening": "semspace.transform.whitening",
+    "fold_whitening": "semspace.transform.static",
+    "whiten_static": "semspace.transform.static",
 }
 
 __all__ = [
@@ -28,15 +30,18 @@ __all__ = [
     "Whitening",
     "WhiteningStats",
     "entropy_dimension",
+    "fold_whitening",
     "jl_dimension",
     "paired_cosine",
     "tune_whitening",
+    "whiten_static",
 ]
 
 if TYPE_CHECKING:
     from semspace.transform.projection import RandomProjection, entropy_dimension, jl_dimension
     from semspace.transform.similarity import paired_cosine
     from semspace.transform.spectrum import Spectrum
+    from semspace.transform.static import fold_whitening, whiten_static
     from semspace.transform.stats import WhiteningStats
     from semspace.transform.tune import TuneResult, tune_whitening
     from semspace.transform.whitening import Whitening

