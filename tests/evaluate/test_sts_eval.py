@@ -86,7 +86,7 @@ def test_run_sts_end_to_end_writes_report(tiny_bert_dir, mini_data_root, tmp_pat
         show_progress_bar=False,
     )
     assert {r["task"] for r in rows} == {"STS12", "STS-B", "SICK-R"}
-    assert {r["pooling"] for r in rows} == {"cls", "last-avg"}
+    assert {r["pooling"] for r in rows} == {"cls", "mean"}
     md = write_sts_report(rows, tmp_path / "out", "semspace eval sts --test")
     text = md.read_text(encoding="utf-8")
     assert "semspace eval sts --test" in text and "## English" in text and "Machine:" in text

@@ -177,6 +177,6 @@ def test_not_a_collection_and_corrupt_files(coll, tmp_path, encoder):
 def test_manifest_records_settings(coll, tmp_path):
     manifest = json.loads((tmp_path / "c" / "collection.json").read_text())
     assert manifest["format"] == "semspace.collection" and manifest["index"] == "Flat"
-    assert manifest["encoder"]["pooling"] == "last-avg" and "count" not in manifest  # the store counts, not a file
+    assert manifest["encoder"]["pooling"] == "mean" and "count" not in manifest  # the store counts, not a file
     with sqlite3.connect(tmp_path / "c" / "documents.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM documents").fetchone()[0] == len(TEXTS)

@@ -109,7 +109,7 @@ def test_bundled_start_keeps_normalize(tmp_path):
     from semspace.train.checkpoint import export_model
 
     backend = HFBackend(None, None, "cpu")
-    assert backend.st_normalize and backend.default_pooling.value == "last-avg"
+    assert backend.st_normalize and backend.default_pooling.value == "mean"
     export_model(
         backend.model, backend.tokenizer, backend.default_pooling, backend.max_length, tmp_path, normalize=True
     )

@@ -44,7 +44,7 @@ def test_cosent_training_exports_a_model_encoder_loads(tmp_path, tiny_bert_dir, 
     best = max(e["dev_spearman"] for e in history["evals"])
     assert history["best_dev_spearman"] == best
     encoder = Encoder(str(tmp_path / "out"))
-    assert encoder.pooling.value == "last-avg" and encoder.encode(["a man"]).shape == (1, 32)
+    assert encoder.pooling.value == "mean" and encoder.encode(["a man"]).shape == (1, 32)
     assert encoder.max_length == 64  # the starting model's inference length, not the training max_length of 16
     saved = json.loads((tmp_path / "out" / "semspace_training.json").read_text(encoding="utf-8"))
     assert saved["config"]["objective"] == "cosent" and len(saved["losses"]) == 6
@@ -139,7 +139,7 @@ def test_lora_trains_adapters_and_exports_a_plain_merged_model(tmp_path, tiny_be
         (1, {"objective": "cosent"}, "labelled pairs"),
         (2, {"objective": "nope"}, "objective"),
         (2, {"batch_size": 1}, "batch_size"),
-        (2, {"pooling": "first-last-avg"}, "last-avg and cls"),
+        (2, {"pooling": "first-last-avg"}, "mean and cls"),
         (1, {"objective": "angle"}, "labelled pairs"),
         (2, {"eval_early": -1}, "eval_early"),
         (2, {"angle_scale": 0.0}, "angle_scale"),
