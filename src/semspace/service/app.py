@@ -140,13 +140,12 @@ def create_app(
 ) -> FastAPI:
     """The app over a collection folder (or object), a folder of collections (or :class:`Catalog`), or none.
 
-    A collection is served at /search, /documents… and at /collections/{its folder name}/…; a folder of collections
-    under /collections (create, list, drop, and each one's /collections/{name}/search, …/documents). Without
-    one, /embed, /v1/embeddings, /similarity, /rerank, /info, /health, /metrics, /docs and / work; /search and
-    /documents are 404s.
+    A collection is served at /search, /documents and /collections/{its folder name}/…; a folder of collections
+    under /collections (create, list, drop; /collections/{name}/search, …/documents). Without either, the
+    collection routes are 404s.
 
     cross_encoder: a folder or :class:`CrossEncoder` for /rerank (default: the collection's CUR searcher's, if any).
-    api_key: when set, every route but /health needs `Authorization: Bearer <api_key>` (else a 401).
+    api_key: when set, every route but /health and the page at / needs `Authorization: Bearer <api_key>` (a 401).
     allowed_hosts: Host header names accepted (default: localhost, 127.0.0.1, ::1 and `host`, the address the
     server is bound to; `["*"]` accepts any — only behind a proxy that checks it).
     backend: the inference engine of the encoder and cross-encoder (``torch``, ``torch-bf16``, ``onnx``,
