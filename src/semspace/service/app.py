@@ -153,8 +153,8 @@ def create_app(
     batching: dynamic batching of concurrent /embed, /search and /v1/embeddings requests
     (:class:`~semspace.service.batcher.BatchConfig`; default on, a few ms; ``BatchConfig(max_wait_ms=-1)`` is off).
 
-    Nothing is loaded here: the lifespan loads the encoder, the collection, its CUR searcher and the cross-encoder
-    when the app starts. Each call builds an independent app (own state, `dependency_overrides`, metrics registry).
+    Nothing is loaded here: the lifespan loads what is served when the app starts. Each call builds an independent
+    app (own state, `dependency_overrides`, metrics registry).
     """
     limits = limits or Limits()
     check_param(
