@@ -148,8 +148,7 @@ def create_app(
     api_key: when set, every route but /health and the page at / needs `Authorization: Bearer <api_key>` (a 401).
     allowed_hosts: Host header names accepted (default: localhost, 127.0.0.1, ::1 and `host`, the address the
     server is bound to; `["*"]` accepts any — only behind a proxy that checks it).
-    backend: the inference engine of the encoder and cross-encoder (``torch``, ``torch-bf16``, ``onnx``,
-    ``onnx-int8``, ``auto``; None: as loaded).
+    backend: the engine of the encoder and cross-encoder (torch, torch-bf16, onnx, onnx-int8, auto; None: as is).
     batching: dynamic batching of concurrent /embed, /search and /v1/embeddings requests
     (:class:`~semspace.service.batcher.BatchConfig`; default on, a few ms; ``BatchConfig(max_wait_ms=-1)`` is off).
 
