@@ -119,7 +119,8 @@ class Tally:
             try:
                 case.validate_response(response)
             except BaseExceptionGroup as group:  # schemathesis' FailureGroup: one entry per failed check
-                self.failures.extend(f"{label}: {type(e).__name__}: {response.text[:200]}" for e in group.exceptions)
+                sent = f"{label}: query={case.query!r:.100} body={case.body!r:.200}"
+                self.failures += [f"{sent}: {type(e).__name__}: {response.text[:200]}" for e in group.exceptions]
 
         return run if self.seed is None else seed(self.seed)(run)
 
