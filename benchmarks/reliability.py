@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 
 DIM_SEED = 0
+# the section benchmarks/fuzz_service.py writes at the end of the same file: kept when this one rewrites it
+FUZZ_SECTION = "## The service under schemathesis"
 
 
 def vector_for(doc_id: str, dim: int) -> np.ndarray:
@@ -336,7 +338,9 @@ def main() -> None:
     if stress["failure examples"]:
         lines += ["Failure examples:", "", *[f"- `{f}`" for f in stress["failure examples"]], ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
+    previous = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    kept = previous[previous.index(FUZZ_SECTION) :] if FUZZ_SECTION in previous else ""
+    args.out.write_text("\n".join(lines) + ("\n" + kept if kept else ""))
     print("\n".join(lines))
 
 

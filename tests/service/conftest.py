@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import save_tiny_cross_encoder
 
 from semspace import Encoder
 from semspace.search import Collection
@@ -34,15 +35,7 @@ def tiny_encoder(tiny_bert_dir: Path) -> Encoder:
 @pytest.fixture(scope="session")
 def tiny_cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> Path:
     """A 1-output BertForSequenceClassification over the tiny BERT's vocabulary (random weights)."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-ce")
-    torch.manual_seed(1)
-    config = BertConfig.from_pretrained(tiny_bert_dir, num_labels=1)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    BertTokenizerFast.from_pretrained(tiny_bert_dir).save_pretrained(folder)
-    return folder
+    return save_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce"), tiny_bert_dir)
 
 
 @pytest.fixture

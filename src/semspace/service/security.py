@@ -22,8 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from semspace.service.errors import error_response
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
-# reachable without the API key: liveness probes, and the search page, which holds no data and asks for the key
-OPEN_PATHS = frozenset({"/health", "/"})
+# reachable without the API key: the liveness probe, and the search page, which holds no data and asks for the key —
+# by method too: `POST /` is TEI's /embed, which needs the key
+OPEN_ROUTES = frozenset({("GET", "/health"), ("HEAD", "/health"), ("GET", "/"), ("HEAD", "/")})
 ANY_INTERFACE = {"0.0.0.0", "::", ""}
 
 
@@ -85,14 +86,14 @@ class BodySizeLimit:
 
 # -- API key ---------------------------------------------------------------------------------------------------
 class APIKeyAuth:
-    """ASGI middleware: every path but :data:`OPEN_PATHS` needs `Authorization: Bearer <api_key>` (compared in
+    """ASGI middleware: every route but :data:`OPEN_ROUTES` needs `Authorization: Bearer <api_key>` (compared in
     constant time); a 401 JSON error otherwise."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app, self.api_key = app, api_key.encode("utf-8")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in OPEN_ROUTES:
             await self.app(scope, receive, send)
             return
         header = Headers(scope=scope).get("authorization", "")
