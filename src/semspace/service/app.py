@@ -32,6 +32,7 @@ from semspace.service.metrics import MetricsMiddleware, ServiceMetrics
 from semspace.service.routes import ROUTERS
 from semspace.service.schemas import ERROR_DESCRIPTIONS, ErrorDetail, Limits, OpenAIError, describe_limits
 from semspace.service.security import (
+    OPEN_ROUTES,
     APIKeyAuth,
     BodySizeLimit,
     TrustedHosts,
@@ -225,10 +226,10 @@ def document(
     for path, operations in schema.get("paths", {}).items():
         model = "OpenAIError" if is_openai(path) else "ErrorDetail"
         codes = [400] + ([413] if operations.keys() & {"post", "put", "delete", "patch"} else [])
-        codes += [401] if secured and path != "/health" else []
-        for operation in operations.values():
+        for method, operation in operations.items():
+            keyed = secured and (method.upper(), path) not in OPEN_ROUTES
             responses = operation.setdefault("responses", {})
-            for code in codes:
+            for code in codes + ([401] if keyed else []):
                 responses.setdefault(
                     str(code),
                     {
@@ -236,6 +237,6 @@ def document(
                         "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
                     },
                 )
-            if secured and path != "/health":
+            if keyed:
                 operation["security"] = [{"bearer": []}]
     return describe_limits(schema, limits, served)
