@@ -31,7 +31,8 @@ def serve(
         typer.Option(
             "--api-key",
             envvar="SEMSPACE_API_KEY",
-            help="Require 'Authorization: Bearer KEY' on every route but /health.",
+            help="Require 'Authorization: Bearer KEY' on every route but GET /health and the search page GET / "
+            "(which asks for the key).",
         ),
     ] = None,
     allowed_host: Annotated[

@@ -307,7 +307,8 @@ CURSOR_PATTERN = r"^[0-9]{1,18}$"  # what `next_cursor` holds: a position in ins
 class ListRequest(StrictRequest):
     filter: dict[str, Any] | None = None  # the metadata filter of /search
     limit: StrictInt = Field(default=100, ge=1, le=10_000)
-    offset: StrictInt = Field(default=0, ge=0, le=2**62)
+    # at most 2**53, the largest integer a JSON number carries exactly (fuzzers compare larger bounds as floats)
+    offset: StrictInt = Field(default=0, ge=0, le=2**53)
     cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
 
 

@@ -76,7 +76,7 @@ def _add_read_routes(router: APIRouter, TargetIn: Any) -> None:  # TargetIn: a t
         target: TargetIn,
         limits: LimitsDep,
         limit: int = Query(default=100, ge=1, le=10_000),
-        offset: int = Query(default=0, ge=0, le=2**62),
+        offset: int = Query(default=0, ge=0, le=2**53),
         cursor: str | None = Query(default=None, pattern=CURSOR_PATTERN),
     ) -> DocumentPageResponse:
         """One page of documents in insertion order; page on with `next_cursor` (stable while others write). A
