@@ -12,9 +12,10 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /opt/semspace
 # torch first, from the CPU index: letting pip choose torch for the project would pull several GB of CUDA wheels.
 RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
-COPY pyproject.toml README.md LICENSE ./
+COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY src ./src
-RUN pip install ".[serve]" && useradd --create-home --uid 10001 semspace
+# The versions the test suite passed with (constraints.txt), the isolated build's setuptools/wheel included.
+RUN PIP_CONSTRAINT=constraints.txt PIP_BUILD_CONSTRAINT=constraints.txt pip install ".[serve]" && useradd --create-home --uid 10001 semspace
 USER semspace
 WORKDIR /home/semspace
 

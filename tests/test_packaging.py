@@ -6,11 +6,13 @@ from __future__ import annotations
 import email
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -99,3 +101,16 @@ def test_dockerfile_entrypoint_serves_from_the_installed_wheel(wheel, tmp_path, 
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_ci_runs_the_readmes_test_command_with_the_lock_for_install_and_build():
+    ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert f"```bash\n{ci_command}\n```" in (ROOT / "README.md").read_text()
+    assert "PIP_CONSTRAINT=constraints.txt PIP_BUILD_CONSTRAINT=constraints.txt pip install" in ci_command
+    pins = {
+        line.split("==")[0].lower()
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    build_requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    assert {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in build_requires} <= pins
