@@ -32,22 +32,61 @@ WORDS = [
 ]
 
 
-def save_tiny_bert(folder: Path) -> Path:
-    """A 2-layer, hidden-32 random BERT with a word-level vocab (:data:`WORDS`), saved in `folder`."""
+# Sentences over WORDS: the service tests' corpus.
+CORPUS = [
+    "a man is playing a guitar",
+    "a woman is playing a flute",
+    "a dog is running in the park",
+    "a cat eats food",
+    "a big plane is taking off",
+    "a small dog eats food in the park",
+    "the man is running",
+    "a woman eats",
+    "a big cat is playing",
+    "the plane is small",
+    "a dog is playing a guitar in the park",
+    "the woman is taking the cat",
+]
+
+
+def save_tiny_bert(
+    folder: Path,
+    words: list[str] | None = None,
+    hidden_size: int = 32,
+    num_hidden_layers: int = 2,
+    intermediate_size: int = 64,
+) -> Path:
+    """A random BERT (2 layers, hidden 32 by default) with a word-level WordPiece vocab (:data:`WORDS`), saved in
+    `folder`. The tokenizer is built with `tokenizers` and handed over as an object: transformers 5 ignores
+    `BertTokenizerFast(vocab_file=...)`, which left only the special tokens (every test word was `[UNK]`)."""
     import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *(WORDS if words is None else words)]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    word_pieces = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    word_pieces.normalizer = normalizers.BertNormalizer(lowercase=True)
+    word_pieces.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    word_pieces.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tokenizer = BertTokenizerFast(
+        tokenizer_object=word_pieces,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
         num_attention_heads=2,
-        intermediate_size=64,
+        intermediate_size=intermediate_size,
         max_position_embeddings=64,
     )
     BertModel(config).save_pretrained(folder)

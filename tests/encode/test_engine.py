@@ -113,12 +113,12 @@ def test_auto_is_decided_once_with_its_reasons_and_cached(tiny_bert_dir, cache, 
 
 def test_auto_never_picks_emulated_bf16_and_keys_by_cpu(tiny_bert_dir, monkeypatch):
     monkeypatch.setattr(auto, "cpu_features", lambda: AVX2)
-    monkeypatch.setattr(auto, "MAX_TASK_LOSS", 1e-9)  # only an exact engine passes: int8 and onnx are rejected
+    monkeypatch.setattr(auto, "MAX_TASK_LOSS", -1.0)  # no engine passes: the walk reaches its end
     enc = Encoder(tiny_bert_dir, backend="auto")
     rows = {row["engine"]: row for row in enc.info["engine"]["auto"]["considered"]}
     assert rows["torch-bf16"]["verdict"] == "skipped" and "emulated" in rows["torch-bf16"]["reason"]
-    assert rows["onnx-int8"]["verdict"] == "rejected" and rows["onnx-int8"]["task_loss"] > 0
-    assert enc.backend in ("onnx", "torch") and rows[enc.backend]["verdict"] == "chosen"
+    assert [rows[e]["verdict"] for e in ("onnx-int8", "onnx", "torch")] == ["rejected"] * 3
+    assert enc.backend == "torch"  # the exact reference when nothing passes
     # another CPU is another decision (a cached one is never re-used across machines)
     monkeypatch.setattr(auto, "cpu_features", lambda: AVX512_BF16)
     monkeypatch.setattr(auto, "MAX_TASK_LOSS", 100.0)

@@ -14,6 +14,8 @@ pytest.importorskip("model2vec")
 pytest.importorskip("skeletoken")
 
 from model2vec import StaticModel
+from support import WORDS as BASE_WORDS
+from support import save_tiny_bert
 
 from semspace.encode import Encoder, Pooling, distill, load_static, save_static
 from semspace.encode.static import (
@@ -32,29 +34,11 @@ from semspace.errors import (
 )
 from semspace.transform import Whitening, fold_whitening, whiten_static
 
+# The service corpus's words, and more so the distilled vocabulary has plurals and sub-words to prune or keep.
 WORDS = [
-    "a",
-    "man",
-    "woman",
-    "dog",
-    "cat",
-    "is",
+    *BASE_WORDS,
     "are",
     "on",
-    "playing",
-    "guitar",
-    "running",
-    "the",
-    "park",
-    "in",
-    "eats",
-    "food",
-    "plane",
-    "taking",
-    "off",
-    "flute",
-    "big",
-    "small",
     "child",
     "girl",
     "boy",
@@ -87,39 +71,8 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
-    """A 2-layer, hidden-32 random BERT whose tokenizer (WordPiece over WORDS) is built with `tokenizers`."""
-    import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("teacher")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
-    )
-    fast = BertTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
+    """A 2-layer, hidden-32 random BERT whose WordPiece vocabulary is this file's WORDS."""
+    return save_tiny_bert(tmp_path_factory.mktemp("teacher"), words=WORDS)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ pytest.importorskip("langchain_tests")
 pytest.importorskip("pytest_asyncio")
 
 from langchain_tests.integration_tests.vectorstores import EMBEDDING_SIZE, VectorStoreIntegrationTests
+from support import save_tiny_bert
 
 from semspace import Collection, Encoder
 from semspace.integrations.langchain import SemspaceVectorStore
@@ -34,22 +35,13 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def encoder_of_the_fake_dimension(tmp_path_factory) -> Encoder:
     """An Encoder whose vectors have the fake embedding's dimension (a 1-layer random BERT, hidden EMBEDDING_SIZE)."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("bert-6d")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "foo", "bar"]) + "\n")
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=7,
+    folder = save_tiny_bert(
+        tmp_path_factory.mktemp("bert-6d"),
+        words=["foo", "bar"],
         hidden_size=EMBEDDING_SIZE,
         num_hidden_layers=1,
-        num_attention_heads=2,
         intermediate_size=12,
-        max_position_embeddings=16,
     )
-    BertModel(config).save_pretrained(folder)
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
     return Encoder(str(folder))
 
 
