@@ -6,25 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import save_tiny_cross_encoder
+from support import CORPUS, save_tiny_cross_encoder
 
 from semspace import Encoder
 from semspace.search import Collection
-
-CORPUS = [
-    "a man is playing a guitar",
-    "a woman is playing a flute",
-    "a dog is running in the park",
-    "a cat eats food",
-    "a big plane is taking off",
-    "a small dog eats food in the park",
-    "the man is running",
-    "a woman eats",
-    "a big cat is playing",
-    "the plane is small",
-    "a dog is playing a guitar in the park",
-    "the woman is taking the cat",
-]
 
 
 @pytest.fixture(scope="session")

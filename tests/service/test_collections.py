@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from support import CORPUS
 
 from semspace.client import Client, RemoteCollection
 from semspace.errors import (
@@ -22,14 +23,7 @@ from semspace.search.catalog import Catalog
 from semspace.service import Limits, create_app
 
 LOCAL = "http://localhost"
-TEXTS = [
-    "a man is playing a guitar",
-    "a woman is playing a flute",
-    "a dog is running in the park",
-    "a cat eats food",
-    "a big plane is taking off",
-    "a small dog eats food in the park",
-]
+TEXTS = CORPUS[:6]
 META = [{"kind": "music"}, {"kind": "music"}, {"kind": "animal"}, {"kind": "animal"}, {"kind": "plane"}, {}]
 
 
