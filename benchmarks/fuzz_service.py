@@ -59,16 +59,6 @@ def run(work: Path, seeds: list[int], examples: int, log=print) -> tuple[dict[in
     return tallies, probe
 
 
-def cpu_flags() -> str:
-    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = next((set(line.split(":", 1)[1].split()) for line in handle if line.startswith("flags")), set())
-    except OSError:
-        flags = set()
-    return " ".join(f for f in wanted if f in flags) or "none of " + "/".join(wanted)
-
-
 def failed(tallies: dict[int, dict[str, Tally]], probe: AuthProbe) -> bool:
     tallies_bad = any(t.server_errors or t.failures for by_server in tallies.values() for t in by_server.values())
     return tallies_bad or bool(probe.problems)
@@ -88,7 +78,7 @@ def report(command: str, tallies: dict[int, dict[str, Tally]], probe: AuthProbe,
         SECTION,
         "",
         *header[1:],
-        f"- CPU flags: {cpu_flags()}; schemathesis {schemathesis.__version__}; {seconds:.0f} s in all",
+        f"- schemathesis {schemathesis.__version__}; {seconds:.0f} s in all",
         "",
         "Per seed, a fresh server over a collection (whitened to 2 components, tiny random BERT and cross-encoder;",
         "limits 16 items, 300 characters, 64 000 bytes, k ≤ 20, 100 hits) — every operation — and one over a folder",

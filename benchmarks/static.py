@@ -25,7 +25,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import time
@@ -42,23 +41,6 @@ ENGLISH = ("STS12", "STS13", "STS14", "STS15", "STS16", "STS-B", "SICK-R")
 CHINESE = ("ATEC", "BQ", "LCQMC", "PAWSX", "STS-B-zh")
 RETRIEVAL = ("SciFact", "Cranfield")
 logger = logging.getLogger("static-bench")
-
-
-# ------------------------------------------------------------------------------------------------ machine -------
-def cpu_line() -> str:
-    model, flags = platform.processor(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
-    present = [f for f in wanted if f in flags] or ["none of " + "/".join(wanted)]
-    return f"{model}; {os.cpu_count()} cores; flags: {' '.join(present)}"
 
 
 # ------------------------------------------------------------------------------------------------ data ----------
@@ -336,7 +318,7 @@ def write_report(path: Path, args, rows, models, times, sizes, corpus_s: float, 
     lines = results_header("Static models distilled from our encoders, whitening folded in", args.command)
     en_size = "in full" if caps["en"] is None else f"capped at {caps['en']} pairs"
     lines += [
-        f"- CPU: {cpu_line()}; {THREADS} threads (torch, ONNX Runtime, the tokenizers' pool)",
+        f"- Threads: {THREADS} (torch, ONNX Runtime, the tokenizers' pool)",
         f"- Sizes: English STS test sets {en_size}; "
         f"Chinese test and valid splits capped at {caps['zh']} pairs each (seeded sample, seed 0); SciFact and "
         "Cranfield in full (exact Flat search).",

@@ -30,7 +30,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import queue
 import re
 import shutil
@@ -692,22 +691,6 @@ def write_phase(system: str, n: int, writer: Worker, spawn, out: dict, fail, arg
 
 
 # -- report ------------------------------------------------------------------------------------------------------
-def cpu_facts() -> str:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
-    present = [f for f in wanted if f in flags] or ["none of " + "/".join(wanted)]
-    return f"{model}; {os.cpu_count()} cores; flags: {' '.join(present)}"
-
-
 def versions() -> str:
     import sqlite3
 
@@ -843,7 +826,6 @@ def write_report(out: Path, results: dict, meta: dict, systems: list[str], comma
         "Vector stores on disk: semspace Collection vs Chroma and LanceDB (raw FAISS as the limit)", command
     )
     lines += [
-        f"- CPU: {cpu_facts()}",
         f"- Versions: {versions()}",
         f"- Vectors: {meta['vectors']}; corpus = random one of them + N(0, {meta['sigma']}²) per dimension, "
         f"L2-normalised (seed {SEED}); {meta['queries']} queries and the added documents are other perturbed "

@@ -58,16 +58,14 @@ SimBERT CLS raw 38.50 / 48.54 / 76.23 / 15.10 / 74.14 → whitening 23.64 / 31.7
 
 
 def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    """The CPU (model, the class the engine choice depends on, its ISA flags), cores, OS, Python and torch: timings
+    differ between AVX2, AVX-512 and AMX machines, so every result file names them."""
     import torch
 
+    from semspace.encode.cpu import cpu_features
+
     return (
-        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"{cpu_features().describe()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, torch {torch.__version__}"
     )
 
