@@ -3,6 +3,7 @@ the service with dynamic batching, and a roofline.
 
     python benchmarks/bench_engine.py                      # full: 3 interleaved rounds, 4,000 STS-B sentences, ...
     python benchmarks/bench_engine.py --rounds 3 --sizes 2552,120,0,0   # honest medians, ~11 minutes (--help)
+    python benchmarks/bench_engine.py --rounds 3 --sizes 2552,64,0,0 --long-lengths 256,512   # + 512-token table
     python benchmarks/bench_engine.py --quick              # small sizes, 1 round (a smoke test, not a measurement)
 
 Every variant runs in a fresh subprocess per round (so peak RSS is its own), in the order of the round (rotated each
@@ -439,7 +440,8 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="SHORT,LONG,PAIRS,REQUESTS: STS-B sentences, SciFact abstracts, cross-encoder pairs, service requests "
         "(0 skips that part). Default 4000,1000,2000,2000. Measured on 2 shared cores: '2552,120,100,0' with 3 rounds "
-        "timed 14.2 minutes, about a quarter of it the cross-encoder: '2552,120,0,0' should fit ~11 (not yet run)",
+        "timed 14.2 minutes, about a quarter of it the cross-encoder; '2552,64,0,0' with --long-lengths 256,512 "
+        "timed 14.1",
     )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-length", type=int, default=256)
