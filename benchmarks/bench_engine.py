@@ -3,6 +3,7 @@ the service with dynamic batching, and a roofline.
 
     python benchmarks/bench_engine.py                      # full: 3 interleaved rounds, 4,000 STS-B sentences, ...
     python benchmarks/bench_engine.py --rounds 3 --sizes 2552,120,0,0   # honest medians, ~11 minutes (--help)
+    python benchmarks/bench_engine.py --rounds 3 --sizes 2552,64,0,0 --long-lengths 256,512   # + 512-token table
     python benchmarks/bench_engine.py --quick              # small sizes, 1 round (a smoke test, not a measurement)
 
 Every variant runs in a fresh subprocess per round (so peak RSS is its own), in the order of the round (rotated each
@@ -226,13 +227,23 @@ def profile(encoder, texts: list[str]) -> dict:
 def run_variant(variant, task, texts_file, out, args, workdir, profile: bool = False) -> dict:
     python = args.peer_python if variant in ("st-onnx", "st-onnx-int8") else sys.executable
     cmd = [python, __file__, "--worker", variant, "--task", task, "--texts", str(texts_file), "--out", str(out)]
-    cmd += ["--threads", str(args.threads), "--workdir", str(workdir), "--max-length", str(args.max_length)]
+    cmd += ["--threads", str(args.threads), "--workdir", str(workdir), "--max-length", str(task_length(task, args))]
     cmd += ["--profile"] if profile else []
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=str(args.threads))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         return {"variant": variant, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"}
     return json.loads(Path(str(out) + ".json").read_text())
+
+
+def task_length(task: str, args: argparse.Namespace) -> int:
+    """The token limit of `task`: ``long-512`` truncates at 512, every other task at --max-length."""
+    return int(task.removeprefix("long-")) if task.startswith("long-") else args.max_length
+
+
+def long_tasks(args: argparse.Namespace) -> list[str]:
+    """The long-text tasks, one per --long-lengths entry: ``long`` at --max-length, ``long-N`` at N tokens."""
+    return ["long" if n == args.max_length else f"long-{n}" for n in args.long_lengths]
 
 
 def spearman_sts(vectors, index, pairs) -> float:
@@ -429,10 +440,17 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="SHORT,LONG,PAIRS,REQUESTS: STS-B sentences, SciFact abstracts, cross-encoder pairs, service requests "
         "(0 skips that part). Default 4000,1000,2000,2000. Measured on 2 shared cores: '2552,120,100,0' with 3 rounds "
-        "timed 14.2 minutes, about a quarter of it the cross-encoder: '2552,120,0,0' should fit ~11 (not yet run)",
+        "timed 14.2 minutes, about a quarter of it the cross-encoder; '2552,64,0,0' with --long-lengths 256,512 "
+        "timed 14.1",
     )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-length", type=int, default=256)
+    p.add_argument(
+        "--long-lengths",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[256],
+        help="token limits of the long-text (SciFact) tables, e.g. 256,512: one table each, same abstracts",
+    )
     p.add_argument("--peer-python", default=None, help="an interpreter with sentence-transformers + optimum-onnx")
     p.add_argument("--no-peer", action="store_true", help="measure semspace alone (said so in the output)")
     p.add_argument("--no-build-peer", action="store_true", help="do not build the peer venv when none is found")
@@ -513,7 +531,8 @@ def main_engine(args: argparse.Namespace) -> None:
     scifact = load_retrieval_task("SciFact", args.data_root)
     long = scifact.doc_texts[:n_long]
     pairs = [[test.sentences1[i % len(test.sentences1)], long[i % len(long)]] for i in range(n_pairs)] if long else []
-    tasks = [t for t, data in (("short", short), ("long", long), ("ce", pairs)) if data]
+    named = [("short", short), *((task, long) for task in long_tasks(args)), ("ce", pairs)]
+    tasks = [t for t, data in named if data]
     workdir = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     shutil.copytree(bundled_model_path(), workdir / "st-model")
     skipped = {} if cpu_features().bf16_units else {"semspace-torch-bf16": "skipped: no bf16 units (emulated)"}
@@ -521,7 +540,7 @@ def main_engine(args: argparse.Namespace) -> None:
     if not args.no_peer:
         st_export(args, workdir / "st-model")
     files = {}
-    for task, data in (("short", short), ("long", long), ("ce", pairs)):
+    for task, data in named:
         files[task] = workdir / f"{task}.json"
         files[task].write_text(json.dumps(data))
     # export the semspace ONNX graphs (encoder and cross-encoder) and make `auto`'s decision once before the timed
@@ -543,9 +562,10 @@ def main_engine(args: argparse.Namespace) -> None:
     lines += cpu_lines(args)
     peer = "none (--no-peer)" if args.no_peer else "ST torch, ST ONNX, ST ONNX int8 (avx512_vnni config)"
     lines += [f"- Rounds: {rounds} (timed part {elapsed / 60:.1f} min); quick: {args.quick}; peer variants: {peer}", ""]
-    for task, n in (("short", len(short)), ("long", len(long))):
+    for task in ("short", *long_tasks(args)):
         if task in tasks:
-            lines += encoder_table(task, n, variants, skipped, results, index, test, np)
+            n = len(short) if task == "short" else len(long)
+            lines += encoder_table(task, n, variants, skipped, results, index, test, np, task_length(task, args))
     if "ce" in tasks:
         lines += ce_table(variants, results, np)
     if n_service:
@@ -558,7 +578,7 @@ def main_engine(args: argparse.Namespace) -> None:
         lines += ["", *service_lines(service, offline)]
     gemm_after = gemm_roofline(args.threads)
     gemm = {k: max(gemm_before[k], gemm_after[k]) for k in gemm_before}
-    lines += roofline_lines(gemm, short, long, results, args, np)
+    lines += roofline_lines(gemm, short, long, [t for t in tasks if t.startswith("long")], results, args, np)
     text = "\n".join(lines) + "\n"
     print(text)
     output = args.output or (None if args.quick else str(ROOT / "docs" / "results" / "engine.md"))
@@ -611,10 +631,11 @@ def per_round_ratio(results: dict, task: str, v: str, peers: list[str]) -> list[
     return out
 
 
-def encoder_table(task, n, variants, skipped, results, index, test, np) -> list[str]:
+def encoder_table(task, n, variants, skipped, results, index, test, np, max_length: int) -> list[str]:
     peers = [p for p in PEER if p in variants]
+    kind = "short" if task == "short" else "long"
     lines = [
-        f"## Encoder, {task} texts ({n})",
+        f"## Encoder, {kind} texts ({n}, truncated at {max_length} tokens)",
         "",
         "| variant | sentences/s (min / median / max) | × ST torch (median) | × ST fastest, per round (min / median / "
         "max) | peak RSS MB | STS-B test Spearman |",
@@ -690,7 +711,7 @@ def ce_table(variants: list[str], results: dict, np) -> list[str]:
     return lines
 
 
-def roofline_lines(gemm: dict, short: list[str], long: list[str], results: dict, args, np) -> list[str]:
+def roofline_lines(gemm: dict, short: list[str], long: list[str], longs: list[str], results: dict, args, np):
     from transformers import AutoTokenizer
 
     from semspace.encode.backends import bundled_model_path
@@ -701,10 +722,10 @@ def roofline_lines(gemm: dict, short: list[str], long: list[str], results: dict,
         "| texts | tokens/sentence | GFLOP/sentence | variant | ceiling sentences/s | measured | measured ÷ ceiling |",
         "|---|---|---|---|---|---|---|",
     ]
-    for task, data in (("short", short), ("long", long)):
+    for task, data in (("short", short), *((t, long) for t in longs)):
         if not data:
             continue
-        tokens = float(np.mean([min(len(t), args.max_length) for t in tok(data)["input_ids"]]))
+        tokens = float(np.mean([min(len(t), task_length(task, args)) for t in tok(data)["input_ids"]]))
         flops = flops_per_sentence(tokens)
         for v, key in (
             ("semspace-torch", "fp32"),

@@ -19,6 +19,11 @@ settings.register_profile("ci", derandomize=True, database=None, deadline=None)
 settings.register_profile("dev", derandomize=False, deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# The suite compares vectors with transformers' and sentence-transformers' fp32 ones and builds many tiny models, so it
+# runs the exact engine: `Encoder()`'s default `auto` would export and check ONNX graphs for each. The default itself is
+# tested in tests/encode/test_engine.py with this variable removed. Set before any test (and any CLI subprocess).
+os.environ.setdefault("SEMSPACE_BACKEND", "torch")
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -78,6 +78,18 @@ def test_cache_is_reused_and_manifest_has_the_header(tiny_bert_dir, cache, monke
     assert again.encode(TEXTS).shape == (5, 32)
 
 
+def test_graphs_leave_out_the_fusions_slower_on_cpu(tiny_bert_dir, cache):
+    import onnx
+
+    for backend, attention in (("onnx", "Attention"), ("onnx-int8", "QAttention")):
+        enc = Encoder(tiny_bert_dir, backend=backend)
+        manifest, folder = enc._adapter.engine_manifest, enc._adapter.engine_manifest_path.parent
+        ops = {node.op_type for node in onnx.load(str(folder / manifest["graph"])).graph.node}
+        assert attention in ops and not ops & {"SkipLayerNormalization", "BiasGelu"}, (backend, ops)
+        assert "SkipLayerNormalization" not in manifest["fused_operators"]
+        assert str(sorted(eng.UNFUSED)) in manifest["options"]["optimizer"]  # part of the cache key
+
+
 def test_corrupt_cache_folder_is_rebuilt(tiny_bert_dir, cache, caplog):
     Encoder(tiny_bert_dir, backend="onnx")
     folder = next(p for p in cache.iterdir() if p.name.startswith("onnx-") and not p.name.startswith("onnx-int8"))
@@ -124,6 +136,48 @@ def test_auto_never_picks_emulated_bf16_and_keys_by_cpu(tiny_bert_dir, monkeypat
     monkeypatch.setattr(auto, "MAX_TASK_LOSS", 100.0)
     other = Encoder(tiny_bert_dir, backend="auto")
     assert other.backend == "onnx-int8" and other.info["engine"]["auto"]["cpu"]["class"] == "avx512-bf16"
+
+
+def test_default_backend_is_auto_unless_the_environment_names_one(tiny_bert_dir, monkeypatch):
+    monkeypatch.delenv(eng.BACKEND_ENV, raising=False)  # tests/conftest.py pins torch for the rest of the suite
+    monkeypatch.setattr(auto, "cpu_features", lambda: AVX2)
+    enc = Encoder(tiny_bert_dir)
+    assert enc.info["engine"]["auto"]["choice"] == enc.backend != "torch-bf16"  # decided by auto's rule
+    monkeypatch.setenv(eng.BACKEND_ENV, "onnx")
+    assert Encoder(tiny_bert_dir).backend == "onnx" and Encoder(tiny_bert_dir, backend="torch").backend == "torch"
+    monkeypatch.setenv(eng.BACKEND_ENV, "fastest")
+    with pytest.raises(InvalidParameterError, match=eng.BACKEND_ENV):
+        Encoder(tiny_bert_dir)
+
+
+def test_spec_records_the_engine_and_a_collection_reopens_with_it(tiny_bert_dir, tmp_path, monkeypatch, caplog):
+    import semspace.encode.cpu as cpu
+    from semspace.search import Collection
+
+    monkeypatch.delenv(eng.BACKEND_ENV, raising=False)
+    enc = Encoder(tiny_bert_dir, backend="onnx")
+    assert enc.spec["backend"] == "onnx" and "backend" not in Encoder(tiny_bert_dir, backend="torch").spec
+    with Collection.create(tmp_path / "c", encoder=enc) as made:
+        made.add(TEXTS)
+        stored = made.encoder.encode(TEXTS)
+    with Collection.open(tmp_path / "c") as again:
+        assert again.encoder.backend == "onnx"
+        np.testing.assert_allclose(again.encoder.encode(TEXTS), stored, atol=1e-6)
+    # a spec from before engines were recorded was made by fp32 PyTorch, whatever the default is now
+    assert Encoder.from_spec({"model": str(tiny_bert_dir), "pooling": "mean"}).backend == "torch"
+    # an engine that cannot run here falls back to torch, with a warning
+    monkeypatch.setattr(cpu, "cpu_features", lambda: AVX2)
+    monkeypatch.delenv(eng.FORCE_BF16_ENV)
+    fallback = Encoder.from_spec(enc.spec | {"backend": "torch-bf16"})
+    assert fallback.backend == "torch" and "cannot run here" in caplog.text
+
+
+def test_auto_off_the_cpu_is_torch_and_caches_no_decision(tiny_bert_dir, cache):
+    adapter = Encoder(tiny_bert_dir, backend="torch")._adapter
+    adapter._runner.device = "cuda"  # a stand-in: use_engine only reads the device's name
+    decided = set((cache / "auto").glob("*.json")) if (cache / "auto").is_dir() else set()
+    assert eng.use_engine(adapter, "auto") == "torch" and "cuda" in adapter.engine_info["auto"]["reason"]
+    assert (set((cache / "auto").glob("*.json")) if (cache / "auto").is_dir() else set()) == decided
 
 
 def test_ranking_follows_the_cpu_class():

@@ -27,7 +27,7 @@ def encode(
     max_length: MaxLength = None,
     normalize: Annotated[bool, typer.Option(help="L2-normalise the vectors.")] = False,
     allow_download: Annotated[bool, typer.Option(help="Allow fetching a hub id not in the local cache.")] = False,
-    backend: BackendName = "torch",
+    backend: BackendName = None,
     ray: RayAddress = None,
     actors: Actors = 2,
     shard_size: ShardSize = 4096,

@@ -92,7 +92,7 @@ def retrieval(
 
     k_list = number_list(ks, "--ks")
     loaded = [load_retrieval_task(t, data_root or default_data_root()) for t in name_list(tasks)]
-    encoder = Encoder(model)
+    encoder = Encoder(model, backend="torch")  # the exact engine: results reproduce on any CPU
     cache = EmbeddingCache(cache_dir)
     for task in loaded:
         transforms = {

@@ -88,7 +88,7 @@ def create(
         str, typer.Option(help="FAISS factory string: Flat, IVF256,Flat, HNSW32, SQ8, PQ16, IVF256,PQ16, HNSW32,SQ8, …")
     ] = "Flat",
     max_length: MaxLength = None,
-    backend: BackendName = "torch",
+    backend: BackendName = None,
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
@@ -100,13 +100,11 @@ def create(
             made = client.create_collection(str(path), model, index=index, pooling=pooling, max_length=max_length)
             echo_json(made.info(), indent=2)
         return
+    from semspace.encode import Encoder
     from semspace.search import Collection
 
-    encoder = model
-    if backend != "torch":  # the engine is per process (not stored): this checks it and fills the export cache
-        from semspace.encode import Encoder
-
-        encoder = Encoder(model, pooling=pooling, max_length=max_length, backend=backend)
+    # the engine is recorded in the collection's manifest: later commands re-open it with the same one
+    encoder = Encoder(model, pooling=pooling, max_length=max_length, backend=backend)
     with Collection.create(path, encoder=encoder, index=index, pooling=pooling, max_length=max_length) as c:
         echo_json(c.info(), indent=2)
 

@@ -32,11 +32,12 @@ TopK = Annotated[int, typer.Option("-k", "--k", min=1, help="Results per query."
 AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
 CollectionPath = Annotated[Path, typer.Argument(help="Collection folder.")]
 BackendName = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--backend",
         help="Inference engine: torch (exact), torch-bf16 (needs bf16 units), onnx, onnx-int8, or auto (decided once "
-        "per machine and model: `semspace info` says which and why).",
+        "per machine and model: `semspace info` says which and why). Default: $SEMSPACE_BACKEND, else auto.",
+        show_default=False,
     ),
 ]
 Seed = Annotated[int, typer.Option("--seed", min=0, help="Random seed.")]

@@ -46,7 +46,7 @@ def serve(
         Path | None,
         typer.Option("--cross-encoder", help="Cross-encoder folder for /rerank (default: the collection's CUR one)."),
     ] = None,
-    backend: BackendName = "torch",
+    backend: BackendName = None,
 ) -> None:
     """HTTP service: /embed /similarity /search /documents /collections /rerank /info /metrics /health,
     OpenAI-compatible /v1/embeddings and /v1/models, a search page at / and the OpenAPI docs at /docs."""

