@@ -36,6 +36,7 @@ import re
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from pathlib import Path
@@ -266,6 +267,8 @@ def peer_notes() -> tuple[str, ...]:
 
 # mean_vectors tokenizes at most this many texts at a time (bounds the tokenizer's per-text objects).
 _CHUNK = 8192
+# float16 tables as float32 (scipy's sparse product has no float16), kept while their model lives
+_FLOAT32_TABLES: weakref.WeakKeyDictionary[Any, tuple[np.ndarray, np.ndarray]] = weakref.WeakKeyDictionary()
 
 
 # ---------------------------------------------------------------------------------------------- the adapter ----
@@ -343,9 +346,11 @@ def mean_vectors(model: StaticModel, texts: Sequence[str]) -> np.ndarray:
     and one sparse product: a (texts × vocabulary) matrix of ones times the table sums each text's rows in token
     order in float32, as numpy's mean does, and the sum is divided by the count, so the vectors are model2vec's to
     float32 round-off (tested to 1e-6). The tokenizers' own thread pool does the tokenizing (model2vec turns it
-    off for its threads). Models with model2vec's vocabulary quantization go through model2vec's encode."""
+    off for its threads). Models with model2vec's vocabulary quantization or an int8 / float64 table go through
+    model2vec's encode."""
     texts = list(texts)
-    if model.token_mapping is not None or model.weights is not None or model.embedding.dtype == np.int8:
+    plain = model.token_mapping is None and model.weights is None
+    if not plain or model.embedding.dtype not in (np.float32, np.float16):
         out = model.encode(texts, normalize=False, batch_size=max(1, len(texts)), use_multiprocessing=False)
         return np.asarray(out, dtype=np.float32).reshape(len(texts), model.dim)
     if model.max_length is not None:
@@ -355,8 +360,8 @@ def mean_vectors(model: StaticModel, texts: Sequence[str]) -> np.ndarray:
     out = np.empty((len(texts), model.dim), dtype=np.float32)
     for start in range(0, len(texts), _CHUNK):
         out[start : start + _CHUNK] = _chunk_means(model, table, texts[start : start + _CHUNK])
-    if model.embedding.dtype != np.float32:  # model2vec's mean comes back in the table's dtype (float16)
-        out = out.astype(model.embedding.dtype).astype(np.float32)
+    if model.embedding.dtype == np.float16:  # model2vec's mean comes back in the table's dtype
+        out = out.astype(np.float16).astype(np.float32)
     return out
 
 
@@ -379,14 +384,13 @@ def _chunk_means(model: StaticModel, table: np.ndarray, texts: list[str]) -> np.
 
 
 def _float32_table(model: StaticModel) -> np.ndarray:
-    """The table as float32 (model2vec's own for float32 models; a float16 table is converted once and kept)."""
+    """The table as float32 (model2vec's own for float32 models; a float16 table is converted once per model)."""
     table = model.embedding
     if table.dtype == np.float32:
         return table
-    cached = getattr(model, "_semspace_float32", None)
+    cached = _FLOAT32_TABLES.get(model)
     if cached is None or cached[0] is not table:
-        cached = (table, np.asarray(table, dtype=np.float32))
-        model._semspace_float32 = cached
+        cached = _FLOAT32_TABLES[model] = (table, table.astype(np.float32))
     return cached[1]
 
 
