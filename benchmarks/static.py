@@ -115,9 +115,10 @@ def distill_all(
     """model2vec's own distill, ours raw (k in `ks`) and ours whitened, saved as folders; returns
     {variant: {"path", "distill_s", ...}} (with `reuse`, what an earlier run saved in `workdir`)."""
     record = workdir / f"{tag}-distilled.json"
-    if reuse and record.is_file():
+    found = json.loads(record.read_text()) if reuse and record.is_file() else {}
+    if all(f"ours {v} k={k}" in found for v in ("raw", "whitened") for k in ks) and "model2vec" in found:
         logger.info("reusing the distilled models of %s", record)
-        return {k: {**v, "path": Path(v["path"])} for k, v in json.loads(record.read_text()).items()}
+        return {k: {**v, "path": Path(v["path"])} for k, v in found.items()}
     out = _distill_all(teacher, corpus, dev, workdir, tag, ks)
     record.write_text(json.dumps(out, default=str, indent=1), encoding="utf-8")
     return out
