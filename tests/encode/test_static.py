@@ -308,16 +308,44 @@ def test_cli_distill_with_folded_whitening_then_encode(teacher_dir, tmp_path, ca
     assert "--dev-pairs" in capsys.readouterr().err
 
 
-def test_large_batches_use_model2vecs_threads_with_the_same_vectors_and_leave_the_environment(static_dir, monkeypatch):
-    import os
+def _awkward_texts(n: int) -> list[str]:
+    """Texts with known words, unknown words ([UNK], dropped), nothing known (the zero vector), nothing at all, and
+    more tokens than the model's max_length (truncated)."""
+    base = [*TEXTS, "xylophone zither", "", "a man is playing xylophone", " ".join(WORDS[:30]) * 3]
+    return [base[i % len(base)] + (" " + WORDS[i % len(WORDS)].lstrip("#") if i % 3 else "") for i in range(n)]
 
-    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
-    model = load_static(static_dir)
-    texts = [TEXTS[i % len(TEXTS)] + " " + WORDS[i % len(WORDS)].lstrip("#") for i in range(3000)]
-    threaded = mean_vectors(model, texts)  # above the threading threshold
-    one_by_one = np.vstack([mean_vectors(model, texts[i : i + 500]) for i in range(0, len(texts), 500)])
-    np.testing.assert_allclose(threaded, one_by_one, atol=1e-6)
-    assert "TOKENIZERS_PARALLELISM" not in os.environ
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_mean_vectors_are_model2vecs_encode(raw_model, monkeypatch, dtype):
+    """The fast path (one tokenizer call, one sparse product) gives model2vec's vectors: the unknown token dropped,
+    the zero vector for no known token, model2vec's truncation, a float16 table's rounding, any chunking."""
+    import copy
+
+    from model2vec.model import quantize_model
+
+    import semspace.encode.static as static
+
+    model = quantize_model(copy.deepcopy(raw_model), quantize_to=dtype)
+    model.max_length = 20  # the longest texts are cut (in characters, then in tokens), as by model2vec
+    texts = _awkward_texts(300)
+    expected = model.encode(texts, normalize=False, use_multiprocessing=False).astype(np.float32)
+    nothing_known = [i for i, text in enumerate(texts) if text in ("", "xylophone zither")]
+    assert nothing_known and not expected[nothing_known].any()  # the zero vector, in both
+    np.testing.assert_allclose(mean_vectors(model, texts), expected, rtol=0, atol=1e-6)
+    monkeypatch.setattr(static, "_CHUNK", 7)
+    np.testing.assert_allclose(mean_vectors(model, texts), expected, rtol=0, atol=1e-6)
+    assert mean_vectors(model, []).shape == (0, model.dim)
+
+
+def test_mean_vectors_hands_quantized_vocabularies_to_model2vec(raw_model):
+    import copy
+
+    from model2vec.model import quantize_model
+
+    model = quantize_model(copy.deepcopy(raw_model), vocabulary_quantization=8)
+    texts = _awkward_texts(40)
+    expected = model.encode(texts, normalize=False, use_multiprocessing=False).astype(np.float32)
+    np.testing.assert_allclose(mean_vectors(model, texts), expected, rtol=0, atol=1e-6)
 
 
 def test_static_encoder_batches_and_concurrent_callers(static_dir, teacher_dir):
