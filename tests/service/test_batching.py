@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from semspace import Encoder
 from semspace.errors import EncoderBusyError, EncoderTimeoutError
@@ -85,6 +86,19 @@ def test_concurrent_http_requests_are_merged_and_answered_in_order(encoder, live
         np.testing.assert_allclose(vector, expected[i], atol=1e-5)
     assert sum(recording.calls) == len(texts)
     assert len(recording.calls) < len(texts) and max(recording.calls) > 1  # merged
+
+
+def test_embed_answers_the_encoders_own_numbers(encoder):
+    # the vectors are written by orjson from the arrays: the same doubles as `tolist()` gives, on both body shapes
+    app = create_app(None, encoder=encoder)
+    with TestClient(app, base_url="http://localhost") as client:
+        for text in WORDS[:3]:
+            expected = encoder.encode([text]).tolist()
+            ours = client.post("/embed", json={"texts": [text]})
+            assert ours.headers["content-type"] == "application/json"
+            assert ours.json() == {"model": encoder.model_id, "dim": encoder.dim, "embeddings": expected}
+            tei = client.post("/embed", json={"inputs": text, "normalize": False}).json()
+            assert tei == expected
 
 
 def test_normalize_and_plain_requests_are_not_mixed(encoder):
