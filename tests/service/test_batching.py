@@ -82,6 +82,13 @@ def test_concurrent_http_requests_are_merged_and_answered_in_order(encoder, live
 
         with ThreadPoolExecutor(12) as pool:
             got = list(pool.map(embed, range(len(texts))))
+        exposition = httpx.get(server.url + "/metrics", timeout=30).text
+    gathered = {  # the batcher's histogram: one observation per engine call, the texts it held
+        line.split()[0]: float(line.split()[1])
+        for line in exposition.splitlines()
+        if line.startswith(("semspace_batcher_texts_count", "semspace_batcher_texts_sum"))
+    }
+    assert gathered == {"semspace_batcher_texts_count": len(recording.calls), "semspace_batcher_texts_sum": len(texts)}
     for i, vector in enumerate(got):  # each request got its own text's vector
         np.testing.assert_allclose(vector, expected[i], atol=1e-5)
     assert sum(recording.calls) == len(texts)
