@@ -618,6 +618,14 @@ def main_engine(args: argparse.Namespace) -> None:
 
 
 OTHER_MACHINES = "\n## Other machines"
+NOTES = "\n## Notes"
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written part of a results file, from its ``## Notes`` heading on (the profile and what it explains),
+    kept when a run rewrites the measured part."""
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    return old[old.index(NOTES) :] if NOTES in old else ""
 
 
 def other_machines(path: Path) -> str:
@@ -851,7 +859,7 @@ def main_service(args: argparse.Namespace) -> None:
     print(text)
     output = args.output or (None if args.quick else str(ROOT / "docs" / "results" / "engine_service.md"))
     if output:
-        Path(output).write_text(text)
+        Path(output).write_text(text + kept_notes(Path(output)))
     shutil.rmtree(workdir, ignore_errors=True)
 
 
