@@ -51,7 +51,7 @@ def serve(
 ) -> None:
     """HTTP service: /embed /similarity /search /documents /collections /rerank /info /metrics /health,
     OpenAI-compatible /v1/embeddings and /v1/models, a search page at / and the OpenAPI docs at /docs."""
-    for package in ("fastapi", "prometheus_client"):
+    for package in ("fastapi", "prometheus_client", "orjson"):
         require(package, "serve", "semspace serve")
     uvicorn = require("uvicorn", "serve", "semspace serve")
     # OpenMP threads that spin after each parallel region take the cores the event loop needs to answer requests;
