@@ -469,7 +469,8 @@ class Encoder:
                 truncated += sum(bool(e.overflowing) for e in encodings)
                 lengths = [len(e.ids) for e in encodings]
                 local = sorted(range(len(chunk)), key=lambda i: -lengths[i])
-                for first, last in plan_batches([lengths[i] for i in local], size, budget):
+                overhead = CALL_OVERHEAD_TOKENS.get(self.backend, DEFAULT_CALL_OVERHEAD_TOKENS)
+                for first, last in plan_batches([lengths[i] for i in local], size, budget, overhead):
                     rows = local[first:last]
                     index = chunk[rows]
                     prepared = adapter.collate([encodings[i] for i in rows])
@@ -481,14 +482,15 @@ class Encoder:
 
 # Texts tokenized per chunk by `_encode_token_batches` (bounded memory for encodings of a large corpus).
 _TOKENIZE_CHUNK = 4096
-# What one more engine call costs, in padded tokens: a 6-layer MiniLM on 2 AMD EPYC cores runs a batch of n texts
-# padded to width w in about a + b·n·w, with a/b ≈ 60 (onnx-int8), 75 (torch), 30 (onnx) tokens
-# (batch-shape sweep, docs/results/engine_service.md).
-CALL_OVERHEAD_TOKENS = 64
+# What one more engine call costs, in padded tokens, by engine: a 6-layer MiniLM on 2 AMD EPYC cores runs a batch
+# of n texts padded to width w in about a + b·n·w, with a/b ≈ 60-70 (onnx-int8), 75-120 (torch), 30 (onnx) tokens
+# (batch-shape sweep, docs/results/engine_service.md); other engines get the middle value.
+CALL_OVERHEAD_TOKENS = {"torch": 128, "torch-bf16": 128, "onnx": 32, "onnx-int8": 64}
+DEFAULT_CALL_OVERHEAD_TOKENS = 64
 
 
 def plan_batches(
-    lengths: Sequence[int], size: int, budget: int | None, overhead: int = CALL_OVERHEAD_TOKENS
+    lengths: Sequence[int], size: int, budget: int | None, overhead: int = DEFAULT_CALL_OVERHEAD_TOKENS
 ) -> list[tuple[int, int]]:
     """Cut token counts sorted longest first into batches ``[first, last)`` of at most `size` texts and at most
     `budget` padded tokens (a longer text alone), with the least work: padded tokens plus `overhead` tokens per
