@@ -497,7 +497,7 @@ def plan_batches(
     engine call, minimised exactly by dynamic programming over the cut points (a batch's first text sets its width).
 
     A few texts of mixed lengths — the requests a service gathers — are cut where the lengths drop (32 STS-B
-    sentences in one batch carry 2.5× their tokens in padding); a sorted corpus gets full batches as before.
+    sentences in one batch carry 2.5× their tokens in padding); a sorted corpus keeps nearly full batches.
     """
     widths = np.asarray(lengths, dtype=np.int64)
     n = len(widths)

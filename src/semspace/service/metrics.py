@@ -38,7 +38,6 @@ class ServiceMetrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
-
         self.gathered = Histogram(
             "semspace_batcher_texts",
             "Texts per encode call of the dynamic batcher (concurrent requests gathered into one).",
