@@ -943,7 +943,7 @@ def main_ce(args: argparse.Namespace) -> None:
     print(text)
     output = args.output or (None if args.quick else str(ROOT / "docs" / "results" / "engine_ce.md"))
     if output:
-        Path(output).write_text(text)
+        Path(output).write_text(text + kept_notes(Path(output)))
     shutil.rmtree(workdir, ignore_errors=True)
 
 
