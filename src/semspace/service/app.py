@@ -25,7 +25,7 @@ from semspace.interact.cross_encoder import CrossEncoder
 from semspace.search import Collection
 from semspace.search.catalog import Catalog, EncoderPool
 from semspace.search.collection import MANIFEST
-from semspace.service.batcher import BatchConfig, Batcher
+from semspace.service.batcher import BatchConfig
 from semspace.service.deps import ServiceState
 from semspace.service.errors import ERROR_STATUS, HANDLERS, is_openai
 from semspace.service.metrics import MetricsMiddleware, ServiceMetrics
@@ -54,7 +54,7 @@ class ServiceConfig:
     batching: BatchConfig | None = None
 
 
-def load_state(config: ServiceConfig) -> ServiceState:
+def load_state(config: ServiceConfig, metrics: ServiceMetrics | None = None) -> ServiceState:
     """Open what the service serves and load its models once.
 
     `config.collection`: a collection folder or object (served at the top-level routes and as
@@ -79,9 +79,9 @@ def load_state(config: ServiceConfig) -> ServiceState:
         cur = CURSearcher.load(coll.path / "cur", encoder=coll.encoder)  # the encoder of the collection's vectors
     cross = _cross_encoder(config, cur)
     state = ServiceState(encoder, coll, config.limits, cur, cross, catalog=catalog, encoders=pool)
-    state.batching = config.batching
+    state.batching, state.metrics = config.batching, metrics
     if config.batching is not None and config.batching.max_wait_ms >= 0:
-        state.batcher = Batcher(encoder, config.batching)
+        state.batcher = state.make_batcher(encoder, config.batching)
     return state
 
 
@@ -116,7 +116,7 @@ def _cross_encoder(config: ServiceConfig, cur) -> CrossEncoder | None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the state once when the app starts; close the collection at shutdown if this app opened it."""
     config: ServiceConfig = app.state.config
-    state = load_state(config)
+    state = load_state(config, app.state.metrics)
     app.state.semspace = state
     try:
         yield

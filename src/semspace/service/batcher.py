@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,9 +80,12 @@ class Batcher:
     """One worker thread that drains a bounded queue of encode jobs, merging those that arrive within
     ``max_wait_ms`` (and share `normalize` and prompt) into one `Encoder.encode` call."""
 
-    def __init__(self, encoder: Any, config: BatchConfig | None = None) -> None:
+    def __init__(
+        self, encoder: Any, config: BatchConfig | None = None, on_batch: Callable[[int], None] | None = None
+    ) -> None:
         self.target = encoder
         self.config = config or BatchConfig()
+        self.on_batch = on_batch  # told the texts of every encode call (the service's histogram)
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=self.config.max_queue)
         self.encoder = BatchedEncoder(self)
         self.n_calls = 0  # engine calls made (for tests and metrics)
@@ -164,6 +167,8 @@ class Batcher:
                 vectors = self.target.encode(texts, normalize=normalize, show_progress_bar=False, **dict(extra))
                 self.n_calls += 1
                 self.n_jobs += len(group)
+                if self.on_batch is not None:
+                    self.on_batch(len(texts))
                 start = 0
                 for job in group:
                     job.result = vectors[start : start + len(job.texts)]

@@ -61,6 +61,7 @@ class ServiceState:
     batching: BatchConfig | None = None
     batchers: dict[str, Batcher] = field(default_factory=dict)  # one per encoder spec, made on first use
     curs: dict[str, CURSearcher | None] = field(default_factory=dict)  # a named collection's CUR searcher (if any)
+    metrics: ServiceMetrics | None = None  # the app's collectors: every batcher reports its encode calls there
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def batched(self, encoder: Encoder) -> Encoder:
@@ -73,8 +74,12 @@ class ServiceState:
         with self._guard:
             batcher = self.batchers.get(key)
             if batcher is None:
-                batcher = self.batchers[key] = Batcher(encoder, self.batching)
+                batcher = self.batchers[key] = self.make_batcher(encoder, self.batching)
         return batcher.encoder
+
+    def make_batcher(self, encoder: Encoder, config: BatchConfig) -> Batcher:
+        """A batcher for `encoder` whose encode calls are counted in the app's metrics."""
+        return Batcher(encoder, config, None if self.metrics is None else self.metrics.gathered.observe)
 
     def named(self, name: str) -> Collection:
         """The served collection `name`: from the catalog, or the single collection when its folder has that name."""

@@ -1,5 +1,6 @@
 """Prometheus metrics, one registry per app (several apps in one process never clash): request counts by route
-and status, request latency, and the number of inputs per embedding/rerank request."""
+and status, request latency, the number of inputs per embedding/rerank request, and the texts per encode call the
+dynamic batcher gathers."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ class ServiceMetrics:
             "semspace_batch_size",
             "Inputs (texts, documents, pairs) per embedding or rerank request, by route.",
             ["route"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.gathered = Histogram(
+            "semspace_batcher_texts",
+            "Texts per encode call of the dynamic batcher (concurrent requests gathered into one).",
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )

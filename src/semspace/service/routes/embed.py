@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from semspace.service.deps import EncoderDep, LimitsDep, MetricsDep, StateDep
 from semspace.service.encoding import (
@@ -14,6 +15,7 @@ from semspace.service.encoding import (
     encode_async,
     project,
     token_lengths,
+    vectors_response,
 )
 from semspace.service.schemas import (
     EmbedBody,
@@ -36,7 +38,7 @@ EMBED_PATHS = ("/embed", "/", "/invocations")
 
 async def embed(
     body: EmbedBody, state: StateDep, encoder: EncoderDep, limits: LimitsDep, metrics: MetricsDep
-) -> EmbedResponse | list[list[float]]:
+) -> Response:
     """One vector per text (a coroutine: small requests await the batcher, larger ones run in the thread pool).
     `{"texts": [...], "normalize": false}` → `{"model", "dim", "embeddings"}`;
     TEI's `{"inputs": str | [str], "normalize": true, "truncate": false, "prompt_name": null, "dimensions": null}` →
@@ -47,12 +49,12 @@ async def embed(
     limits.check_texts(body.texts)
     metrics.observe_batch("/embed", len(body.texts))
     vectors = await encode_async(encoder, body.texts, normalize=body.normalize, show_progress_bar=False)
-    return EmbedResponse(model=encoder.model_id, dim=vectors.shape[1], embeddings=vectors.tolist())
+    return vectors_response({"model": encoder.model_id, "dim": int(vectors.shape[1]), "embeddings": vectors})
 
 
 async def embed_tei(
     body: TEIEmbedRequest, state: StateDep, encoder: EncoderDep, limits: LimitsDep, metrics: MetricsDep
-) -> list[list[float]]:
+) -> Response:
     texts = body.texts()
     limits.check_texts(texts, "inputs")
     prompt = check_prompt_name(encoder, body.prompt_name)
@@ -68,7 +70,8 @@ async def embed_tei(
         show_progress_bar=False,
         prompt_name=body.prompt_name,
     )
-    return project(vectors, body.dimensions, encoder, state.collection, normalize=body.normalize, status=422).tolist()
+    whitened = project(vectors, body.dimensions, encoder, state.collection, normalize=body.normalize, status=422)
+    return vectors_response(whitened)
 
 
 for _path in EMBED_PATHS:
