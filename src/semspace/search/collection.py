@@ -38,6 +38,7 @@ import numpy as np
 
 from semspace._io import read_artifact_json, write_artifact_json
 from semspace.encode.encoder import Encoder, validate_texts
+from semspace.encode.pooling import with_current_pooling_name
 from semspace.errors import (
     ArtifactError,
     CollectionError,
@@ -304,7 +305,7 @@ class Collection:
                 "name": self.path.name,
                 "path": str(self.path),
                 "count": len(self),
-                "encoder": self.manifest["encoder"],
+                "encoder": with_current_pooling_name(self.manifest["encoder"]),
                 "static_model": _static_model_info(self.manifest["encoder"]),
                 "index": index.factory,
                 "raw_dim": self.raw_dim,
