@@ -188,3 +188,40 @@ def test_tokenize_and_decode_like_tei(http, tiny_bert_dir):
     assert too_big.status_code == 422 and [e["loc"] for e in too_big.json()["detail"]] == [["body", "ids", 0, 0]]
     empty = http.post("/tokenize", json={"inputs": []})
     assert empty.status_code == 422 and [e["loc"] for e in empty.json()["detail"]] == [["body", "inputs"]]
+
+
+def test_strict_model_refuses_a_model_not_served(tiny_encoder, live_server):
+    """`create_app(strict_model=True)` (`serve --strict-model`): the old behaviour — a `model` that is not the served
+    one is a 404 naming it, in OpenAI's error shape; the served id and a body without `model` still answer."""
+    app = create_app(None, encoder=tiny_encoder, strict_model=True)
+    with live_server(app) as srv:
+        c = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="unused", max_retries=0, timeout=30)
+        with pytest.raises(openai.NotFoundError) as missing:
+            c.embeddings.create(model="text-embedding-3-small", input=TEXTS)
+        error = missing.value.body
+        assert error["code"] == "model_not_found" and "text-embedding-3-small" in error["message"]
+        assert repr(tiny_encoder.model_id) in error["message"]
+        got = c.embeddings.create(model=tiny_encoder.model_id, input=TEXTS, encoding_format="float")
+        np.testing.assert_array_equal(
+            np.array([d.embedding for d in got.data], dtype=np.float32), tiny_encoder.encode(TEXTS)
+        )
+        assert httpx.post(f"{srv.url}/embeddings", json={"input": "a dog", "model": "other"}).status_code == 404
+        assert httpx.post(f"{srv.url}/v1/embeddings", json={"input": "a dog"}).status_code == 200
+        schema = httpx.get(f"{srv.url}/openapi.json").json()
+        model = schema["components"]["schemas"]["OpenAIEmbeddingsRequest"]["properties"]["model"]
+        assert "another name is a 404" in model["description"]
+
+
+def test_serve_strict_model_flag_reaches_the_app(monkeypatch, tiny_bert_dir):
+    """`semspace serve --strict-model` builds the app with strict_model=True (default off); uvicorn is not run."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from semspace.cli.app import app as cli
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append(app.state.config.strict_model))
+    for args, strict in (([], False), (["--strict-model"], True)):
+        result = CliRunner().invoke(cli, ["serve", "--model", str(tiny_bert_dir), *args])
+        assert result.exit_code == 0, result.output
+        assert started.pop() is strict
