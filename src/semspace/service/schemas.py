@@ -165,6 +165,19 @@ class TEIEmbedRequest(BaseModel):
         return list(self.inputs)
 
 
+class TEIEmbedAllRequest(BaseModel):
+    """Text Embeddings Inference's /embed_all body (router/src/http/types.rs `EmbedAllRequest`): the token vectors
+    of each input, not pooled. `truncation_direction` "left" is not offered (a 422)."""
+
+    inputs: OneOrMoreTexts
+    truncate: StrictBool | None = False  # TEI's default: a text over the token limit is an error, not cut
+    truncation_direction: Literal["right", "Right"] = "right"
+    prompt_name: str | None = None  # one of the model's sentence-transformers prompts (else a 400 naming them)
+
+    def texts(self) -> list[str]:
+        return list(self.inputs)
+
+
 def _embed_body_kind(value: Any) -> str:
     return "TEIEmbedRequest" if isinstance(value, dict) and "inputs" in value else "EmbedRequest"
 
@@ -559,6 +572,7 @@ NON_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u
 TEXT_FIELDS = (
     ("EmbedRequest", "texts"),
     ("TEIEmbedRequest", "inputs"),
+    ("TEIEmbedAllRequest", "inputs"),
     ("SearchRequest", "queries"),
     ("SearchRequest", "query"),
     ("RerankRequest", "texts"),
@@ -572,6 +586,9 @@ BATCH_FIELDS = (
     ("SimilarityRequest", "pairs"),
     ("DecodeRequest", "ids"),
 )
+
+
+TRUNCATE = "false (TEI's default): a text over the model's token limit is a 413; true: it is cut."
 
 
 def describe_limits(
@@ -599,9 +616,9 @@ def describe_limits(
     for pair_text in props("SimilarityRequest").get("pairs", {}).get("items", {}).get("prefixItems", []):
         _limit_text(pair_text, limits)
     if "TEIEmbedRequest" in comps:
-        props("TEIEmbedRequest")["truncate"]["description"] = (
-            "false (TEI's default): a text over the model's token limit is a 413; true: it is cut."
-        )
+        props("TEIEmbedRequest")["truncate"]["description"] = TRUNCATE
+    if "TEIEmbedAllRequest" in comps:
+        props("TEIEmbedAllRequest")["truncate"]["description"] = TRUNCATE
     if "OpenAIEmbeddingsRequest" in comps:
         _describe_v1_embeddings(props("OpenAIEmbeddingsRequest"), limits, served, strict_model)
     if "TEIEmbedRequest" in comps and served is not None:
