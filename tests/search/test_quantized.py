@@ -75,10 +75,10 @@ def test_quantized_collection_lifecycle(tmp_path, encoder, vectors, precision, f
     assert coll.delete(["d0", "d1"]) == 2
     hits = coll.search_vectors(vectors[:2], k=10)
     assert all({"d0", "d1"}.isdisjoint(r.ids) and len(r.ids) == 10 for r in hits)
-    coll.upsert(["moved"], ids=["d2"], vectors=-vectors[2:3])
-    assert coll.search_vectors(-vectors[2:3], k=1)[0].ids == ["d2"]
     assert coll.search_vectors(vectors[5:6], k=3, where={"n": {"$gte": 5}})[0].ids[0] == "d5"
     assert set(coll.search_vectors(vectors[5:6], k=3, where={"n": {"$lt": 5}})[0].ids) == {"d2", "d3", "d4"}
+    coll.upsert(["moved"], ids=["d2"], vectors=-vectors[2:3])
+    assert coll.search_vectors(-vectors[2:3], k=1)[0].ids == ["d2"]
     before = [r.ids for r in coll.search_vectors(vectors[10:30], k=10)]
     coll.compact()
     coll.close()
