@@ -25,6 +25,7 @@ import numpy as np
 from semspace.data.retrieval import load_retrieval_task
 from semspace.data.tasks import default_data_root
 from semspace.encode import EmbeddingCache, Encoder
+from semspace.encode.cpu import cpu_features
 from semspace.evaluate.report import results_header
 from semspace.metrics import recall_vs_exact, retrieval_scores
 from semspace.search import VectorIndex
@@ -32,15 +33,8 @@ from semspace.search.binary import RESCORE_MULTIPLIER, binarize
 from semspace.search.index import factory_for_precision
 
 K = 100
-FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "avx512_vpopcntdq")
 
 Search = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-def cpu_flags() -> str:
-    with open("/proc/cpuinfo", encoding="utf-8") as handle:
-        flags = next((set(line.split(":", 1)[1].split()) for line in handle if line.startswith("flags")), set())
-    return " ".join(f for f in FLAGS if f in flags) or "none of " + "/".join(FLAGS)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -197,10 +191,13 @@ def main() -> int:
 
 
 def write_report(args, task, docs: np.ndarray, quality: dict, latency: dict) -> None:
+    import faiss
+
     command = "python benchmarks/quantized.py" + (f" --rounds {args.rounds}" if args.rounds != 5 else "")
     lines = [
         *results_header("Quantized search: int8 and binary collection indexes (issue 27)", command),
-        f"- CPU flags: {cpu_flags()}; FAISS {__import__('faiss').__version__}, one FAISS thread for every system",
+        f"- CPU flags: {' '.join(cpu_features().flags) or 'none read'}; FAISS {faiss.__version__}, one FAISS "
+        "thread for every system",
         f"- Data: SciFact (BEIR test split), {len(docs)} documents, {len(task.query_ids)} queries; bundled "
         f"all-MiniLM-L6-v2 ({docs.shape[1]}-d, mean pooling, normalised); k={K}; binary rescoring fetches "
         f"{RESCORE_MULTIPLIER}×k candidates by Hamming distance, then orders them by the float query's dot product "
