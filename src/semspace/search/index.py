@@ -103,8 +103,9 @@ class VectorIndex:
     `purge_tombstones` removes them physically where FAISS can, at compaction. `ntotal` counts live vectors.
     """
 
-    def __new__(cls, factory: str, dim: int) -> VectorIndex:
+    def __new__(cls, *args: object, **kwargs: object) -> VectorIndex:
         # a binary factory string gets FAISS's binary index family (its own vector type and distance)
+        factory = args[0] if args else kwargs.get("factory")
         if cls is VectorIndex and isinstance(factory, str) and _BINARY.match(factory):
             from semspace.search.binary import BinaryVectorIndex
 
