@@ -352,3 +352,24 @@ def test_mean_is_the_pooling_last_avg_was(tiny_bert_dir):
     np.testing.assert_array_equal(old.encode(["a dog", "a cat"]), new.encode(["a dog", "a cat"]))
     assert "|last-avg|" in new.cache_key()  # caches written before the rename stay hits
     assert Encoder.from_spec({"model": str(tiny_bert_dir), "pooling": "last-avg"}).pooling is Pooling.MEAN
+
+
+def test_token_embeddings_mean_pool_to_the_mean_vector(tiny, tiny_bert_dir):
+    """`encode_tokens`: one (tokens, hidden) array per text — special tokens in, padding out — whose mean is the
+    `mean` pooling's vector; a prompt is tokenized with the text; one string gives one array."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    tokens = tiny.encode_tokens(TEXTS)  # batch_size=2: texts of different lengths padded together
+    assert [t.shape for t in tokens] == [(len(tok(text)["input_ids"]), 32) for text in TEXTS]
+    assert all(t.dtype == np.float32 for t in tokens)
+    np.testing.assert_allclose(np.stack([t.mean(axis=0) for t in tokens]), tiny.encode(TEXTS), rtol=1e-5, atol=1e-6)
+    one = tiny.encode_tokens("a dog")
+    assert isinstance(one, np.ndarray) and one.shape == tokens[1].shape
+    np.testing.assert_allclose(one, tokens[1], rtol=1e-5, atol=1e-6)
+    prompted = tiny.encode_tokens(["dog"], prompt="a ")[0]
+    np.testing.assert_allclose(prompted, tokens[1], rtol=1e-5, atol=1e-6)
+    cut = Encoder(str(tiny_bert_dir), max_length=4).encode_tokens(TEXTS[0])
+    assert cut.shape == (4, 32)
+    with pytest.raises(InvalidParameterError, match="prompt_name"):
+        tiny.encode_tokens("a dog", prompt_name="query")

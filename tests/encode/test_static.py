@@ -142,6 +142,11 @@ def test_save_refuses_a_non_empty_folder_unless_overwrite(raw_model, tmp_path):
     assert "semspace" not in json.loads((tmp_path / "m" / "config.json").read_text())
 
 
+def test_static_model_has_no_token_embeddings(static_dir):
+    with pytest.raises(InvalidParameterError, match="pooled vectors only"):
+        Encoder(str(static_dir)).encode_tokens(["a dog"])
+
+
 def test_encoder_spec_reopens_the_static_model_and_cache_key_tracks_content(static_dir):
     encoder = Encoder(str(static_dir))
     again = Encoder.from_spec(encoder.spec)

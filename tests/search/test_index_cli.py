@@ -208,3 +208,19 @@ def test_index_commands_through_a_server(tmp_path, tiny_bert_dir, live_server):
         nowhere = semspace("index", "info", "nope", *url)
         assert nowhere.returncode == 2 and "No collection named 'nope'" in nowhere.stderr
         assert semspace("index", "create", "docs", *url).returncode == 2  # the name is taken
+
+
+def test_info_names_an_old_manifests_last_avg_pooling_mean(tmp_path, tiny_bert_dir):
+    """Collections made before issue 27 record `last-avg`; `index info` shows the name everything else uses."""
+    from semspace.search import Collection
+
+    coll = tmp_path / "old"
+    Collection.create(coll, encoder=str(tiny_bert_dir), pooling="mean").close()
+    manifest_file = coll / "collection.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["encoder"]["pooling"] = "last-avg"  # as semspace wrote it before the rename
+    manifest_file.write_text(json.dumps(manifest))
+    shown = semspace("index", "info", coll)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["encoder"]["pooling"] == "mean"
+    assert json.loads(manifest_file.read_text())["encoder"]["pooling"] == "last-avg"  # info never rewrites the file

@@ -111,3 +111,21 @@ def test_state_before_the_app_started_is_a_clear_error(encoder):
 def test_limits_are_validated():
     with pytest.raises(InvalidParameterError, match=r"The 'max_batch' parameter of Limits must be an int >= 1\. Got 0"):
         Limits(max_batch=0)
+
+
+def test_an_old_manifests_last_avg_pooling_is_shown_as_mean(tmp_path, tiny_bert_dir):
+    """/info, GET /collections and GET /collections/{name} name the pooling `mean` for a collection whose manifest
+    was written before issue 27 (`last-avg`)."""
+    import json
+
+    Collection.create(tmp_path / "cat" / "old", encoder=str(tiny_bert_dir), pooling="mean").close()
+    manifest_file = tmp_path / "cat" / "old" / "collection.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["encoder"]["pooling"] = "last-avg"
+    manifest_file.write_text(json.dumps(manifest))
+    with TestClient(create_app(tmp_path / "cat" / "old"), base_url=LOCAL) as client:
+        assert client.get("/info").json()["model_type"]["embedding"]["pooling"] == "mean"
+        assert client.get("/collections").json()["collections"][0]["encoder"]["pooling"] == "mean"
+    with TestClient(create_app(tmp_path / "cat"), base_url=LOCAL) as client:
+        assert client.get("/collections").json()["collections"][0]["encoder"]["pooling"] == "mean"
+        assert client.get("/collections/old").json()["encoder"]["pooling"] == "mean"

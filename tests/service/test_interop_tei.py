@@ -188,3 +188,95 @@ def test_tokenize_and_decode_like_tei(http, tiny_bert_dir):
     assert too_big.status_code == 422 and [e["loc"] for e in too_big.json()["detail"]] == [["body", "ids", 0, 0]]
     empty = http.post("/tokenize", json={"inputs": []})
     assert empty.status_code == 422 and [e["loc"] for e in empty.json()["detail"]] == [["body", "inputs"]]
+
+
+def test_strict_model_refuses_a_model_not_served(tiny_encoder, live_server):
+    """`create_app(strict_model=True)` (`serve --strict-model`): the old behaviour — a `model` that is not the served
+    one is a 404 naming it, in OpenAI's error shape; the served id and a body without `model` still answer."""
+    app = create_app(None, encoder=tiny_encoder, strict_model=True)
+    with live_server(app) as srv:
+        c = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="unused", max_retries=0, timeout=30)
+        with pytest.raises(openai.NotFoundError) as missing:
+            c.embeddings.create(model="text-embedding-3-small", input=TEXTS)
+        error = missing.value.body
+        assert error["code"] == "model_not_found" and "text-embedding-3-small" in error["message"]
+        assert repr(tiny_encoder.model_id) in error["message"]
+        got = c.embeddings.create(model=tiny_encoder.model_id, input=TEXTS, encoding_format="float")
+        np.testing.assert_array_equal(
+            np.array([d.embedding for d in got.data], dtype=np.float32), tiny_encoder.encode(TEXTS)
+        )
+        assert httpx.post(f"{srv.url}/embeddings", json={"input": "a dog", "model": "other"}).status_code == 404
+        assert httpx.post(f"{srv.url}/v1/embeddings", json={"input": "a dog"}).status_code == 200
+        schema = httpx.get(f"{srv.url}/openapi.json").json()
+        model = schema["components"]["schemas"]["OpenAIEmbeddingsRequest"]["properties"]["model"]
+        assert "another name is a 404" in model["description"]
+
+
+def test_serve_strict_model_flag_reaches_the_app(monkeypatch, tiny_bert_dir):
+    """`semspace serve --strict-model` builds the app with strict_model=True (default off); uvicorn is not run."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from semspace.cli.app import app as cli
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append(app.state.config.strict_model))
+    for args, strict in (([], False), (["--strict-model"], True)):
+        result = CliRunner().invoke(cli, ["serve", "--model", str(tiny_bert_dir), *args])
+        assert result.exit_code == 0, result.output
+        assert started.pop() is strict
+
+
+def test_embed_all_gives_each_inputs_token_vectors(http, tiny_encoder):
+    """TEI's /embed_all: `[[[float]]]`, one list of token vectors per input (as many as /tokenize counts, special
+    tokens included), whose mean is the mean-pooled vector /embed gives with normalize=false."""
+    got = http.post("/embed_all", json={"inputs": TEXTS})
+    assert got.status_code == 200
+    tokens = [np.array(rows, dtype=np.float32) for rows in got.json()]
+    counts = [len(t) for t in http.post("/tokenize", json={"inputs": TEXTS}).json()]
+    assert [t.shape for t in tokens] == [(n, 32) for n in counts]
+    pooled = np.array(http.post("/embed", json={"inputs": TEXTS, "normalize": False}).json())
+    np.testing.assert_allclose(np.stack([t.mean(axis=0) for t in tokens]), pooled, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pooled, tiny_encoder.encode(TEXTS), rtol=1e-5, atol=1e-6)
+    single = http.post("/embed_all", json={"inputs": "a dog", "truncate": True}).json()
+    assert len(single) == 1 and np.allclose(single[0], tokens[1], rtol=1e-5, atol=1e-6)
+    long = " ".join(["dog"] * 100)  # 102 tokens > the tiny model's 64
+    refused = http.post("/embed_all", json={"inputs": [long]})
+    assert refused.status_code == 413 and "102 tokens; the limit is 64" in refused.json()["detail"]
+    assert np.array(http.post("/embed_all", json={"inputs": [long], "truncate": True}).json()).shape == (1, 64, 32)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ({"inputs": []}, 422, "inputs"),
+        ({"texts": ["a dog"]}, 422, "inputs"),
+        ({"inputs": [1, 2]}, 422, "inputs"),
+        ({"inputs": ["a dog"], "truncation_direction": "left"}, 422, "truncation_direction"),
+        ({"inputs": ["a dog"], "prompt_name": "query"}, 400, "this model has no prompts"),
+        ({"inputs": ["  "]}, 422, "inputs[0] is empty"),
+        ({"inputs": ["a dog"] * 17}, 413, "Too many inputs"),
+    ],
+)
+def test_embed_all_errors_are_4xx_json_naming_the_field(http, body, status, says):
+    answer = http.post("/embed_all", json=body)
+    assert answer.status_code == status and answer.headers["content-type"] == "application/json"
+    assert says in json.dumps(answer.json()) and "TEIEmbedRequest" not in answer.text
+
+
+def test_embed_all_refuses_a_response_over_the_limit_and_a_model_without_tokens(tiny_encoder):
+    from fastapi.testclient import TestClient
+
+    from semspace.service.deps import get_encoder
+
+    app = create_app(None, encoder=tiny_encoder, limits=Limits(max_response_bytes=10_000))
+    with TestClient(app, base_url="http://localhost") as client:
+        too_big = client.post("/embed_all", json={"inputs": ["a dog is running in the park"] * 3})
+        assert too_big.status_code == 413 and "token vectors of 32 numbers" in too_big.json()["detail"]
+
+        class PooledOnly:
+            model_id, dim, max_length = "pooled-only", 3, None
+
+        app.dependency_overrides[get_encoder] = PooledOnly
+        refused = client.post("/embed_all", json={"inputs": ["a dog"]})
+        assert refused.status_code == 422 and "pooled vectors only" in refused.json()["detail"]

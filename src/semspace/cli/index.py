@@ -91,9 +91,23 @@ def create(
     backend: BackendName = None,
     url: Url = None,
     api_key: ApiKey = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="How the index keeps vectors: float32; int8 (FAISS SQ8, 4x smaller; with Flat, IVF<n>,Flat or "
+            "HNSW<m>); binary (sign bits, Hamming search + float rescoring, 32x smaller; with Flat).",
+        ),
+    ] = "float32",
 ) -> None:
     """Create an empty collection (with --url: on the server, named PATH, with a model the server has)."""
     if url is not None:
+        if precision != "float32":
+            from semspace.errors import InvalidParameterError
+
+            raise InvalidParameterError(
+                "--precision is not available with --url: give the server the quantized factory string as --index "
+                "(SQ8, IVF256,SQ8, HNSW32,SQ8 or BFlat)."
+            )
         from semspace.client import Client
 
         with Client(url, api_key=api_key) as client:
@@ -105,7 +119,9 @@ def create(
 
     # the engine is recorded in the collection's manifest: later commands re-open it with the same one
     encoder = Encoder(model, pooling=pooling, max_length=max_length, backend=backend)
-    with Collection.create(path, encoder=encoder, index=index, pooling=pooling, max_length=max_length) as c:
+    with Collection.create(
+        path, encoder=encoder, index=index, pooling=pooling, max_length=max_length, precision=precision
+    ) as c:
         echo_json(c.info(), indent=2)
 
 

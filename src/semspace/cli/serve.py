@@ -48,6 +48,14 @@ def serve(
         typer.Option("--cross-encoder", help="Cross-encoder folder for /rerank (default: the collection's CUR one)."),
     ] = None,
     backend: BackendName = None,
+    strict_model: Annotated[
+        bool,
+        typer.Option(
+            "--strict-model",
+            help="/v1/embeddings answers a 'model' other than the served one (or its names in /v1/models) with a "
+            "404 (default: any 'model' answers, as TEI ignores it).",
+        ),
+    ] = False,
 ) -> None:
     """HTTP service: /embed /similarity /search /documents /collections /rerank /info /metrics /health,
     OpenAI-compatible /v1/embeddings and /v1/models, a search page at / and the OpenAPI docs at /docs."""
@@ -76,6 +84,7 @@ def serve(
         allowed_hosts=allowed_host or None,
         host=host,
         backend=backend,
+        strict_model=strict_model,
     )
     note(f"serving on http://{host}:{port}/  (OpenAPI: /docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

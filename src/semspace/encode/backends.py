@@ -320,6 +320,17 @@ class HFBackend(RunsOnEngine):
                 p: pool(p, states, batch["attention_mask"], self._pooler_dense).float().cpu().numpy() for p in poolings
             }
 
+    def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
+        """The last layer's vector of every token of each text, one float32 (tokens, hidden) array per text:
+        special tokens included, padding dropped, truncated at `max_length` — what ``mean`` pooling averages."""
+        torch = self._torch
+        batch = self._batch(texts)
+        with torch.inference_mode():
+            last = self._runner.outputs(batch)[-1]
+            last = last.float().cpu().numpy()
+        mask = batch["attention_mask"].cpu().numpy().astype(bool)
+        return [np.ascontiguousarray(rows[keep], dtype=np.float32) for rows, keep in zip(last, mask, strict=True)]
+
     # -- engines (semspace.encode.engine.EngineRunner) ---------------------------------------------------------
     def set_engine(self, engine: str, cache: Path | None = None) -> None:
         """Run the transformer with `engine` (``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``); the ONNX graphs

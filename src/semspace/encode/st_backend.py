@@ -24,7 +24,7 @@ from semspace.encode.backends import HFBackend, resolve_source
 from semspace.encode.models import default_prompts
 from semspace.encode.pooling import HF_POOLINGS, Pooling
 from semspace.encode.st_format import STPipeline, is_sentence_transformer, st_model_id
-from semspace.errors import ModelLoadError, UnknownPoolingError
+from semspace.errors import InvalidParameterError, ModelLoadError, UnknownPoolingError
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,16 @@ class STBackend:
             prefixed = [(prompt or "") + t for t in texts]
             out.update(self._transformer.forward(prefixed, others))
         return out
+
+    def token_vectors(self, texts: list[str], prompt: str | None = None) -> list[np.ndarray]:
+        """Its transformer's token vectors (see HFBackend.token_vectors) when its pipeline is a plain transformer
+        then pooling; another pipeline (a Dense, several pooling modes) has no token vectors its vector comes from."""
+        if self._transformer is None:
+            raise InvalidParameterError(
+                f"Model {self.model_id!r} runs through its sentence-transformers pipeline ({self.pipeline.describe()}),"
+                " whose sentence vector is not a pooling of the transformer's token vectors: no token embeddings."
+            )
+        return self._transformer.token_vectors([(prompt or "") + t for t in texts])
 
     def finish(self, pooling: Pooling, vectors: np.ndarray) -> np.ndarray:
         return vectors

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from semspace.encode.pooling import with_current_pooling_name
 from semspace.errors import (
     CollectionError,
     CollectionExistsError,
@@ -248,7 +249,7 @@ class Catalog:
                 return {
                     "name": name,
                     "count": count,
-                    "encoder": manifest["encoder"],
+                    "encoder": with_current_pooling_name(manifest["encoder"]),
                     "index": manifest["index"],
                     "dim": dim,
                 }
@@ -261,7 +262,8 @@ class Catalog:
         finally:
             store.close()
         dim = int(manifest.get("dim") or manifest["raw_dim"])
-        return {"name": name, "count": count, "encoder": manifest["encoder"], "index": manifest["index"], "dim": dim}
+        encoder = with_current_pooling_name(manifest["encoder"])
+        return {"name": name, "count": count, "encoder": encoder, "index": manifest["index"], "dim": dim}
 
     def _forget(self, name: str) -> None:
         collection = self._open.pop(name, None)

@@ -1,6 +1,7 @@
 """FAISS index described by a factory string ("Flat", "IVF256,Flat", "HNSW32", "SQ8", "PQ16", "IVF256,PQ16",
-"HNSW32,SQ8", "OPQ16,PQ16", …), inner product on normalised vectors, with stable int64 ids. semspace invents no ANN
-algorithm: this only drives FAISS.
+"HNSW32,SQ8", "OPQ16,PQ16", …, and FAISS's binary "BFlat"), inner product on normalised vectors (Hamming distance on
+their sign bits for "BFlat", search/binary.py), with stable int64 ids. semspace invents no ANN algorithm: this only
+drives FAISS. A collection's `precision` (float32, int8, binary) picks the quantized factory for its index.
 
 A factory string is tried end to end when the collection is created (train on a synthetic sample, add with ids,
 search, remove, serialise): one that FAISS cannot carry through is refused before anything is written.
@@ -16,7 +17,7 @@ import re
 import numpy as np
 
 from semspace._deps import require
-from semspace.errors import InvalidParameterError
+from semspace.errors import InvalidParameterError, check_param
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +27,35 @@ _TRANSFORM = re.compile(r"(?:^|,)(?:OPQ|PCA|ITQ)")
 _SQ = re.compile(r"(?:^|,)SQ")
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
 _PQ = re.compile(r"(?:^|,|_)(?:O?PQ)(\d+)(?:x(\d+))?")
+_BINARY = re.compile(r"B[A-Z]")  # FAISS's binary factories: BFlat, BIVF…, BHNSW…
+PRECISIONS = ("float32", "int8", "binary")
 
 
 def _faiss():
     return require("faiss", "faiss-cpu", "Search")
+
+
+def factory_for_precision(index: str, precision: str) -> str:
+    """The FAISS factory that keeps `index`'s vectors at `precision`: ``float32`` as given; ``int8`` FAISS's 8-bit
+    scalar quantizer (IndexScalarQuantizer QT_8bit, "SQ8"), also as the storage of an IVF or HNSW index
+    ("IVF256,SQ8", "HNSW32,SQ8"); ``binary`` FAISS's IndexBinaryFlat ("BFlat": sign bits, Hamming distance), for
+    ``Flat`` only. The precisions of sentence-transformers' ``quantize_embeddings``; InvalidParameterError for a
+    combination FAISS has no index for (PQ codes are quantized already)."""
+    check_param("precision", "Collection.create", precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}", precision)
+    if precision == "float32":
+        return index
+    if precision == "int8":
+        if index == "Flat":
+            return "SQ8"
+        if match := re.fullmatch(r"(HNSW\d+)(?:,Flat)?|(IVF\d+),Flat", index):
+            return f"{match.group(1) or match.group(2)},SQ8"
+    if precision == "binary" and index == "Flat":
+        return "BFlat"
+    offered = "Flat, IVF<n>,Flat or HNSW<m>" if precision == "int8" else "Flat"
+    raise InvalidParameterError(
+        f"precision={precision!r} is not available with index={index!r}: FAISS quantizes to {precision} with "
+        f"index {offered} (or give the quantized factory string itself as index, with precision='float32')."
+    )
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
@@ -76,6 +102,15 @@ class VectorIndex:
     ``IDSelectorNot`` (removing one vector from a flat index moves every vector after it; HNSW cannot remove at all).
     `purge_tombstones` removes them physically where FAISS can, at compaction. `ntotal` counts live vectors.
     """
+
+    def __new__(cls, *args: object, **kwargs: object) -> VectorIndex:
+        # a binary factory string gets FAISS's binary index family (its own vector type and distance)
+        factory = args[0] if args else kwargs.get("factory")
+        if cls is VectorIndex and isinstance(factory, str) and _BINARY.match(factory):
+            from semspace.search.binary import BinaryVectorIndex
+
+            return super().__new__(BinaryVectorIndex)
+        return super().__new__(cls)
 
     def __init__(self, factory: str, dim: int) -> None:
         faiss = _faiss()
@@ -310,25 +345,31 @@ class VectorIndex:
     def to_bytes(self) -> bytes:
         return _faiss().serialize_index(self._index).tobytes()
 
+    def _faiss_io(self) -> tuple:
+        """FAISS's (write_index, read_index, deserialize_index) for this index family."""
+        faiss = _faiss()
+        return faiss.write_index, faiss.read_index, faiss.deserialize_index
+
     def write(self, path: str) -> None:
         """Write the FAISS structure (tombstones are the store's business, not the file's) to `path`. A write the
         disk refuses raises OSError with its errno (FAISS itself raises a RuntimeError naming the C error)."""
         try:
-            _faiss().write_index(self._index, str(path))
+            self._faiss_io()[0](self._index, str(path))
         except RuntimeError as exc:
             number = next((n for n in _WRITE_ERRNOS if os.strerror(n) in str(exc)), errno.EIO)
             raise OSError(number, f"{os.strerror(number)} (FAISS write_index)", str(path)) from None
 
     def read(self, path: str) -> None:
         """Replace the structure with the index file at `path` (no tombstones)."""
-        self._set(_faiss().read_index(str(path)))
+        self._set(self._faiss_io()[1](str(path)))
 
     def load_bytes(self, data: bytes) -> None:
-        self._set(_faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8)))
+        self._set(self._faiss_io()[2](np.frombuffer(data, dtype=np.uint8)))
 
     def _set(self, index) -> None:
-        if index.d != self.dim:
-            raise ValueError(f"index has dimension {index.d}, expected {self.dim}")
+        expected = getattr(self, "bits", self.dim)  # a binary index's dimension is its code's bits
+        if index.d != expected:
+            raise ValueError(f"index has dimension {index.d}, expected {expected}")
         # Keep the object FAISS returned (already downcast): a downcast wrapper would not own the memory, and the
         # index would be freed under it (segfault).
         self._index = index

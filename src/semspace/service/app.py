@@ -52,6 +52,7 @@ class ServiceConfig:
     cross_encoder: str | os.PathLike | CrossEncoder | None = None
     backend: str | None = None  # the engine of the encoder and cross-encoder the service loads (None: as given)
     batching: BatchConfig | None = None
+    strict_model: bool = False
 
 
 def load_state(config: ServiceConfig, metrics: ServiceMetrics | None = None) -> ServiceState:
@@ -80,6 +81,7 @@ def load_state(config: ServiceConfig, metrics: ServiceMetrics | None = None) -> 
     cross = _cross_encoder(config, cur)
     state = ServiceState(encoder, coll, config.limits, cur, cross, catalog=catalog, encoders=pool)
     state.batching, state.metrics = config.batching, metrics
+    state.strict_model = config.strict_model
     if config.batching is not None and config.batching.max_wait_ms >= 0:
         state.batcher = state.make_batcher(encoder, config.batching)
     return state
@@ -138,6 +140,7 @@ def create_app(
     host: str | None = None,
     backend: str | None = None,
     batching: BatchConfig | None = None,
+    strict_model: bool = False,
 ) -> FastAPI:
     """The app over a collection folder (or object), a folder of collections (or :class:`Catalog`), or none.
 
@@ -152,6 +155,9 @@ def create_app(
     backend: the engine of the encoder and cross-encoder (torch, torch-bf16, onnx, onnx-int8, auto; None: as is).
     batching: dynamic batching of concurrent /embed, /search and /v1/embeddings requests
     (:class:`~semspace.service.batcher.BatchConfig`; default on, a few ms; ``BatchConfig(max_wait_ms=-1)`` is off).
+    strict_model: /v1/embeddings answers a `model` that is neither the served model's id nor one of its names with
+    a 404 naming the served one (default: any `model` answers, as TEI ignores it; a request without `model` is
+    answered either way).
 
     Nothing is loaded here: the lifespan loads what is served when the app starts. Each call builds an independent
     app (own state, `dependency_overrides`, metrics registry).
@@ -177,7 +183,13 @@ def create_app(
         redoc_url=None,
     )
     app.state.config = ServiceConfig(
-        collection, encoder, limits, cross_encoder, backend, batching if batching is not None else BatchConfig()
+        collection,
+        encoder,
+        limits,
+        cross_encoder,
+        backend,
+        batching if batching is not None else BatchConfig(),
+        strict_model=strict_model,
     )
     app.state.metrics = metrics = ServiceMetrics()
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
@@ -198,7 +210,9 @@ def create_app(
             if state is not None:
                 k = getattr(getattr(state.collection, "transform", None), "n_components_", None)
                 served = (str(state.encoder.model_id), int(state.encoder.dim), None if k is None else int(k))
-            schema = document(FastAPI.openapi(app), limits, secured=api_key is not None, served=served)
+            schema = document(
+                FastAPI.openapi(app), limits, secured=api_key is not None, served=served, strict_model=strict_model
+            )
             app.openapi_schema = None  # FastAPI.openapi caches its own result there
             if state is None:
                 return schema
@@ -210,7 +224,11 @@ def create_app(
 
 
 def document(
-    schema: dict[str, Any], limits: Limits, secured: bool, served: tuple[str, int, int | None] | None = None
+    schema: dict[str, Any],
+    limits: Limits,
+    secured: bool,
+    served: tuple[str, int, int | None] | None = None,
+    strict_model: bool = False,
 ) -> dict[str, Any]:
     """The OpenAPI schema plus what the middlewares answer on every route (bad Host 400, body 413, and 401 with an
     API key) and the limits in force (maxItems, maxLength, maximum)."""
@@ -239,4 +257,4 @@ def document(
                 )
             if keyed:
                 operation["security"] = [{"bearer": []}]
-    return describe_limits(schema, limits, served)
+    return describe_limits(schema, limits, served, strict_model=strict_model)

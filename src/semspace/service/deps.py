@@ -59,6 +59,7 @@ class ServiceState:
     catalog: Catalog | None = None  # `semspace serve DIR` on a folder of collections
     encoders: EncoderPool = field(default_factory=EncoderPool)  # one encoder per spec, shared by collections
     batching: BatchConfig | None = None
+    strict_model: bool = False  # /v1/embeddings refuses a `model` not served (create_app(strict_model=True))
     batchers: dict[str, Batcher] = field(default_factory=dict)  # one per encoder spec, made on first use
     curs: dict[str, CURSearcher | None] = field(default_factory=dict)  # a named collection's CUR searcher (if any)
     metrics: ServiceMetrics | None = None  # the app's collectors: every batcher reports its encode calls there

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from semspace.search import Collection
-from semspace.service.schemas import http_error
+from semspace.service.schemas import Limits, http_error
 
 
 async def encode_async(encoder: Any, texts: list[str], **kwargs: Any) -> np.ndarray:
@@ -62,6 +62,24 @@ def check_untruncated(encoder: Any, lengths: list[int] | None) -> None:
     for i, n in enumerate(lengths):
         if n > limit:
             raise http_error(413, f"inputs[{i}] has {n} tokens; the limit is {limit}. Send 'truncate': true to cut it.")
+
+
+# JSON characters per number of a float32 written as Python's float repr (e.g. "-0.012345678918552399, ")
+JSON_BYTES_PER_NUMBER = 24
+
+
+def check_token_vectors_size(encoder: Any, lengths: list[int] | None, limits: Limits) -> None:
+    """/embed_all: a 413 before the work when the token vectors of a request (each text's tokens, cut at the
+    encoder's token limit, × the hidden size) would be more than `max_response_bytes` as JSON."""
+    limit = getattr(encoder, "max_length", None)
+    tokens = sum(min(n, limit) if limit else n for n in lengths or [])
+    size = tokens * encoder.dim * JSON_BYTES_PER_NUMBER
+    if size > limits.max_response_bytes:
+        raise http_error(
+            413,
+            f"The response would hold {tokens} token vectors of {encoder.dim} numbers (about {size} bytes as JSON); "
+            f"the limit is {limits.max_response_bytes} bytes: send fewer or shorter inputs.",
+        )
 
 
 def allowed_dimensions(encoder: Any, collection: Collection | None) -> str:

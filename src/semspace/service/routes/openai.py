@@ -5,7 +5,8 @@ OpenAI's `{"error": {...}}` shape.
 `model` may be any name: the one model served answers it, as TEI does (most tools send `text-embedding-3-small`
 unless told otherwise, and refusing it would only make users look up a name that changes nothing). The response's
 `model` and GET /v1/models say what is served: its id and the names it is known by (e.g. the bundled model's Hub
-id)."""
+id). `create_app(strict_model=True)` (`serve --strict-model`) refuses any other name with a 404, as OpenAI does
+for a model it does not have."""
 
 from __future__ import annotations
 
@@ -47,10 +48,13 @@ def model_ids(encoder: EncoderDep) -> list[str]:
 async def embeddings(
     body: OpenAIEmbeddingsRequest, state: StateDep, encoder: EncoderDep, limits: LimitsDep, metrics: MetricsDep
 ) -> OpenAIEmbeddingsResponse:
-    """Vectors as `Encoder.encode` gives them, whatever `model` names (the one model served answers);
+    """Vectors as `Encoder.encode` gives them, whatever `model` names (the one model served answers; with
+    `strict_model`, only its id and names do);
     `encoding_format="base64"` packs each as little-endian float32; `dimensions` below the encoder's own gives the
     first whitened components of the collection's whitening, L2-normalised like OpenAI's shortened embeddings (see
     :func:`semspace.service.encoding.project`); `usage` counts the tokens the model read."""
+    if state.strict_model and body.model is not None and body.model not in model_ids(encoder):
+        raise http_error(404, f"The model {body.model!r} does not exist; this service serves {encoder.model_id!r}.")
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts:
         raise http_error(422, "'input' is empty.")
@@ -79,7 +83,7 @@ for _router, _path in ((router, "/embeddings"), (root_router, "/embeddings")):
     _router.post(
         _path,
         response_model=OpenAIEmbeddingsResponse,
-        responses=error_responses(400, 413, 415, 422, openai=True),
+        responses=error_responses(400, 404, 413, 415, 422, openai=True),
         summary="Embeddings (OpenAI)",
     )(embeddings)
 
