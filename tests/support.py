@@ -48,6 +48,10 @@ CORPUS = [
     "the woman is taking the cat",
 ]
 
+# The client tests (openai, LangChain, LlamaIndex, huggingface_hub) drive one keyed server (conftest's serve_keyed).
+CLIENT_KEY = "test-key-123"
+CLIENT_TEXTS = ["a man is playing a guitar", "a dog", "the big plane is taking off in the park"]
+
 
 def save_tiny_bert(
     folder: Path,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import httpx
@@ -10,51 +11,51 @@ import numpy as np
 import openai
 import pytest
 from langchain_openai import OpenAIEmbeddings
+from support import CLIENT_KEY, CLIENT_TEXTS
 
 from semspace.interact.cross_encoder import CrossEncoder
 from semspace.search import Collection
 from semspace.service import Limits, create_app
 
-KEY = "test-key-123"
-TEXTS = ["a man is playing a guitar", "a dog", "the big plane is taking off in the park"]
-
 
 @pytest.fixture
-def served(whitened_collection, tiny_encoder, tiny_cross_encoder_dir, live_server):
-    app = create_app(
-        whitened_collection,
-        encoder=tiny_encoder,
-        limits=Limits(max_batch=16, max_text_chars=500),
-        cross_encoder=tiny_cross_encoder_dir,
-        api_key=KEY,
-    )
-    with live_server(app) as srv:
+def served(serve_keyed):
+    with serve_keyed(Limits(max_batch=16, max_text_chars=500)) as srv:
         yield srv
 
 
-@pytest.fixture
-def http(served):
-    with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as client:
-        yield client
-
-
 def client(served) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{served.url}/v1", api_key=KEY, max_retries=0, timeout=30)
+    return openai.OpenAI(base_url=f"{served.url}/v1", api_key=CLIENT_KEY, max_retries=0, timeout=30)
 
 
 def test_openai_client_float_and_base64(served, tiny_encoder):
-    expected = tiny_encoder.encode(TEXTS)
+    expected = tiny_encoder.encode(CLIENT_TEXTS)
     c = client(served)
-    floats = c.embeddings.create(model=tiny_encoder.model_id, input=TEXTS, encoding_format="float")
+    floats = c.embeddings.create(model=tiny_encoder.model_id, input=CLIENT_TEXTS, encoding_format="float")
     assert [d.index for d in floats.data] == [0, 1, 2] and floats.model == tiny_encoder.model_id
     np.testing.assert_allclose(np.array([d.embedding for d in floats.data]), expected, rtol=1e-5, atol=1e-6)
-    packed = c.embeddings.create(model=tiny_encoder.model_id, input=TEXTS, encoding_format="base64")
+    packed = c.embeddings.create(model=tiny_encoder.model_id, input=CLIENT_TEXTS, encoding_format="base64")
     unpacked = [np.frombuffer(base64.b64decode(d.embedding), dtype="<f4") for d in packed.data]  # asked: kept as str
     np.testing.assert_array_equal(np.array(unpacked), expected)
-    default = c.embeddings.create(model=tiny_encoder.model_id, input=TEXTS[0])  # the client asks for base64 itself
+    default = c.embeddings.create(
+        model=tiny_encoder.model_id, input=CLIENT_TEXTS[0]
+    )  # the client asks for base64 itself
     np.testing.assert_array_equal(np.array(default.data[0].embedding, dtype=np.float32), expected[0])
-    lengths = tiny_encoder._adapter.token_lengths(TEXTS)
+    lengths = tiny_encoder._adapter.token_lengths(CLIENT_TEXTS)
     assert floats.usage.prompt_tokens == floats.usage.total_tokens == sum(lengths) == 8 + 4 + 11  # words + [CLS] [SEP]
+
+
+def test_openai_async_client(served, tiny_encoder):
+    async def embed() -> openai.types.CreateEmbeddingResponse:
+        async with openai.AsyncOpenAI(base_url=f"{served.url}/v1", api_key=CLIENT_KEY, max_retries=0, timeout=30) as c:
+            return await c.embeddings.create(
+                model="text-embedding-3-small", input=CLIENT_TEXTS
+            )  # its usual default name
+
+    answer = asyncio.run(embed())
+    assert answer.model == tiny_encoder.model_id
+    vectors = np.array([d.embedding for d in answer.data], dtype=np.float32)
+    np.testing.assert_array_equal(vectors, tiny_encoder.encode(CLIENT_TEXTS))
 
 
 def test_base64_is_little_endian_float32(http, tiny_encoder):
@@ -87,17 +88,19 @@ def test_dimensions_from_the_collection_whitening(served, tiny_encoder, whitened
     """`dimensions` below the encoder's gives the first whitened components, unit length like OpenAI's shortened
     embeddings; the encoder's own dimension gives exactly Encoder.encode's vectors."""
     c = client(served)
-    raw = tiny_encoder.encode(TEXTS)
+    raw = tiny_encoder.encode(CLIENT_TEXTS)
     with Collection.open(whitened_collection, encoder=tiny_encoder) as coll:
         whitened = coll.transform.transform(raw)
-    four = c.embeddings.create(model=tiny_encoder.model_id, input=TEXTS, dimensions=4, encoding_format="float")
+    four = c.embeddings.create(model=tiny_encoder.model_id, input=CLIENT_TEXTS, dimensions=4, encoding_format="float")
     four = np.array([d.embedding for d in four.data])
     np.testing.assert_allclose(np.linalg.norm(four, axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(four, unit(whitened[:, :4]), rtol=1e-4, atol=1e-5)
-    native = c.embeddings.create(model=tiny_encoder.model_id, input=TEXTS, dimensions=32, encoding_format="float")
+    native = c.embeddings.create(
+        model=tiny_encoder.model_id, input=CLIENT_TEXTS, dimensions=32, encoding_format="float"
+    )
     np.testing.assert_allclose(np.array([d.embedding for d in native.data]), raw, rtol=1e-5, atol=1e-6)
     with pytest.raises(openai.BadRequestError, match=r"dimensions=12 is not available: use 32 .* or 1\.\.8"):
-        c.embeddings.create(model=tiny_encoder.model_id, input=TEXTS, dimensions=12)
+        c.embeddings.create(model=tiny_encoder.model_id, input=CLIENT_TEXTS, dimensions=12)
 
 
 def test_dimensions_without_whitening_is_a_clear_400(tiny_encoder, live_server):
@@ -110,13 +113,13 @@ def test_dimensions_without_whitening_is_a_clear_400(tiny_encoder, live_server):
 def test_langchain_openai_embeddings(served, tiny_encoder):
     lc = OpenAIEmbeddings(
         base_url=f"{served.url}/v1",
-        api_key=KEY,
+        api_key=CLIENT_KEY,
         model=tiny_encoder.model_id,
         check_embedding_ctx_length=False,
         max_retries=0,
     )
-    docs = lc.embed_documents(TEXTS)
-    np.testing.assert_allclose(np.array(docs), tiny_encoder.encode(TEXTS), rtol=1e-5, atol=1e-6)
+    docs = lc.embed_documents(CLIENT_TEXTS)
+    np.testing.assert_allclose(np.array(docs), tiny_encoder.encode(CLIENT_TEXTS), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(lc.embed_query("a dog"), tiny_encoder.encode(["a dog"])[0], rtol=1e-5, atol=1e-6)
 
 
@@ -125,19 +128,21 @@ def test_langchain_tiktoken_free_path(served, tiny_encoder, tiny_bert_dir):
     folder (`tiktoken_model_name`) and any `model` name."""
     lc = OpenAIEmbeddings(
         base_url=f"{served.url}/v1",
-        api_key=KEY,
+        api_key=CLIENT_KEY,
         model="text-embedding-3-small",
         tiktoken_enabled=False,
         tiktoken_model_name=str(tiny_bert_dir),
         embedding_ctx_length=60,
         max_retries=0,
     )
-    np.testing.assert_allclose(np.array(lc.embed_documents(TEXTS)), tiny_encoder.encode(TEXTS), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(lc.embed_documents(CLIENT_TEXTS)), tiny_encoder.encode(CLIENT_TEXTS), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_tei_embed_body(http, tiny_encoder):
-    vectors = http.post("/embed", json={"inputs": TEXTS}).json()
-    np.testing.assert_allclose(vectors, tiny_encoder.encode(TEXTS, normalize=True), rtol=1e-5, atol=1e-6)
+    vectors = http.post("/embed", json={"inputs": CLIENT_TEXTS}).json()
+    np.testing.assert_allclose(vectors, tiny_encoder.encode(CLIENT_TEXTS, normalize=True), rtol=1e-5, atol=1e-6)
     one = http.post("/embed", json={"inputs": "a dog", "normalize": False}).json()
     np.testing.assert_allclose(one, tiny_encoder.encode(["a dog"]), rtol=1e-5, atol=1e-6)
     long = " ".join(["dog"] * 100)  # 102 tokens > the tiny model's 64
@@ -233,7 +238,7 @@ def test_concurrent_embed_requests_never_fail(served):
     ]
 
     def send(body: dict) -> int:
-        with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as c:
+        with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}, timeout=60) as c:
             return c.post("/embed", json=body).status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:

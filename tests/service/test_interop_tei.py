@@ -11,26 +11,17 @@ import httpx
 import numpy as np
 import openai
 import pytest
+from support import CLIENT_KEY, CLIENT_TEXTS
 
 from semspace import Encoder
 from semspace.search import Collection
 from semspace.service import Limits, create_app
 
-KEY = "test-key-123"
-TEXTS = ["a man is playing a guitar", "a dog", "the big plane is taking off in the park"]
-
 
 @pytest.fixture
-def served(whitened_collection, tiny_encoder, live_server):
-    app = create_app(whitened_collection, encoder=tiny_encoder, limits=Limits(max_batch=16), api_key=KEY)
-    with live_server(app) as srv:
+def served(serve_keyed):
+    with serve_keyed(Limits(max_batch=16), rerank=False) as srv:
         yield srv
-
-
-@pytest.fixture
-def http(served):
-    with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as client:
-        yield client
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -39,23 +30,25 @@ def unit(rows: np.ndarray) -> np.ndarray:
 
 def test_huggingface_hub_inference_client(served, tiny_encoder):
     huggingface_hub = pytest.importorskip("huggingface_hub")
-    client = huggingface_hub.InferenceClient(base_url=served.url, api_key=KEY, timeout=30)
-    vectors = client.feature_extraction(TEXTS)  # posts TEI's body to the base URL itself
+    client = huggingface_hub.InferenceClient(base_url=served.url, api_key=CLIENT_KEY, timeout=30)
+    vectors = client.feature_extraction(CLIENT_TEXTS)  # posts TEI's body to the base URL itself
     assert vectors.shape == (3, 32)
-    np.testing.assert_allclose(vectors, tiny_encoder.encode(TEXTS, normalize=True), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vectors, tiny_encoder.encode(CLIENT_TEXTS, normalize=True), rtol=1e-5, atol=1e-6)
     raw = client.feature_extraction("a dog", normalize=False, truncate=True)
     np.testing.assert_allclose(raw, tiny_encoder.encode(["a dog"]), rtol=1e-5, atol=1e-6)
 
 
 def test_tei_root_invocations_embeddings_and_ping(http, tiny_encoder):
-    expected = tiny_encoder.encode(TEXTS, normalize=True)
+    expected = tiny_encoder.encode(CLIENT_TEXTS, normalize=True)
     for path in ("/", "/invocations", "/embed"):
-        np.testing.assert_allclose(http.post(path, json={"inputs": TEXTS}).json(), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            http.post(path, json={"inputs": CLIENT_TEXTS}).json(), expected, rtol=1e-5, atol=1e-6
+        )
     ours = http.post("/", json={"texts": ["a dog"]}).json()  # semspace's own body works there too
     assert ours["dim"] == 32
-    openai_body = http.post("/embeddings", json={"input": TEXTS, "model": "anything"}).json()
+    openai_body = http.post("/embeddings", json={"input": CLIENT_TEXTS, "model": "anything"}).json()
     np.testing.assert_array_equal(
-        np.array([d["embedding"] for d in openai_body["data"]], dtype=np.float32), tiny_encoder.encode(TEXTS)
+        np.array([d["embedding"] for d in openai_body["data"]], dtype=np.float32), tiny_encoder.encode(CLIENT_TEXTS)
     )
     assert openai_body["model"] == tiny_encoder.model_id
     ping = http.get("/ping")
@@ -67,30 +60,30 @@ def test_tei_root_invocations_embeddings_and_ping(http, tiny_encoder):
 
 def test_any_model_name_is_the_served_model(served, tiny_encoder):
     """Most tools send `text-embedding-3-small` unless told; TEI ignores `model`, and so does semspace."""
-    c = openai.OpenAI(base_url=f"{served.url}/v1", api_key=KEY, max_retries=0, timeout=30)
+    c = openai.OpenAI(base_url=f"{served.url}/v1", api_key=CLIENT_KEY, max_retries=0, timeout=30)
     for name in ("text-embedding-3-small", tiny_encoder.model_id, "sentence-transformers/all-MiniLM-L6-v2"):
-        got = c.embeddings.create(model=name, input=TEXTS, encoding_format="float")
+        got = c.embeddings.create(model=name, input=CLIENT_TEXTS, encoding_format="float")
         assert got.model == tiny_encoder.model_id
         np.testing.assert_array_equal(
-            np.array([d.embedding for d in got.data], dtype=np.float32), tiny_encoder.encode(TEXTS)
+            np.array([d.embedding for d in got.data], dtype=np.float32), tiny_encoder.encode(CLIENT_TEXTS)
         )
     no_model = httpx.post(
-        f"{served.url}/v1/embeddings", json={"input": "a dog"}, headers={"Authorization": f"Bearer {KEY}"}
+        f"{served.url}/v1/embeddings", json={"input": "a dog"}, headers={"Authorization": f"Bearer {CLIENT_KEY}"}
     )
     assert no_model.status_code == 200
 
 
 def test_embed_dimensions_are_the_whitened_components(http, tiny_encoder, whitened_collection):
     with Collection.open(whitened_collection, encoder=tiny_encoder) as coll:
-        whitened = coll.transform.transform(tiny_encoder.encode(TEXTS))
-    four = np.array(http.post("/embed", json={"inputs": TEXTS, "dimensions": 4}).json())
+        whitened = coll.transform.transform(tiny_encoder.encode(CLIENT_TEXTS))
+    four = np.array(http.post("/embed", json={"inputs": CLIENT_TEXTS, "dimensions": 4}).json())
     assert four.shape == (3, 4)
     np.testing.assert_allclose(four, unit(whitened[:, :4]), rtol=1e-4, atol=1e-5)  # normalised after, as TEI
-    raw = http.post("/embed", json={"inputs": TEXTS, "dimensions": 4, "normalize": False}).json()
+    raw = http.post("/embed", json={"inputs": CLIENT_TEXTS, "dimensions": 4, "normalize": False}).json()
     np.testing.assert_allclose(raw, whitened[:, :4], rtol=1e-4, atol=1e-5)
-    native = http.post("/embed", json={"inputs": TEXTS, "dimensions": 32}).json()
-    np.testing.assert_allclose(native, tiny_encoder.encode(TEXTS, normalize=True), rtol=1e-5, atol=1e-6)
-    refused = http.post("/embed", json={"inputs": TEXTS, "dimensions": 12})
+    native = http.post("/embed", json={"inputs": CLIENT_TEXTS, "dimensions": 32}).json()
+    np.testing.assert_allclose(native, tiny_encoder.encode(CLIENT_TEXTS, normalize=True), rtol=1e-5, atol=1e-6)
+    refused = http.post("/embed", json={"inputs": CLIENT_TEXTS, "dimensions": 12})
     assert refused.status_code == 422 and "dimensions=12 is not available: use 32" in refused.json()["detail"]
 
 
@@ -104,10 +97,10 @@ def test_prompt_name_uses_the_models_prompts(tiny_bert_dir, tmp_path, live_serve
     st.SentenceTransformer(modules=parts, device="cpu", prompts={"query": "a man "}).save(str(tmp_path / "st"))
     encoder = Encoder(str(tmp_path / "st"))
     with live_server(create_app(None, encoder=encoder)) as srv:
-        body = {"inputs": TEXTS, "prompt_name": "query", "normalize": False}
+        body = {"inputs": CLIENT_TEXTS, "prompt_name": "query", "normalize": False}
         got = httpx.post(f"{srv.url}/embed", json=body).json()
-        np.testing.assert_allclose(got, encoder.encode(TEXTS, prompt_name="query"), rtol=1e-5, atol=1e-6)
-        assert not np.allclose(got, encoder.encode(TEXTS), atol=1e-3)
+        np.testing.assert_allclose(got, encoder.encode(CLIENT_TEXTS, prompt_name="query"), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(got, encoder.encode(CLIENT_TEXTS), atol=1e-3)
         missing = httpx.post(f"{srv.url}/embed", json={"inputs": "a dog", "prompt_name": "passage"})
         detail = missing.json()["detail"]
         assert missing.status_code == 400 and detail.startswith("prompt_name='passage' is not available; use one of")
@@ -197,13 +190,13 @@ def test_strict_model_refuses_a_model_not_served(tiny_encoder, live_server):
     with live_server(app) as srv:
         c = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="unused", max_retries=0, timeout=30)
         with pytest.raises(openai.NotFoundError) as missing:
-            c.embeddings.create(model="text-embedding-3-small", input=TEXTS)
+            c.embeddings.create(model="text-embedding-3-small", input=CLIENT_TEXTS)
         error = missing.value.body
         assert error["code"] == "model_not_found" and "text-embedding-3-small" in error["message"]
         assert repr(tiny_encoder.model_id) in error["message"]
-        got = c.embeddings.create(model=tiny_encoder.model_id, input=TEXTS, encoding_format="float")
+        got = c.embeddings.create(model=tiny_encoder.model_id, input=CLIENT_TEXTS, encoding_format="float")
         np.testing.assert_array_equal(
-            np.array([d.embedding for d in got.data], dtype=np.float32), tiny_encoder.encode(TEXTS)
+            np.array([d.embedding for d in got.data], dtype=np.float32), tiny_encoder.encode(CLIENT_TEXTS)
         )
         assert httpx.post(f"{srv.url}/embeddings", json={"input": "a dog", "model": "other"}).status_code == 404
         assert httpx.post(f"{srv.url}/v1/embeddings", json={"input": "a dog"}).status_code == 200
@@ -230,14 +223,14 @@ def test_serve_strict_model_flag_reaches_the_app(monkeypatch, tiny_bert_dir):
 def test_embed_all_gives_each_inputs_token_vectors(http, tiny_encoder):
     """TEI's /embed_all: `[[[float]]]`, one list of token vectors per input (as many as /tokenize counts, special
     tokens included), whose mean is the mean-pooled vector /embed gives with normalize=false."""
-    got = http.post("/embed_all", json={"inputs": TEXTS})
+    got = http.post("/embed_all", json={"inputs": CLIENT_TEXTS})
     assert got.status_code == 200
     tokens = [np.array(rows, dtype=np.float32) for rows in got.json()]
-    counts = [len(t) for t in http.post("/tokenize", json={"inputs": TEXTS}).json()]
+    counts = [len(t) for t in http.post("/tokenize", json={"inputs": CLIENT_TEXTS}).json()]
     assert [t.shape for t in tokens] == [(n, 32) for n in counts]
-    pooled = np.array(http.post("/embed", json={"inputs": TEXTS, "normalize": False}).json())
+    pooled = np.array(http.post("/embed", json={"inputs": CLIENT_TEXTS, "normalize": False}).json())
     np.testing.assert_allclose(np.stack([t.mean(axis=0) for t in tokens]), pooled, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(pooled, tiny_encoder.encode(TEXTS), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pooled, tiny_encoder.encode(CLIENT_TEXTS), rtol=1e-5, atol=1e-6)
     single = http.post("/embed_all", json={"inputs": "a dog", "truncate": True}).json()
     assert len(single) == 1 and np.allclose(single[0], tokens[1], rtol=1e-5, atol=1e-6)
     long = " ".join(["dog"] * 100)  # 102 tokens > the tiny model's 64
