@@ -202,6 +202,13 @@ def create_app(
     for router, prefix in ROUTERS:
         app.include_router(router, prefix=prefix)
 
+    install_openapi(app, limits, secured=api_key is not None, strict_model=strict_model)
+    return app
+
+
+def install_openapi(app: FastAPI, limits: Limits, *, secured: bool, strict_model: bool) -> None:
+    """Make `app.openapi` the schema :func:`document` patches with the limits, the key and what is served."""
+
     def openapi() -> dict[str, Any]:
         # the /v1 `model` and `dimensions` allowed depend on the loaded encoder and collection: known once started
         if app.openapi_schema is None:
@@ -210,9 +217,7 @@ def create_app(
             if state is not None:
                 k = getattr(getattr(state.collection, "transform", None), "n_components_", None)
                 served = (str(state.encoder.model_id), int(state.encoder.dim), None if k is None else int(k))
-            schema = document(
-                FastAPI.openapi(app), limits, secured=api_key is not None, served=served, strict_model=strict_model
-            )
+            schema = document(FastAPI.openapi(app), limits, secured=secured, served=served, strict_model=strict_model)
             app.openapi_schema = None  # FastAPI.openapi caches its own result there
             if state is None:
                 return schema
@@ -220,7 +225,6 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
 
 
 def document(
