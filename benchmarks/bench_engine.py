@@ -436,13 +436,14 @@ def free_port() -> int:
 
 
 def cpu_lines(args: argparse.Namespace) -> list[str]:
-    """The header lines every output of this script carries: CPU model and ISA flags, threads, the peer."""
+    """The header lines every output of this script carries after results_header's (whose Machine line names the CPU,
+    its class and ISA flags): what the flags mean for the engines, threads, the peer."""
     from semspace.encode.cpu import cpu_features
 
     cpu = cpu_features()
     bf16 = "native bf16 units" if cpu.bf16_units else "no bf16 units: torch-bf16 would be emulated, so it is skipped"
     int8 = "native int8 dot products (VNNI/AMX/dotprod)" if cpu.int8_dot else "no int8 dot-product units"
-    lines = [f"- CPU: {cpu.describe()}; {bf16}; {int8}", f"- Threads: {args.threads}"]
+    lines = [f"- CPU units: {bf16}; {int8}", f"- Threads: {args.threads}"]
     if getattr(args, "peer_version", None):
         import sentence_transformers
 

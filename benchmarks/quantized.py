@@ -25,7 +25,6 @@ import numpy as np
 from semspace.data.retrieval import load_retrieval_task
 from semspace.data.tasks import default_data_root
 from semspace.encode import EmbeddingCache, Encoder
-from semspace.encode.cpu import cpu_features
 from semspace.evaluate.report import results_header
 from semspace.metrics import recall_vs_exact, retrieval_scores
 from semspace.search import VectorIndex
@@ -196,8 +195,7 @@ def write_report(args, task, docs: np.ndarray, quality: dict, latency: dict) -> 
     command = "python benchmarks/quantized.py" + (f" --rounds {args.rounds}" if args.rounds != 5 else "")
     lines = [
         *results_header("Quantized search: int8 and binary collection indexes (issue 27)", command),
-        f"- CPU flags: {' '.join(cpu_features().flags) or 'none read'}; FAISS {faiss.__version__}, one FAISS "
-        "thread for every system",
+        f"- FAISS {faiss.__version__}, one FAISS thread for every system",
         f"- Data: SciFact (BEIR test split), {len(docs)} documents, {len(task.query_ids)} queries; bundled "
         f"all-MiniLM-L6-v2 ({docs.shape[1]}-d, mean pooling, normalised); k={K}; binary rescoring fetches "
         f"{RESCORE_MULTIPLIER}×k candidates by Hamming distance, then orders them by the float query's dot product "
