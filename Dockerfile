@@ -15,7 +15,7 @@ RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY src ./src
 # The versions the test suite passed with (constraints.txt), the isolated build's setuptools/wheel included.
-RUN PIP_CONSTRAINT=constraints.txt PIP_BUILD_CONSTRAINT=constraints.txt pip install ".[serve]" && useradd --create-home --uid 10001 semspace
+RUN PIP_CONSTRAINT=constraints.txt PIP_BUILD_CONSTRAINT=constraints.txt pip install ".[serve]" -c constraints.txt && useradd --create-home --uid 10001 semspace
 USER semspace
 WORKDIR /home/semspace
 

@@ -157,7 +157,7 @@ def main() -> int:
 
     faiss.omp_set_num_threads(1)  # one query at a time: latency, not the 2 cores' throughput
     task = load_retrieval_task("SciFact", args.data_root or default_data_root())
-    encoder = Encoder()
+    encoder = Encoder(backend="torch")  # the exact engine: the table reproduces on any CPU, whatever auto picks
     cache = EmbeddingCache(args.cache_dir)
     docs = cache.encode(encoder, task.doc_texts)[encoder.pooling]
     queries = cache.encode(encoder, task.query_texts)[encoder.pooling]

@@ -107,6 +107,7 @@ def test_ci_runs_the_readmes_test_command_with_the_lock_for_install_and_build():
     ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert f"```bash\n{ci_command}\n```" in (ROOT / "README.md").read_text()
     assert "PIP_CONSTRAINT=constraints.txt PIP_BUILD_CONSTRAINT=constraints.txt pip install" in ci_command
+    assert ci_command.count("-c constraints.txt") == 2  # torch and the project: the lock, read explicitly
     pins = {
         line.split("==")[0].lower()
         for line in (ROOT / "constraints.txt").read_text().splitlines()
