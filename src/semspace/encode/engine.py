@@ -8,7 +8,7 @@ embedding LayerNorm fusion; not SkipLayerNormalization nor BiasGelu, slower on C
 dynamic quantization (per-channel int8 weights, uint8 activations; Jacob et al. 2018, "Quantization and Training of
 Neural Networks for Efficient Integer-Arithmetic-Only Inference"). The folder is written atomically (temp folder +
 rename) with a ``manifest.json`` recording the options and the export-time check against the PyTorch model on a
-fixed calibration set (minimum cosine, and the task loss :func:`similarity_rank_loss` that ``auto`` decides by); a
+fixed calibration set (minimum cosine, and the task loss :func:`pair_similarity_loss` that ``auto`` decides by); a
 folder whose manifest is missing or unreadable is rebuilt.
 
 ``torch-bf16`` is refused on a CPU without bf16 units (:mod:`semspace.encode.cpu`), where PyTorch emulates it several
@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,57 +63,6 @@ WARN_BELOW = {"onnx": 0.9999, "onnx-int8": 0.99, "torch-bf16": 0.995}
 UNFUSED = {"enable_skip_layer_norm": "SkipLayerNormFusion", "enable_bias_gelu": "BiasGeluFusion"}
 # Set to 1 to run torch-bf16 on a CPU without bf16 units (emulated: slower than fp32).
 FORCE_BF16_ENV = "SEMSPACE_FORCE_BF16"
-
-# Sentences of varied length and topic (short STS-like captions to a long paragraph) for the export check (and the
-# activation ranges of benchmarks/bench_int8.py's static int8): fixed, so every export of one model is checked on the
-# same inputs.
-CALIBRATION = (
-    "A man is playing a guitar.",
-    "A woman is slicing an onion.",
-    "Two dogs run across a snowy field.",
-    "The plane is taking off.",
-    "A cat sits on the mat.",
-    "Stocks fell sharply after the central bank raised interest rates again on Tuesday.",
-    "How do I reset my password if I no longer have access to my email account?",
-    "The committee will meet next week to discuss the budget for the coming fiscal year.",
-    "Protein folding is determined by the amino acid sequence and its interactions with the solvent.",
-    "She didn't like the movie, but her friends thought it was the best film of the year.",
-    "Paris",
-    "yes",
-    "Quantum entanglement links the states of two particles regardless of the distance between them.",
-    "The children were laughing and playing in the park while their parents watched from a bench nearby.",
-    "Mutations in the BRCA1 gene increase the risk of breast and ovarian cancer; screening is recommended for "
-    "carriers, and several prophylactic options exist, each with its own trade-offs for the patient.",
-    "In 1969, Apollo 11 landed on the Moon. Neil Armstrong and Buzz Aldrin spent about two and a quarter hours "
-    "outside the lunar module, collecting samples and deploying experiments, while Michael Collins orbited above "
-    "in the command module. The mission fulfilled a national goal set by President Kennedy in 1961.",
-    # paraphrases and near topics of the sentences above, so the pairwise similarities the task loss ranks span
-    # near-duplicates, related and unrelated pairs (as STS and retrieval do)
-    "A man plays the guitar on stage.",
-    "Someone is playing an acoustic guitar.",
-    "A man is playing a piano.",
-    "A woman is cutting an onion.",
-    "A woman is peeling potatoes.",
-    "Two dogs are running through the snow.",
-    "A dog is sleeping on the couch.",
-    "An airplane is departing.",
-    "The jet landed at the airport.",
-    "A cat is lying on a rug.",
-    "Share prices dropped after the bank increased rates.",
-    "The central bank kept interest rates unchanged.",
-    "I forgot my password and cannot log in to my email.",
-    "The committee will review next year's budget.",
-    "The meeting was cancelled because of the storm.",
-    "The sequence of amino acids determines how a protein folds.",
-    "Her friends loved the film even though she did not.",
-    "The movie was boring and far too long.",
-    "Paris is the capital of France.",
-    "No.",
-    "Entangled particles share a quantum state across any distance.",
-    "Kids played in the park while their parents sat on a bench.",
-    "Carriers of BRCA1 mutations face a higher risk of breast cancer.",
-    "Neil Armstrong was the first person to walk on the Moon.",
-)
 
 
 def check_backend(backend: str, where: str) -> str:
@@ -222,10 +171,13 @@ class EngineRunner:
         sample_batch: Callable[[], dict[str, Any]],
         check: Callable[[Any], dict[str, Any]],
         cache: Path | None = None,
+        calibration: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         """Run the model with `engine`. `sample_batch()` gives the example inputs an ONNX export traces (texts of
         different lengths, so padding and the attention mask are traced); `check(session)` the accuracy check
-        (its ``min_cosine`` is refused below :data:`REFUSE_BELOW`)."""
+        (its ``min_cosine`` is refused below :data:`REFUSE_BELOW`); `calibration()`, when given, the batches whose
+        activation ranges SmoothQuant reads before int8 (:mod:`semspace.encode.smoothquant`; without it, plain
+        dynamic int8)."""
         if engine not in ENGINES:
             raise InvalidParameterError(f"Unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
         if self.device != "cpu" and engine != "torch":
@@ -248,7 +200,7 @@ class EngineRunner:
         batch = sample_batch()
         self._inputs = list(batch)
         path, manifest = exported_graph(
-            self.model, self.kind, engine == "onnx-int8", dict(batch), check, self.label, cache
+            self.model, self.kind, engine == "onnx-int8", dict(batch), check, self.label, cache, calibration
         )
         self._session = make_session(path)
         self.engine, self.manifest = engine, manifest
@@ -478,20 +430,34 @@ def pairwise_cosines(x: np.ndarray) -> np.ndarray:
     return (x @ x.T)[np.triu_indices(len(x), k=1)]
 
 
-def similarity_rank_loss(got: np.ndarray, ref: np.ndarray) -> float:
-    """The task loss of an approximate engine, in Spearman points: 100 × (1 − ρ), ρ = Spearman's correlation between
-    the pairwise cosines of `got` and those of `ref` (the same texts, fp32 PyTorch) — how much the engine reorders the
-    similarities every STS or retrieval ranking is made of, with no labels needed.
+def pair_similarity_loss(got: np.ndarray, ref: np.ndarray, pairs: Sequence[tuple[int, int]] | None = None) -> float:
+    """The task loss of an approximate engine, in Spearman points: 100 × (1 − r), r = Pearson's correlation between
+    the cosines of `pairs` (index pairs into the rows; default every pair) from the engine (`got`) and from fp32
+    PyTorch (`ref`), for the same texts.
 
-    It reads high: most calibration pairs are unrelated, close together, and easily reordered, while an STS set's
-    pairs spread over the whole range. On the bundled MiniLM it was 1.1–7.1× the STS-B test loss of each of the seven
-    int8 variants measured (docs/results/engine_int8.md): a conservative gate, as it should be. A minimum cosine
-    instead fails on one odd row while the ranking holds.
+    Why this reads an STS loss: the engine adds an error e to each pair's exact cosine c; for an error unrelated to
+    the gold score y, corr(y, c + e) = corr(y, c) · corr(c, c + e) — the correlation is attenuated by the factor r —
+    so an STS score ρ becomes ≈ ρ·r and the points lost are ≈ ρ·100(1 − r) ≤ 100(1 − r). r must be measured over
+    pairs spread like an STS set's: :func:`~semspace.encode.calibration.calibration_pairs` grades each topic from
+    paraphrase to unrelated. Over all pairs of a set of mostly unrelated sentences (the previous gate, a Spearman
+    of every pair) the dense unrelated pairs swap places at the least noise: it read 1.1–30× the STS-B loss of the
+    int8 variants of docs/results/engine_int8.md.
     """
-    from scipy.stats import spearmanr
+    if pairs is None:
+        g, c = pairwise_cosines(got), pairwise_cosines(ref)
+    else:
+        first, second = (np.asarray(side, dtype=np.int64) for side in zip(*pairs, strict=True))
+        g, c = _pair_cosines(got, first, second), _pair_cosines(ref, first, second)
+    if len(c) < 3 or np.ptp(c) <= 0 or np.ptp(g) <= 0:
+        return 0.0 if np.allclose(c, g) else 100.0
+    r = float(np.corrcoef(g, c)[0, 1])
+    return float(100.0 * (1.0 - r)) if np.isfinite(r) else 100.0
 
-    rho = spearmanr(pairwise_cosines(got), pairwise_cosines(ref)).statistic
-    return float(100.0 * (1.0 - rho)) if np.isfinite(rho) else 100.0
+
+def _pair_cosines(x: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    x = x.reshape(len(x), -1).astype(np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return (x[first] * x[second]).sum(axis=1)
 
 
 def expected_sts_loss(got: np.ndarray, ref: np.ndarray) -> float:
@@ -534,8 +500,10 @@ def exported_graph(
     check: Callable[[Any], dict[str, Any]],
     label: str,
     cache: Path | None = None,
+    calibration: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """The cached graph file of `model` (exported, optimized, optionally quantized) and its manifest.
+    """The cached graph file of `model` (exported, optimized, optionally quantized: smoothed first when
+    `calibration` gives batches) and its manifest.
 
     `kind` is ``encoder`` or ``cross-encoder``; `check(session)` returns the export check (``min_cosine`` and
     details), run once at export and recorded. A folder without a readable manifest or without its graph is rebuilt.
@@ -548,9 +516,9 @@ def exported_graph(
         "opset": OPSET,
         "outputs": list(outputs),
         "inputs": sorted(sample_inputs),
-        "quantization": "dynamic-int8-per-channel" if quantize else None,
+        "quantization": _quantization_label(quantize, calibration is not None),
         "optimizer": f"onnxruntime.transformers.optimizer(opt_level=1, unfused={sorted(UNFUSED)})",
-        "check": "min-cosine+task-loss",  # folders checked before the task loss existed are re-exported
+        "check": "min-cosine+pair-task-loss",  # folders checked by an older task loss are re-exported
         "onnxruntime": ort.__version__,
     }
     content = model_hash(model)
@@ -565,7 +533,7 @@ def exported_graph(
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".{variant}-{key}-", dir=root))
     try:
-        graph_name, fused = _build_graph(model, kind, quantize, sample_inputs, tmp)
+        graph_name, fused = _build_graph(model, kind, quantize, sample_inputs, tmp, calibration)
         result = check(make_session(tmp / graph_name))
         cos = result["min_cosine"]
         if cos < REFUSE_BELOW[variant]:
@@ -615,10 +583,16 @@ def _cached_graph(folder: Path, content: str) -> tuple[Path, dict[str, Any]] | N
 
 
 def _build_graph(
-    model: Any, kind: str, quantize: bool, sample_inputs: dict[str, Any], tmp: Path
+    model: Any,
+    kind: str,
+    quantize: bool,
+    sample_inputs: dict[str, Any],
+    tmp: Path,
+    calibration: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> tuple[str, dict[str, int]]:
-    """Export `model` to ONNX in `tmp`, optimize it and optionally quantize it, keeping only the final graph;
-    returns its file name and what the optimizer fused."""
+    """Export `model` to ONNX in `tmp`, optimize it and optionally quantize it (after SmoothQuant on the
+    `calibration` batches, when given), keeping only the final graph; returns its file name and what the optimizer
+    fused (and how many MatMul inputs were smoothed, as ``SmoothQuant``)."""
     _export(model, kind, sample_inputs, tmp / "model.onnx")
     fused = _optimize(model, tmp / "model.onnx", tmp / "model.opt.onnx")
     (tmp / "model.onnx").unlink()
@@ -626,6 +600,27 @@ def _build_graph(
         extra.unlink()
     if not quantize:
         return "model.opt.onnx", fused
-    _quantize(tmp / "model.opt.onnx", tmp / "model.int8.onnx")
-    (tmp / "model.opt.onnx").unlink()
+    source = tmp / "model.opt.onnx"
+    if calibration is not None:
+        from semspace.encode.smoothquant import smooth_graph
+
+        batches = [{name: _as_array(value) for name, value in batch.items()} for batch in calibration()]
+        fused["SmoothQuant"] = smooth_graph(source, tmp / "model.smooth.onnx", batches)
+        source.unlink()
+        source = tmp / "model.smooth.onnx"
+    _quantize(source, tmp / "model.int8.onnx")
+    source.unlink()
     return "model.int8.onnx", fused
+
+
+def _quantization_label(quantize: bool, smooth: bool) -> str | None:
+    """How the int8 graph is made, as the export options (and so the cache key) record it."""
+    if not quantize:
+        return None
+    from semspace.encode.smoothquant import ALPHA
+
+    return f"dynamic-int8-per-channel+smoothquant-{ALPHA}" if smooth else "dynamic-int8-per-channel"
+
+
+def _as_array(value: Any) -> np.ndarray:
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)

@@ -15,6 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from semspace.encode import engine as eng
+from semspace.encode.calibration import CALIBRATION
 from semspace.errors import InputTypeError, InvalidInputError, ModelLoadError, check_param
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class CrossEncoder(eng.RunsOnEngine):
 
     def set_engine(self, engine: str, cache: Path | None = None) -> None:
         """Run the model with `engine`; the ONNX graph is exported once (cached) and checked against PyTorch."""
-        c = eng.CALIBRATION
+        c = CALIBRATION
         # example inputs of different lengths: padding and the attention mask are traced, not a shortcut for none
         self._runner.set_engine(engine, lambda: dict(self.tokenize([(c[10], c[11]), (c[5], c[8])])), self._check, cache)
 
@@ -105,7 +106,7 @@ class CrossEncoder(eng.RunsOnEngine):
         correlation (reported as ``min_cosine``) and the largest absolute difference."""
         from scipy.stats import spearmanr
 
-        texts = list(eng.CALIBRATION[:10])  # short sentences: pairs fit a small model's positions
+        texts = list(CALIBRATION[:10])  # short sentences: pairs fit a small model's positions
         pairs = [(texts[i], texts[j]) for i in range(len(texts)) for j in (i, (i + 3) % len(texts))]
         batch = self.tokenize(pairs)
         runner = self._runner
