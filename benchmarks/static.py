@@ -4,6 +4,7 @@ transformer (torch, onnx-int8) and model2vec's own distill of the same teacher.
     flock -x ~/.semspace-heavy.lock python benchmarks/static.py           # writes docs/results/static.md
     python benchmarks/static.py --quick                                   # small sizes, a smoke test
     flock -x ~/.semspace-heavy.lock python benchmarks/static.py --speed-only   # only the Speed section (k=256)
+    flock -x ~/.semspace-heavy.lock python benchmarks/static.py --trained      # only the trained rows (quality)
 
 One process, one run: the distillations (each timed), quality on the English and Chinese STS tasks and on SciFact /
 Cranfield (nDCG@10), then speed in interleaved rounds (every variant once per round, the order rotated each round,
@@ -18,6 +19,8 @@ Sample sizes are in the report. Rows:
   at that k gives: model2vec's PCA keeps components in order);
 - ours whitened: :func:`semspace.transform.whiten_static` — (β, γ, k) tuned on dev by the cv rule, folded into the
   table — the model saved and read back as a folder.
+- ours trained (``--trained``): :func:`semspace.train.static.train_static` (tokenlearn's method) from ours raw
+  k=256, raw and with the tuned whitening folded in; merged into the tables of the existing report.
 - speed only: "tokenizer alone", the tokenizer call every static encode makes with no arithmetic after it (the
   bound of any static model of this vocabulary with the `tokenizers` package).
 """
@@ -323,6 +326,102 @@ def corpus_run(encoder, docs: list[str], n: int) -> float:
     return seconds
 
 
+# ------------------------------------------------------------------------------------------------ trained -------
+def english_training_texts(root: Path, tasks: dict) -> list[str]:
+    """STS-B train and SICK train sentences and SciFact's train claims: no test split, no dev pairs."""
+    from semspace.data.retrieval import read_beir
+
+    texts = tasks["STS-B"].fit.sentences() + tasks["SICK-R"].fit.sentences()
+    texts += read_beir(root / "scifact", "train", "SciFact").query_texts
+    return list(dict.fromkeys(texts))
+
+
+def chinese_training_texts(root: Path) -> list[str]:
+    """The senteval_cn train splits' sentences (only STS-B has one), uncapped."""
+    from semspace.data.sts import read_senteval_cn
+
+    found: dict[str, None] = {}
+    for path in sorted((root / "senteval_cn").glob("*/*.train.data")):
+        found.update(dict.fromkeys(read_senteval_cn(path).sentences()))
+    return list(found)
+
+
+def train_variants(teacher, start, dev: dict, workdir: Path, tag: str, variants: list) -> dict:
+    """Ours trained from `start` (each variant: row label, training texts, keep_head), raw and with the tuned
+    whitening folded in, saved as folders: {row: {"path", "distill_s", "featurize_s", "training", ...}}."""
+    from semspace.encode.static import save_static
+    from semspace.train.static import featurize, train_static
+    from semspace.transform import whiten_static
+
+    out: dict = {}
+    for i, (label, texts, keep_head) in enumerate(variants):
+        _, featurize_s = timed(featurize, teacher, texts)  # the teacher's vectors into the cache (free on a re-run)
+        result = train_static(texts, teacher, start=start, keep_head=keep_head)
+        common = {"featurize_s": featurize_s, "train_s": result.seconds, "training": result.describe()}
+        path = save_static(result.model, workdir / f"{tag}-trained-{i}-raw", overwrite=True)
+        out[f"{label} (raw)"] = {"path": path, "distill_s": result.seconds, **common}
+        (folded, tuned), tune_s = timed(
+            whiten_static, result.model, dev["fit"], dev["a"], dev["b"], dev["scores"], dev_groups=dev.get("groups")
+        )
+        path = save_static(folded, workdir / f"{tag}-trained-{i}-white", overwrite=True)
+        out[f"{label} + whitening (folded)"] = {
+            "path": path,
+            "distill_s": result.seconds + tune_s,
+            "setting": tuned.describe(),
+            "dev": (tuned.raw_dev_spearman, tuned.dev_spearman),
+            **common,
+        }
+        logger.info("trained %s: %s", label, result.describe())
+    return out
+
+
+def trained_only(args) -> None:
+    """Ours raw k=256 (re-distilled: a check that it reproduces the report's row) and the trained rows, English
+    and Chinese quality only; merged into the report's tables (its other rows and its Speed section stay)."""
+    from semspace.data.tasks import default_data_root
+    from semspace.encode import Encoder, distill
+    from semspace.encode.static import save_static
+    from semspace.train.static import teacher_encoder
+
+    root = args.data_root or default_data_root()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    data = load_data(root, args.quick)
+    en_dev, zh_dev = dev_set(data["en"], "en"), dev_set(data["zh"], "zh")
+    en_texts = english_training_texts(root, data["en"])
+    scifact_docs = data["retrieval"]["SciFact"].doc_texts
+    zh_texts = chinese_training_texts(root)
+    models: dict = {}
+    for language, name, corpus in (("en", None, None), ("zh", "multilingual-e5-small", zh_corpus(root))):
+        teacher = teacher_encoder(name)
+        start, seconds = timed(distill, teacher, k=256, corpus=corpus)
+        path = save_static(start, args.workdir / f"{language}-ours-raw-256", overwrite=True)
+        models[(language, "ours raw k=256")] = {"path": path, "distill_s": seconds}
+        dev = en_dev if language == "en" else zh_dev
+        texts = en_texts if language == "en" else zh_texts
+        variants = [("ours trained", texts, True), ("ours trained, head dropped (tokenlearn)", texts, False)]
+        if language == "en":
+            both = en_texts + scifact_docs
+            variants += [
+                ("ours trained + SciFact corpus text (transductive)", both, True),
+                ("ours trained + SciFact corpus text (transductive), head dropped (tokenlearn)", both, False),
+            ]
+        found = train_variants(teacher, start, dev, args.workdir, language, variants)
+        models.update({(language, v): {**info, "distill_s": info["distill_s"] + seconds} for v, info in found.items()})
+    rows = []
+    for (language, variant), info in models.items():
+        encoder = Encoder(str(info["path"]))
+        row = {"language": language, "variant": variant, **sts_scores(data[language], encoder.encode)}
+        if language == "en":
+            row.update(retrieval_scores(data["retrieval"], encoder.encode, encoder.encode))
+        rows.append(row)
+        logger.info("quality %s", row)
+    saved = {"rows": rows, "models": {f"{k[0]}|{k[1]}": v for k, v in models.items()}}
+    (args.workdir / "trained.json").write_text(json.dumps(saved, default=str, indent=1), encoding="utf-8")
+    merge_trained(args.output, args, rows, models, {"en": len(en_texts), "zh": len(zh_texts)}, len(scifact_docs))
+    # the re-distilled raw rows are only compared with the report's (its distill times stay those of its run)
+    logger.info("merged the trained rows into %s", args.output)
+
+
 # ------------------------------------------------------------------------------------------------ report --------
 def mmm(values) -> str:
     v = sorted(values)
@@ -451,6 +550,120 @@ def rewrite_speed(path: Path, args, times: dict, sizes: dict, corpus_s: float, n
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def merge_trained(path: Path, args, rows: list[dict], models: dict, n_texts: dict, n_docs: int) -> None:
+    """Put the trained rows into the report's English and Chinese tables (after the rows there, replacing those of
+    an earlier --trained run), check that the re-distilled "ours raw k=256" reproduces the report's row, and
+    (re)write the Trained section before the Speed section; the rest of the report stays as it was."""
+    from semspace.evaluate.report import results_header
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    earlier: dict = {}
+    same: list[bool] = []
+    for language, header, tasks, extra in (("en", "## English", ENGLISH, RETRIEVAL), ("zh", "## Chinese", CHINESE, ())):
+        fresh = [line for line in quality_table(rows, language, models, tasks, extra)[2:] if "ours trained" in line]
+        top = lines.index(header) + 3  # the section's header line, the table's head and its rule
+        end = next(i for i in range(top, len(lines)) if not lines[i].startswith("|"))
+        kept = [line for line in lines[top:end] if "ours trained" not in line]
+        columns = (*tasks, "avg", *extra)
+        earlier[language] = {line.split(" | ")[0].removeprefix("| "): table_cells(line, columns) for line in kept}
+        lines[top:end] = kept + fresh
+        again = next(r for r in rows if r["language"] == language and r["variant"] == "ours raw k=256")
+        same.append(all(abs(again[c] - earlier[language]["ours raw k=256"][c]) < 0.005 for c in (*tasks, *extra)))
+    when = results_header("", args.command)[2].removeprefix("- Date: ")
+    marker = '- Rows "ours trained'
+    lines = [line for line in lines if not line.startswith(marker)]
+    first = next(i for i, line in enumerate(lines) if line.startswith("## "))
+    check = "reproduced the tables' row to the last digit" if all(same) else "did NOT reproduce the tables' row"
+    lines.insert(
+        first - 1,
+        f'{marker} …" measured {when} by `{args.command}` (its "ours raw k=256", re-distilled as their start, '
+        f"{check}); the other rows are from the run above.",
+    )
+    speed = next(i for i, line in enumerate(lines) if line.startswith("## Speed"))
+    start = next((i for i, line in enumerate(lines) if line.startswith("## Trained")), speed)
+    lines[start:speed] = trained_section(rows, models, n_texts, n_docs, earlier)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def table_cells(line: str, columns: tuple) -> dict:
+    """{column: value} of a quality table's line (the variant's cell dropped; bold and non-numbers as NaN)."""
+    cells = [c.strip().strip("*") for c in line.strip().strip("|").split("|")][1:]
+
+    def number(text):
+        try:
+            return float(text)
+        except ValueError:
+            return float("nan")
+
+    return {c: number(v) for c, v in zip(columns, cells, strict=False)}
+
+
+def trained_section(rows: list[dict], models: dict, n_texts: dict, n_docs: int, earlier: dict) -> list[str]:
+    """What was trained on, how long it took, and the gain over pure distillation, raw and whitened."""
+    out = [
+        "## Trained static models (tokenlearn's method)",
+        '- Method: `semspace.train.static.train_static` — MinishLab tokenlearn 0.2.1 ("Tokenlearn: learning static '
+        "embeddings from a teacher's sentence vectors\"; model2vec's potion blog post), done here because the "
+        "package cannot be installed under our lock: the teacher's vectors (torch) of the training texts, reduced by "
+        "PCA to 256; the distilled table (ours raw k=256) fitted to them by MSE through a linear head (AdamW 1e-3, "
+        "batches of 256, early stopping on a held-out tenth, patience 5, at most 30 epochs); the head folded into "
+        'the table (exact for a mean; "head dropped (tokenlearn)": dropped, as tokenlearn does); then PCA to 256 '
+        "and SIF weights (a = 1e-3) counted on the training texts; then our tuned whitening folded in, as for the "
+        "distilled rows. Folding is `train_static`'s default because it scored higher on STS-B dev (the whitening "
+        "column: dev Spearman raw → tuned), not because of the test columns.",
+        f"- English training texts: STS-B train + SICK train sentences + SciFact train claims, {n_texts['en']:,} "
+        'distinct (never a test split; the dev pairs only tune the whitening). "+ SciFact corpus text '
+        f"(transductive)\": the same plus the {n_docs:,} SciFact documents' text — the searched documents, no "
+        'queries, no labels ("train on the corpus you will search"); its SciFact column is transductive.',
+        f"- Chinese training texts: the senteval_cn train splits' sentences (only STS-B-zh has one), "
+        f"{n_texts['zh']:,} distinct; teacher multilingual-e5-small with its `query: ` prefix.",
+        '- Teacher vectors come from the embedding cache (~/.cache/semspace/embeddings): "teacher encode s" is '
+        'what this run had to encode; "train s" is the training and post-processing after it; the tables\' '
+        '"distill s" of a trained row is distill + train (+ the whitening\'s tuning).',
+        "",
+        "| variant | teacher encode s | train s | training |",
+        "| --- | --- | --- | --- |",
+    ]
+    for (language, variant), info in models.items():
+        if "training" in info and variant.endswith("(raw)"):
+            name = f"{language}: {variant.removesuffix(' (raw)')}"
+            out.append(fmt_row([name, f"{info['featurize_s']:.0f}", f"{info['train_s']:.0f}", info["training"]]))
+    out += [
+        "",
+        'Gain over pure distillation (k = 256; raw against "ours raw k=256", whitened against '
+        '"ours whitened k=256" of the tables above):',
+        "",
+    ]
+    for language, columns in (("en", ("avg", "SciFact", "Cranfield")), ("zh", ("avg", *CHINESE))):
+        for row in (r for r in rows if r["language"] == language and "trained" in r["variant"]):
+            base_name = "ours raw k=256" if row["variant"].endswith("(raw)") else "ours whitened k=256"
+            base = earlier[language][base_name]
+            cells = ", ".join(f"{c} {row[c]:.2f} ({row[c] - base[c]:+.2f})" for c in columns)
+            out.append(f"- {language}, {row['variant']}: {cells}")
+    return [*out, "", *trained_goals(rows, earlier), ""]
+
+
+def trained_goals(rows: list[dict], earlier: dict) -> list[str]:
+    """The issue's quality goals for "ours trained + whitening (folded)" (trained on the training texts alone)."""
+    name = "ours trained + whitening (folded)"
+    en, zh = ({r["variant"]: r for r in rows if r["language"] == lang} for lang in ("en", "zh"))
+    ours, teacher, m2v = en[name], earlier["en"]["teacher torch"], earlier["en"]["model2vec"]
+    below = [t for t in CHINESE if zh[name][t] < earlier["zh"]["model2vec"][t]]
+    return [
+        f'The quality goals for "{name}" (not transductive; the Goals section below is for the distilled rows):',
+        "",
+        f"- English STS average within 5 points of the teacher: {ours['avg']:.2f} vs {teacher['avg']:.2f} "
+        f"({ours['avg'] - teacher['avg']:+.2f}) — {'met' if teacher['avg'] - ours['avg'] <= 5 else 'missed'}",
+        f"- SciFact nDCG@10 within 10 points: {ours['SciFact']:.2f} vs {teacher['SciFact']:.2f} "
+        f"({ours['SciFact'] - teacher['SciFact']:+.2f}) — "
+        f"{'met' if teacher['SciFact'] - ours['SciFact'] <= 10 else 'missed'}",
+        f"- ≥ model2vec + 1.0 on the English STS average: {ours['avg']:.2f} vs {m2v['avg']:.2f} "
+        f"({ours['avg'] - m2v['avg']:+.2f}) — {'met' if ours['avg'] - m2v['avg'] >= 1.0 else 'missed'}",
+        f"- not below model2vec on any Chinese task: below on {', '.join(below) or 'none'} — "
+        f"{'met' if not below else 'missed'}",
+    ]
+
+
 def goals(en: list[dict], rows: list[dict], times: dict, million_s: float) -> list[str]:
     def get(rows, variant):
         return next(r for r in rows if r["variant"] == variant)
@@ -511,6 +724,11 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="only the English speed rows (k=256 models): rewrite the Speed section of an existing --output",
     )
+    parser.add_argument(
+        "--trained",
+        action="store_true",
+        help="only ours raw k=256 and the trained rows (quality): merged into the tables of an existing --output",
+    )
     args = parser.parse_args()
     args.command = "python benchmarks/static.py" + "".join(f" {a}" for a in sys.argv[1:])
     if args.quick:
@@ -556,6 +774,9 @@ def main() -> None:
     torch.set_num_threads(THREADS)
     if args.speed_only:
         speed_only(args)
+        return
+    if args.trained:
+        trained_only(args)
         return
 
     from semspace.data.tasks import default_data_root

@@ -1,5 +1,6 @@
-"""`semspace distill`: a static embedding model (model2vec's folder) distilled from an encoder, optionally with a
-whitening tuned on dev pairs and folded into its token table."""
+"""`semspace distill`: a static embedding model (model2vec's folder) distilled from an encoder, optionally trained
+on a corpus to the encoder's vectors (tokenlearn's method) and with a whitening tuned on dev pairs and folded into
+its token table."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ def distill(
         Path | None,
         typer.Option(help="TSV s1<TAB>s2<TAB>score: tune β, γ, k on it and fold the choice into the table."),
     ] = None,
+    train: Annotated[
+        Path | None,
+        typer.Option(
+            help="Texts (.txt one per line, .jsonl or .csv with a text field): fit the table to the teacher's "
+            "vectors of them (tokenlearn's method), e.g. the corpus you will search."
+        ),
+    ] = None,
+    max_epochs: Annotated[int, typer.Option(min=1, help="With --train: at most this many epochs.")] = 30,
     rule: Annotated[str, typer.Option(help="Tuning rule: cv (default), bootstrap or argmax.")] = "cv",
     normalize: Annotated[bool, typer.Option(help="The saved model L2-normalises its vectors.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing, non-empty output folder.")] = False,
@@ -42,8 +51,15 @@ def distill(
 
     if (whiten_fit is None) != (dev_pairs is None):
         raise InvalidParameterError("--whiten-fit and --dev-pairs go together (fit texts and dev pairs to tune on).")
+    teacher, train_texts = model, None
+    if train is not None:
+        from semspace.data.files import read_documents
+        from semspace.train.static import teacher_encoder, training_texts
+
+        train_texts = training_texts(read_documents(train).texts)  # a corpus too small fails before distilling
+        teacher = teacher_encoder(model)  # on torch: the vectors it is trained to are exact and reproducible
     static = distill_model(
-        model,
+        teacher,
         k=k or None,
         sif_coefficient=sif or None,
         corpus=read_lines(corpus) if corpus is not None else None,
@@ -51,6 +67,17 @@ def distill(
         pooling=pooling,
     )
     summary: dict = {}
+    if train_texts is not None:
+        from semspace.train.static import train_static
+
+        trained = train_static(train_texts, teacher, start=static, k=k or teacher.dim, max_epochs=max_epochs)
+        static = trained.model
+        summary["training"] = {
+            "held_out_mse": [trained.held_out_loss_before, trained.held_out_loss_after],
+            "epochs": trained.epochs,
+            "texts": trained.n_train + trained.n_held_out,
+        }
+        note(f"trained: {trained.describe()}")
     if whiten_fit is not None and dev_pairs is not None:
         from semspace.data import read_senteval_cn
         from semspace.transform.static import whiten_static

@@ -144,6 +144,32 @@ def distill(
     return model
 
 
+def replace_table(model: StaticModel, table: np.ndarray, **info: Any) -> StaticModel:
+    """A new static model with `model`'s tokenizer and settings and the token table `table` (float32, one row per
+    token); `info` is added to what ``semspace_static.json`` will record. `model` is not changed."""
+    if model.token_mapping is not None or model.weights is not None:
+        raise InvalidParameterError(
+            "This model has model2vec's vocabulary quantization (a token mapping and per-token weights); only a "
+            "plain token table can be replaced."
+        )
+    if table.ndim != 2 or table.shape[0] != model.embedding.shape[0]:
+        raise InvalidParameterError(
+            f"The new table must have one row per token ({model.embedding.shape[0]}); got shape {table.shape}."
+        )
+    config = copy.deepcopy(dict(model.config))
+    config["hidden_dim"] = int(table.shape[1])
+    config[INFO_KEY] = {**config.get(INFO_KEY, {}), **info}
+    return type(model)(
+        vectors=np.ascontiguousarray(table, dtype=np.float32),
+        tokenizer=model.tokenizer,
+        config=config,
+        normalize=model.normalize,
+        base_model_name=model.base_model_name,
+        language=model.language,
+        max_length=model.max_length,
+    )
+
+
 def _teacher_encoder(teacher: Any, pooling: str | Pooling) -> tuple[Encoder, Pooling]:
     """(the teacher as a transformers-backed Encoder — the only kind whose tokens model2vec can embed —, the
     pooling to embed tokens with: `pooling`, or the encoder's own for ``default``)."""
@@ -353,9 +379,6 @@ def mean_vectors(model: StaticModel, texts: Sequence[str]) -> np.ndarray:
     if not plain or model.embedding.dtype not in (np.float32, np.float16):
         out = model.encode(texts, normalize=False, batch_size=max(1, len(texts)), use_multiprocessing=False)
         return np.asarray(out, dtype=np.float32).reshape(len(texts), model.dim)
-    if model.max_length is not None:
-        cut = model.max_length * model.median_token_length
-        texts = [text[:cut] for text in texts]
     table = _float32_table(model)
     out = np.empty((len(texts), model.dim), dtype=np.float32)
     for start in range(0, len(texts), _CHUNK):
@@ -369,18 +392,28 @@ def _chunk_means(model: StaticModel, table: np.ndarray, texts: list[str]) -> np.
     """The mean token row of each text (zeros for a text with no known token)."""
     from scipy.sparse import csr_matrix
 
-    encodings = model.tokenizer.encode_batch_fast(texts, add_special_tokens=False)
-    lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
-    ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=int(lengths.sum()))
-    rows = np.repeat(np.arange(len(texts)), lengths)
-    if model.unk_token_id is not None:
-        known = ids != model.unk_token_id
-        ids, rows = ids[known], rows[known]
-    counts = np.bincount(rows, minlength=len(texts))
+    ids, counts = token_ids(model, texts)
     indptr = np.concatenate(([0], np.cumsum(counts)))
     ones = csr_matrix((np.ones(len(ids), dtype=np.float32), ids, indptr), shape=(len(texts), table.shape[0]))
     sums = np.asarray(ones @ table, dtype=np.float32)
     return sums / np.maximum(counts, 1).astype(np.float32)[:, None]
+
+
+def token_ids(model: StaticModel, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(the token ids of all `texts` one after the other, the count of each text's): what model2vec's encode
+    averages — the text cut at ``max_length`` × the median token length in characters, no special tokens,
+    truncation at ``max_length``, the unknown token dropped. int64 arrays; a text with no known token counts 0."""
+    if model.max_length is not None:
+        cut = model.max_length * model.median_token_length
+        texts = [text[:cut] for text in texts]
+    encodings = model.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
+    lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
+    ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=int(lengths.sum()))
+    if model.unk_token_id is None:
+        return ids, lengths
+    rows = np.repeat(np.arange(len(encodings)), lengths)
+    known = ids != model.unk_token_id
+    return ids[known], np.bincount(rows[known], minlength=len(encodings)).astype(np.int64)
 
 
 def _float32_table(model: StaticModel) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Training: losses, the gradient-cached contrastive step, the one training loop, the sentence-encoder and
-cross-encoder trainers on it."""
+cross-encoder trainers on it, and static models trained to a teacher's vectors (train_static)."""
 
 from semspace.train.cached import cached_backward, chunked_backward
 from semspace.train.cross_encoder import CrossEncoderTrainConfig, train_cross_encoder
@@ -14,11 +14,13 @@ from semspace.train.losses import (
     cosine_mse_loss,
     info_nce_loss,
 )
+from semspace.train.static import StaticTrainResult, train_static
 
 __all__ = [
     "OBJECTIVES",
     "CrossEncoderTrainConfig",
     "EncoderTrainConfig",
+    "StaticTrainResult",
     "TrainConfig",
     "TrainingSet",
     "angle_loss",
@@ -34,4 +36,5 @@ __all__ = [
     "run_training",
     "train_cross_encoder",
     "train_encoder",
+    "train_static",
 ]

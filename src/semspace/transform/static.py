@@ -25,14 +25,13 @@ raw on dev) and folds the choice; a kept raw returns the model unchanged.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from semspace.encode.static import INFO_KEY, mean_vectors
+from semspace.encode.static import INFO_KEY, mean_vectors, replace_table
 from semspace.errors import InvalidInputError, InvalidParameterError, NotFittedError
 from semspace.transform.stats import WhiteningStats
 from semspace.transform.tune import TuneResult, tune_whitening
@@ -60,27 +59,15 @@ def fold_whitening(model: StaticModel, whitening: Whitening) -> StaticModel:
             f"The whitening was fitted on {whitening.n_features_in_}-d vectors; the table is {table.shape[1]}-d."
         )
     # float64 for the product (statistics in float64), float32 for the table (vectors in float32)
-    folded = ((table.astype(np.float64) - whitening.shift_) @ whitening.kernel_).astype(np.float32)
-    config = copy.deepcopy(dict(model.config))
-    config["hidden_dim"] = int(folded.shape[1])
-    info = dict(config.get(INFO_KEY, {}))
-    info["whitening"] = {
+    folded = (table.astype(np.float64) - whitening.shift_) @ whitening.kernel_
+    setting = {
         "beta": float(whitening.beta),
         "gamma": float(whitening.gamma),
         "n_components": whitening.n_components,
         "fit_samples": int(whitening.n_samples_seen_),
         "folded": "table rows (E - beta*mu) @ K: exact for the mean over >= 1 token",
     }
-    config[INFO_KEY] = info
-    return type(model)(
-        vectors=folded,
-        tokenizer=model.tokenizer,
-        config=config,
-        normalize=model.normalize,
-        base_model_name=model.base_model_name,
-        language=model.language,
-        max_length=model.max_length,
-    )
+    return replace_table(model, folded.astype(np.float32), whitening=setting)
 
 
 def whiten_static(
