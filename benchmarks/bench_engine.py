@@ -318,9 +318,14 @@ def flops_per_sentence(tokens: float, layers=6, hidden=384, inter=1536) -> float
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux /proc)."""
+    """User + system CPU seconds a process and its live descendants have used (Linux /proc): `serve --workers N`
+    answers from child processes."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = [
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    ]
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(child) for child in children)
 
 
 def load_client(port: int, texts: list[str], clients: int) -> dict:
@@ -374,7 +379,9 @@ def load_client(port: int, texts: list[str], clients: int) -> dict:
     }
 
 
-def service_run(variant: str, args, texts: list[str], clients: int, src: Path | None = None) -> dict:
+def service_run(
+    variant: str, args, texts: list[str], clients: int, src: Path | None = None, serve_args: tuple[str, ...] = ()
+) -> dict:
     """Start `semspace serve --backend variant` (semspace imported from `src`, default this checkout), warm it up,
     then `texts` single-text requests from `clients` connections (the load client in its own process); server and
     client CPU seconds measured apart, and the texts per batcher call from the server's /metrics."""
@@ -382,7 +389,7 @@ def service_run(variant: str, args, texts: list[str], clients: int, src: Path | 
 
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(src or ROOT / "src"))
-    cmd = [sys.executable, "-m", "semspace.cli", "serve", "--port", str(port), "--backend", variant]
+    cmd = [sys.executable, "-m", "semspace.cli", "serve", "--port", str(port), "--backend", variant, *serve_args]
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):

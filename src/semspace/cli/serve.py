@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -56,6 +58,24 @@ def serve(
             "404 (default: any 'model' answers, as TEI ignores it).",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Server processes sharing the port, each with its own encoder and cores ÷ N engine threads "
+            "($OMP_NUM_THREADS wins). Collections stay consistent across them (a file lock orders writes).",
+        ),
+    ] = 1,
+    batch_wait_ms: Annotated[
+        float | None,
+        typer.Option(
+            "--batch-wait-ms",
+            help="How long the first of concurrent small /embed, /search and /v1/embeddings requests waits for "
+            "others to share its encoder call (dynamic batching; negative: off). Default: 3.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """HTTP service: /embed /similarity /search /documents /collections /rerank /info /metrics /health,
     OpenAI-compatible /v1/embeddings and /v1/models, a search page at / and the OpenAPI docs at /docs."""
@@ -67,7 +87,7 @@ def serve(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from semspace.search import Catalog, Collection
     from semspace.search.collection import MANIFEST
-    from semspace.service import Limits, create_app
+    from semspace.service.app import app_from_spec
 
     # fail now, with one line, if it is neither a collection nor a folder that can hold collections
     if collection is not None and (collection / MANIFEST).is_file():
@@ -75,16 +95,43 @@ def serve(
     elif collection is not None:
         Catalog(collection).close()
         note(f"serving the collections under {collection} at /collections")
-    app = create_app(
-        collection,
-        encoder=model,
-        limits=Limits(max_batch=max_batch),
-        cross_encoder=cross_encoder,
-        api_key=api_key,
-        allowed_hosts=allowed_host or None,
-        host=host,
-        backend=backend,
-        strict_model=strict_model,
-    )
+    spec = {
+        "collection": None if collection is None else str(collection),
+        "encoder": model,
+        "max_batch": max_batch,
+        "cross_encoder": None if cross_encoder is None else str(cross_encoder),
+        "api_key": api_key,
+        "allowed_hosts": allowed_host or None,
+        "host": host,
+        "backend": backend,
+        "strict_model": strict_model,
+        "batch_wait_ms": batch_wait_ms,
+    }
     note(f"serving on http://{host}:{port}/  (OpenAPI: /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(app_from_spec(spec), host=host, port=port, log_level="warning")
+        return
+    serve_workers(spec, workers, host, port)
+
+
+def serve_workers(spec: dict, workers: int, host: str, port: int) -> None:
+    """`workers` uvicorn processes on one listening socket, each building the app from `spec` (uvicorn spawns them
+    and restarts one that dies); their /metrics add up through prometheus_client's multiprocess mode."""
+    import uvicorn
+
+    from semspace.encode.engine import physical_cores
+    from semspace.service.app import WORKER_SPEC
+
+    os.environ[WORKER_SPEC] = json.dumps(spec)
+    # a batch of a few dozen short texts scales poorly over intra-op threads: one engine per core does more
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, physical_cores() // workers)))
+    with tempfile.TemporaryDirectory(prefix="semspace-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        uvicorn.run(
+            "semspace.service.app:app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+        )
