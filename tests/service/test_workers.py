@@ -105,29 +105,30 @@ def test_metrics_add_up_every_workers_requests(two_workers):
 def test_serve_options_reach_every_worker(monkeypatch, tiny_bert_dir):
     """With --workers 2 the app is built in each worker from the environment (uvicorn imports the factory there);
     uvicorn is not run here: the factory is called as a worker would call it."""
-    import uvicorn
     from typer.testing import CliRunner
 
+    from semspace.cli import serve
     from semspace.cli.app import app as cli
     from semspace.service.app import WORKER_SPEC, app_from_env
 
     started = []
 
-    def run(target, **kwargs):
-        started.append((target, kwargs, os.environ[WORKER_SPEC], os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+    def supervise(config) -> bool:
+        started.append((config, os.environ[WORKER_SPEC], os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+        return False
 
-    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(serve, "supervise", supervise)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     for name in (WORKER_SPEC, "PROMETHEUS_MULTIPROC_DIR"):  # serve sets them: gone again after the test
         monkeypatch.delenv(name, raising=False)
     argv = ["serve", "--model", str(tiny_bert_dir), "--workers", "2", "--strict-model", "--batch-wait-ms", "-1"]
     result = CliRunner().invoke(cli, [*argv, "--max-batch", "7"])
     assert result.exit_code == 0, result.output
-    target, kwargs, spec, metrics_dir = started.pop()
-    assert target == "semspace.service.app:app_from_env" and kwargs["factory"] and kwargs["workers"] == 2
+    config, spec, metrics_dir = started.pop()
+    assert config.app == "semspace.service.app:app_from_env" and config.factory and config.workers == 2
     assert not Path(metrics_dir).exists()  # the metrics folder lives as long as the server
     monkeypatch.setenv(WORKER_SPEC, spec)
-    config = app_from_env().state.config
+    config = app_from_env().state.config  # what each worker process builds
     assert config.strict_model and config.limits.max_batch == 7 and config.batching.max_wait_ms == -1
     assert config.encoder == str(tiny_bert_dir)
 
@@ -145,3 +146,10 @@ def test_workers_without_a_cross_process_lock_refuse_collections(monkeypatch, tm
     assert exit_.value.code == 2
     assert "--workers 2 with a collection needs a cross-process file lock" in capsys.readouterr().err
     assert default_workers(serves_collections=True) == 1
+
+
+def test_a_worker_that_cannot_load_its_model_stops_the_server_with_exit_3(tmp_path):
+    """uvicorn.run exits 0 when a worker fails to start; `serve --workers 2` exits 3, as uvicorn does for one."""
+    argv = [sys.executable, "-m", "semspace", "serve", "--model", str(tmp_path / "missing"), "--workers", "2"]
+    done = subprocess.run([*argv, "--port", str(free_port())], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -143,7 +144,8 @@ def cross_process_lock() -> bool:
 
 def serve_workers(spec: dict, workers: int, host: str, port: int) -> None:
     """`workers` uvicorn processes on one listening socket, each building the app from `spec` (uvicorn spawns them
-    and restarts one that dies); their /metrics add up through prometheus_client's multiprocess mode."""
+    and restarts one that dies); their /metrics add up through prometheus_client's multiprocess mode. Exit code 3,
+    as uvicorn's for one process, when a worker could not load what it serves."""
     import uvicorn
 
     from semspace.encode.engine import physical_cores
@@ -154,11 +156,21 @@ def serve_workers(spec: dict, workers: int, host: str, port: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, physical_cores() // workers)))
     with tempfile.TemporaryDirectory(prefix="semspace-metrics-") as folder:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-        uvicorn.run(
-            "semspace.service.app:app_from_env",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level="warning",
-        )
+        app = "semspace.service.app:app_from_env"
+        config = uvicorn.Config(app, factory=True, workers=workers, host=host, port=port, log_level="warning")
+        failed = supervise(config)
+    if failed:
+        sys.exit(STARTUP_FAILURE)
+
+
+STARTUP_FAILURE = 3  # uvicorn's exit code when the app fails to start
+
+
+def supervise(config: Any) -> bool:
+    """Run uvicorn's supervisor of `config.workers` processes until it stops; True when a worker failed to start
+    (uvicorn.run would exit 0 then)."""
+    from uvicorn.supervisors import Multiprocess
+
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    return any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
