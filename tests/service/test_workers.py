@@ -62,7 +62,7 @@ def fresh(url: str, method: str, path: str, **kwargs) -> httpx.Response:
 def test_workers_share_one_port_and_each_encodes_like_the_library(two_workers, tiny_encoder):
     url, server = two_workers
     python_children = [p for p in children(server.pid) if "python" in Path(f"/proc/{p}/cmdline").read_text()]
-    assert len(python_children) >= 2  # the workers (uvicorn spawns them; a resource tracker may be there too)
+    assert len(python_children) >= 2  # the workers (spawned; a resource tracker may be there too)
     texts = ["a dog runs", "the cat sleeps on the mat"]
     for _ in range(6):
         got = fresh(url, "POST", "/embed", json={"texts": texts})
@@ -103,29 +103,31 @@ def test_metrics_add_up_every_workers_requests(two_workers):
 
 
 def test_serve_options_reach_every_worker(monkeypatch, tiny_bert_dir):
-    """With --workers 2 the app is built in each worker from the environment (uvicorn imports the factory there);
-    uvicorn is not run here: the factory is called as a worker would call it."""
+    """With --workers 2 the app is built in each worker from the environment (the worker imports the factory);
+    no worker is started here: the factory is called as a worker calls it."""
     from typer.testing import CliRunner
 
-    from semspace.cli import serve
     from semspace.cli.app import app as cli
+    from semspace.service import workers
     from semspace.service.app import WORKER_SPEC, app_from_env
 
     started = []
 
-    def supervise(config) -> bool:
-        started.append((config, os.environ[WORKER_SPEC], os.environ["PROMETHEUS_MULTIPROC_DIR"]))
-        return False
+    def supervise(sockets, n) -> int:
+        ports = {s.getsockname()[1] for s in sockets}
+        started.append((len(sockets), n, ports, os.environ[WORKER_SPEC], os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+        return 0
 
-    monkeypatch.setattr(serve, "supervise", supervise)
+    monkeypatch.setattr(workers, "supervise", supervise)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     for name in (WORKER_SPEC, "PROMETHEUS_MULTIPROC_DIR"):  # serve sets them: gone again after the test
         monkeypatch.delenv(name, raising=False)
     argv = ["serve", "--model", str(tiny_bert_dir), "--workers", "2", "--strict-model", "--batch-wait-ms", "-1"]
-    result = CliRunner().invoke(cli, [*argv, "--max-batch", "7"])
+    port = free_port()
+    result = CliRunner().invoke(cli, [*argv, "--max-batch", "7", "--port", str(port)])
     assert result.exit_code == 0, result.output
-    config, spec, metrics_dir = started.pop()
-    assert config.app == "semspace.service.app:app_from_env" and config.factory and config.workers == 2
+    n_sockets, n, ports, spec, metrics_dir = started.pop()
+    assert n == 2 and ports == {port} and n_sockets == 2  # one SO_REUSEPORT socket per worker, on the one port
     assert not Path(metrics_dir).exists()  # the metrics folder lives as long as the server
     monkeypatch.setenv(WORKER_SPEC, spec)
     config = app_from_env().state.config  # what each worker process builds

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -123,7 +121,11 @@ def serve(
     if workers == 1:
         uvicorn.run(app_from_spec(spec), host=host, port=port, log_level="warning")
         return
-    serve_workers(spec, workers, host, port)
+    from semspace.service.workers import serve_workers
+
+    code = serve_workers(spec, workers, host, port)
+    if code:
+        sys.exit(code)
 
 
 def default_workers(serves_collections: bool) -> int:
@@ -140,37 +142,3 @@ def cross_process_lock() -> bool:
     from semspace.search import locking
 
     return locking.fcntl is not None
-
-
-def serve_workers(spec: dict, workers: int, host: str, port: int) -> None:
-    """`workers` uvicorn processes on one listening socket, each building the app from `spec` (uvicorn spawns them
-    and restarts one that dies); their /metrics add up through prometheus_client's multiprocess mode. Exit code 3,
-    as uvicorn's for one process, when a worker could not load what it serves."""
-    import uvicorn
-
-    from semspace.encode.engine import physical_cores
-    from semspace.service.app import WORKER_SPEC
-
-    os.environ[WORKER_SPEC] = json.dumps(spec)
-    # a batch of a few dozen short texts scales poorly over intra-op threads: one engine per core does more
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, physical_cores() // workers)))
-    with tempfile.TemporaryDirectory(prefix="semspace-metrics-") as folder:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-        app = "semspace.service.app:app_from_env"
-        config = uvicorn.Config(app, factory=True, workers=workers, host=host, port=port, log_level="warning")
-        failed = supervise(config)
-    if failed:
-        sys.exit(STARTUP_FAILURE)
-
-
-STARTUP_FAILURE = 3  # uvicorn's exit code when the app fails to start
-
-
-def supervise(config: Any) -> bool:
-    """Run uvicorn's supervisor of `config.workers` processes until it stops; True when a worker failed to start
-    (uvicorn.run would exit 0 then)."""
-    from uvicorn.supervisors import Multiprocess
-
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
-    supervisor.run()
-    return any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
