@@ -13,6 +13,30 @@ from semspace._deps import require
 from semspace.cli.options import BackendName, note
 from semspace.errors import InvalidParameterError
 
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Server processes sharing the port, each with its own encoder (and its own copy of a served "
+        "collection's index) and cores ÷ N engine threads ($OMP_NUM_THREADS wins); collections stay consistent "
+        "across them (a file lock orders writes, every process reads the others' commits). Default: 2 on 2 or "
+        "more cores (32 single-text clients on 2 cores: 1.13× (torch) and 1.23× (onnx-int8) the requests/s of "
+        "one process, docs/results/engine_service.md), else 1.",
+        show_default=False,
+    ),
+]
+
+BatchWaitMs = Annotated[
+    float | None,
+    typer.Option(
+        "--batch-wait-ms",
+        help="How long the first of concurrent small /embed, /search and /v1/embeddings requests waits for "
+        "others to share its encoder call (dynamic batching; negative: off). Default: 3.",
+        show_default=False,
+    ),
+]
+
 
 def serve(
     collection: Annotated[
@@ -58,40 +82,19 @@ def serve(
             "404 (default: any 'model' answers, as TEI ignores it).",
         ),
     ] = False,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            min=1,
-            help="Server processes sharing the port, each with its own encoder (and its own copy of a served "
-            "collection's index) and cores ÷ N engine threads ($OMP_NUM_THREADS wins); collections stay consistent "
-            "across them (a file lock orders writes, every process reads the others' commits). Default: 2 on 2 or "
-            "more cores (32 single-text clients on 2 cores: 1.13× (torch) and 1.23× (onnx-int8) the requests/s of "
-            "one process, docs/results/engine_service.md), else 1.",
-            show_default=False,
-        ),
-    ] = None,
-    batch_wait_ms: Annotated[
-        float | None,
-        typer.Option(
-            "--batch-wait-ms",
-            help="How long the first of concurrent small /embed, /search and /v1/embeddings requests waits for "
-            "others to share its encoder call (dynamic batching; negative: off). Default: 3.",
-            show_default=False,
-        ),
-    ] = None,
+    workers: Workers = None,
+    batch_wait_ms: BatchWaitMs = None,
 ) -> None:
     """HTTP service: /embed /similarity /search /documents /collections /rerank /info /metrics /health,
     OpenAI-compatible /v1/embeddings and /v1/models, a search page at / and the OpenAPI docs at /docs."""
     for package in ("fastapi", "prometheus_client", "orjson"):
         require(package, "serve", "semspace serve")
-    uvicorn = require("uvicorn", "serve", "semspace serve")
+    require("uvicorn", "serve", "semspace serve")
     # OpenMP threads that spin after each parallel region take the cores the event loop needs to answer requests;
     # read once when torch loads (below), so set before; a value the user set wins
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from semspace.search import Catalog, Collection
     from semspace.search.collection import MANIFEST
-    from semspace.service.app import app_from_spec
 
     # fail now, with one line, if it is neither a collection nor a folder that can hold collections
     if collection is not None and (collection / MANIFEST).is_file():
@@ -111,6 +114,16 @@ def serve(
         "strict_model": strict_model,
         "batch_wait_ms": batch_wait_ms,
     }
+    start_server(spec, workers, host, port)
+
+
+def start_server(spec: dict, workers: int | None, host: str, port: int) -> None:
+    """Serve `spec` (`app_from_spec`'s options) from one process, or from `workers` processes (default:
+    :func:`default_workers`)."""
+    from semspace.service.app import app_from_spec
+
+    uvicorn = require("uvicorn", "serve", "semspace serve")
+    collection = spec["collection"]
     workers = default_workers(collection is not None) if workers is None else workers
     if workers > 1 and collection is not None and not cross_process_lock():
         raise InvalidParameterError(
