@@ -318,9 +318,14 @@ def flops_per_sentence(tokens: float, layers=6, hidden=384, inter=1536) -> float
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux /proc)."""
+    """User + system CPU seconds a process and its live descendants have used (Linux /proc): `serve --workers N`
+    answers from child processes."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = [
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    ]
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(child) for child in children)
 
 
 def load_client(port: int, texts: list[str], clients: int) -> dict:
@@ -374,15 +379,18 @@ def load_client(port: int, texts: list[str], clients: int) -> dict:
     }
 
 
-def service_run(variant: str, args, texts: list[str], clients: int, src: Path | None = None) -> dict:
-    """Start `semspace serve --backend variant` (semspace imported from `src`, default this checkout), warm it up,
-    then `texts` single-text requests from `clients` connections (the load client in its own process); server and
-    client CPU seconds measured apart, and the texts per batcher call from the server's /metrics."""
+def service_run(
+    variant: str, args, texts: list[str], clients: int, src: Path | None = None, serve_args: tuple[str, ...] = ()
+) -> dict:
+    """Start `semspace serve --backend variant *serve_args` (semspace imported from `src`, default this checkout),
+    warm it up, then `texts` single-text requests from `clients` connections (the load client in its own process);
+    server CPU (its worker processes included) and client CPU seconds measured apart, and the texts per batcher call
+    from the server's /metrics (summed over its workers)."""
     import httpx
 
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(src or ROOT / "src"))
-    cmd = [sys.executable, "-m", "semspace.cli", "serve", "--port", str(port), "--backend", variant]
+    cmd = [sys.executable, "-m", "semspace.cli", "serve", "--port", str(port), "--backend", variant, *serve_args]
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
@@ -843,13 +851,16 @@ def main_service(args: argparse.Namespace) -> None:
     """The service alone (issue 15 item 4, issue 28 item 4): per round, the offline batch throughput of each backend
     on the same texts (a fresh process), then the service at each client count — with this checkout's code and, with
     --baseline-src, another checkout's (before/after in the same rounds); rounds interleaved."""
+    from semspace.cli.serve import default_workers
     from semspace.data import load_sts_task
     from semspace.evaluate.report import results_header
 
     rounds = 1 if args.quick else args.rounds
     n, n_requests = (256, 128) if args.quick else (4000, 2000)
     clients_list = [int(c) for c in args.clients_list.split(",")]
-    codes = {"this": None} | ({"before": Path(args.baseline_src)} if args.baseline_src else {})
+    # this checkout as `semspace serve` starts by default, and with one worker process (what --workers adds)
+    codes = {"this": (None, ()), "this, --workers 1": (None, ("--workers", "1"))}
+    codes |= {"before": (Path(args.baseline_src), ())} if args.baseline_src else {}
     sts = load_sts_task("STS-B", args.data_root)
     texts = list(dict.fromkeys(sts.test_all.sentences1 + sts.test_all.sentences2 + sts.target_sentences()))[:n]
     workdir = Path(tempfile.mkdtemp(prefix="bench-engine-service-"))
@@ -864,7 +875,7 @@ def main_service(args: argparse.Namespace) -> None:
             offline[backend].append(res["n"] / res["seconds"])
             for clients in clients_list:
                 for code in list(codes)[r % len(codes) :] + list(codes)[: r % len(codes)]:
-                    run = service_run(backend, args, texts[:n_requests], clients, codes[code])
+                    run = service_run(backend, args, texts[:n_requests], clients, *codes[code])
                     service[(backend, code)][clients].append(run | {"round": r})
                     print(backend, code, clients, r, run, flush=True)
     lines = results_header("Service: dynamic batching vs offline batch encoding (issues 15 and 28)", " ".join(sys.argv))
@@ -873,7 +884,9 @@ def main_service(args: argparse.Namespace) -> None:
         *cpu_lines(args),
         f"- Rounds: {rounds}; {n_requests} requests of one STS-B sentence each; offline = "
         f"`Encoder.encode` of {len(texts)} STS-B sentences (the first {n_requests} are the requests') in one call, in "
-        f"a fresh process, in the same round; code: this = this checkout{before}.",
+        f"a fresh process, in the same round; code: this = this checkout's `semspace serve` as it starts by default "
+        f"({default_workers(False)} worker processes × {max(1, args.threads // default_workers(False))} engine "
+        f"thread here), `this, --workers 1` = one process with {args.threads} engine threads{before}.",
         "",
         *service_lines(service, offline),
     ]

@@ -279,3 +279,17 @@ def test_cross_encoder_backends_match_torch_scores(tiny_bert_dir, backend):
     assert 0 <= ce.engine_manifest["check"]["task_loss"] <= 100
     if backend == "onnx":
         assert ce.engine_manifest["options"]["kind"] == "cross-encoder"
+
+
+def test_engine_threads_follow_omp_num_threads(monkeypatch):
+    """ONNX Runtime sessions take OMP_NUM_THREADS as torch does (`serve --workers N` sets it to cores ÷ N); unset or
+    not a positive integer, the physical cores."""
+    from semspace.encode.engine import engine_threads, physical_cores
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert engine_threads() == 1
+    for value in ("0", "two", ""):
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+        assert engine_threads() == physical_cores()
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert engine_threads() == physical_cores()

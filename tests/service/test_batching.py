@@ -222,3 +222,43 @@ def test_service_backend_option_reaches_encoder_and_cross_encoder(
         )
         r = client.post("/rerank", json={"query": "a man", "texts": ["a dog", "a man"]})
         assert r.status_code == 200, r.text
+
+
+class Counting(Recording):
+    """Records the texts of every `token_lengths` call too (the batcher counts OpenAI's `usage` with it)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__(encoder, delay=0.0)
+        self.counted: list[int] = []
+
+    def token_lengths(self, texts):
+        self.counted.append(len(texts))
+        return self.encoder.token_lengths(texts)
+
+
+def test_counted_requests_get_their_own_token_counts_from_one_count_per_batch(encoder):
+    """`encode_counted_async` (/v1/embeddings): each request gets its vectors and its own texts' token counts; the
+    worker counts a gathered batch in one call (no thread hop per request), only for requests that asked."""
+    import asyncio
+
+    counting = Counting(encoder)
+    batcher = Batcher(counting, BatchConfig(max_wait_ms=50))
+    requests = [[t] for t in WORDS] + [WORDS[:2]]
+
+    async def many():
+        counted = [batcher.encoder.encode_counted_async(texts) for texts in requests]
+        return await asyncio.gather(*counted, batcher.encoder.encode_async(["not counted"]))
+
+    try:
+        *got, plain = asyncio.run(many())
+        for texts, (vectors, lengths) in zip(requests, got, strict=True):
+            np.testing.assert_allclose(vectors, encoder.encode(texts), atol=1e-5)
+            assert lengths == encoder.token_lengths(texts)
+        assert plain.shape == (1, encoder.dim)
+        assert sum(counting.counted) == sum(map(len, requests))  # the counted requests' texts, once each
+        assert len(counting.counted) <= len(counting.calls) < len(requests) + 1  # one count per merged call at most
+        # a large request skips the queue: counted in the same thread-pool call
+        vectors, lengths = asyncio.run(batcher.encoder.encode_counted_async(WORDS * 8))
+        assert vectors.shape == (40, encoder.dim) and lengths == encoder.token_lengths(WORDS * 8)
+    finally:
+        batcher.close()

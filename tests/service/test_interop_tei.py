@@ -215,7 +215,7 @@ def test_serve_strict_model_flag_reaches_the_app(monkeypatch, tiny_bert_dir):
     started = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append(app.state.config.strict_model))
     for args, strict in (([], False), (["--strict-model"], True)):
-        result = CliRunner().invoke(cli, ["serve", "--model", str(tiny_bert_dir), *args])
+        result = CliRunner().invoke(cli, ["serve", "--model", str(tiny_bert_dir), "--workers", "1", *args])
         assert result.exit_code == 0, result.output
         assert started.pop() is strict
 

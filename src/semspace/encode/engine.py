@@ -407,12 +407,20 @@ def _quiet() -> Any:
         logging.disable(previous)
 
 
+def engine_threads() -> int:
+    """Intra-op threads of an engine: ``$OMP_NUM_THREADS`` when set to a positive integer (torch's own knob, which
+    ONNX Runtime does not read: here both follow it, as `semspace serve --workers N` sets it to cores ÷ N), else the
+    physical cores."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else physical_cores()
+
+
 def make_session(path: Path, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session: intra-op threads = physical cores (or `threads`), one inter-op thread, no
-    spinning (the tokenizer and request threads get the cores back between runs)."""
+    """An ONNX Runtime CPU session: intra-op threads = :func:`engine_threads` (or `threads`), one inter-op thread,
+    no spinning (the tokenizer and request threads get the cores back between runs)."""
     ort = _require_onnx()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads or physical_cores())
+    options.intra_op_num_threads = int(threads or engine_threads())
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

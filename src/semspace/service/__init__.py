@@ -4,7 +4,8 @@
 `app.py` is the factory (`create_app` + `lifespan`), `deps.py` the overridable dependencies, `routes/` one router per
 resource, `schemas.py` the request/response models and the per-request `Limits`, `security.py` the API key, Host
 check, body limit and strict JSON, `errors.py` the JSON error bodies, `metrics.py` the per-app Prometheus registry,
-`encoding.py` token counts and the `dimensions` projection.
+`encoding.py` token counts and the `dimensions` projection, `batcher.py` the dynamic batching, `workers.py` the
+processes of `semspace serve --workers N`.
 """
 
 from semspace.service.app import create_app

@@ -9,6 +9,7 @@ with `app.dependency_overrides`. Writes are serialised by the collection's lock;
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -204,6 +205,25 @@ def create_app(
 
     install_openapi(app, limits, secured=api_key is not None, strict_model=strict_model)
     return app
+
+
+# `semspace serve --workers N`: the environment variable that hands each worker process what to serve (JSON)
+WORKER_SPEC = "SEMSPACE_SERVE_SPEC"
+
+
+def app_from_spec(spec: dict[str, Any]) -> FastAPI:
+    """`create_app` from `semspace serve`'s options as plain JSON values (`max_batch` for the limits,
+    `batch_wait_ms` for the batcher)."""
+    spec = dict(spec)
+    wait = spec.pop("batch_wait_ms", None)
+    batching = BatchConfig() if wait is None else BatchConfig(max_wait_ms=wait)
+    limits = Limits(max_batch=spec.pop("max_batch"))
+    return create_app(limits=limits, batching=batching, **spec)
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process of `semspace serve --workers N` (uvicorn imports this factory in each)."""
+    return app_from_spec(json.loads(os.environ[WORKER_SPEC]))
 
 
 def install_openapi(app: FastAPI, limits: Limits, *, secured: bool, strict_model: bool) -> None:

@@ -55,16 +55,30 @@ class _Job:
     result: np.ndarray | None = None
     error: BaseException | None = None
     cancelled: bool = False
+    count_tokens: bool = False  # also count each text's tokens (OpenAI's `usage`), batched on the worker thread
+    lengths: list[int] | None = None
     # set for a request awaited on the event loop (`encode_async`): the worker resolves the future there
     loop: asyncio.AbstractEventLoop | None = None
     future: asyncio.Future | None = None
 
-    def finish(self) -> None:
-        self.done.set()
-        if self.future is not None and self.loop is not None:
-            # its loop may have closed (the request gave up): nobody waits then; keep the worker alive
+    @staticmethod
+    def finish_all(jobs: list[_Job]) -> None:
+        """Wake the waiters: one hand-off per event loop for the whole batch (each wakes the loop through its
+        self-pipe), not one per request."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+        for job in jobs:
+            job.done.set()
+            if job.future is not None and job.loop is not None:
+                by_loop.setdefault(job.loop, []).append(job)
+        for loop, waiting in by_loop.items():
+            # its loop may have closed (the requests gave up): nobody waits then; keep the worker alive
             with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self._resolve)
+                loop.call_soon_threadsafe(_Job._resolve_all, waiting)
+
+    @staticmethod
+    def _resolve_all(jobs: list[_Job]) -> None:
+        for job in jobs:
+            job._resolve()
 
     def _resolve(self) -> None:
         assert self.future is not None
@@ -73,7 +87,7 @@ class _Job:
         if self.error is not None:
             self.future.set_exception(self.error)
         else:
-            self.future.set_result(self.result)
+            self.future.set_result(self)
 
 
 class Batcher:
@@ -112,8 +126,24 @@ class Batcher:
     async def encode_async(self, texts: list[str], normalize: bool | None = None, **kwargs: Any) -> np.ndarray:
         """:meth:`encode` for a coroutine route: awaits the result on the event loop (no thread is parked per
         request); the same errors."""
+        job = await self._done(texts, normalize, kwargs, count_tokens=False)
+        assert job.result is not None
+        return job.result
+
+    async def encode_counted_async(
+        self, texts: list[str], normalize: bool | None = None, **kwargs: Any
+    ) -> tuple[np.ndarray, list[int] | None]:
+        """:meth:`encode_async` and each text's tokens as the encoder's `token_lengths` counts them (None when it
+        cannot): counted on the worker thread, one tokenizer call for every request of the batch, instead of a
+        thread hop per request."""
+        job = await self._done(texts, normalize, kwargs, count_tokens=True)
+        assert job.result is not None
+        return job.result, job.lengths
+
+    async def _done(self, texts: list[str], normalize: bool | None, kwargs: dict, count_tokens: bool) -> _Job:
         loop = asyncio.get_running_loop()
-        job = _Job(list(texts), (normalize, tuple(sorted(kwargs.items()))), loop=loop, future=loop.create_future())
+        key = (normalize, tuple(sorted(kwargs.items())))
+        job = _Job(list(texts), key, count_tokens=count_tokens, loop=loop, future=loop.create_future())
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -173,12 +203,22 @@ class Batcher:
                 for job in group:
                     job.result = vectors[start : start + len(job.texts)]
                     start += len(job.texts)
+                self._count_tokens([job for job in group if job.count_tokens])
             except Exception as exc:  # every request of the group gets the error (its texts were valid alone)
                 logger.exception("batched encode failed")
                 for job in group:
                     job.error = exc
-            for job in group:
-                job.finish()
+            _Job.finish_all(group)
+
+    def _count_tokens(self, jobs: list[_Job]) -> None:
+        count = getattr(self.target, "token_lengths", None)  # an encoder override may not count
+        if not jobs or count is None:
+            return
+        lengths = count([t for job in jobs for t in job.texts])
+        start = 0
+        for job in jobs:
+            job.lengths = [int(n) for n in lengths[start : start + len(job.texts)]]
+            start += len(job.texts)
 
 
 class BatchedEncoder:
@@ -222,3 +262,18 @@ class BatchedEncoder:
         if batched is None:
             return await run_in_threadpool(self._batcher.target.encode, sentences, **kwargs)
         return await self._batcher.encode_async(batched[0], **batched[1])
+
+    async def encode_counted_async(
+        self, sentences: Sequence[str], **kwargs: Any
+    ) -> tuple[np.ndarray, list[int] | None]:
+        """`encode_async` and each text's token count (`token_lengths`; None when the encoder cannot count)."""
+        batched = self._batchable(sentences, kwargs)
+        if batched is None:
+            return await run_in_threadpool(encode_counted, self._batcher.target, list(sentences), kwargs)
+        return await self._batcher.encode_counted_async(batched[0], **batched[1])
+
+
+def encode_counted(encoder: Any, texts: list[str], kwargs: dict[str, Any]) -> tuple[np.ndarray, list[int] | None]:
+    """`encoder.encode(texts, **kwargs)` and its `token_lengths(texts)` (None when it has none), in one call."""
+    count = getattr(encoder, "token_lengths", None)
+    return encoder.encode(texts, **kwargs), None if count is None else count(texts)

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from semspace.search import Collection
+from semspace.service.batcher import encode_counted
 from semspace.service.schemas import Limits, http_error
 
 
@@ -21,6 +22,15 @@ async def encode_async(encoder: Any, texts: list[str], **kwargs: Any) -> np.ndar
     if batched is not None:
         return await batched(texts, **kwargs)
     return await run_in_threadpool(encoder.encode, texts, **kwargs)
+
+
+async def encode_counted_async(encoder: Any, texts: list[str], **kwargs: Any) -> tuple[np.ndarray, list[int] | None]:
+    """:func:`encode_async` and each text's token count (:func:`token_lengths`), counted by the batcher's worker for
+    the whole batch when the encoder is batched, else in the same thread-pool call as the encoding."""
+    batched = getattr(encoder, "encode_counted_async", None)
+    if batched is not None:
+        return await batched(texts, **kwargs)
+    return await run_in_threadpool(encode_counted, encoder, texts, kwargs)
 
 
 def vectors_response(content: Any) -> Response:
@@ -35,6 +45,11 @@ def vectors_response(content: Any) -> Response:
         return value
 
     body = {k: wide(v) for k, v in content.items()} if isinstance(content, dict) else wide(content)
+    return json_response(body)
+
+
+def json_response(body: Any) -> Response:
+    """`body` (NumPy arrays included) written by orjson, unvalidated: the route's response model documents it."""
     return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 

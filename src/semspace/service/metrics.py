@@ -4,6 +4,7 @@ dynamic batcher gathers."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -49,7 +50,15 @@ class ServiceMetrics:
         self.batch.labels(route=route).observe(n)
 
     def exposition(self) -> tuple[bytes, str]:
-        """The text format and its content type, for GET /metrics."""
+        """The text format and its content type, for GET /metrics: this app's registry, or, under `semspace serve
+        --workers N` (prometheus_client's multiprocess mode, ``$PROMETHEUS_MULTIPROC_DIR``), the sums over every
+        worker process, whichever one answers the scrape."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 

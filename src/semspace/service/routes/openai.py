@@ -15,18 +15,16 @@ import time
 
 import numpy as np
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from semspace.encode.models import model_aliases
 from semspace.service.deps import EncoderDep, LimitsDep, MetricsDep, StateDep
-from semspace.service.encoding import encode_async, project, token_lengths, tokens_read
+from semspace.service.encoding import encode_counted_async, json_response, project, tokens_read
 from semspace.service.schemas import (
-    OpenAIEmbedding,
     OpenAIEmbeddingsRequest,
     OpenAIEmbeddingsResponse,
     OpenAIModel,
     OpenAIModelList,
-    OpenAIUsage,
     error_responses,
     http_error,
 )
@@ -47,12 +45,13 @@ def model_ids(encoder: EncoderDep) -> list[str]:
 
 async def embeddings(
     body: OpenAIEmbeddingsRequest, state: StateDep, encoder: EncoderDep, limits: LimitsDep, metrics: MetricsDep
-) -> OpenAIEmbeddingsResponse:
+) -> Response:
     """Vectors as `Encoder.encode` gives them, whatever `model` names (the one model served answers; with
     `strict_model`, only its id and names do);
     `encoding_format="base64"` packs each as little-endian float32; `dimensions` below the encoder's own gives the
     first whitened components of the collection's whitening, L2-normalised like OpenAI's shortened embeddings (see
-    :func:`semspace.service.encoding.project`); `usage` counts the tokens the model read."""
+    :func:`semspace.service.encoding.project`); `usage` counts the tokens the model read (counted by the batcher
+    with the encoding). The body is written by orjson, as /embed's, without validating every number."""
     if state.strict_model and body.model is not None and body.model not in model_ids(encoder):
         raise http_error(404, f"The model {body.model!r} does not exist; this service serves {encoder.model_id!r}.")
     texts = [body.input] if isinstance(body.input, str) else body.input
@@ -62,21 +61,16 @@ async def embeddings(
         raise http_error(400, TOKEN_IDS)
     limits.check_texts(texts, "input")
     metrics.observe_batch("/v1/embeddings", len(texts))
-    lengths = await run_in_threadpool(token_lengths, encoder, texts)
-    vectors = await encode_async(encoder, texts, show_progress_bar=False)
+    vectors, lengths = await encode_counted_async(encoder, texts, show_progress_bar=False)
     vectors = project(vectors, body.dimensions, encoder, state.collection, normalize=True)
     if body.encoding_format == "base64":
-        little = vectors.astype("<f4", copy=False)
-        data = [
-            OpenAIEmbedding(index=i, embedding=base64.b64encode(row.tobytes()).decode("ascii"))
-            for i, row in enumerate(little)
-        ]
-    else:
-        data = [OpenAIEmbedding(index=i, embedding=row) for i, row in enumerate(np.asarray(vectors).tolist())]
+        rows = [base64.b64encode(row.tobytes()).decode("ascii") for row in vectors.astype("<f4", copy=False)]
+    else:  # float64: the numbers `tolist()` gives, as /embed writes them
+        rows = list(np.asarray(vectors, dtype=np.float64))
+    data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
     used = tokens_read(encoder, lengths, texts)
-    return OpenAIEmbeddingsResponse(
-        data=data, model=encoder.model_id, usage=OpenAIUsage(prompt_tokens=used, total_tokens=used)
-    )
+    usage = {"prompt_tokens": used, "total_tokens": used}
+    return json_response({"object": "list", "data": data, "model": encoder.model_id, "usage": usage})
 
 
 for _router, _path in ((router, "/embeddings"), (root_router, "/embeddings")):
