@@ -39,8 +39,12 @@ AUTO_FORMAT = "semspace.auto-backend"
 # Bump when the rule changes: decisions cached under an older rule are made again (3: the graded-pair task loss
 # and SmoothQuant int8).
 RULE = 3
-# The most an engine may lose, in Spearman points (×100), by its task loss on the graded calibration pairs.
-MAX_TASK_LOSS = 0.1
+# The most an engine may lose by its task loss on the graded calibration pairs (Spearman points ×100). The goal is
+# ≤ 0.1 STS points; the bound is half that because the gate under-reads tasks whose pairs are all close (paraphrase
+# questions): multilingual-e5-small's SmoothQuant int8 read 0.057 and lost 0.215 on average over the five Chinese
+# tests, while the bundled MiniLM's read 0.032 and lost −0.01 over the seven English ones
+# (docs/results/engine_int8.md, engine_int8_zh.md). Set below the smallest reading of a measured failure.
+MAX_TASK_LOSS = 0.05
 
 
 def ranking(cpu: CPUFeatures) -> list[tuple[str, str]]:
