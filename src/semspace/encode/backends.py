@@ -29,6 +29,7 @@ from semspace.encode.engine import (
     RunsOnEngine,
     expected_sts_loss,
     min_cosine,
+    pair_cosines,
     pair_similarity_loss,
 )
 from semspace.encode.models import (
@@ -402,7 +403,7 @@ class HFBackend(RunsOnEngine):
             start += len(lang_texts)
             grade_pairs, grades = designed_grades(groups)
             exact = graded[own][1][rows]
-            rho = float(spearmanr([_cosine(exact[a], exact[b]) for a, b in grade_pairs], grades).statistic)
+            rho = float(spearmanr(pair_cosines(exact, grade_pairs), grades).statistic)
             out[language] = {
                 "task_loss": round(pair_similarity_loss(graded[own][0][rows], exact, pairs), 4),
                 "grade_rho": round(rho, 3),
@@ -435,10 +436,6 @@ class HFBackend(RunsOnEngine):
                     got[p].append(pool(p, states, batch["attention_mask"], self._pooler_dense).float().numpy())
                     ref[p].append(pool(p, exact, batch["attention_mask"], self._pooler_dense).float().numpy())
         return {p: (np.concatenate(got[p]), np.concatenate(ref[p])) for p in poolings}
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
 
 
 def _calibration_batches(size: int = 32) -> list[list[str]]:

@@ -454,15 +454,16 @@ def pair_similarity_loss(got: np.ndarray, ref: np.ndarray, pairs: Sequence[tuple
     if pairs is None:
         g, c = pairwise_cosines(got), pairwise_cosines(ref)
     else:
-        first, second = (np.asarray(side, dtype=np.int64) for side in zip(*pairs, strict=True))
-        g, c = _pair_cosines(got, first, second), _pair_cosines(ref, first, second)
+        g, c = pair_cosines(got, pairs), pair_cosines(ref, pairs)
     if len(c) < 3 or np.ptp(c) <= 0 or np.ptp(g) <= 0:
         return 0.0 if np.allclose(c, g) else 100.0
     r = float(np.corrcoef(g, c)[0, 1])
     return float(100.0 * (1.0 - r)) if np.isfinite(r) else 100.0
 
 
-def _pair_cosines(x: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+def pair_cosines(x: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The cosine similarity of the rows of `x` paired by `pairs` (index pairs), in float64."""
+    first, second = (np.asarray(side, dtype=np.int64) for side in zip(*pairs, strict=True))
     x = x.reshape(len(x), -1).astype(np.float64)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     return (x[first] * x[second]).sum(axis=1)
