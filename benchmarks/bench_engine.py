@@ -45,6 +45,8 @@ PEER_REQUIREMENTS = (
     "torch==2.13.0",
     "onnxruntime==1.32.0",
 )
+# Every package of the peer environment the results were measured with: its dependencies do not float either.
+PEER_LOCK = Path(__file__).resolve().parent / "locks" / "st-peer.txt"
 PEER_CHECK = "import sentence_transformers, optimum.onnxruntime; print(sentence_transformers.__version__)"
 
 
@@ -65,7 +67,8 @@ def peer_python(given: str | None, build: bool) -> tuple[str, str]:
     if given is None and build:
         print(f"building the peer environment in {venv} ({', '.join(PEER_REQUIREMENTS)})", flush=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *PEER_REQUIREMENTS]
+        locked = ["-c", str(PEER_LOCK), *PEER_REQUIREMENTS]
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *locked]
         done = subprocess.run(pip, capture_output=True, text=True, timeout=3600)
         if done.returncode == 0:
             return peer_python(str(venv / "bin" / "python"), build=False)

@@ -5,7 +5,7 @@ current releases need an opentelemetry-api that the pinned opentelemetry-sdk exc
 virtual environment that has chromadb and openai but neither torch nor semspace:
 
     python3 -m venv ~/.cache/semspace/chroma-venv
-    ~/.cache/semspace/chroma-venv/bin/pip install chromadb==1.5.9 openai==3.63.0
+    ~/.cache/semspace/chroma-venv/bin/pip install chromadb==1.5.9 openai==3.63.0 -c benchmarks/locks/chroma.txt
     ~/.cache/semspace/chroma-venv/bin/python benchmarks/clients_chroma.py --semspace-python .venv/bin/python
 
 It starts `semspace serve --api-key KEY` (the bundled all-MiniLM-L6-v2, semspace's interpreter) on a free port,

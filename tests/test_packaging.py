@@ -115,3 +115,25 @@ def test_ci_runs_the_readmes_test_command_with_the_lock_for_install_and_build():
     }
     build_requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
     assert {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in build_requires} <= pins
+
+
+def test_benchmark_peer_environments_install_from_their_locks():
+    import ast
+
+    def lock(name: str) -> dict[str, str]:
+        lines = (ROOT / "benchmarks" / "locks" / name).read_text().splitlines()
+        return dict(line.lower().split("==", 1) for line in lines if "==" in line and not line.startswith("#"))
+
+    source = (ROOT / "benchmarks" / "bench_engine.py").read_text()
+    assert '"-c", str(PEER_LOCK)' in source
+    peer = next(
+        ast.literal_eval(node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PEER_REQUIREMENTS"
+    )
+    st_lock = lock("st-peer.txt")
+    for requirement in peer:  # the top-level pins agree with the lock of every package
+        name, version = re.sub(r"\[.*\]", "", requirement).lower().split("==")
+        assert st_lock[name] == version, requirement
+    chroma = (ROOT / "benchmarks" / "clients_chroma.py").read_text()
+    assert "-c benchmarks/locks/chroma.txt" in chroma and lock("chroma.txt")["chromadb"] == "1.5.9"
