@@ -364,3 +364,61 @@ def test_static_encoder_batches_and_concurrent_callers(static_dir, teacher_dir):
         results = list(pool.map(lambda _: encoder.encode(TEXTS, batch_size=3), range(16)))
     for got in results:
         np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+# -- the word cache ----------------------------------------------------------------------------------------------
+AWKWARD_SPACING = [
+    "a man\tis\nplaying  the   guitar ",
+    " leading and trailing ",
+    "control\x0bchars\x0cjoin\x1cwords\x85here",
+    "other\xa0spaces\u3000and\u2028lines",
+    "naïve café [UNK] x[UNK]y ,,, (a)",
+    "中文 mixed 文本",
+    "m" * 150 + " a word past WordPiece's limit",
+    "",
+    "   ",
+]
+
+
+@pytest.mark.parametrize("max_words", [500_000, 5])
+def test_word_cache_gives_the_tokenizers_ids(raw_model, monkeypatch, max_words):
+    """Word by word, remembered, the ids are the tokenizer's own: odd whitespace and control characters, unknown
+    and over-long words, truncation (here at 20 tokens), a warm cache and one that keeps starting over."""
+    import copy
+
+    from semspace.encode.static import WordCache, _tokenizer_ids
+
+    monkeypatch.setattr(WordCache, "max_words", max_words)
+    tokenizer = copy.deepcopy(raw_model.tokenizer)
+    tokenizer.enable_truncation(20)
+    assert WordCache.applies(tokenizer)
+    cache = WordCache(tokenizer)
+    texts = AWKWARD_SPACING + _awkward_texts(60)
+    expected = _tokenizer_ids(tokenizer, texts)
+    assert (expected[1] == 20).any()  # some texts are truncated
+    for _ in range(2):
+        got = cache.token_ids(texts)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+    assert len(cache._index) <= max(max_words, len({w for t in texts for w in t.split(" ")}))
+    empty = cache.token_ids([])
+    assert empty[0].shape == (0,) and empty[1].shape == (0,)
+
+
+def test_word_cache_is_only_for_tokenizers_that_read_words_alone(raw_model):
+    """Another pre-tokenizer or an added token holding a space: the tokenizer itself, every time."""
+    import copy
+
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    from semspace.encode.static import WordCache
+
+    word_level = Tokenizer(WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    word_level.pre_tokenizer = Whitespace()
+    assert not WordCache.applies(word_level)
+    spaced = copy.deepcopy(raw_model.tokenizer)
+    spaced.add_tokens(["new york"])
+    assert WordCache.applies(raw_model.tokenizer) and not WordCache.applies(spaced)
+    assert WordCache.of(raw_model) is WordCache.of(raw_model) is not None

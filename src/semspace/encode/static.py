@@ -38,7 +38,8 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
-from itertools import chain
+from concurrent.futures import ThreadPoolExecutor
+from itertools import chain, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ import numpy as np
 
 from semspace._deps import require
 from semspace._io import read_artifact_json, write_artifact_json
+from semspace.encode.engine import engine_threads
 from semspace.encode.pooling import Pooling
 from semspace.errors import InvalidParameterError, ModelLoadError, check_param
 
@@ -381,39 +383,205 @@ def mean_vectors(model: StaticModel, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(out, dtype=np.float32).reshape(len(texts), model.dim)
     table = _float32_table(model)
     out = np.empty((len(texts), model.dim), dtype=np.float32)
-    for start in range(0, len(texts), _CHUNK):
-        out[start : start + _CHUNK] = _chunk_means(model, table, texts[start : start + _CHUNK])
+    threads = engine_threads()
+    with ThreadPoolExecutor(threads, thread_name_prefix="semspace-static") as pool:
+        running = []
+        for start in range(0, len(texts), _CHUNK):
+            ids, counts = token_ids(model, texts[start : start + _CHUNK])
+            block = max(1, -(-len(counts) // threads))
+            for first in range(0, len(counts), block):
+                rows = slice(first, first + block)
+                running.append(pool.submit(_means_into, out[start:][rows], table, ids, counts, rows))
+        for job in running:
+            job.result()
     if model.embedding.dtype == np.float16:  # model2vec's mean comes back in the table's dtype
         out = out.astype(np.float16).astype(np.float32)
     return out
 
 
-def _chunk_means(model: StaticModel, table: np.ndarray, texts: list[str]) -> np.ndarray:
-    """The mean token row of each text (zeros for a text with no known token)."""
+def _means_into(out: np.ndarray, table: np.ndarray, ids: np.ndarray, counts: np.ndarray, rows: slice) -> None:
+    """out[:] = the mean token row of each text in `rows` (zeros for a text with no known token), where `ids` and
+    `counts` are a chunk's (:func:`token_ids`)."""
     from scipy.sparse import csr_matrix
 
-    ids, counts = token_ids(model, texts)
+    ends = np.cumsum(counts)
+    counts = counts[rows]
+    last = int(ends[rows][-1])
+    first = last - int(counts.sum())
     indptr = np.concatenate(([0], np.cumsum(counts)))
-    ones = csr_matrix((np.ones(len(ids), dtype=np.float32), ids, indptr), shape=(len(texts), table.shape[0]))
-    sums = np.asarray(ones @ table, dtype=np.float32)
-    return sums / np.maximum(counts, 1).astype(np.float32)[:, None]
+    ones = csr_matrix(
+        (np.ones(last - first, dtype=np.float32), ids[first:last], indptr), shape=(len(counts), len(table))
+    )
+    np.divide(ones @ table, np.maximum(counts, 1).astype(np.float32)[:, None], out=out[: len(counts)])
 
 
 def token_ids(model: StaticModel, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(the token ids of all `texts` one after the other, the count of each text's): what model2vec's encode
     averages — the text cut at ``max_length`` × the median token length in characters, no special tokens,
-    truncation at ``max_length``, the unknown token dropped. int64 arrays; a text with no known token counts 0."""
+    truncation at ``max_length``, the unknown token dropped. int64 arrays; a text with no known token counts 0.
+
+    A WordPiece (BERT) tokenizer goes through :class:`WordCache`: the same ids, without tokenizing a word twice."""
     if model.max_length is not None:
         cut = model.max_length * model.median_token_length
         texts = [text[:cut] for text in texts]
-    encodings = model.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
-    lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
-    ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=int(lengths.sum()))
+    else:
+        texts = list(texts)
+    words = WordCache.of(model)
+    if words is not None:
+        ids, lengths = words.token_ids(texts)
+    else:
+        ids, lengths = _tokenizer_ids(model.tokenizer, texts)
     if model.unk_token_id is None:
         return ids, lengths
-    rows = np.repeat(np.arange(len(encodings)), lengths)
+    rows = np.repeat(np.arange(len(texts)), lengths)
     known = ids != model.unk_token_id
-    return ids[known], np.bincount(rows[known], minlength=len(encodings)).astype(np.int64)
+    return ids[known], np.bincount(rows[known], minlength=len(texts)).astype(np.int64)
+
+
+def _tokenizer_ids(tokenizer: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(all ids one text after the other, each text's count) from the tokenizer itself (no special tokens)."""
+    encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+    lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
+    ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=int(lengths.sum()))
+    return ids, lengths
+
+
+def _segments(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions starts[0] .. starts[0]+lengths[0]-1, then starts[1] .., one array (a vectorised concatenation)."""
+    total = int(lengths.sum())
+    offsets = np.cumsum(lengths) - lengths
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - offsets, lengths)
+
+
+class WordCache:
+    """A static model's tokenizer, one space-separated word at a time, remembered: a text's ids are the
+    concatenation of its words' ids, and each word reaches the tokenizer once per cache.
+
+    Exact for a BERT tokenizer (``BertNormalizer`` + ``BertPreTokenizer`` + ``WordPiece``) whose added tokens hold no
+    space: its normaliser works per character, its pre-tokenizer splits at every space before anything else, and
+    WordPiece reads one pre-token at a time, so a text's tokens are the tokens of its pieces between spaces, in
+    order. Only the plain space splits here (:meth:`str.split` with ``" "``): a piece holding a tab, a newline or a
+    character BERT drops is the tokenizer's to read, whole. A tokenizer whose probe texts come out different is not
+    cached at all. The tokenizer's truncation (``max_length`` tokens, from the right) is applied to the concatenation,
+    as it applies it.
+
+    Why: a static model's arithmetic is one sparse product, so tokenizing was most of its time (the `tokenizers`
+    package runs the normaliser and WordPiece again on every "the"). Here the work per text is :meth:`str.split`
+    and dictionary lookups in C; the words' ids live in numpy arrays, so the cache holds no Python containers for the
+    garbage collector to walk.
+    """
+
+    # distinct words before the cache starts over (~150 bytes each)
+    max_words = 500_000
+    _PROBES = (
+        "A man is playing the guitar.",
+        "Don't split [UNK] or e-mail's ‘quotes’ (β-catenin, ±5%, 10μM) naïvely!",
+        "中文句子 mixed with English\tand\nnew lines  and   spaces\u3000and\xa0more \x0bcontrol\x85 ",
+        "x" * 150 + " a word longer than WordPiece's limit",
+        "",
+    )
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self._words = copy.deepcopy(tokenizer)  # one word at a time: no truncation of its own
+        self._words.no_truncation()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._index: dict[str, int] = {}  # word → its row in _starts/_lengths
+        self._starts = np.zeros(0, dtype=np.int64)  # where the word's ids begin in _flat
+        self._lengths = np.zeros(0, dtype=np.int64)
+        self._flat = np.zeros(0, dtype=np.int64)
+
+    @classmethod
+    def of(cls, model: StaticModel) -> WordCache | None:
+        """The cache of `model`'s tokenizer (made on first use), or None where words are not tokenized alone."""
+        entry = _WORD_CACHES.get(model)
+        if entry is None or entry[0] is not model.tokenizer:
+            cache = cls(model.tokenizer) if cls.applies(model.tokenizer) else None
+            if cache is not None and not cache._agrees():
+                logger.warning("static: the word cache disagrees with the tokenizer on a probe text; not used")
+                cache = None
+            entry = _WORD_CACHES[model] = (model.tokenizer, cache)
+        return entry[1]
+
+    @classmethod
+    def applies(cls, tokenizer: Any) -> bool:
+        """A BERT tokenizer (see the class docstring) whose added tokens hold no space."""
+        spec = json.loads(tokenizer.to_str())
+        for key, kinds in _BERT_PIPELINE.items():
+            part = spec.get(key)
+            if (part["type"] if part else None) not in kinds:
+                return False
+        return not any(" " in t["content"] for t in spec.get("added_tokens", []))
+
+    def token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(the ids of all `texts` one after the other, each text's count), as the tokenizer gives them (no special
+        tokens, its truncation)."""
+        ids, lengths = self._word_ids(texts)
+        truncation = self._tokenizer.truncation
+        if truncation is None or not (lengths > truncation["max_length"]).any():
+            return ids, lengths
+        kept = np.minimum(lengths, truncation["max_length"])
+        return ids[_segments(np.cumsum(lengths) - lengths, kept)], kept
+
+    def _word_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, counts) of `texts`, word by word, untruncated."""
+        split = [text.split(" ") for text in texts]
+        per_text = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
+        words = list(chain.from_iterable(split))
+        rows = np.fromiter(map(self._index.get, words, repeat(-1)), dtype=np.int64, count=len(words))
+        new = np.flatnonzero(rows < 0)
+        if new.size:
+            rows = self._learn(words, rows, new)
+        lengths = self._lengths[rows]
+        ids = self._flat[_segments(self._starts[rows], lengths)]
+        ends = np.concatenate(([0], np.cumsum(lengths)))[np.cumsum(per_text)]
+        return ids, np.diff(ends, prepend=0)
+
+    def _learn(self, words: list[str], rows: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """Tokenize the words the cache lacks (all of the batch's when it starts over) and look `rows` up again."""
+        missing = list(dict.fromkeys(words[i] for i in new.tolist()))
+        if len(self._index) + len(missing) > self.max_words:
+            self._reset()
+            missing = list(dict.fromkeys(words))
+        lengths, flat = self._tokenize_words(missing)
+        self._starts = np.concatenate((self._starts, len(self._flat) + np.cumsum(lengths) - lengths))
+        self._lengths = np.concatenate((self._lengths, lengths))
+        self._flat = np.concatenate((self._flat, flat))
+        self._index.update(zip(missing, range(len(self._index), len(self._index) + len(missing)), strict=True))
+        return np.fromiter(map(self._index.__getitem__, words), dtype=np.int64, count=len(words))
+
+    def _tokenize_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(each word's count of ids, their ids one word after the other): the words sent as pre-tokenized
+        sequences of `_LEARN_BATCH` (a call per word costs twice as much), split back by the encodings' word ids."""
+        batches = [words[i : i + _LEARN_BATCH] for i in range(0, len(words), _LEARN_BATCH)]
+        encodings = self._words.encode_batch(batches, is_pretokenized=True, add_special_tokens=False)
+        lengths, flat = [], []
+        for batch, encoding in zip(batches, encodings, strict=True):
+            owner = np.asarray(encoding.word_ids, dtype=np.int64)
+            order = np.argsort(owner, kind="stable")  # already in word order: kept exact if it ever is not
+            lengths.append(np.bincount(owner, minlength=len(batch)))
+            flat.append(np.asarray(encoding.ids, dtype=np.int64)[order])
+        return np.concatenate(lengths).astype(np.int64), np.concatenate(flat)
+
+    def _agrees(self) -> bool:
+        probes = list(self._PROBES)
+        expected = _tokenizer_ids(self._tokenizer, probes)
+        got = self.token_ids(probes)
+        return all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+# words per pre-tokenized sequence when WordCache learns words
+_LEARN_BATCH = 256
+# the tokenizer parts WordCache is exact for (None: no normaliser)
+_BERT_PIPELINE = {
+    "normalizer": ("BertNormalizer", None),
+    "pre_tokenizer": ("BertPreTokenizer",),
+    "model": ("WordPiece",),
+}
+# model → (its tokenizer when the cache was made, the cache or None)
+_WORD_CACHES: weakref.WeakKeyDictionary[Any, tuple[Any, WordCache | None]] = weakref.WeakKeyDictionary()
 
 
 def _float32_table(model: StaticModel) -> np.ndarray:
