@@ -540,36 +540,46 @@ class WordCache:
         return ids, np.diff(ends, prepend=0)
 
     def _learn(self, words: list[str], rows: np.ndarray, new: np.ndarray) -> np.ndarray:
-        """Tokenize the words the cache lacks (all of the batch's when it starts over) and look `rows` up again."""
-        missing = list(dict.fromkeys(words[i] for i in new.tolist()))
+        """Tokenize the words the cache lacks (all of the batch's when it starts over) and fill in their `rows`."""
+        unseen = list(map(words.__getitem__, new.tolist()))
+        missing = list(dict.fromkeys(unseen))
         if len(self._index) + len(missing) > self.max_words:
             self._reset()
+            unseen, new = words, np.arange(len(words))
             missing = list(dict.fromkeys(words))
         lengths, flat = self._tokenize_words(missing)
         self._starts = np.concatenate((self._starts, len(self._flat) + np.cumsum(lengths) - lengths))
         self._lengths = np.concatenate((self._lengths, lengths))
         self._flat = np.concatenate((self._flat, flat))
         self._index.update(zip(missing, range(len(self._index), len(self._index) + len(missing)), strict=True))
-        return np.fromiter(map(self._index.__getitem__, words), dtype=np.int64, count=len(words))
+        rows[new] = np.fromiter(map(self._index.__getitem__, unseen), dtype=np.int64, count=len(unseen))
+        return rows
 
     def _tokenize_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(each word's count of ids, their ids one word after the other): the words sent as pre-tokenized
-        sequences of `_LEARN_BATCH` (a call per word costs twice as much), split back by the encodings' word ids."""
+        """(each word's count of ids, their ids one word after the other): `_LEARN_BATCH` words at a time joined by
+        spaces into one text (a tokenizer call per word costs three times as much) and split back by the tokens'
+        character offsets."""
         batches = [words[i : i + _LEARN_BATCH] for i in range(0, len(words), _LEARN_BATCH)]
-        encodings = self._words.encode_batch(batches, is_pretokenized=True, add_special_tokens=False)
-        lengths, flat = [], []
+        encodings = self._words.encode_batch([" ".join(batch) for batch in batches], add_special_tokens=False)
+        lengths = []
         for batch, encoding in zip(batches, encodings, strict=True):
-            owner = np.asarray(encoding.word_ids, dtype=np.int64)
-            order = np.argsort(owner, kind="stable")  # already in word order: kept exact if it ever is not
+            starts = np.cumsum([len(word) + 1 for word in batch]) - np.asarray([len(word) + 1 for word in batch])
+            token_starts = np.fromiter((start for start, _ in encoding.offsets), dtype=np.int64)
+            owner = np.searchsorted(starts, token_starts, side="right") - 1
             lengths.append(np.bincount(owner, minlength=len(batch)))
-            flat.append(np.asarray(encoding.ids, dtype=np.int64)[order])
-        return np.concatenate(lengths).astype(np.int64), np.concatenate(flat)
+        flat = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64)
+        return np.concatenate(lengths).astype(np.int64), flat
 
     def _agrees(self) -> bool:
         probes = list(self._PROBES)
         expected = _tokenizer_ids(self._tokenizer, probes)
         got = self.token_ids(probes)
         return all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+def clear_word_caches() -> None:
+    """Forget every static model's word cache (each is made again on its model's next encode)."""
+    _WORD_CACHES.clear()
 
 
 # words per pre-tokenized sequence when WordCache learns words
