@@ -373,9 +373,10 @@ def mean_vectors(model: StaticModel, texts: Sequence[str]) -> np.ndarray:
     characters), the same tokenizer call (no special tokens, truncation at ``max_length``, the unknown token dropped)
     and one sparse product: a (texts × vocabulary) matrix of ones times the table sums each text's rows in token
     order in float32, as numpy's mean does, and the sum is divided by the count, so the vectors are model2vec's to
-    float32 round-off (tested to 1e-6). The tokenizers' own thread pool does the tokenizing (model2vec turns it
-    off for its threads). Models with model2vec's vocabulary quantization or an int8 / float64 table go through
-    model2vec's encode."""
+    float32 round-off (tested to 1e-6). The ids come through :class:`WordCache` where the tokenizer is BERT's
+    (the same ids, each word tokenized once), and the product runs on :func:`~semspace.encode.engine.engine_threads`
+    threads while the next chunk is tokenized. Models with model2vec's vocabulary quantization or an int8 / float64
+    table go through model2vec's encode."""
     texts = list(texts)
     plain = model.token_mapping is None and model.weights is None
     if not plain or model.embedding.dtype not in (np.float32, np.float16):
