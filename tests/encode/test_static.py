@@ -322,7 +322,7 @@ def _awkward_texts(n: int) -> list[str]:
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_mean_vectors_are_model2vecs_encode(raw_model, monkeypatch, dtype):
-    """The fast path (one tokenizer call, one sparse product) gives model2vec's vectors: the unknown token dropped,
+    """The fast path (the word cache, one sparse product) gives model2vec's vectors: the unknown token dropped,
     the zero vector for no known token, model2vec's truncation, a float16 table's rounding, any chunking."""
     import copy
 
@@ -337,7 +337,8 @@ def test_mean_vectors_are_model2vecs_encode(raw_model, monkeypatch, dtype):
     nothing_known = [i for i, text in enumerate(texts) if text in ("", "xylophone zither")]
     assert nothing_known and not expected[nothing_known].any()  # the zero vector, in both
     np.testing.assert_allclose(mean_vectors(model, texts), expected, rtol=0, atol=1e-6)
-    monkeypatch.setattr(static, "_CHUNK", 7)
+    monkeypatch.setattr(static, "_CHUNK", 7)  # chunks, and each chunk's product split over threads
+    monkeypatch.setattr(static, "_THREADED", 0)
     np.testing.assert_allclose(mean_vectors(model, texts), expected, rtol=0, atol=1e-6)
     assert mean_vectors(model, []).shape == (0, model.dim)
 

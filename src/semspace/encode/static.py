@@ -295,6 +295,8 @@ def peer_notes() -> tuple[str, ...]:
 
 # mean_vectors tokenizes at most this many texts at a time (bounds the tokenizer's per-text objects).
 _CHUNK = 8192
+# texts below which mean_vectors runs on the calling thread alone
+_THREADED = 1024
 # float16 tables as float32 (scipy's sparse product has no float16), kept while their model lives
 _FLOAT32_TABLES: weakref.WeakKeyDictionary[Any, tuple[np.ndarray, np.ndarray]] = weakref.WeakKeyDictionary()
 
@@ -384,6 +386,18 @@ def mean_vectors(model: StaticModel, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(out, dtype=np.float32).reshape(len(texts), model.dim)
     table = _float32_table(model)
     out = np.empty((len(texts), model.dim), dtype=np.float32)
+    if len(texts) < _THREADED:  # a request's few texts: threads would cost more than they save
+        ids, counts = token_ids(model, texts)
+        _means_into(out, table, ids, counts, slice(0, len(texts)))
+    else:
+        _threaded_means(model, table, texts, out)
+    if model.embedding.dtype == np.float16:  # model2vec's mean comes back in the table's dtype
+        out = out.astype(np.float16).astype(np.float32)
+    return out
+
+
+def _threaded_means(model: StaticModel, table: np.ndarray, texts: list[str], out: np.ndarray) -> None:
+    """mean_vectors' chunks: each chunk's product split over the engine threads while the next is tokenized."""
     threads = engine_threads()
     with ThreadPoolExecutor(threads, thread_name_prefix="semspace-static") as pool:
         running = []
@@ -395,9 +409,6 @@ def mean_vectors(model: StaticModel, texts: Sequence[str]) -> np.ndarray:
                 running.append(pool.submit(_means_into, out[start:][rows], table, ids, counts, rows))
         for job in running:
             job.result()
-    if model.embedding.dtype == np.float16:  # model2vec's mean comes back in the table's dtype
-        out = out.astype(np.float16).astype(np.float32)
-    return out
 
 
 def _means_into(out: np.ndarray, table: np.ndarray, ids: np.ndarray, counts: np.ndarray, rows: slice) -> None:
