@@ -542,14 +542,23 @@ class WordCache:
         split = [text.split(" ") for text in texts]
         per_text = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
         words = list(chain.from_iterable(split))
-        rows = np.fromiter(map(self._index.get, words, repeat(-1)), dtype=np.int64, count=len(words))
-        new = np.flatnonzero(rows < 0)
-        if new.size:
-            rows = self._learn(words, rows, new)
+        sample = words[:_SAMPLE_WORDS]
+        if 2 * sum(map(self._index.__contains__, sample)) >= len(sample):
+            rows = self._rows(words)
+        else:  # mostly new words (a cold cache): each distinct word looked up once, then a small batch-local dict
+            distinct = list(dict.fromkeys(words))
+            local = dict(zip(distinct, self._rows(distinct).tolist(), strict=True))
+            rows = np.fromiter(map(local.__getitem__, words), dtype=np.int64, count=len(words))
         lengths = self._lengths[rows]
         ids = self._flat[_segments(self._starts[rows], lengths)]
         ends = np.concatenate(([0], np.cumsum(lengths)))[np.cumsum(per_text)]
         return ids, np.diff(ends, prepend=0)
+
+    def _rows(self, words: list[str]) -> np.ndarray:
+        """Each word's row in the cache, learning the words it lacks."""
+        rows = np.fromiter(map(self._index.get, words, repeat(-1)), dtype=np.int64, count=len(words))
+        new = np.flatnonzero(rows < 0)
+        return self._learn(words, rows, new) if new.size else rows
 
     def _learn(self, words: list[str], rows: np.ndarray, new: np.ndarray) -> np.ndarray:
         """Tokenize the words the cache lacks (all of the batch's when it starts over) and fill in their `rows`."""
@@ -594,7 +603,9 @@ def clear_word_caches() -> None:
     _WORD_CACHES.clear()
 
 
-# words per pre-tokenized sequence when WordCache learns words
+# the words of a batch WordCache checks to choose between looking each word up and each distinct word
+_SAMPLE_WORDS = 512
+# words joined into one text when WordCache learns words
 _LEARN_BATCH = 256
 # the tokenizer parts WordCache is exact for (None: no normaliser)
 _BERT_PIPELINE = {
