@@ -497,6 +497,7 @@ class WordCache:
         self._tokenizer = tokenizer
         self._words = copy.deepcopy(tokenizer)  # one word at a time: no truncation of its own
         self._words.no_truncation()
+        self._lock = threading.Lock()  # a reset while another thread reads rows would give it other words' ids
         self._reset()
 
     def _reset(self) -> None:
@@ -530,7 +531,8 @@ class WordCache:
     def token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(the ids of all `texts` one after the other, each text's count), as the tokenizer gives them (no special
         tokens, its truncation)."""
-        ids, lengths = self._word_ids(texts)
+        with self._lock:
+            ids, lengths = self._word_ids(texts)
         truncation = self._tokenizer.truncation
         if truncation is None or not (lengths > truncation["max_length"]).any():
             return ids, lengths
@@ -584,7 +586,8 @@ class WordCache:
         encodings = self._words.encode_batch([" ".join(batch) for batch in batches], add_special_tokens=False)
         lengths = []
         for batch, encoding in zip(batches, encodings, strict=True):
-            starts = np.cumsum([len(word) + 1 for word in batch]) - np.asarray([len(word) + 1 for word in batch])
+            spans = np.fromiter(map(len, batch), dtype=np.int64, count=len(batch)) + 1  # the word and its space
+            starts = np.cumsum(spans) - spans
             token_starts = np.fromiter((start for start, _ in encoding.offsets), dtype=np.int64)
             owner = np.searchsorted(starts, token_starts, side="right") - 1
             lengths.append(np.bincount(owner, minlength=len(batch)))
