@@ -85,16 +85,19 @@ class Client:
         index: str = "Flat",
         pooling: str = "default",
         max_length: int | None = None,
+        precision: str = "float32",
         get_or_create: bool = False,
     ) -> RemoteCollection:
         """A new empty collection on the server (CollectionExistsError when the name is taken, unless
-        `get_or_create`); `model` must be one the server has (default: its own)."""
+        `get_or_create`); `model` must be one the server has (default: its own); `index` and `precision` as for
+        :meth:`semspace.search.Collection.create`."""
         body = {
             "name": check_name(name),
             "model": model,
             "index": index,
             "pooling": pooling,
             "max_length": max_length,
+            "precision": precision,
             "get_or_create": get_or_create,
         }
         self.request("POST", "/collections", json=body)

@@ -208,6 +208,10 @@ def test_index_commands_through_a_server(tmp_path, tiny_bert_dir, live_server):
         nowhere = semspace("index", "info", "nope", *url)
         assert nowhere.returncode == 2 and "No collection named 'nope'" in nowhere.stderr
         assert semspace("index", "create", "docs", *url).returncode == 2  # the name is taken
+        small = semspace("index", "create", "small", "--precision", "int8", *url)
+        assert small.returncode == 0 and json.loads(small.stdout)["index"] == "SQ8", small.stderr
+        refused = semspace("index", "create", "x", "--precision", "binary", "--index", "HNSW32", *url)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
 
 
 def test_info_names_an_old_manifests_last_avg_pooling_mean(tmp_path, tiny_bert_dir):

@@ -115,7 +115,7 @@ def scenario(client) -> list:
         seen.append((kind.__name__, type(caught.value).__name__))
     info = docs.info()
     seen.append({key: info[key] for key in ("name", "count", "index", "dim", "raw_dim", "encoder", "tombstones")})
-    other = client.get_or_create_collection("other", index="HNSW16")
+    other = client.get_or_create_collection("other", index="HNSW16", precision="int8")
     seen.append((other.info()["index"], client.get_or_create_collection("other").info()["index"]))
     client.delete_collection("other")
     seen.append(client.list_collections())
@@ -164,6 +164,11 @@ def test_a_folder_of_collections_over_http(tmp_path, tiny_encoder):
         other_model = http.post("/collections", json={"name": "x", "model": "/etc"})
         assert other_model.status_code == 404 and "not served here" in other_model.json()["detail"]
         assert http.post("/collections", json={"name": "x", "index": "NotAFactory"}).status_code in (400, 422)
+        quantized = http.post("/collections", json={"name": "q", "precision": "binary"})
+        assert quantized.status_code == 201 and quantized.json()["index"] == "BFlat"
+        assert http.delete("/collections/q").json() == {"deleted": "q"}
+        refused = http.post("/collections", json={"name": "x", "index": "HNSW32", "precision": "binary"})
+        assert refused.status_code == 400 and "not available with index='HNSW32'" in refused.json()["detail"]
         assert [c["name"] for c in http.get("/collections").json()["collections"]] == ["faq"]
         assert http.delete("/collections/faq").json() == {"deleted": "faq"}
         assert http.get("/collections").json() == {"collections": []}

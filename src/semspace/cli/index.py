@@ -101,17 +101,12 @@ def create(
 ) -> None:
     """Create an empty collection (with --url: on the server, named PATH, with a model the server has)."""
     if url is not None:
-        if precision != "float32":
-            from semspace.errors import InvalidParameterError
-
-            raise InvalidParameterError(
-                "--precision is not available with --url: give the server the quantized factory string as --index "
-                "(SQ8, IVF256,SQ8, HNSW32,SQ8 or BFlat)."
-            )
         from semspace.client import Client
 
         with Client(url, api_key=api_key) as client:
-            made = client.create_collection(str(path), model, index=index, pooling=pooling, max_length=max_length)
+            made = client.create_collection(
+                str(path), model, index=index, pooling=pooling, max_length=max_length, precision=precision
+            )
             echo_json(made.info(), indent=2)
         return
     from semspace.encode import Encoder

@@ -159,12 +159,14 @@ class Catalog:
         index: str = "Flat",
         pooling: str = "default",
         max_length: int | None = None,
+        precision: str = "float32",
         get_or_create: bool = False,
     ) -> Collection:
         """A new empty collection `name` (CollectionExistsError if there is one, unless `get_or_create`).
 
         `model`: a model name or folder, or a loaded :class:`Encoder` (default: the catalog's `model`, else the
-        bundled MiniLM); an encoder of the same spec already in use by this catalog is shared, not loaded again."""
+        bundled MiniLM); an encoder of the same spec already in use by this catalog is shared, not loaded again.
+        `index` and `precision` as for :meth:`Collection.create`."""
         check_name(name)
         model = self.model if model is None else model
         with self._lock:
@@ -176,7 +178,7 @@ class Catalog:
             encoder = self._encoder_for(model, pooling, max_length)
             temp = self.path / f"{_HIDDEN_PREFIX}creating-{name}-{uuid.uuid4().hex[:8]}"
             try:
-                Collection.create(temp, encoder=encoder, index=index).close()
+                Collection.create(temp, encoder=encoder, index=index, precision=precision).close()
                 try:
                     os.rename(temp, target)  # atomic; fails if another process made `name` meanwhile
                 except OSError:

@@ -366,6 +366,7 @@ class CollectionCreate(StrictRequest):
     pooling: str = Field(default="default", min_length=1, max_length=64)
     # the bounds before the validator: pydantic writes them as JSON Schema's minimum/maximum only in this order
     max_length: Annotated[int, Ge(2), Le(1_000_000), BeforeValidator(_json_integer)] | None = None
+    precision: str = Field(default="float32", min_length=1, max_length=16)  # float32, int8 or binary
     get_or_create: bool = False
 
 

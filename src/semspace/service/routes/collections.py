@@ -59,7 +59,8 @@ def list_collections(state: StateDep) -> CollectionList:
 def create_collection(body: CollectionCreate, state: StateDep) -> CollectionInfo:
     """Create an empty collection (a 409 when the name is taken, unless `get_or_create`). `model`: one this server
     has loaded or serves (default: the server's own; another is a 404); `index`: a FAISS factory string (Flat,
-    HNSW32, IVF256,PQ16…)."""
+    HNSW32, IVF256,PQ16…); `precision`: how the index keeps vectors (float32, int8: FAISS SQ8, binary: sign bits
+    with float rescoring; a combination FAISS has no index for is a 400)."""
     if state.catalog is None:
         raise http_error(403, SINGLE.format(name=state.collection.path.name if state.collection else None))
     model = _served_model(state, body.model)
@@ -73,6 +74,7 @@ def create_collection(body: CollectionCreate, state: StateDep) -> CollectionInfo
         index=body.index,
         pooling=body.pooling,
         max_length=body.max_length,
+        precision=body.precision,
         get_or_create=body.get_or_create,
     )
     return describe(coll)
