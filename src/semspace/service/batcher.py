@@ -111,12 +111,13 @@ class Batcher:
     def encode(self, texts: list[str], normalize: bool | None = None, **kwargs: Any) -> np.ndarray:
         """`encoder.encode(texts, normalize=...)` through the queue; EncoderBusyError when it is full,
         EncoderTimeoutError past the timeout."""
-        job = _Job(list(texts), (normalize, tuple(sorted(kwargs.items()))), done=threading.Event())
+        done = threading.Event()
+        job = _Job(list(texts), (normalize, tuple(sorted(kwargs.items()))), done=done)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
             raise EncoderBusyError("Too many requests are waiting for the encoder; retry shortly.") from None
-        if not job.done.wait(self.config.timeout_s):  # type: ignore[union-attr]  # made above
+        if not done.wait(self.config.timeout_s):
             job.cancelled = True
             raise self._too_slow()
         if job.error is not None:
@@ -144,7 +145,8 @@ class Batcher:
     async def _done(self, texts: list[str], normalize: bool | None, kwargs: dict, count_tokens: bool) -> _Job:
         loop = asyncio.get_running_loop()
         key = (normalize, tuple(sorted(kwargs.items())))
-        job = _Job(list(texts), key, count_tokens=count_tokens, loop=loop, future=loop.create_future())
+        future: asyncio.Future = loop.create_future()
+        job = _Job(list(texts), key, count_tokens=count_tokens, loop=loop, future=future)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -153,10 +155,10 @@ class Batcher:
         # waiter future and two callbacks per request on the event loop)
         timer = loop.call_later(self.config.timeout_s, self._expire, job)
         try:
-            return await job.future
+            return await future
         finally:
             timer.cancel()
-            job.cancelled = job.cancelled or job.future.cancelled()  # the request gave up: skip its texts
+            job.cancelled = job.cancelled or future.cancelled()  # the request gave up: skip its texts
 
     def _expire(self, job: _Job) -> None:
         if job.future is not None and not job.future.done():
