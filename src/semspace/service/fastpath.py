@@ -121,20 +121,21 @@ class FastJSONRoute(StrictJSONRoute):
         if context is not None and getattr(context, "original_route", None) is self:
             route = context
         dependant, body_field = route.dependant, route.body_field
-        body_params = dependant.body_params
-        steps = plan_dependencies(dependant)
-        if (
-            steps is None
-            or not _plain(dependant)
-            or dependant.request_param_name
-            or body_field is None
-            or len(body_params) != 1
-            or route._embed_body_fields
-            or not inspect.iscoroutinefunction(dependant.call)
-            or not _returns_response(dependant.call)
-        ):
+        try:
+            steps = plan_dependencies(dependant)
+            fits = (
+                steps is not None
+                and _plain(dependant)
+                and not dependant.request_param_name
+                and body_field is not None
+                and len(dependant.body_params) == 1
+                and not getattr(route, "_embed_body_fields", False)
+                and inspect.iscoroutinefunction(dependant.call)
+                and _returns_response(dependant.call)
+            )
+        except AttributeError:  # a FastAPI whose Dependant has other fields than the one this was written for
             return full
-        return self._fast_handler(full, dependant, body_field, steps)
+        return self._fast_handler(full, dependant, body_field, steps) if fits and steps is not None else full
 
     @staticmethod
     def _fast_handler(full: Handler, dependant: Dependant, body_field: Any, steps: list[_Step]) -> Handler:
