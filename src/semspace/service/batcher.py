@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,7 +51,7 @@ class BatchConfig:
 class _Job:
     texts: list[str]
     key: tuple[Any, ...]
-    done: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event | None = None  # set for a request waited on from a thread (`encode`)
     result: np.ndarray | None = None
     error: BaseException | None = None
     cancelled: bool = False
@@ -67,7 +67,8 @@ class _Job:
         self-pipe), not one per request."""
         by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
         for job in jobs:
-            job.done.set()
+            if job.done is not None:
+                job.done.set()
             if job.future is not None and job.loop is not None:
                 by_loop.setdefault(job.loop, []).append(job)
         for loop, waiting in by_loop.items():
@@ -110,12 +111,13 @@ class Batcher:
     def encode(self, texts: list[str], normalize: bool | None = None, **kwargs: Any) -> np.ndarray:
         """`encoder.encode(texts, normalize=...)` through the queue; EncoderBusyError when it is full,
         EncoderTimeoutError past the timeout."""
-        job = _Job(list(texts), (normalize, tuple(sorted(kwargs.items()))))
+        done = threading.Event()
+        job = _Job(list(texts), (normalize, tuple(sorted(kwargs.items()))), done=done)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
             raise EncoderBusyError("Too many requests are waiting for the encoder; retry shortly.") from None
-        if not job.done.wait(self.config.timeout_s):
+        if not done.wait(self.config.timeout_s):
             job.cancelled = True
             raise self._too_slow()
         if job.error is not None:
@@ -143,16 +145,25 @@ class Batcher:
     async def _done(self, texts: list[str], normalize: bool | None, kwargs: dict, count_tokens: bool) -> _Job:
         loop = asyncio.get_running_loop()
         key = (normalize, tuple(sorted(kwargs.items())))
-        job = _Job(list(texts), key, count_tokens=count_tokens, loop=loop, future=loop.create_future())
+        future: asyncio.Future = loop.create_future()
+        job = _Job(list(texts), key, count_tokens=count_tokens, loop=loop, future=future)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
             raise EncoderBusyError("Too many requests are waiting for the encoder; retry shortly.") from None
+        # one timer per request that fails its future when the answer is late (asyncio.wait_for would add a
+        # waiter future and two callbacks per request on the event loop)
+        timer = loop.call_later(self.config.timeout_s, self._expire, job)
         try:
-            return await asyncio.wait_for(job.future, self.config.timeout_s)
-        except TimeoutError:
+            return await future
+        finally:
+            timer.cancel()
+            job.cancelled = job.cancelled or future.cancelled()  # the request gave up: skip its texts
+
+    def _expire(self, job: _Job) -> None:
+        if job.future is not None and not job.future.done():
             job.cancelled = True
-            raise self._too_slow() from None
+            job.future.set_exception(self._too_slow())
 
     def _too_slow(self) -> EncoderTimeoutError:
         return EncoderTimeoutError(f"The encoder did not answer within {self.config.timeout_s:g} s; retry later.")

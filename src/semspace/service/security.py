@@ -209,7 +209,8 @@ class StrictJSONRoute(APIRoute):
         takes_body = self.body_field is not None
 
         async def strict(request: Request) -> Response:
-            request = StrictJSONRequest(request.scope, request.receive)
+            if not isinstance(request, StrictJSONRequest):  # a FastJSONRoute passes its own, body read
+                request = StrictJSONRequest(request.scope, request.receive)
             content_type = request.headers.get("content-type")
             if takes_body and not is_json(content_type) and await request.body():
                 given = repr(content_type) if content_type else "no Content-Type"

@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 STARTUP_FAILURE = 3  # uvicorn's exit code when an app cannot start (uvicorn.config.STARTUP_FAILURE)
 APP_FACTORY = "semspace.service.app:app_from_env"
+# uvicorn as `semspace serve` runs it (one process or each worker): warnings and errors only; no access log, which
+# that level hid anyway but whose arguments uvicorn still formatted for every request. HTTP parser and event loop
+# are uvicorn's defaults, httptools and uvloop, which its `standard` extra (the `serve` extra's) installs.
+UVICORN_OPTIONS: dict[str, Any] = {"log_level": "warning", "access_log": False}
 
 
 def serve_workers(spec: dict[str, Any], workers: int, host: str, port: int) -> int:
@@ -110,5 +114,5 @@ def run_worker(sock: socket.socket) -> None:
     start)."""
     import uvicorn
 
-    config = uvicorn.Config(APP_FACTORY, factory=True, log_level="warning")
+    config = uvicorn.Config(APP_FACTORY, factory=True, **UVICORN_OPTIONS)
     uvicorn.Server(config).run(sockets=[sock])

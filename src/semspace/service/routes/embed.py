@@ -20,6 +20,7 @@ from semspace.service.encoding import (
     token_lengths,
     vectors_response,
 )
+from semspace.service.fastpath import FastJSONRoute
 from semspace.service.schemas import (
     EmbedBody,
     EmbedResponse,
@@ -80,12 +81,15 @@ async def embed_tei(
 
 
 for _path in EMBED_PATHS:
-    router.post(
+    router.add_api_route(
         _path,
+        embed,
+        methods=["POST"],
         response_model=EmbedResponse | list[list[float]],
         responses=error_responses(413, 415, 422),
         summary="Embed" if _path == "/embed" else f"Embed (TEI's POST {_path})",
-    )(embed)
+        route_class_override=FastJSONRoute,  # the hot route: its common request skips FastAPI's dependency solving
+    )
 
 
 @router.post(

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from semspace.encode.models import model_aliases
 from semspace.service.deps import EncoderDep, LimitsDep, MetricsDep, StateDep
 from semspace.service.encoding import encode_counted_async, json_response, project, tokens_read
+from semspace.service.fastpath import FastJSONRoute
 from semspace.service.schemas import (
     OpenAIEmbeddingsRequest,
     OpenAIEmbeddingsResponse,
@@ -74,12 +75,15 @@ async def embeddings(
 
 
 for _router, _path in ((router, "/embeddings"), (root_router, "/embeddings")):
-    _router.post(
+    _router.add_api_route(
         _path,
+        embeddings,
+        methods=["POST"],
         response_model=OpenAIEmbeddingsResponse,
         responses=error_responses(400, 404, 413, 415, 422, openai=True),
         summary="Embeddings (OpenAI)",
-    )(embeddings)
+        route_class_override=FastJSONRoute,  # the hot route: its common request skips FastAPI's dependency solving
+    )
 
 
 @router.get("/models", response_model=OpenAIModelList)
