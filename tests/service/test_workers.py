@@ -121,7 +121,8 @@ def test_serve_options_reach_every_worker(monkeypatch, tiny_bert_dir):
     monkeypatch.setattr(workers, "supervise", supervise)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     for name in (WORKER_SPEC, "PROMETHEUS_MULTIPROC_DIR"):  # serve sets them: gone again after the test
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # records the variable's absence to restore (a delenv of none records nothing)
+        monkeypatch.delenv(name)
     argv = ["serve", "--model", str(tiny_bert_dir), "--workers", "2", "--strict-model", "--batch-wait-ms", "-1"]
     port = free_port()
     result = CliRunner().invoke(cli, [*argv, "--max-batch", "7", "--port", str(port)])
@@ -155,3 +156,21 @@ def test_a_worker_that_cannot_load_its_model_stops_the_server_with_exit_3(tmp_pa
     argv = [sys.executable, "-m", "semspace", "serve", "--model", str(tmp_path / "missing"), "--workers", "2"]
     done = subprocess.run([*argv, "--port", str(free_port())], capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
+
+
+def test_every_workers_socket_listens_before_any_worker_starts():
+    """The kernel spreads connections over listening SO_REUSEPORT sockets only: each worker's is listening from
+    the start, so a client connecting while a worker loads waits in that socket's backlog, not on another worker."""
+    import socket
+
+    from semspace.service.workers import listening_sockets
+
+    sockets = listening_sockets("127.0.0.1", 0, 2)
+    try:
+        assert len({s.getsockname()[1] for s in sockets}) == 1
+        assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) for s in sockets)
+        with socket.create_connection(sockets[0].getsockname(), timeout=5):  # queued; nothing accepts yet
+            pass
+    finally:
+        for s in sockets:
+            s.close()

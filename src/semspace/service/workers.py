@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 STARTUP_FAILURE = 3  # uvicorn's exit code when an app cannot start (uvicorn.config.STARTUP_FAILURE)
 APP_FACTORY = "semspace.service.app:app_from_env"
+LISTEN_BACKLOG = 2048  # uvicorn's own default
 # uvicorn as `semspace serve` runs it (one process or each worker): warnings and errors only; no access log, which
 # that level hid anyway but whose arguments uvicorn still formatted for every request. HTTP parser and event loop
 # are uvicorn's defaults, httptools and uvloop, which its `standard` extra (the `serve` extra's) installs.
@@ -55,7 +56,10 @@ def serve_workers(spec: dict[str, Any], workers: int, host: str, port: int) -> i
 
 def listening_sockets(host: str, port: int, n: int) -> list[socket.socket]:
     """`n` sockets bound to host:port with SO_REUSEPORT (one per worker), or one shared socket where the platform
-    has no SO_REUSEPORT. Bound here, before any worker starts, so a port in use fails at once."""
+    has no SO_REUSEPORT. Bound here, before any worker starts, so a port in use fails at once, and listening: the
+    kernel spreads connections over listening sockets only, so a socket that waited for its worker to load a model
+    left every client that connected meanwhile on the first worker for the life of its keep-alive connection
+    (measured: 31.7 texts per batcher call instead of ~15); now such a client waits in the socket's backlog."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     reuse_port = getattr(socket, "SO_REUSEPORT", None)
     sockets: list[socket.socket] = []
@@ -65,6 +69,7 @@ def listening_sockets(host: str, port: int, n: int) -> list[socket.socket]:
         if reuse_port is not None:
             sock.setsockopt(socket.SOL_SOCKET, reuse_port, 1)
         sock.bind((host, sockets[0].getsockname()[1] if sockets else port))  # port 0: the first one's
+        sock.listen(LISTEN_BACKLOG)
         sock.set_inheritable(True)
         sockets.append(sock)
     return sockets
