@@ -304,8 +304,8 @@ def fresh_words(encode):
 
 
 def tokenizer_only(model):
-    """What every static encode does before any arithmetic, and so its bound: model2vec's text cut and its
-    tokenizer call (no special tokens, truncation at max_length)."""
+    """What model2vec's encode (and ours before the word cache) spends tokenizing: model2vec's text cut and its
+    tokenizer call (no special tokens, truncation at max_length), no arithmetic after it."""
     cut = model.max_length * model.median_token_length
 
     def run(texts):
