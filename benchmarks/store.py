@@ -17,7 +17,8 @@ report).
     python benchmarks/store.py [--sizes 10000,100000] [--systems semspace-flat,chroma,...] [--out FILE]
     python benchmarks/store.py --quick        # N=2,000, few repeats, ~2-3 min; writes to a temp folder
 
-Needs the peers in the environment, `pip install -e '.[bench]'` (chromadb, lancedb), or --skip-peers. Run alone,
+Needs the peers in the environment, `pip install -e '.[bench]' -c benchmarks/locks/bench.txt` (chromadb, lancedb,
+at the versions store.md was measured with; torch==2.13.0 first, from the same lock), or --skip-peers. Run alone,
 under the heavy-job lock: two heavy jobs at once spoil timings. Writes docs/results/store.md and the raw numbers in
 docs/results/store.json.
 """
@@ -911,7 +912,7 @@ def main() -> None:
     skipped = [s for s in systems if PEER_PACKAGES.get(s) in missing]
     if missing and not args.skip_peers:
         print(
-            f"store.py: {' and '.join(missing)} not installed: pip install -e '.[bench]' "
+            f"store.py: {' and '.join(missing)} not installed: pip install -e '.[bench]' -c benchmarks/locks/bench.txt "
             "(chromadb, lancedb; or --skip-peers)",
             file=sys.stderr,
         )

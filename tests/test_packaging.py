@@ -137,3 +137,11 @@ def test_benchmark_peer_environments_install_from_their_locks():
         assert st_lock[name] == version, requirement
     chroma = (ROOT / "benchmarks" / "clients_chroma.py").read_text()
     assert "-c benchmarks/locks/chroma.txt" in chroma and lock("chroma.txt")["chromadb"] == "1.5.9"
+    # store.py's peers (the [bench] extra, which conflicts with constraints.txt): pinned, at store.md's versions
+    bench = lock("bench.txt")
+    assert "-c benchmarks/locks/bench.txt" in (ROOT / "benchmarks" / "store.py").read_text()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["bench"]
+    versions = (ROOT / "docs" / "results" / "store.md").read_text()
+    for requirement in extras:
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower()
+        assert name in bench and f"{name} {bench[name]}" in versions, requirement
