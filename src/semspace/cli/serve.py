@@ -21,8 +21,8 @@ Workers = Annotated[
         help="Server processes sharing the port, each with its own encoder (and its own copy of a served "
         "collection's index) and cores ÷ N engine threads ($OMP_NUM_THREADS wins); collections stay consistent "
         "across them (a file lock orders writes, every process reads the others' commits). Default: 2 on 2 or "
-        "more cores (32 single-text clients on 2 cores: 1.13× (torch) and 1.23× (onnx-int8) the requests/s of "
-        "one process, docs/results/engine_service.md), else 1.",
+        "more cores (32 single-text clients on 2 cores: 1.18× (torch) and 1.16× (onnx-int8) the median requests/s "
+        "of one process, docs/results/engine_service.md), else 1.",
         show_default=False,
     ),
 ]

@@ -45,6 +45,7 @@ from semspace.encode.models import is_e5_conversion as _is_e5_conversion
 from semspace.encode.pooling import HF_POOLINGS, Pooling, pool
 from semspace.encode.st_format import STPipeline, is_sentence_transformer, read_st_pipeline, st_model_id, st_pipeline_of
 from semspace.errors import InvalidParameterError, ModelLoadError, UnknownPoolingError
+from semspace.metrics import spearman
 
 logger = logging.getLogger(__name__)
 # A model reads a calibration language when its fp32 similarities order that language's designed grades with at least
@@ -386,8 +387,6 @@ class HFBackend(RunsOnEngine):
     def _language_losses(self, session: Any, poolings: list[Pooling], own: Pooling) -> dict[str, dict[str, Any]]:
         """Per calibration language: the task loss of each pooling on its graded pairs, and whether the model reads
         the language — its fp32 similarities order the designed grades (Spearman ≥ :data:`MIN_GRADE_RHO`)."""
-        from scipy.stats import spearmanr
-
         texts = calibration_texts()
         batches = _calibration_batches()
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -403,7 +402,7 @@ class HFBackend(RunsOnEngine):
             start += len(lang_texts)
             grade_pairs, grades = designed_grades(groups)
             exact = graded[own][1][rows]
-            rho = float(spearmanr(pair_cosines(exact, grade_pairs), grades).statistic)
+            rho = spearman(pair_cosines(exact, grade_pairs), np.asarray(grades))
             out[language] = {
                 "task_loss": round(pair_similarity_loss(graded[own][0][rows], exact, pairs), 4),
                 "grade_rho": round(rho, 3),

@@ -549,9 +549,9 @@ def call_overhead_tokens(backend: str) -> int:
     """What one more engine call costs in padded tokens (:data:`CALL_OVERHEAD_TOKENS`, measured at 2 threads) at
     this process's engine threads. A call's fixed cost takes about as many milliseconds at any thread count, while
     a token's work takes twice as long on one thread, so one thread halves it: `semspace serve --workers 2` runs one
-    thread per worker, where onnx-int8 encoded random groups of 15 STS-B sentences in 1.63-1.66 CPU ms per text cut
-    at 16-32 tokens a call against 1.68-1.79 at 64 (docs/results/engine_service.md). More threads keep the 2-thread
-    value (not measured)."""
+    thread per worker, where onnx-int8 encoded random groups of 15 STS-B sentences in 1.56-1.62 CPU ms per text with
+    a call weighed as 16-32 tokens against 1.66-1.70 at 64 (`benchmarks/probe_service.py engine`; torch: equal
+    within the noise; docs/results/engine_service.md). More threads keep the 2-thread value (not measured)."""
     scale = min(engine_threads(), 2) / 2
     return max(1, round(CALL_OVERHEAD_TOKENS.get(backend, DEFAULT_CALL_OVERHEAD_TOKENS) * scale))
 

@@ -439,7 +439,7 @@ def pairwise_cosines(x: np.ndarray) -> np.ndarray:
 
 
 def pair_similarity_loss(got: np.ndarray, ref: np.ndarray, pairs: Sequence[tuple[int, int]] | None = None) -> float:
-    """The task loss of an approximate engine, in Spearman points: 100 × (1 − r), r = Pearson's correlation between
+    """The task loss of an approximate engine, in STS (Spearman) points: 100 × (1 − r), r = Pearson's correlation of
     the cosines of `pairs` (index pairs into the rows; default every pair) from the engine (`got`) and from fp32
     PyTorch (`ref`), for the same texts.
 
