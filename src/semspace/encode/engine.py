@@ -39,6 +39,7 @@ from semspace._deps import require
 from semspace._io import read_artifact_json, write_artifact_json
 from semspace.encode import cpu
 from semspace.errors import ArtifactError, InvalidParameterError, ModelLoadError
+from semspace.metrics import paired_cosine
 
 logger = logging.getLogger(__name__)
 
@@ -464,9 +465,8 @@ def pair_similarity_loss(got: np.ndarray, ref: np.ndarray, pairs: Sequence[tuple
 def pair_cosines(x: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
     """The cosine similarity of the rows of `x` paired by `pairs` (index pairs), in float64."""
     first, second = (np.asarray(side, dtype=np.int64) for side in zip(*pairs, strict=True))
-    x = x.reshape(len(x), -1).astype(np.float64)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return (x[first] * x[second]).sum(axis=1)
+    x = x.reshape(len(x), -1)
+    return paired_cosine(x[first], x[second])
 
 
 def expected_sts_loss(got: np.ndarray, ref: np.ndarray) -> float:

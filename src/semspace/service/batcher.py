@@ -222,10 +222,11 @@ class Batcher:
             _Job.finish_all(group)
 
     def _count_tokens(self, jobs: list[_Job]) -> None:
-        count = getattr(self.target, "token_lengths", None)  # an encoder override may not count
-        if not jobs or count is None:
+        if not jobs:
             return
-        lengths = count([t for job in jobs for t in job.texts])
+        lengths = token_lengths(self.target, [t for job in jobs for t in job.texts])
+        if lengths is None:
+            return
         start = 0
         for job in jobs:
             job.lengths = [int(n) for n in lengths[start : start + len(job.texts)]]
@@ -285,6 +286,12 @@ class BatchedEncoder:
 
 
 def encode_counted(encoder: Any, texts: list[str], kwargs: dict[str, Any]) -> tuple[np.ndarray, list[int] | None]:
-    """`encoder.encode(texts, **kwargs)` and its `token_lengths(texts)` (None when it has none), in one call."""
+    """`encoder.encode(texts, **kwargs)` and its :func:`token_lengths`, in one call."""
+    return encoder.encode(texts, **kwargs), token_lengths(encoder, texts)
+
+
+def token_lengths(encoder: Any, texts: list[str]) -> list[int] | None:
+    """Tokens per text (special tokens included, before truncation) from the encoder's own tokenizer; None when the
+    encoder cannot count (an override without a backend)."""
     count = getattr(encoder, "token_lengths", None)
-    return encoder.encode(texts, **kwargs), None if count is None else count(texts)
+    return None if count is None else count(texts)

@@ -53,12 +53,6 @@ def json_response(body: Any) -> Response:
     return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
-def token_lengths(encoder: Any, texts: list[str]) -> list[int] | None:
-    """Tokens per text (special tokens included, before truncation) from the encoder's own tokenizer; None when the
-    encoder cannot count (an override without a backend)."""
-    count = getattr(encoder, "token_lengths", None)
-    return None if count is None else count(texts)
-
 
 def tokens_read(encoder: Any, lengths: list[int] | None, texts: list[str]) -> int:
     """Tokens the model read: each text's count capped at the encoder's max_length (whitespace words without a

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from semspace.errors import InvalidParameterError
+from semspace.service.batcher import token_lengths
 from semspace.service.deps import EncoderDep, LimitsDep, MetricsDep, StateDep
 from semspace.service.encoding import (
     check_dimensions,
@@ -17,7 +18,6 @@ from semspace.service.encoding import (
     check_untruncated,
     encode_async,
     project,
-    token_lengths,
     vectors_response,
 )
 from semspace.service.fastpath import FastJSONRoute
