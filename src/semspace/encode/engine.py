@@ -259,10 +259,16 @@ def physical_cores() -> int:
     return max(1, available // per_core)
 
 
-def cache_root() -> Path:
-    """Where exported graphs live: ``$SEMSPACE_CACHE/onnx``, else ``~/.cache/semspace/onnx``."""
+def cache_dir(kind: str) -> Path:
+    """semspace's cache folder for `kind` (onnx, models, embeddings): ``$SEMSPACE_CACHE/<kind>``, else
+    ``~/.cache/semspace/<kind>``."""
     base = os.environ.get("SEMSPACE_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "semspace") / "onnx"
+    return (Path(base) if base else Path.home() / ".cache" / "semspace") / kind
+
+
+def cache_root() -> Path:
+    """Where exported graphs live: :func:`cache_dir` ``("onnx")``."""
+    return cache_dir("onnx")
 
 
 def model_hash(model: Any) -> str:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from tqdm.auto import tqdm
 
 from semspace.encode.cache import EmbeddingCache
 from semspace.encode.encoder import Encoder
+from semspace.encode.engine import cache_dir
 from semspace.encode.static import distill, replace_table, token_ids
 from semspace.errors import InvalidInputError, InvalidParameterError, check_param
 
@@ -88,8 +88,7 @@ class StaticTrainResult:
 
 def default_cache_dir() -> Path:
     """The teacher vectors' cache: ``$SEMSPACE_CACHE/embeddings``, else ``~/.cache/semspace/embeddings``."""
-    base = os.environ.get("SEMSPACE_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "semspace") / "embeddings"
+    return cache_dir("embeddings")
 
 
 def teacher_encoder(teacher: Any = None) -> Encoder:
