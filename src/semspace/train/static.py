@@ -148,10 +148,10 @@ def train_static(
             "train_static starts from a plain token table; this model has model2vec's vocabulary quantization."
         )
     ids, counts = token_ids(model, distinct)
-    usable = [i for i, n in enumerate(counts) if n > 0]  # a text without a known token has no vector to fit
-    _require_enough(len(usable), len(texts), " with a token the model knows")
-    distinct = [distinct[i] for i in usable]
-    ids, counts = token_ids(model, distinct)  # the usable texts' alone
+    known = counts > 0  # a text without a known token has no vector to fit
+    _require_enough(int(known.sum()), len(texts), " with a token the model knows")
+    distinct = [text for text, keep in zip(distinct, known.tolist(), strict=True) if keep]
+    counts = counts[known]  # the others have no ids: `ids` is the usable texts' already
     targets = featurize(encoder, distinct, cache_dir=cache_dir, show_progress_bar=show_progress_bar)
     train, held = _split(len(distinct), held_out, seed)
     reduced, kept = _reduce_targets(targets, train, k, seed)
