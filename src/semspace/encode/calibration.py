@@ -4,61 +4,10 @@ activation ranges are measured on (:mod:`semspace.encode.smoothquant`): written 
 
 from __future__ import annotations
 
-# Sentences of varied length and topic (short STS-like captions to a long paragraph) for the export check (and the
-# activation ranges of benchmarks/bench_int8.py's static int8): fixed, so every export of one model is checked on the
-# same inputs.
-CALIBRATION = (
-    "A man is playing a guitar.",
-    "A woman is slicing an onion.",
-    "Two dogs run across a snowy field.",
-    "The plane is taking off.",
-    "A cat sits on the mat.",
-    "Stocks fell sharply after the central bank raised interest rates again on Tuesday.",
-    "How do I reset my password if I no longer have access to my email account?",
-    "The committee will meet next week to discuss the budget for the coming fiscal year.",
-    "Protein folding is determined by the amino acid sequence and its interactions with the solvent.",
-    "She didn't like the movie, but her friends thought it was the best film of the year.",
-    "Paris",
-    "yes",
-    "Quantum entanglement links the states of two particles regardless of the distance between them.",
-    "The children were laughing and playing in the park while their parents watched from a bench nearby.",
-    "Mutations in the BRCA1 gene increase the risk of breast and ovarian cancer; screening is recommended for "
-    "carriers, and several prophylactic options exist, each with its own trade-offs for the patient.",
-    "In 1969, Apollo 11 landed on the Moon. Neil Armstrong and Buzz Aldrin spent about two and a quarter hours "
-    "outside the lunar module, collecting samples and deploying experiments, while Michael Collins orbited above "
-    "in the command module. The mission fulfilled a national goal set by President Kennedy in 1961.",
-    # paraphrases and near topics of the sentences above, so the pairwise similarities the task loss ranks span
-    # near-duplicates, related and unrelated pairs (as STS and retrieval do)
-    "A man plays the guitar on stage.",
-    "Someone is playing an acoustic guitar.",
-    "A man is playing a piano.",
-    "A woman is cutting an onion.",
-    "A woman is peeling potatoes.",
-    "Two dogs are running through the snow.",
-    "A dog is sleeping on the couch.",
-    "An airplane is departing.",
-    "The jet landed at the airport.",
-    "A cat is lying on a rug.",
-    "Share prices dropped after the bank increased rates.",
-    "The central bank kept interest rates unchanged.",
-    "I forgot my password and cannot log in to my email.",
-    "The committee will review next year's budget.",
-    "The meeting was cancelled because of the storm.",
-    "The sequence of amino acids determines how a protein folds.",
-    "Her friends loved the film even though she did not.",
-    "The movie was boring and far too long.",
-    "Paris is the capital of France.",
-    "No.",
-    "Entangled particles share a quantum state across any distance.",
-    "Kids played in the park while their parents sat on a bench.",
-    "Carriers of BRCA1 mutations face a higher risk of breast cancer.",
-    "Neil Armstrong was the first person to walk on the Moon.",
-)
-
 # Graded pairs for the task loss `auto` decides by (issue 28): 20 topics of 5 sentences each — a sentence, a close
 # paraphrase, a loose one, the same topic with another claim, and an unrelated sentence of similar shape — so that
 # within a topic the pairs span near-duplicates to unrelated, as an STS set's gold scores do (uniformly), and the
-# cross-topic pairs add the unrelated end. The first 40 sentences of :data:`CALIBRATION` are among them.
+# cross-topic pairs add the unrelated end.
 CALIBRATION_GROUPS: tuple[tuple[str, ...], ...] = (
     (
         "A man is playing a guitar.",
@@ -241,6 +190,12 @@ CALIBRATION_GROUPS_ZH: tuple[tuple[str, ...], ...] = (
         "这部电影获得了最佳影片奖。",
     ),
 )
+# The sentences every engine export is checked on (min cosine, and the traced example inputs): 40 of the English
+# graded sentences, in a fixed order (the first of each of 16 topics, then others), so every export of one model is
+# checked on the same inputs.
+_CHECKED = (0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75)
+_CHECKED += (1, 2, 3, 6, 8, 11, 13, 16, 18, 21, 26, 28, 31, 36, 38, 41, 46, 48, 51, 56, 61, 66, 71, 76)
+CALIBRATION: tuple[str, ...] = tuple([text for group in CALIBRATION_GROUPS for text in group][i] for i in _CHECKED)
 # Every language the check reads, in order.
 CALIBRATION_LANGUAGES: dict[str, tuple[tuple[str, ...], ...]] = {"en": CALIBRATION_GROUPS, "zh": CALIBRATION_GROUPS_ZH}
 
