@@ -46,8 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # the speed rows beside the models': ours on words it has seen, and model2vec's tokenizer call alone
 SEEN = "ours whitened k=256, words seen (second pass)"
 TOKENIZER = "tokenizers package alone"
-# between two timed passes: torch's OpenMP threads spin after a run and took the cores from the next variant (a
-# static pass right after the teacher's ran at 0.4x its speed)
+# between two timed passes: torch's OpenMP threads spin after a run and take the cores from the next variant
 PAUSE_S = 1.0
 THREADS = 2
 ENGLISH = ("STS12", "STS13", "STS14", "STS15", "STS16", "STS-B", "SICK-R")
@@ -538,8 +537,8 @@ def speed_section(args, times: dict, sizes: dict, corpus_s: float, n_corpus: int
         "through semspace's word cache, then one sparse product over the 2 threads; the same vectors as model2vec's "
         "encode, tested) on float32 tables, **with an empty word cache at the start of every timed pass** (each "
         "distinct word of the pass goes through the tokenizer once, in the pass).",
-        f"- A {PAUSE_S:.0f} s pause before every timed pass: torch's OpenMP threads spin after a run, and a static "
-        "pass right after the teacher's ran at 0.4× its speed.",
+        f"- A {PAUSE_S:.0f} s pause before every timed pass: torch's OpenMP threads spin after a run and would take "
+        "the cores from the next variant.",
         f"- {SEEN}: the same encoder on texts whose words the cache holds (the timed pass follows an untimed pass "
         "over the same texts): the most the cache gives, what a corpus approaches once its vocabulary has been seen.",
         f"- {TOKENIZER}: model2vec's text cut and tokenizer call (what its encode and ours before the word cache "

@@ -483,7 +483,8 @@ class WordCache:
     garbage collector to walk.
     """
 
-    # distinct words before the cache starts over (~175 bytes each: ~90 MB at the cap)
+    # distinct words before the cache starts over (each costs a dict entry, its string and its ids: a few hundred
+    # bytes, so tens of MB at the cap)
     max_words = 500_000
     _PROBES = (
         "A man is playing the guitar.",
@@ -580,8 +581,8 @@ class WordCache:
 
     def _tokenize_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(each word's count of ids, their ids one word after the other): `_LEARN_BATCH` words at a time joined by
-        spaces into one text (a tokenizer call per word costs three times as much) and split back by the tokens'
-        character offsets."""
+        spaces into one text (a tokenizer call per word costs more: each call has its own overhead) and split back by
+        the tokens' character offsets."""
         batches = [words[i : i + _LEARN_BATCH] for i in range(0, len(words), _LEARN_BATCH)]
         encodings = self._words.encode_batch([" ".join(batch) for batch in batches], add_special_tokens=False)
         lengths = []
