@@ -401,7 +401,7 @@ def test_word_cache_gives_the_tokenizers_ids(raw_model, monkeypatch, max_words):
         got = cache.token_ids(texts)
         np.testing.assert_array_equal(got[0], expected[0])
         np.testing.assert_array_equal(got[1], expected[1])
-    assert len(cache._index) <= max(max_words, len({w for t in texts for w in t.split(" ")}))
+    assert cache.size <= max(max_words, len({w for t in texts for w in t.split(" ")}))
     empty = cache.token_ids([])
     assert empty[0].shape == (0,) and empty[1].shape == (0,)
 

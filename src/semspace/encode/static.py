@@ -33,13 +33,14 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain, repeat
+from itertools import chain, pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -443,7 +444,7 @@ def token_ids(model: StaticModel, texts: Sequence[str]) -> tuple[np.ndarray, np.
         ids, lengths = words.token_ids(texts)
     else:
         ids, lengths = _tokenizer_ids(model.tokenizer, texts)
-    if model.unk_token_id is None:
+    if model.unk_token_id is None or not (ids == model.unk_token_id).any():
         return ids, lengths
     rows = np.repeat(np.arange(len(texts)), lengths)
     known = ids != model.unk_token_id
@@ -472,19 +473,22 @@ class WordCache:
     Exact for a BERT tokenizer (``BertNormalizer`` + ``BertPreTokenizer`` + ``WordPiece``) whose added tokens hold no
     space: its normaliser works per character, its pre-tokenizer splits at every space before anything else, and
     WordPiece reads one pre-token at a time, so a text's tokens are the tokens of its pieces between spaces, in
-    order. Only the plain space splits here (:meth:`str.split` with ``" "``): a piece holding a tab, a newline or a
-    character BERT drops is the tokenizer's to read, whole. A tokenizer whose probe texts come out different is not
-    cached at all. The tokenizer's truncation (``max_length`` tokens, from the right) is applied to the concatenation,
-    as it applies it.
+    order. Only the plain space splits here: a piece holding a tab, a newline or a character BERT drops is the
+    tokenizer's to read, whole. A tokenizer whose probe texts come out different is not cached at all. The
+    tokenizer's truncation (``max_length`` tokens, from the right) is applied to the concatenation, as it applies it.
 
     Why: a static model's arithmetic is one sparse product, so tokenizing was most of its time (the `tokenizers`
-    package runs the normaliser and WordPiece again on every "the"). Here the work per text is :meth:`str.split`
-    and dictionary lookups in C; the words' ids live in numpy arrays, so the cache holds no Python containers for the
-    garbage collector to walk.
+    package runs the normaliser and WordPiece again on every "the"), and so was a Python string and dictionary
+    lookup per word. Here the words are found in numpy: the texts' UTF-8 bytes, the runs between spaces, and two
+    64-bit polynomial hashes of each run (Karp & Rabin 1987, "Efficient randomized pattern-matching algorithms": the
+    prefix sums of byte × base^position, a run's difference rescaled by the inverse power of its start; arithmetic
+    modulo 2^64, random odd bases drawn per process) looked up in an open-addressing table. A word is its bytes'
+    two hashes: the first is the table's key, the second must match too, so two words are confused only if both
+    64-bit hashes collide; words over ``_HASHED_BYTES`` bytes (where polynomial hashes modulo 2^64 can be made to
+    collide on purpose: Thue–Morse strings) and words whose first hash is taken are keyed by their bytes in a dict.
     """
 
-    # distinct words before the cache starts over (each costs a dict entry, its string and its ids: a few hundred
-    # bytes, so tens of MB at the cap)
+    # distinct words before the cache starts over (each costs its ids and ~100 bytes of arrays: tens of MB at the cap)
     max_words = 500_000
     _PROBES = (
         "A man is playing the guitar.",
@@ -498,14 +502,22 @@ class WordCache:
         self._tokenizer = tokenizer
         self._words = copy.deepcopy(tokenizer)  # one word at a time: no truncation of its own
         self._words.no_truncation()
+        self._marker = _marker(json.loads(tokenizer.to_str()))
         self._lock = threading.Lock()  # a reset while another thread reads rows would give it other words' ids
         self._reset()
 
     def _reset(self) -> None:
-        self._index: dict[str, int] = {}  # word → its row in _starts/_lengths
+        self._table = _HashTable()  # first hash → row, for words up to _HASHED_BYTES bytes
+        self._by_bytes: dict[bytes, int] = {}  # longer words (and a first-hash collision) → row
+        self._checks = np.zeros(0, dtype=np.uint64)  # each row's second hash (0 for rows keyed by bytes)
         self._starts = np.zeros(0, dtype=np.int64)  # where the word's ids begin in _flat
         self._lengths = np.zeros(0, dtype=np.int64)
         self._flat = np.zeros(0, dtype=np.int64)
+
+    @property
+    def size(self) -> int:
+        """How many distinct words the cache holds."""
+        return len(self._lengths)
 
     @classmethod
     def of(cls, model: StaticModel) -> WordCache | None:
@@ -532,8 +544,12 @@ class WordCache:
     def token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(the ids of all `texts` one after the other, each text's count), as the tokenizer gives them (no special
         tokens, its truncation)."""
+        parts = []
         with self._lock:
-            ids, lengths = self._word_ids(texts)
+            for first, last in _text_blocks(texts, _BLOCK_CHARS):
+                parts.append(self._word_ids(texts[first:last]))
+        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        lengths = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
         truncation = self._tokenizer.truncation
         if truncation is None or not (lengths > truncation["max_length"]).any():
             return ids, lengths
@@ -542,42 +558,90 @@ class WordCache:
 
     def _word_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, counts) of `texts`, word by word, untruncated."""
-        split = [text.split(" ") for text in texts]
-        per_text = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
-        words = list(chain.from_iterable(split))
-        sample = words[:_SAMPLE_WORDS]
-        if 2 * sum(map(self._index.__contains__, sample)) >= len(sample):
-            rows = self._rows(words)
-        else:  # mostly new words (a cold cache): each distinct word looked up once, then a small batch-local dict
-            distinct = list(dict.fromkeys(words))
-            local = dict(zip(distinct, self._rows(distinct).tolist(), strict=True))
-            rows = np.fromiter(map(local.__getitem__, words), dtype=np.int64, count=len(words))
+        words = _Words(texts)
+        rows = self._rows(words)
+        if (rows < 0).any():
+            rows = self._learn(words, rows)
         lengths = self._lengths[rows]
         ids = self._flat[_segments(self._starts[rows], lengths)]
-        ends = np.concatenate(([0], np.cumsum(lengths)))[np.cumsum(per_text)]
+        ends = np.concatenate(([0], np.cumsum(lengths)))[np.cumsum(words.per_text)]
         return ids, np.diff(ends, prepend=0)
 
-    def _rows(self, words: list[str]) -> np.ndarray:
-        """Each word's row in the cache, learning the words it lacks."""
-        rows = np.fromiter(map(self._index.get, words, repeat(-1)), dtype=np.int64, count=len(words))
-        new = np.flatnonzero(rows < 0)
-        return self._learn(words, rows, new) if new.size else rows
+    def _rows(self, words: _Words) -> np.ndarray:
+        """Each word's row in the cache, -1 for a word it lacks; a word whose first hash belongs to another word is
+        moved to the words keyed by bytes."""
+        rows = self._table.find(words.hashes)
+        found = np.flatnonzero(rows >= 0)
+        taken = found[self._checks[rows[found]] != words.checks[found]]
+        words.by_bytes[taken] = True
+        rows[taken] = -1
+        for i in np.flatnonzero(words.by_bytes).tolist():
+            rows[i] = self._by_bytes.get(words.raw(i), -1)
+        return rows
 
-    def _learn(self, words: list[str], rows: np.ndarray, new: np.ndarray) -> np.ndarray:
-        """Tokenize the words the cache lacks (all of the batch's when it starts over) and fill in their `rows`."""
-        unseen = list(map(words.__getitem__, new.tolist()))
-        missing = list(dict.fromkeys(unseen))
-        if len(self._index) + len(missing) > self.max_words:
+    def _learn(self, words: _Words, rows: np.ndarray) -> np.ndarray:
+        """Tokenize the distinct words the cache lacks, store them and fill in their `rows` (all of the batch's
+        words when the cache starts over)."""
+        new = np.flatnonzero(rows < 0)
+        hashed = new[~words.by_bytes[new]]
+        _, first, hashed_group = np.unique(words.hashes[hashed], return_index=True, return_inverse=True)
+        hashed_group = hashed_group.reshape(-1)
+        shared = words.checks[hashed] != words.checks[hashed[first][hashed_group]]
+        if shared.any():  # two new words with one first hash: both keyed by bytes
+            words.by_bytes[hashed[shared]] = True
+            words.by_bytes[hashed[first][hashed_group[shared]]] = True
+            return self._learn(words, rows)
+        long_keys = [words.raw(i) for i in new[words.by_bytes[new]].tolist()]
+        long_distinct = list(dict.fromkeys(long_keys))
+        if self.size + len(first) + len(long_distinct) > self.max_words and self.size:
             self._reset()
-            unseen, new = words, np.arange(len(words))
-            missing = list(dict.fromkeys(words))
-        lengths, flat = self._tokenize_words(missing)
+            return self._learn(words, np.full(len(rows), -1, dtype=np.int64))
+        representatives = hashed[first]
+        lengths, flat = self._tokenize_runs(words, representatives)
+        if long_distinct:
+            more = self._tokenize_words([key.decode("utf-8", "surrogatepass") for key in long_distinct])
+            lengths, flat = np.concatenate((lengths, more[0])), np.concatenate((flat, more[1]))
+        base = self.size
         self._starts = np.concatenate((self._starts, len(self._flat) + np.cumsum(lengths) - lengths))
         self._lengths = np.concatenate((self._lengths, lengths))
         self._flat = np.concatenate((self._flat, flat))
-        self._index.update(zip(missing, range(len(self._index), len(self._index) + len(missing)), strict=True))
-        rows[new] = np.fromiter(map(self._index.__getitem__, unseen), dtype=np.int64, count=len(unseen))
+        hashed_rows = base + np.arange(len(first))
+        long_rows = range(base + len(first), base + len(first) + len(long_distinct))
+        self._checks = np.concatenate(
+            (self._checks, words.checks[representatives], np.zeros(len(long_distinct), dtype=np.uint64))
+        )
+        self._table.insert(words.hashes[representatives], hashed_rows)
+        self._by_bytes.update(zip(long_distinct, long_rows, strict=True))
+        rows[hashed] = hashed_rows[hashed_group]
+        rows[new[words.by_bytes[new]]] = np.fromiter(
+            map(self._by_bytes.__getitem__, long_keys), dtype=np.int64, count=len(long_keys)
+        )
         return rows
+
+    def _tokenize_runs(self, words: _Words, picked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(each picked word's count of ids, their ids one word after the other), made from the words' bytes without
+        a Python string per word: `_LEARN_BATCH` words per text, each followed by the tokenizer's marker (a special
+        token it matches in raw text, e.g. ``[SEP]``), and split back at the marker's ids. Where the markers do not
+        come out one per word (a word holding the marker's text), :meth:`_tokenize_words` reads the words instead."""
+        if self._marker is None or not len(picked):
+            return self._tokenize_words([words.text(i) for i in picked.tolist()])
+        content, marker_id = self._marker
+        separator = np.frombuffer(f" {content} ".encode(), dtype=np.uint8)
+        sizes = words.ends[picked] - words.starts[picked]
+        spans = sizes + len(separator)
+        where = np.cumsum(spans) - spans
+        joined = np.empty(int(spans.sum()), dtype=np.uint8)
+        joined[_segments(where, sizes)] = words.array[_segments(words.starts[picked], sizes)]
+        joined[_segments(where + sizes, np.full(len(picked), len(separator)))] = np.tile(separator, len(picked))
+        bounds = np.append(where, len(joined))[np.append(np.arange(0, len(picked), _LEARN_BATCH), len(picked))]
+        texts = [joined[a:b].tobytes().decode("utf-8", "surrogatepass") for a, b in pairwise(bounds.tolist())]
+        encodings = self._words.encode_batch_fast(texts, add_special_tokens=False)
+        counts = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
+        flat = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=int(counts.sum()))
+        marks = np.flatnonzero(flat == marker_id)
+        if len(marks) != len(picked):
+            return self._tokenize_words([words.text(i) for i in picked.tolist()])
+        return np.diff(marks, prepend=-1) - 1, np.delete(flat, marks)
 
     def _tokenize_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(each word's count of ids, their ids one word after the other): `_LEARN_BATCH` words at a time joined by
@@ -585,7 +649,7 @@ class WordCache:
         the tokens' character offsets."""
         batches = [words[i : i + _LEARN_BATCH] for i in range(0, len(words), _LEARN_BATCH)]
         encodings = self._words.encode_batch([" ".join(batch) for batch in batches], add_special_tokens=False)
-        lengths = []
+        lengths = [np.zeros(0, dtype=np.int64)]
         for batch, encoding in zip(batches, encodings, strict=True):
             spans = np.fromiter(map(len, batch), dtype=np.int64, count=len(batch)) + 1  # the word and its space
             starts = np.cumsum(spans) - spans
@@ -602,15 +666,158 @@ class WordCache:
         return all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
 
 
+def _marker(spec: dict[str, Any]) -> tuple[str, int] | None:
+    """(content, id) of a special token the tokenizer matches in raw text (not normalised, no space in it, kept
+    whole): WordCache's separator between the words it learns. None: there is none."""
+    for token in spec.get("added_tokens", []):
+        content = token["content"]
+        if token["special"] and not token["normalized"] and content and not any(c.isspace() for c in content):
+            return content, token["id"]
+    return None
+
+
+def _text_blocks(texts: list[str], chars: int) -> Iterator[tuple[int, int]]:
+    """(first, last) ranges of `texts` of about `chars` characters each (a text longer than that alone): WordCache
+    hashes one block at a time, so its arrays stay in cache and its power tables small."""
+    first, size = 0, 0
+    for i, text in enumerate(texts):
+        size += len(text) + 1
+        if size >= chars:
+            yield first, i + 1
+            first, size = i + 1, 0
+    if first < len(texts):
+        yield first, len(texts)
+
+
+class _Words:
+    """The space-separated words of some texts, found in their UTF-8 bytes: each word's byte span, its text's count
+    of words and each word's two hashes (see :class:`WordCache`)."""
+
+    def __init__(self, texts: list[str]) -> None:
+        joined = " ".join(texts)  # the texts' boundaries are spaces too: no word spans two texts
+        self.data = joined.encode("utf-8", "surrogatepass")  # a lone surrogate reaches the tokenizer as before
+        if len(self.data) == len(joined):  # ASCII: a character is a byte
+            sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        else:
+            sizes = np.fromiter((len(t.encode("utf-8", "surrogatepass")) for t in texts), np.int64, len(texts))
+        self.array = data = np.frombuffer(self.data, dtype=np.uint8)
+        inside = data != 0x20  # UTF-8 never has the byte 0x20 inside another character
+        edges = np.flatnonzero(np.diff(inside, prepend=False, append=False))
+        self.starts, self.ends = edges[0::2], edges[1::2]
+        text_starts = np.cumsum(sizes + 1) - (sizes + 1)
+        self.per_text = np.diff(np.searchsorted(self.starts, text_starts), append=len(self.starts))
+        self.by_bytes = (self.ends - self.starts) > _HASHED_BYTES
+        self.hashes, self.checks = (_run_hashes(data, self.starts, self.ends, base) for base in _BASES)
+        self.hashes = _mixed(self.hashes) | np.uint64(1)  # 0 marks an empty slot of the table
+
+    def raw(self, i: int) -> bytes:
+        return self.data[self.starts[i] : self.ends[i]]
+
+    def text(self, i: int) -> str:
+        return self.raw(i).decode("utf-8", "surrogatepass")
+
+
+def _run_hashes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, base: int) -> np.ndarray:
+    """Σ (byte + 1) · base^(position in the run) of each run data[start:end], modulo 2^64 (numpy's uint64 wraps)."""
+    powers, inverses = _powers(base, len(data))
+    prefix = np.zeros(len(data) + 1, dtype=np.uint64)
+    np.cumsum((data + np.uint64(1)) * powers[: len(data)], out=prefix[1:])
+    return (prefix[ends] - prefix[starts]) * inverses[starts]
+
+
+def _mixed(hashes: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (Steele et al. 2014): a one-to-one mix, so that a one-byte word's hash (its byte + 1)
+    does not land in the table's first slots, where the table's slot is the key's top bits."""
+    hashes = hashes ^ (hashes >> np.uint64(30))
+    hashes *= np.uint64(0xBF58476D1CE4E5B9)
+    hashes ^= hashes >> np.uint64(27)
+    hashes *= np.uint64(0x94D049BB133111EB)
+    return hashes ^ (hashes >> np.uint64(31))
+
+
+def _powers(base: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(base^i, base^-i) modulo 2^64 for i < n (at least), grown on demand and kept."""
+    have = _POWERS.get(base)
+    if have is None or len(have[0]) < n:
+        size = max(n, 2 * _BLOCK_CHARS)
+        tables = []
+        for factor in (base, pow(base, -1, 1 << 64)):
+            table = np.full(size, factor, dtype=np.uint64)
+            table[0] = 1
+            tables.append(np.cumprod(table, out=table))
+        have = _POWERS[base] = (tables[0], tables[1])
+    return have
+
+
+class _HashTable:
+    """An open-addressing table (linear probing, at most half full) from nonzero uint64 keys to rows, looked up and
+    filled a whole array of keys at a time."""
+
+    def __init__(self, bits: int = 12) -> None:
+        self._shift = np.uint64(64 - bits)
+        self._keys = np.zeros(1 << bits, dtype=np.uint64)  # 0: an empty slot
+        self._rows = np.zeros(1 << bits, dtype=np.int64)
+        self._count = 0
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's row, -1 where absent."""
+        slots = (keys >> self._shift).astype(np.int64)
+        held = np.take(self._keys, slots)  # np.take: a faster gather than indexing
+        rows = np.take(self._rows, slots)  # most keys sit in their first slot: one gather, then the others probed
+        pending = np.flatnonzero(held != keys)
+        if not pending.size:
+            return rows
+        rows[pending] = -1
+        pending = pending[held[pending] != 0]
+        mask = len(self._keys) - 1
+        while pending.size:  # ends: the table always has empty slots
+            slots[pending] = (slots[pending] + 1) & mask
+            held = self._keys[slots[pending]]
+            hit = held == keys[pending]
+            rows[pending[hit]] = self._rows[slots[pending[hit]]]
+            pending = pending[~hit & (held != 0)]
+        return rows
+
+    def insert(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Add distinct `keys` (none of them present) with their `rows`."""
+        if 2 * (self._count + len(keys)) > len(self._keys):
+            self._grow(self._count + len(keys))
+        slots = (keys >> self._shift).astype(np.int64)
+        pending = np.arange(len(keys))
+        mask = len(self._keys) - 1
+        while pending.size:
+            free = pending[self._keys[slots[pending]] == 0]
+            _, first = np.unique(slots[free], return_index=True)  # one key per free slot this round
+            placed = free[first]
+            self._keys[slots[placed]] = keys[placed]
+            self._rows[slots[placed]] = rows[placed]
+            pending = np.setdiff1d(pending, placed, assume_unique=True)
+            slots[pending] = (slots[pending] + 1) & mask
+        self._count += len(keys)
+
+    def _grow(self, count: int) -> None:
+        held = np.flatnonzero(self._keys)
+        keys, rows = self._keys[held], self._rows[held]
+        self.__init__(max(int(2 * count - 1).bit_length() + 1, 12))  # a quarter full after growing
+        if len(keys):
+            self.insert(keys, rows)
+
+
 def clear_word_caches() -> None:
     """Forget every static model's word cache (each is made again on its model's next encode)."""
     _WORD_CACHES.clear()
 
 
-# the words of a batch WordCache checks to choose between looking each word up and each distinct word
-_SAMPLE_WORDS = 512
 # words joined into one text when WordCache learns words
 _LEARN_BATCH = 256
+# characters of text WordCache hashes at a time
+_BLOCK_CHARS = 1 << 17
+# longer words are keyed by their bytes, not hashed (see WordCache)
+_HASHED_BYTES = 64
+# the hashes' bases: odd (invertible modulo 2^64), drawn per process
+_BASES = (secrets.randbits(64) | 1, secrets.randbits(64) | 1)
+# base → (its powers, its inverse's powers) modulo 2^64
+_POWERS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 # the tokenizer parts WordCache is exact for (None: no normaliser)
 _BERT_PIPELINE = {
     "normalizer": ("BertNormalizer", None),
