@@ -406,6 +406,35 @@ def test_word_cache_gives_the_tokenizers_ids(raw_model, monkeypatch, max_words):
     assert empty[0].shape == (0,) and empty[1].shape == (0,)
 
 
+@pytest.mark.parametrize("case", ["plain", "first_hashes_collide", "no_marker"])
+def test_word_cache_reads_words_the_hard_ways(raw_model, monkeypatch, case):
+    """The tokenizer's ids when the hash table grows, texts span the hashing blocks, a word holds the marker token's
+    text (its batch is learnt word by word), words are long or not ASCII, different words share a first hash
+    (they are keyed by their bytes) and when the tokenizer has no marker token."""
+    import copy
+
+    import semspace.encode.static as static
+
+    monkeypatch.setattr(static, "_BLOCK_CHARS", 200)
+    if case == "first_hashes_collide":
+        monkeypatch.setattr(static, "_mixed", lambda hashes: hashes & np.uint64(0xF0))
+    tokenizer = copy.deepcopy(raw_model.tokenizer)
+    cache = static.WordCache(tokenizer)
+    marker = cache._marker[0]  # a special token matched in raw text, e.g. [PAD] or [SEP]
+    if case == "no_marker":
+        cache._marker = None
+    words = [f"{WORDS[i % len(WORDS)].lstrip('#')}{i}" for i in range(5000)]  # past the table's first 4,096 slots
+    texts = [" ".join(words[i : i + 40]) for i in range(0, len(words), 40)]
+    texts += [f"a {marker} b", f"x{marker}y and {marker}{marker} again", "[SEP] [CLS]x", "é" * 40 + " naïve " + "ü" * 70, *AWKWARD_SPACING]
+    for batch in (texts[:50], texts, texts[::-1]):
+        expected = static._tokenizer_ids(tokenizer, batch)
+        got = cache.token_ids(batch)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+    if case == "first_hashes_collide":
+        assert len(cache._by_bytes) > 100
+
+
 def test_word_cache_is_only_for_tokenizers_that_read_words_alone(raw_model):
     """Another pre-tokenizer or an added token holding a space: the tokenizer itself, every time."""
     import copy

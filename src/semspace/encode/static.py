@@ -502,7 +502,7 @@ class WordCache:
         self._tokenizer = tokenizer
         self._words = copy.deepcopy(tokenizer)  # one word at a time: no truncation of its own
         self._words.no_truncation()
-        self._marker = _marker(json.loads(tokenizer.to_str()))
+        self._markers = _markers(self._words)
         self._lock = threading.Lock()  # a reset while another thread reads rows would give it other words' ids
         self._reset()
 
@@ -620,26 +620,28 @@ class WordCache:
 
     def _tokenize_runs(self, words: _Words, picked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(each picked word's count of ids, their ids one word after the other), made from the words' bytes without
-        a Python string per word: `_LEARN_BATCH` words per text, each followed by the tokenizer's marker (a special
-        token it matches in raw text, e.g. ``[SEP]``), and split back at the marker's ids. Where the markers do not
-        come out one per word (a word holding the marker's text), :meth:`_tokenize_words` reads the words instead."""
-        if self._marker is None or not len(picked):
-            return self._tokenize_words([words.text(i) for i in picked.tolist()])
-        content, marker_id = self._marker
-        separator = np.frombuffer(f" {content} ".encode(), dtype=np.uint8)
+        a Python string per word: `_LEARN_BATCH` words per text, each followed by a marker (an ASCII punctuation
+        character that is a token of its own, BERT splits punctuation off, none of these words holds it) and split
+        back at the marker's id. Without such a character, :meth:`_tokenize_words` reads the words."""
         sizes = words.ends[picked] - words.starts[picked]
+        word_bytes = words.array[_segments(words.starts[picked], sizes)]
+        present = np.bincount(word_bytes, minlength=256)
+        marker = next(((char, id_) for char, id_ in self._markers if not present[ord(char)]), None)
+        if marker is None or not len(picked):
+            return self._tokenize_words([words.text(i) for i in picked.tolist()])
+        separator = np.frombuffer(f" {marker[0]} ".encode(), dtype=np.uint8)
         spans = sizes + len(separator)
         where = np.cumsum(spans) - spans
         joined = np.empty(int(spans.sum()), dtype=np.uint8)
-        joined[_segments(where, sizes)] = words.array[_segments(words.starts[picked], sizes)]
+        joined[_segments(where, sizes)] = word_bytes
         joined[_segments(where + sizes, np.full(len(picked), len(separator)))] = np.tile(separator, len(picked))
         bounds = np.append(where, len(joined))[np.append(np.arange(0, len(picked), _LEARN_BATCH), len(picked))]
         texts = [joined[a:b].tobytes().decode("utf-8", "surrogatepass") for a, b in pairwise(bounds.tolist())]
         encodings = self._words.encode_batch_fast(texts, add_special_tokens=False)
         counts = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
         flat = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=int(counts.sum()))
-        marks = np.flatnonzero(flat == marker_id)
-        if len(marks) != len(picked):
+        marks = np.flatnonzero(flat == marker[1])
+        if len(marks) != len(picked):  # not expected (the words lack the character): the safe way, not a guess
             return self._tokenize_words([words.text(i) for i in picked.tolist()])
         return np.diff(marks, prepend=-1) - 1, np.delete(flat, marks)
 
@@ -666,14 +668,15 @@ class WordCache:
         return all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
 
 
-def _marker(spec: dict[str, Any]) -> tuple[str, int] | None:
-    """(content, id) of a special token the tokenizer matches in raw text (not normalised, no space in it, kept
-    whole): WordCache's separator between the words it learns. None: there is none."""
-    for token in spec.get("added_tokens", []):
-        content = token["content"]
-        if token["special"] and not token["normalized"] and content and not any(c.isspace() for c in content):
-            return content, token["id"]
-    return None
+def _markers(tokenizer: Any) -> list[tuple[str, int]]:
+    """(character, id) of the ASCII punctuation characters that `tokenizer` reads alone as one token of their own
+    (not the unknown token): the markers WordCache can put between the words it learns."""
+    found = []
+    for char in "|~^`#$%&*+<=>@\\_{}":
+        encoding = tokenizer.encode(f" {char} ", add_special_tokens=False)
+        if encoding.tokens == [char]:
+            found.append((char, encoding.ids[0]))
+    return found
 
 
 def _text_blocks(texts: list[str], chars: int) -> Iterator[tuple[int, int]]:
