@@ -119,3 +119,56 @@ def test_dev_groups_must_match_the_pairs():
     a, b, gold = anisotropic_pairs(50)
     with pytest.raises(InvalidInputError, match="dev_groups"):
         tune_whitening(a, a, b, gold, dev_groups=np.zeros(49))
+
+
+def two_groups_pulling_apart(n_helped: int = 300, n_hurt: int = 200):
+    """Group "helped": anisotropic pairs that whitening repairs; group "hurt": pairs from the same distribution whose
+    gold is their raw cosine (raw is perfect there, any real transform loses). The helped group's gain outweighs the
+    hurt group's loss in the weighted mean."""
+    a1, b1, gold1 = anisotropic_pairs(n_helped, seed=7)
+    a2, b2, _ = anisotropic_pairs(n_hurt, seed=8)
+    a, b = np.vstack([a1, a2]), np.vstack([b1, b2])
+    gold = np.concatenate([gold1, paired_cosine(a2, b2)])
+    return a, b, gold, np.repeat(["helped", "hurt"], [n_helped, n_hurt])
+
+
+def per_group(result, a, b, gold, groups):
+    cos = paired_cosine(result.transform(a), result.transform(b))
+    return {g: spearman(cos[groups == g], gold[groups == g]) for g in np.unique(groups)}
+
+
+@pytest.mark.parametrize("rule", ["cv", "bootstrap", "argmax"])
+def test_group_guard_refuses_a_setting_below_raw_on_one_group(rule):
+    a, b, gold, groups = two_groups_pulling_apart()
+    fit = np.vstack([a, b])
+    raw = {g: spearman(paired_cosine(a, b)[groups == g], gold[groups == g]) for g in ("helped", "hurt")}
+    plain = tune_whitening(fit, a, b, gold, rule=rule, dev_groups=groups, n_bootstrap=50)
+    # the aggregate rules whiten: the helped group gains more than the hurt group loses
+    assert not plain.is_raw and plain.dev_spearman > plain.raw_dev_spearman
+    scores = per_group(plain, a, b, gold, groups)
+    assert scores["helped"] > raw["helped"] and scores["hurt"] < raw["hurt"]
+    guarded = tune_whitening(fit, a, b, gold, rule=rule, dev_groups=groups, n_bootstrap=50, group_guard=True)
+    assert guarded.is_raw and guarded.whitening is None and guarded.group_guard
+    assert guarded.describe() == f"raw (no transform; rule {rule}, group guard)"
+    assert [r["min_group_gain"] < 0 for r in guarded.grid] == [False] + [True] * (len(guarded.grid) - 1)
+
+
+def test_group_guard_keeps_a_choice_no_group_loses_on():
+    a, b, gold = anisotropic_pairs(300, seed=6)
+    groups = np.repeat(["x", "y", "z"], [60, 90, 150])
+    plain = tune_whitening(np.vstack([a, b]), a, b, gold, dev_groups=groups)
+    guarded = tune_whitening(np.vstack([a, b]), a, b, gold, dev_groups=groups, group_guard=True)
+    setting = (plain.beta, plain.gamma, plain.n_components)
+    row = next(r for r in guarded.grid if (r["beta"], r["gamma"], r["n_components"]) == setting)
+    assert not plain.is_raw and row["min_group_gain"] > 0  # whitening helps every subset here
+    assert (guarded.beta, guarded.gamma, guarded.n_components) == setting
+    assert guarded.dev_spearman == plain.dev_spearman and guarded.gain_lower_bound > 0
+
+
+def test_group_guard_without_groups_and_bad_value():
+    a, b, gold = anisotropic_pairs(300, seed=1)
+    plain = tune_whitening(np.vstack([a, b]), a, b, gold)
+    guarded = tune_whitening(np.vstack([a, b]), a, b, gold, group_guard=True)
+    assert (guarded.beta, guarded.gamma, guarded.n_components) == (plain.beta, plain.gamma, plain.n_components)
+    with pytest.raises(InvalidParameterError, match="group_guard"):
+        tune_whitening(a, a, b, gold, group_guard="yes")

@@ -16,6 +16,17 @@ pairs (winner's curse), so the rules below leave raw only when the gain is estab
   full grid; the setting with the highest lower confidence bound wins if that bound is > 0.
 - ``"argmax"``: the plain dev argmax (for comparison; not recommended).
 
+With ``dev_groups`` (several tasks or subsets) the rules above guard the *aggregate*, the size-weighted mean of the
+per-group Spearmans: a transform that helps two groups a lot can win it while it costs a third. ``group_guard=True``
+(any rule) makes a setting a candidate only if its dev Spearman is not below raw's on **any** group, each group on
+its own; raw is kept when no setting passes. It is part of the selection, so the cv rule applies it inside each
+fold too (a fold's candidates are the settings not below raw on any group of its training folds) and the nested
+estimate is that of the guarded selection. The guard is a point comparison, not a confidence bound: a bound
+("not significantly below raw") would let through a loss that is within noise, and the guard is there to keep
+every group at raw or above. It is checked on the dev pairs the setting was chosen on, so it promises nothing on
+unseen pairs — it only refuses a setting that dev already shows losing somewhere. With one group (no
+``dev_groups``) it asks only that the choice be not below raw on dev, which the cv and argmax rules already ensure.
+
 When a rule keeps raw, :attr:`TuneResult.whitening` is None and :meth:`TuneResult.transform` returns the vectors
 unchanged (not a float32 rotation, which moves cosines by ~1e-7 and reorders exact ties).
 """
@@ -72,6 +83,7 @@ class TuneResult:
     whitening: Whitening | None
     grid: list[dict[str, float | int | None]] = field(default_factory=list)
     rule: str = DEFAULT_RULE
+    group_guard: bool = False
 
     @property
     def is_raw(self) -> bool:
@@ -84,10 +96,11 @@ class TuneResult:
         return self.whitening.transform(X)
 
     def describe(self) -> str:
+        rule = f"rule {self.rule}, group guard" if self.group_guard else f"rule {self.rule}"
         if self.is_raw:
-            return f"raw (no transform; rule {self.rule})"
+            return f"raw (no transform; {rule})"
         k = "full" if self.n_components is None else self.n_components
-        return f"beta={self.beta:g}, gamma={self.gamma:g}, k={k} (rule {self.rule})"
+        return f"beta={self.beta:g}, gamma={self.gamma:g}, k={k} ({rule})"
 
 
 def _is_raw(beta: float, gamma: float, k: int | None) -> bool:
@@ -147,6 +160,33 @@ def _aggregate_spearman(
     return total / weight if weight else total
 
 
+def _group_spearman(x: np.ndarray, y: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    """Spearman of each row of x (R, m) with y (m,) per subset (the groups of `_aggregate_spearman`: equal labels,
+    those under 3 pairs skipped; labels None: one group, all columns): (R, number of groups)."""
+    blocks = [None] if labels is None else [lab for lab in np.unique(labels) if int((labels == lab).sum()) >= 3]
+    columns = []
+    for label in blocks:
+        cols = slice(None) if label is None else labels == label
+        columns.append(rank_correlation(centred_ranks(x[:, cols]), centred_ranks(y[None, cols])))
+    return np.stack(columns, axis=1) if columns else np.zeros((len(x), 0))
+
+
+def _not_below_raw(cosines: np.ndarray, gold: np.ndarray, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(per setting: is its Spearman not below raw's (row 0) on any group, per setting: its smallest gain over raw
+    across the groups); raw itself passes."""
+    per_group = _group_spearman(cosines, gold, labels)
+    gains = per_group - per_group[:1]
+    worst = gains.min(axis=1) if gains.shape[1] else np.zeros(len(cosines))
+    passes = worst >= 0
+    passes[0] = True
+    return passes, worst
+
+
+def _guarded(scores: np.ndarray, passes: np.ndarray) -> np.ndarray:
+    """`scores` with the settings that fail the group guard set to -inf (argmax never picks them; raw passes)."""
+    return np.where(passes, scores, -np.inf)
+
+
 def _folds(n: int, labels: np.ndarray | None, n_folds: int, rng: np.random.Generator) -> list[np.ndarray]:
     """A random partition of range(n) into n_folds folds, stratified by label when labels are given."""
     if labels is None:
@@ -160,9 +200,17 @@ def _folds(n: int, labels: np.ndarray | None, n_folds: int, rng: np.random.Gener
 
 
 def _cv_gains(
-    cosines: np.ndarray, gold: np.ndarray, labels: np.ndarray | None, n_folds: int, n_repeats: int, seed: int
+    cosines: np.ndarray,
+    gold: np.ndarray,
+    labels: np.ndarray | None,
+    n_folds: int,
+    n_repeats: int,
+    seed: int,
+    group_guard: bool = False,
 ) -> np.ndarray:
-    """Held-out gain over raw (row 0) of the argmax selection, per fold of each repeat: (n_repeats * n_folds,)."""
+    """Held-out gain over raw (row 0) of the argmax selection, per fold of each repeat: (n_repeats * n_folds,).
+    With `group_guard` the selection of each fold is among the settings not below raw on any group of its
+    training folds."""
     n = len(gold)
     rng = np.random.default_rng(seed)
     gains = []
@@ -172,6 +220,8 @@ def _cv_gains(
             train[held] = False
             sub = None if labels is None else labels[train]
             scores = _aggregate_spearman(cosines[:, train], gold[train], sub)
+            if group_guard:
+                scores = _guarded(scores, _not_below_raw(cosines[:, train], gold[train], sub)[0])
             chosen = int(np.argmax(scores))  # ties go to the first row: raw
             if chosen == 0:
                 gains.append(0.0)
@@ -256,13 +306,18 @@ def _choose_by_cv(
     n_repeats: int,
     confidence: float,
     seed: int,
+    group_guard: bool = False,
 ) -> tuple[int, float]:
     """(chosen row, its gain's lower bound) by the cv rule: the dev argmax only when the nested cross-validated
-    gain of the argmax selection has a positive corrected lower bound and wins in most folds; else raw (row 0)."""
+    gain of the argmax selection has a positive corrected lower bound and wins in most folds; else raw (row 0).
+    With `group_guard`, `scores` are already guarded (-inf where a setting fails) and so is each fold's selection."""
     if len(gold) < 2 * n_folds:
         logger.warning("tune_whitening: %d dev pairs are too few for %d folds; keeping raw", len(gold), n_folds)
         return 0, 0.0
-    gains = _cv_gains(cosines, gold, labels, n_folds, n_repeats, seed)
+    if not np.isfinite(scores[1:]).any():
+        logger.debug("cv: no setting passes the group guard; keeping raw")
+        return 0, 0.0
+    gains = _cv_gains(cosines, gold, labels, n_folds, n_repeats, seed, group_guard)
     bound = _corrected_lower_bound(gains, n_folds, confidence)
     majority = float(np.mean(gains > 0)) > 0.5
     chosen = int(np.argmax(scores)) if (bound > 0 and majority) else 0
@@ -284,6 +339,7 @@ def tune_whitening(
     *,
     rule: str = DEFAULT_RULE,
     dev_groups: np.ndarray | None = None,
+    group_guard: bool = False,
     betas: tuple[float, ...] | None = None,
     gammas: tuple[float, ...] | None = None,
     ks: tuple[int | None, ...] | None = None,
@@ -304,8 +360,13 @@ def tune_whitening(
 
     `dev_groups` (one subset label per dev pair, e.g. the STS12 subset) makes the dev score the size-weighted mean
     of the per-subset Spearmans — the `wmean` aggregation — instead of one Spearman over all pairs (`all`); tune
-    on the aggregation you report. Folds and bootstrap resamples are then stratified by subset."""
+    on the aggregation you report. Folds and bootstrap resamples are then stratified by subset.
+
+    `group_guard=True`: a setting is a candidate only if its dev Spearman is not below raw's on any subset of
+    `dev_groups` (raw is kept when none is); the cv rule applies the guard inside its folds too. See the module
+    docstring. The grid then records each setting's smallest per-subset gain (`min_group_gain`)."""
     check_param("rule", "tune_whitening", rule in RULES, f"one of {', '.join(RULES)}", rule)
+    check_param("group_guard", "tune_whitening", isinstance(group_guard, bool), "a bool", group_guard)
     stats = fit if isinstance(fit, WhiteningStats) else WhiteningStats().update(fit)
     dev_a, dev_b, gold, labels = _check_dev(stats.n_features, dev_a, dev_b, dev_scores, dev_groups)
     _check_resampling(n_bootstrap, n_folds, n_repeats, confidence)
@@ -327,17 +388,23 @@ def tune_whitening(
         scores = _aggregate_spearman(cosines, gold, labels)
     raw_score = float(scores[0])
     lower = scores - raw_score  # per-setting lower bound: the dev gain itself for argmax and cv
+    passes, worst = np.ones(len(settings), dtype=bool), None
+    if group_guard:
+        passes, worst = _not_below_raw(cosines, gold, labels)
+        logger.info("tune_whitening: %d of %d settings pass the group guard", int(passes[1:].sum()), len(settings) - 1)
     if rule == "bootstrap":
         lower = _bootstrap_lower_bounds(cosines, gold, labels, n_bootstrap, confidence, seed)
-        candidates = [i for i in range(1, len(settings)) if lower[i] > 0]
+        candidates = [i for i in range(1, len(settings)) if lower[i] > 0 and passes[i]]
         chosen = max(candidates, key=lambda i: lower[i]) if candidates else 0
         chosen_bound = float(lower[chosen])
     elif rule == "argmax":
-        chosen = int(np.argmax(scores))  # ties go to raw (listed first)
+        chosen = int(np.argmax(_guarded(scores, passes)))  # ties go to raw (listed first)
         chosen_bound = float(lower[chosen])
     else:
-        chosen, chosen_bound = _choose_by_cv(cosines, scores, gold, labels, n_folds, n_repeats, confidence, seed)
-    result = _tune_result(stats, settings, scores, lower, chosen, chosen_bound, rule, eps)
+        chosen, chosen_bound = _choose_by_cv(
+            cosines, _guarded(scores, passes), gold, labels, n_folds, n_repeats, confidence, seed, group_guard
+        )
+    result = _tune_result(stats, settings, scores, lower, chosen, chosen_bound, rule, eps, worst)
     logger.info("tune_whitening chose %s (dev %.4f vs raw %.4f)", result.describe(), result.dev_spearman, raw_score)
     return result
 
@@ -351,6 +418,7 @@ def _tune_result(
     chosen_bound: float,
     rule: str,
     eps: float,
+    worst: np.ndarray | None = None,
 ) -> TuneResult:
     """The result of a tuning: the grid's scores and the `chosen` setting (row 0, raw, when nothing was chosen)
     with its whitening fitted on `stats`."""
@@ -363,6 +431,7 @@ def _tune_result(
             "dev_spearman": float(scores[i]),
             "gain": float(scores[i] - raw_score),
             **({"gain_lower_bound": float(lower[i])} if rule == "bootstrap" else {}),
+            **({"min_group_gain": float(worst[i])} if worst is not None else {}),
         }
         for i, (beta, gamma, k) in enumerate(settings)
     ]
@@ -378,4 +447,5 @@ def _tune_result(
         whitening=whitening,
         grid=grid,
         rule=rule,
+        group_guard=worst is not None,
     )
