@@ -408,25 +408,30 @@ def test_word_cache_gives_the_tokenizers_ids(raw_model, monkeypatch, max_words):
 
 @pytest.mark.parametrize("case", ["plain", "first_hashes_collide", "no_marker"])
 def test_word_cache_reads_words_the_hard_ways(raw_model, monkeypatch, case):
-    """The tokenizer's ids when the hash table grows, texts span the hashing blocks, a word holds the marker token's
-    text (its batch is learnt word by word), words are long or not ASCII, different words share a first hash
-    (they are keyed by their bytes) and when the tokenizer has no marker token."""
-    import copy
+    """The tokenizer's ids (the bundled MiniLM's) when the hash table grows, texts span the hashing blocks, words
+    hold the marker characters (the next one is used; holding them all, the batch is learnt word by word), words
+    are long or not ASCII, different words share a first hash (they are keyed by their bytes), and for a tokenizer
+    with no punctuation token to mark with (the tiny test vocabulary)."""
+    from tokenizers import Tokenizer
 
     import semspace.encode.static as static
+    from semspace.encode.models import bundled_model_path
 
     monkeypatch.setattr(static, "_BLOCK_CHARS", 200)
     if case == "first_hashes_collide":
         monkeypatch.setattr(static, "_mixed", lambda hashes: hashes & np.uint64(0xF0))
-    tokenizer = copy.deepcopy(raw_model.tokenizer)
-    cache = static.WordCache(tokenizer)
-    marker = cache._marker[0]  # a special token matched in raw text, e.g. [PAD] or [SEP]
     if case == "no_marker":
-        cache._marker = None
+        tokenizer = raw_model.tokenizer
+    else:
+        tokenizer = Tokenizer.from_file(str(bundled_model_path() / "tokenizer.json"))
+        tokenizer.no_padding()
+    cache = static.WordCache(tokenizer)
+    markers = "".join(char for char, _ in cache._markers)
+    assert (markers == "") == (case == "no_marker")
     words = [f"{WORDS[i % len(WORDS)].lstrip('#')}{i}" for i in range(5000)]  # past the table's first 4,096 slots
     texts = [" ".join(words[i : i + 40]) for i in range(0, len(words), 40)]
-    texts += [f"a {marker} b", f"x{marker}y and {marker}{marker} again", "[SEP] [CLS]x", "é" * 40 + " naïve " + "ü" * 70, *AWKWARD_SPACING]
-    for batch in (texts[:50], texts, texts[::-1]):
+    texts += [f"a {markers[:1]} b x{markers[:1]}y", f"every marker {markers}", "[SEP] [CLS]x", "é" * 80 + " naïve"]
+    for batch in (texts[:50], texts, texts[::-1], AWKWARD_SPACING):
         expected = static._tokenizer_ids(tokenizer, batch)
         got = cache.token_ids(batch)
         np.testing.assert_array_equal(got[0], expected[0])
