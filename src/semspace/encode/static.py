@@ -739,17 +739,20 @@ def _mixed(hashes: np.ndarray) -> np.ndarray:
 
 
 def _powers(base: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(base^i, base^-i) modulo 2^64 for i < n (at least), grown on demand and kept."""
+    """(base^i, base^-i) modulo 2^64 for i < n (at least): kept up to a few blocks' bytes, made for the call beyond
+    (one huge text must not leave tables of its size behind)."""
     have = _POWERS.get(base)
-    if have is None or len(have[0]) < n:
-        size = max(n, 2 * _BLOCK_CHARS)
-        tables = []
-        for factor in (base, pow(base, -1, 1 << 64)):
-            table = np.full(size, factor, dtype=np.uint64)
-            table[0] = 1
-            tables.append(np.cumprod(table, out=table))
-        have = _POWERS[base] = (tables[0], tables[1])
-    return have
+    if have is not None and len(have[0]) >= n:
+        return have
+    size = max(n, 2 * _BLOCK_CHARS)
+    tables = []
+    for factor in (base, pow(base, -1, 1 << 64)):
+        table = np.full(size, factor, dtype=np.uint64)
+        table[0] = 1
+        tables.append(np.cumprod(table, out=table))
+    if size <= 8 * _BLOCK_CHARS:
+        _POWERS[base] = (tables[0], tables[1])
+    return tables[0], tables[1]
 
 
 class _HashTable:
