@@ -401,6 +401,11 @@ def test_word_cache_gives_the_tokenizers_ids(raw_model, monkeypatch, max_words):
         got = cache.token_ids(texts)
         np.testing.assert_array_equal(got[0], expected[0])
         np.testing.assert_array_equal(got[1], expected[1])
+    for text in texts:  # a call of few texts: its words looked up in a dict
+        got = cache.token_ids([text])
+        alone = _tokenizer_ids(tokenizer, [text])
+        np.testing.assert_array_equal(got[0], alone[0])
+        np.testing.assert_array_equal(got[1], alone[1])
     assert cache.size <= max(max_words, len({w for t in texts for w in t.split(" ")}))
     empty = cache.token_ids([])
     assert empty[0].shape == (0,) and empty[1].shape == (0,)

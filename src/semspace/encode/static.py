@@ -509,6 +509,7 @@ class WordCache:
     def _reset(self) -> None:
         self._table = _HashTable()  # first hash → row, for words up to _HASHED_BYTES bytes
         self._by_bytes: dict[bytes, int] = {}  # longer words (and a first-hash collision) → row
+        self._few: dict[str, int] = {}  # word → row, for the words of calls with few texts (_few_ids)
         self._checks = np.zeros(0, dtype=np.uint64)  # each row's second hash (0 for rows keyed by bytes)
         self._starts = np.zeros(0, dtype=np.int64)  # where the word's ids begin in _flat
         self._lengths = np.zeros(0, dtype=np.int64)
@@ -544,12 +545,12 @@ class WordCache:
     def token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(the ids of all `texts` one after the other, each text's count), as the tokenizer gives them (no special
         tokens, its truncation)."""
-        parts = []
         with self._lock:
-            for first, last in _text_blocks(texts, _BLOCK_CHARS):
-                parts.append(self._word_ids(texts[first:last]))
-        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
-        lengths = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+            if sum(map(len, texts)) <= _SMALL_CHARS:
+                ids, lengths = self._few_ids(texts)
+            else:
+                parts = [self._word_ids(texts[first:last]) for first, last in _text_blocks(texts, _BLOCK_CHARS)]
+                ids, lengths = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
         truncation = self._tokenizer.truncation
         if truncation is None or not (lengths > truncation["max_length"]).any():
             return ids, lengths
@@ -562,9 +563,29 @@ class WordCache:
         rows = self._rows(words)
         if (rows < 0).any():
             rows = self._learn(words, rows)
+        return self._ids(rows, words.per_text)
+
+    def _few_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_word_ids` for a request's few texts: their words looked up in a dict of the words such calls
+        met before (numpy's fixed cost per call is more than a few words' lookups); the words it lacks go through
+        :meth:`_word_ids`' way and are added to it."""
+        pieces = [[piece for piece in text.split(" ") if piece] for text in texts]  # _Words' runs, in order
+        words = list(chain.from_iterable(pieces))
+        per_text = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        rows = list(map(self._few.get, words))
+        if None in rows:
+            found = _Words(texts)
+            rows = self._rows(found)
+            if (rows < 0).any():
+                rows = self._learn(found, rows)
+            self._few.update(zip(words, rows.tolist(), strict=True))
+        return self._ids(np.asarray(rows, dtype=np.int64), per_text)
+
+    def _ids(self, rows: np.ndarray, per_text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the ids of the words at `rows` one after the other, each text's count of them)."""
         lengths = self._lengths[rows]
         ids = self._flat[_segments(self._starts[rows], lengths)]
-        ends = np.concatenate(([0], np.cumsum(lengths)))[np.cumsum(words.per_text)]
+        ends = np.concatenate(([0], np.cumsum(lengths)))[np.cumsum(per_text)]
         return ids, np.diff(ends, prepend=0)
 
     def _rows(self, words: _Words) -> np.ndarray:
@@ -816,6 +837,8 @@ def clear_word_caches() -> None:
 
 # words joined into one text when WordCache learns words
 _LEARN_BATCH = 256
+# calls with up to this many characters of text look their words up in a dict (WordCache._few_ids)
+_SMALL_CHARS = 2048
 # characters of text WordCache hashes at a time
 _BLOCK_CHARS = 1 << 17
 # longer words are keyed by their bytes, not hashed (see WordCache)
