@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies
 
+import semspace.encode.encoder as encoder_module
 from semspace import Encoder, Pooling
 from semspace.encode import EmbeddingCache
 from semspace.encode.encoder import plan_batches
@@ -250,6 +251,7 @@ def test_encode_rejects_unknown_keywords_naming_the_valid_ones(tiny):
 
 
 def test_token_budget_batches_respect_the_budget_and_change_no_vector(tiny_bert_dir, monkeypatch):
+    monkeypatch.setattr(encoder_module, "_PACK_TOKENS", 0)  # padded batches only (packing: the test below)
     texts = [" ".join(["word"] * n) for n in (1, 9, 3, 14, 2, 7, 20, 5)] * 3
     budgeted = Encoder(str(tiny_bert_dir), pooling="last-avg", batch_size=8, max_batch_tokens=40)
     widths = []
@@ -267,6 +269,44 @@ def test_token_budget_batches_respect_the_budget_and_change_no_vector(tiny_bert_
     alone = Encoder(str(tiny_bert_dir), pooling="last-avg", batch_size=1, max_batch_tokens=None).encode(texts)
     np.testing.assert_allclose(got, alone, atol=1e-5)
     np.testing.assert_allclose(got, _reference(tiny_bert_dir, texts, "last-avg"), atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "pooler", "last-avg", "first-last-avg", "last2-avg"])
+def test_a_few_mixed_texts_run_packed_with_the_padded_vectors(tiny_bert_dir, monkeypatch, pooling):
+    """The fp32 PyTorch engine runs a few texts (at most _PACK_TOKENS tokens) as one packed row — each text attending
+    to itself at its own positions — and gives each text's vectors alone; more tokens, or another engine, pad."""
+    texts = [" ".join(["word"] * n) for n in (1, 9, 3, 14, 2, 7, 20, 5)]
+    enc = Encoder(str(tiny_bert_dir), pooling=pooling)
+    assert enc._adapter.packs()  # its check, once, before the spy
+    calls = []
+    packed = enc._adapter.forward_packed
+    monkeypatch.setattr(enc._adapter, "forward_packed", lambda e, p: calls.append(len(e)) or packed(e, p))
+    got = enc.encode(texts)
+    assert calls == [len(texts)]
+    np.testing.assert_allclose(got, _reference(tiny_bert_dir, texts, pooling), atol=1e-5)
+    monkeypatch.setattr(encoder_module, "_PACK_TOKENS", 20)  # fewer tokens than these texts: padded batches
+    np.testing.assert_allclose(enc.encode(texts), got, atol=1e-5)
+    assert calls == [len(texts)]
+
+
+def test_a_model_that_cannot_pack_keeps_padded_batches(tiny_bert_dir, monkeypatch):
+    """A model that refuses a 4-D mask (or gives other vectors packed) and the other engines: padded batches."""
+    enc = Encoder(str(tiny_bert_dir), pooling="last-avg")
+    padded = enc.encode(TEXTS)
+
+    def refuse(batch, bf16=False):
+        if batch["attention_mask"].dim() == 4:
+            raise ValueError("no 4-D masks here")
+        return type(enc._adapter._runner).torch_outputs(enc._adapter._runner, batch, bf16)
+
+    fresh = Encoder(str(tiny_bert_dir), pooling="last-avg")
+    monkeypatch.setattr(fresh._adapter._runner, "torch_outputs", refuse)
+    assert not fresh._adapter.packs()
+    np.testing.assert_allclose(fresh.encode(TEXTS), padded, atol=1e-6)
+    packing = Encoder(str(tiny_bert_dir), pooling="last-avg")
+    assert packing._adapter.packs()
+    monkeypatch.setattr(packing._adapter._runner, "engine", "torch-bf16")  # only the fp32 PyTorch engine packs
+    assert not packing._adapter.packs()
 
 
 def _work(lengths, cuts, overhead=64):

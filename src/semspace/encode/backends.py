@@ -198,6 +198,7 @@ class HFBackend(RunsOnEngine):
         self._runner = EngineRunner(self.model, "encoder", device, self.model_id)
         self.dim = int(self.model.config.hidden_size)
         self._pooler_dense = getattr(getattr(self.model, "pooler", None), "dense", None)
+        self._packs: bool | None = None  # packs(): checked on first use
         self._init_tokenization()
 
     # -- tokenization ------------------------------------------------------------------------------------------
@@ -330,6 +331,71 @@ class HFBackend(RunsOnEngine):
             return {
                 p: pool(p, states, batch["attention_mask"], self._pooler_dense).float().cpu().numpy() for p in poolings
             }
+
+    # -- packed batches: a few texts of mixed lengths in one row, no padding ----------------------------------------
+    def packs(self) -> bool:
+        """Whether :meth:`forward_packed` runs here: the fp32 PyTorch engine with a Rust tokenizer, on a model that
+        takes a 4-D attention mask and position ids and gives the padded batch's vectors that way (checked once on
+        probe texts, to 1e-4)."""
+        if self._runner.engine != "torch" or self._rust is None:
+            return False
+        if self._packs is None:
+            self._packs = self._packing_agrees()
+        return self._packs
+
+    def forward_packed(self, encodings: list[Any], poolings: list[Pooling]) -> dict[Pooling, np.ndarray]:
+        """The vectors of `encodings` (from :meth:`tokenize`), the texts one after another in one row: each text's
+        tokens attend only to its own (a block-diagonal mask) at its own positions, so no token is padding.
+
+        For the few texts of mixed lengths a service gathers, padding is most of the work: 15 STS-B sentences padded
+        to their longest carry about as many padding tokens as tokens. The texts' hidden states are laid back out
+        padded (a copy of the three layers the poolings read) and pooled by :func:`~semspace.encode.pooling.pool`.
+        Packing is the sequence-packing of pre-training (Krell et al. 2021, "Efficient Sequence Packing without
+        Cross-contamination"), here at inference."""
+        torch = self._torch
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        segment = np.repeat(np.arange(len(encodings)), lengths)
+        position = np.arange(len(segment)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        columns = {"input_ids": "ids", "token_type_ids": "type_ids"}
+        batch = {
+            name: torch.from_numpy(np.concatenate([getattr(e, columns[name]) for e in encodings])[None]).to(self.device)
+            for name in self._inputs
+            if name in columns
+        }
+        batch["position_ids"] = torch.from_numpy(position[None]).to(self.device)
+        blocked = torch.from_numpy(segment[:, None] != segment[None, :]).to(self.device)
+        batch["attention_mask"] = torch.zeros(blocked.shape, dtype=torch.float32, device=self.device).masked_fill_(
+            blocked, torch.finfo(torch.float32).min
+        )[None, None]
+        width = int(lengths.max())
+        mask = torch.from_numpy(np.arange(width)[None, :] < lengths[:, None]).to(self.device, torch.long)
+        rows, cols = torch.from_numpy(segment).to(self.device), torch.from_numpy(position).to(self.device)
+        with torch.inference_mode():
+            states = self._runner.torch_outputs(batch)
+            layers = (states[1], states[-2], states[-1]) if self._runner.n_layers >= 2 else (states[-1],)
+            padded = []
+            for layer in layers:
+                out = torch.zeros((len(encodings), width, layer.shape[-1]), dtype=layer.dtype, device=self.device)
+                out[rows, cols] = layer[0]
+                padded.append(out)
+            return {p: pool(p, (None, *padded), mask, self._pooler_dense).float().cpu().numpy() for p in poolings}
+
+    def _packing_agrees(self) -> bool:
+        """Packed and padded vectors of probe texts agree for every pooling the model has (to 1e-4)."""
+        texts = [CALIBRATION[10], CALIBRATION[5], "x", CALIBRATION[0]]
+        poolings = [p for p in HF_POOLINGS if p is not Pooling.POOLER or self._pooler_dense is not None]
+        if self._runner.n_layers < 2:
+            poolings = [p for p in poolings if p in (Pooling.CLS, Pooling.POOLER, Pooling.LAST_AVG)]
+        try:
+            got = self.forward_packed(self.tokenize(texts), poolings)
+        except Exception as exc:  # a model that refuses a 4-D mask or position ids keeps padded batches
+            logger.info("%s: packed batches off (%s: %s)", self.model_id, type(exc).__name__, exc)
+            return False
+        want = self.forward(texts, poolings, self.collate(self.tokenize(texts)))
+        agrees = all(np.allclose(got[p], want[p], atol=1e-4, rtol=0) for p in poolings)
+        if not agrees:
+            logger.info("%s: packed batches off (their vectors differ from padded ones)", self.model_id)
+        return agrees
 
     def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
         """The last layer's vector of every token of each text, one float32 (tokens, hidden) array per text:

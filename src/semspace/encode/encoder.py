@@ -524,6 +524,11 @@ class Encoder:
                     ahead = ex.submit(adapter.tokenize, [inputs[i] for i in chunks[k + 1]])
                 truncated += sum(bool(e.overflowing) for e in encodings)
                 lengths = [len(e.ids) for e in encodings]
+                if len(chunk) > 1 and sum(lengths) <= _PACK_TOKENS and getattr(adapter, "packs", lambda: False)():
+                    for p, vectors in adapter.forward_packed(encodings, resolved).items():
+                        out[p][chunk] = adapter.finish(p, vectors)
+                    bar.update(len(chunk))
+                    continue
                 local = sorted(range(len(chunk)), key=lambda i: -lengths[i])
                 overhead = call_overhead_tokens(self.backend)
                 for first, last in plan_batches([lengths[i] for i in local], size, budget, overhead):
@@ -538,6 +543,10 @@ class Encoder:
 
 # Texts tokenized per chunk by `_encode_token_batches` (bounded memory for encodings of a large corpus).
 _TOKENIZE_CHUNK = 4096
+# A chunk of at most this many tokens runs as one packed row where the adapter packs (the fp32 PyTorch engine):
+# no padding, while the attention over the whole row (n² for n tokens, most of it masked) stays small next to the
+# layers' linear work.
+_PACK_TOKENS = 512
 # What one more engine call costs, in padded tokens, by engine: a 6-layer MiniLM on 2 AMD EPYC cores runs a batch
 # of n texts padded to width w in about a + b·n·w, with a/b ≈ 60-70 (onnx-int8), 75-120 (torch), 30 (onnx) tokens
 # (batch-shape sweep, docs/results/engine_service.md); other engines get the middle value.

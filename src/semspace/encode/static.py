@@ -683,10 +683,12 @@ class WordCache:
         return np.concatenate(lengths).astype(np.int64), flat
 
     def _agrees(self) -> bool:
+        """The probe texts come out as the tokenizer's (untruncated) ids both ways: few texts and blocks."""
         probes = list(self._PROBES)
-        expected = _tokenizer_ids(self._tokenizer, probes)
-        got = self.token_ids(probes)
-        return all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+        expected = _tokenizer_ids(self._words, probes)
+        with self._lock:
+            ways = (self._few_ids(probes), self._word_ids(probes))
+        return all(np.array_equal(a, b) for got in ways for a, b in zip(got, expected, strict=True))
 
 
 def _markers(tokenizer: Any) -> list[tuple[str, int]]:
