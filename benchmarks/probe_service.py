@@ -12,6 +12,12 @@ engine: the engine's CPU per text (``time.process_time``) for 2,000 STS-B test s
 random groups of `--group` (what the service's batcher gathers from 32 single-text clients), at each per-call
 overhead ``plan_batches`` may weigh (``CALL_OVERHEAD_TOKENS``; ``call_overhead_tokens`` halves it on one thread),
 at this process's engine threads.
+
+    OMP_NUM_THREADS=1 python benchmarks/probe_service.py packing [--groups 15,32] [--packs 256,512,1024]
+
+packing: the fp32 PyTorch engine's CPU per text for 2,000 STS-B test sentences in random groups of each `--groups`
+size, packed into rows of at most each `--packs` tokens (``_PACK_TOKENS``) and padded (packing off), interleaved,
+and in one sorted call.
 """
 
 from __future__ import annotations
@@ -135,6 +141,37 @@ def engine(args) -> None:
             print(f"pass {p + 1}: groups of {args.group}, a call weighed as {weighed} tokens: {took:.3f} ms/text")
 
 
+def packing(args) -> None:
+    import os
+
+    texts = sentences(2000)
+    enc = Encoder(None, backend="torch")
+    enc.encode(texts[:256], show_progress_bar=False)
+    if not enc._adapter.packs():
+        raise SystemExit("this model does not pack (its check failed)")
+    order = texts[:]
+    random.Random(0).shuffle(order)
+    default, chunk = encoder_module._PACK_TOKENS, encoder_module._PACKED_CHUNK
+    print(f"torch, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    for p in range(args.passes):
+        encoder_module._PACK_TOKENS, encoder_module._PACKED_CHUNK = default, chunk
+        started = time.process_time()
+        enc.encode(texts, show_progress_bar=False)
+        print(f"pass {p + 1}: one sorted call {1e3 * (time.process_time() - started) / len(texts):.3f} ms/text")
+        for size in args.groups:
+            groups = [order[i : i + size] for i in range(0, len(order), size)]
+            for pack in [*args.packs, 0]:
+                encoder_module._PACK_TOKENS = pack
+                encoder_module._PACKED_CHUNK = chunk if pack else 0  # 0: no group packs, every group is padded
+                started = time.process_time()
+                for group in groups:
+                    enc.encode(group, show_progress_bar=False)
+                took = 1e3 * (time.process_time() - started) / len(texts)
+                how = f"packed in rows of <= {pack} tokens" if pack else "padded"
+                print(f"pass {p + 1}: groups of {size}, {how}: {took:.3f} ms/text")
+    encoder_module._PACK_TOKENS, encoder_module._PACKED_CHUNK = default, chunk
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="probe", required=True)
@@ -146,11 +183,17 @@ def main() -> None:
     eng.add_argument("--group", type=int, default=15)
     eng.add_argument("--overheads", type=lambda s: [int(x) for x in s.split(",")], default=[16, 32, 64])
     eng.add_argument("--passes", type=int, default=2)
+    pack = sub.add_parser("packing")
+    pack.add_argument("--groups", type=lambda s: [int(x) for x in s.split(",")], default=[15, 32])
+    pack.add_argument("--packs", type=lambda s: [int(x) for x in s.split(",")], default=[256, 512, 1024])
+    pack.add_argument("--passes", type=int, default=2)
     args = parser.parse_args()
     if args.probe == "event-loop":
         asyncio.run(event_loop(args))
-    else:
+    elif args.probe == "engine":
         engine(args)
+    else:
+        packing(args)
 
 
 if __name__ == "__main__":

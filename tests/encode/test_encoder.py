@@ -251,7 +251,7 @@ def test_encode_rejects_unknown_keywords_naming_the_valid_ones(tiny):
 
 
 def test_token_budget_batches_respect_the_budget_and_change_no_vector(tiny_bert_dir, monkeypatch):
-    monkeypatch.setattr(encoder_module, "_PACK_TOKENS", 0)  # padded batches only (packing: the test below)
+    monkeypatch.setattr(encoder_module, "_PACKED_CHUNK", 0)  # padded batches only (packing: the test below)
     texts = [" ".join(["word"] * n) for n in (1, 9, 3, 14, 2, 7, 20, 5)] * 3
     budgeted = Encoder(str(tiny_bert_dir), pooling="last-avg", batch_size=8, max_batch_tokens=40)
     widths = []
@@ -273,8 +273,8 @@ def test_token_budget_batches_respect_the_budget_and_change_no_vector(tiny_bert_
 
 @pytest.mark.parametrize("pooling", ["cls", "pooler", "last-avg", "first-last-avg", "last2-avg"])
 def test_a_few_mixed_texts_run_packed_with_the_padded_vectors(tiny_bert_dir, monkeypatch, pooling):
-    """The fp32 PyTorch engine runs a few texts (at most _PACK_TOKENS tokens) as one packed row — each text attending
-    to itself at its own positions — and gives each text's vectors alone; more tokens, or another engine, pad."""
+    """The fp32 PyTorch engine runs a few texts (at most _PACKED_CHUNK tokens) in packed rows of at most _PACK_TOKENS
+    tokens — each text attending to itself at its own positions — with each text's vectors alone; more, padded."""
     texts = [" ".join(["word"] * n) for n in (1, 9, 3, 14, 2, 7, 20, 5)]
     enc = Encoder(str(tiny_bert_dir), pooling=pooling)
     assert enc._adapter.packs()  # its check, once, before the spy
@@ -284,9 +284,18 @@ def test_a_few_mixed_texts_run_packed_with_the_padded_vectors(tiny_bert_dir, mon
     got = enc.encode(texts)
     assert calls == [len(texts)]
     np.testing.assert_allclose(got, _reference(tiny_bert_dir, texts, pooling), atol=1e-5)
-    monkeypatch.setattr(encoder_module, "_PACK_TOKENS", 20)  # fewer tokens than these texts: padded batches
+    monkeypatch.setattr(encoder_module, "_PACK_TOKENS", 25)  # rows of at most 25 tokens: several packed calls
     np.testing.assert_allclose(enc.encode(texts), got, atol=1e-5)
-    assert calls == [len(texts)]
+    assert len(calls) > 2 and sum(calls[1:]) == len(texts)
+    monkeypatch.setattr(encoder_module, "_PACKED_CHUNK", 40)  # more tokens than a few texts': padded batches
+    np.testing.assert_allclose(enc.encode(texts), got, atol=1e-5)
+    assert sum(calls[1:]) == len(texts)
+
+
+def test_pack_rows_cut_in_order_within_the_limit():
+    assert encoder_module.pack_rows([5, 5, 5, 20, 1, 1], 10) == [(0, 2), (2, 3), (3, 4), (4, 6)]
+    assert encoder_module.pack_rows([], 10) == []
+    assert encoder_module.pack_rows([3], 1) == [(0, 1)]
 
 
 def test_a_model_that_cannot_pack_keeps_padded_batches(tiny_bert_dir, monkeypatch):

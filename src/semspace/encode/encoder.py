@@ -524,9 +524,10 @@ class Encoder:
                     ahead = ex.submit(adapter.tokenize, [inputs[i] for i in chunks[k + 1]])
                 truncated += sum(bool(e.overflowing) for e in encodings)
                 lengths = [len(e.ids) for e in encodings]
-                if len(chunk) > 1 and sum(lengths) <= _PACK_TOKENS and getattr(adapter, "packs", lambda: False)():
-                    for p, vectors in adapter.forward_packed(encodings, resolved).items():
-                        out[p][chunk] = adapter.finish(p, vectors)
+                if len(chunk) > 1 and sum(lengths) <= _PACKED_CHUNK and getattr(adapter, "packs", lambda: False)():
+                    for first, last in pack_rows(lengths, _PACK_TOKENS):
+                        for p, vectors in adapter.forward_packed(encodings[first:last], resolved).items():
+                            out[p][chunk[first:last]] = adapter.finish(p, vectors)
                     bar.update(len(chunk))
                     continue
                 local = sorted(range(len(chunk)), key=lambda i: -lengths[i])
@@ -543,10 +544,13 @@ class Encoder:
 
 # Texts tokenized per chunk by `_encode_token_batches` (bounded memory for encodings of a large corpus).
 _TOKENIZE_CHUNK = 4096
-# A chunk of at most this many tokens runs as one packed row where the adapter packs (the fp32 PyTorch engine):
-# no padding, while the attention over the whole row (n² for n tokens, most of it masked) stays small next to the
-# layers' linear work.
+# Where the adapter packs (the fp32 PyTorch engine), a chunk of at most _PACKED_CHUNK tokens (a request's texts, or
+# what the service's batcher gathers) runs in packed rows of at most _PACK_TOKENS tokens: no padding, while the
+# attention over a whole row (n² for n tokens, most of it masked) stays small next to the layers' linear work.
+# Random groups of 15 / 32 STS-B sentences on one thread: 4.46 / 5.13 CPU ms per text packed at 512 against 5.93 /
+# 5.39 padded (`python benchmarks/probe_service.py packing`). A larger chunk is sorted by length: little padding.
 _PACK_TOKENS = 512
+_PACKED_CHUNK = 2048
 # What one more engine call costs, in padded tokens, by engine: a 6-layer MiniLM on 2 AMD EPYC cores runs a batch
 # of n texts padded to width w in about a + b·n·w, with a/b ≈ 60-70 (onnx-int8), 75-120 (torch), 30 (onnx) tokens
 # (batch-shape sweep, docs/results/engine_service.md); other engines get the middle value.
@@ -563,6 +567,20 @@ def call_overhead_tokens(backend: str) -> int:
     within the noise; docs/results/engine_service.md). More threads keep the 2-thread value (not measured)."""
     scale = min(engine_threads(), 2) / 2
     return max(1, round(CALL_OVERHEAD_TOKENS.get(backend, DEFAULT_CALL_OVERHEAD_TOKENS) * scale))
+
+
+def pack_rows(lengths: Sequence[int], limit: int) -> list[tuple[int, int]]:
+    """Cut `lengths` in order into runs ``[first, last)`` of at most `limit` tokens (a longer text alone): the packed
+    rows of :meth:`Encoder.encode`'s few-text chunks."""
+    cuts, first, total = [], 0, 0
+    for i, n in enumerate(lengths):
+        if total and total + n > limit:
+            cuts.append((first, i))
+            first, total = i, 0
+        total += n
+    if first < len(lengths):
+        cuts.append((first, len(lengths)))
+    return cuts
 
 
 def plan_batches(
