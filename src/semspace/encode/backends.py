@@ -355,14 +355,17 @@ class HFBackend(RunsOnEngine):
         torch = self._torch
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         segment = np.repeat(np.arange(len(encodings)), lengths)
-        position = np.arange(len(segment)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        position = np.arange(len(segment)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # within each text
+        # RoBERTa-style embeddings number positions from padding_idx + 1 (the check below sees any other scheme)
+        padding_idx = getattr(getattr(self.model, "embeddings", None), "padding_idx", None)
+        first_position = padding_idx + 1 if isinstance(padding_idx, int) else 0
         columns = {"input_ids": "ids", "token_type_ids": "type_ids"}
         batch = {
             name: torch.from_numpy(np.concatenate([getattr(e, columns[name]) for e in encodings])[None]).to(self.device)
             for name in self._inputs
             if name in columns
         }
-        batch["position_ids"] = torch.from_numpy(position[None]).to(self.device)
+        batch["position_ids"] = torch.from_numpy(position[None] + first_position).to(self.device)
         blocked = torch.from_numpy(segment[:, None] != segment[None, :]).to(self.device)
         batch["attention_mask"] = torch.zeros(blocked.shape, dtype=torch.float32, device=self.device).masked_fill_(
             blocked, torch.finfo(torch.float32).min
