@@ -445,6 +445,28 @@ def test_word_cache_reads_words_the_hard_ways(raw_model, monkeypatch, case):
         assert len(cache._by_bytes) > 100
 
 
+@pytest.mark.parametrize("strip", [{"lstrip": True}, {"rstrip": True}, {"lstrip": True, "rstrip": True}])
+def test_word_cache_keeps_a_stripping_added_token_in_its_word(strip):
+    """An added token with lstrip/rstrip: its offsets take in the space beside it, which is another word's; its id
+    still goes with its own word (read by its last character), on the long-word way (over 64 bytes) too."""
+    from tokenizers import AddedToken, Tokenizer
+
+    import semspace.encode.static as static
+    from semspace.encode.models import bundled_model_path
+
+    tokenizer = Tokenizer.from_file(str(bundled_model_path() / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.add_special_tokens([AddedToken("[x]", **strip)])
+    long = "a" * 70
+    texts = [f"{long}b [x]{long}c", f"[x]{long}c", "short [x]word and [x] alone [x]", f"{long} [x] {long}"]
+    cache = static.WordCache(tokenizer)
+    for batch in (texts, texts[::-1], *([t] for t in texts)):
+        expected = static._tokenizer_ids(tokenizer, batch)
+        got = cache.token_ids(batch)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+
+
 def test_word_cache_is_only_for_tokenizers_that_read_words_alone(raw_model):
     """Another pre-tokenizer or an added token holding a space: the tokenizer itself, every time."""
     import copy

@@ -502,6 +502,7 @@ class WordCache:
         self._tokenizer = tokenizer
         self._words = copy.deepcopy(tokenizer)  # one word at a time: no truncation of its own
         self._words.no_truncation()
+        self._words.no_padding()
         self._markers = _markers(self._words)
         self._lock = threading.Lock()  # a reset while another thread reads rows would give it other words' ids
         self._reset()
@@ -510,15 +511,16 @@ class WordCache:
         self._table = _HashTable()  # first hash → row, for words up to _HASHED_BYTES bytes
         self._by_bytes: dict[bytes, int] = {}  # longer words (and a first-hash collision) → row
         self._few: dict[str, int] = {}  # word → row, for the words of calls with few texts (_few_ids)
-        self._checks = np.zeros(0, dtype=np.uint64)  # each row's second hash (0 for rows keyed by bytes)
-        self._starts = np.zeros(0, dtype=np.int64)  # where the word's ids begin in _flat
-        self._lengths = np.zeros(0, dtype=np.int64)
-        self._flat = np.zeros(0, dtype=np.int64)
+        # growing arrays (a new word costs its own size, not a copy of the cache)
+        self._checks = _Column(np.uint64)  # each row's second hash (0 for rows keyed by bytes)
+        self._starts = _Column(np.int64)  # where the word's ids begin in _flat
+        self._lengths = _Column(np.int64)
+        self._flat = _Column(np.int64)
 
     @property
     def size(self) -> int:
         """How many distinct words the cache holds."""
-        return len(self._lengths)
+        return self._lengths.size
 
     @classmethod
     def of(cls, model: StaticModel) -> WordCache | None:
@@ -583,8 +585,8 @@ class WordCache:
 
     def _ids(self, rows: np.ndarray, per_text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the ids of the words at `rows` one after the other, each text's count of them)."""
-        lengths = self._lengths[rows]
-        ids = self._flat[_segments(self._starts[rows], lengths)]
+        lengths = self._lengths.values[rows]
+        ids = self._flat.values[_segments(self._starts.values[rows], lengths)]
         ends = np.concatenate(([0], np.cumsum(lengths)))[np.cumsum(per_text)]
         return ids, np.diff(ends, prepend=0)
 
@@ -593,7 +595,7 @@ class WordCache:
         moved to the words keyed by bytes."""
         rows = self._table.find(words.hashes)
         found = np.flatnonzero(rows >= 0)
-        taken = found[self._checks[rows[found]] != words.checks[found]]
+        taken = found[self._checks.values[rows[found]] != words.checks[found]]
         words.by_bytes[taken] = True
         rows[taken] = -1
         for i in np.flatnonzero(words.by_bytes).tolist():
@@ -623,14 +625,13 @@ class WordCache:
             more = self._tokenize_words([key.decode("utf-8", "surrogatepass") for key in long_distinct])
             lengths, flat = np.concatenate((lengths, more[0])), np.concatenate((flat, more[1]))
         base = self.size
-        self._starts = np.concatenate((self._starts, len(self._flat) + np.cumsum(lengths) - lengths))
-        self._lengths = np.concatenate((self._lengths, lengths))
-        self._flat = np.concatenate((self._flat, flat))
+        self._starts.extend(self._flat.size + np.cumsum(lengths) - lengths)
+        self._lengths.extend(lengths)
+        self._flat.extend(flat)
         hashed_rows = base + np.arange(len(first))
         long_rows = range(base + len(first), base + len(first) + len(long_distinct))
-        self._checks = np.concatenate(
-            (self._checks, words.checks[representatives], np.zeros(len(long_distinct), dtype=np.uint64))
-        )
+        self._checks.extend(words.checks[representatives])
+        self._checks.extend(np.zeros(len(long_distinct), dtype=np.uint64))
         self._table.insert(words.hashes[representatives], hashed_rows)
         self._by_bytes.update(zip(long_distinct, long_rows, strict=True))
         rows[hashed] = hashed_rows[hashed_group]
@@ -676,8 +677,10 @@ class WordCache:
         for batch, encoding in zip(batches, encodings, strict=True):
             spans = np.fromiter(map(len, batch), dtype=np.int64, count=len(batch)) + 1  # the word and its space
             starts = np.cumsum(spans) - spans
-            token_starts = np.fromiter((start for start, _ in encoding.offsets), dtype=np.int64)
-            owner = np.searchsorted(starts, token_starts, side="right") - 1
+            # a token belongs to the word of its last character (an lstrip added token's offsets begin at the
+            # space before it, in the previous word's span)
+            token_ends = np.fromiter((max(start, end - 1) for start, end in encoding.offsets), dtype=np.int64)
+            owner = np.searchsorted(starts, token_ends, side="right") - 1
             lengths.append(np.bincount(owner, minlength=len(batch)))
         flat = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64)
         return np.concatenate(lengths).astype(np.int64), flat
@@ -734,7 +737,9 @@ class _Words:
         self.per_text = np.diff(np.searchsorted(self.starts, text_starts), append=len(self.starts))
         self.by_bytes = (self.ends - self.starts) > _HASHED_BYTES
         self.hashes, self.checks = (_run_hashes(data, self.starts, self.ends, base) for base in _BASES)
-        self.hashes = _mixed(self.hashes) | np.uint64(1)  # 0 marks an empty slot of the table
+        # 0 marks an empty slot of the table; setting the low bit merges pairs of keys, which the second hash (or
+        # the bytes) then tells apart
+        self.hashes = _mixed(self.hashes) | np.uint64(1)
 
     def raw(self, i: int) -> bytes:
         return self.data[self.starts[i] : self.ends[i]]
@@ -776,6 +781,27 @@ def _powers(base: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     if size <= 8 * _BLOCK_CHARS:
         _POWERS[base] = (tables[0], tables[1])
     return tables[0], tables[1]
+
+
+class _Column:
+    """A 1-D array that grows by doubling its capacity: appending costs the appended size, not the whole."""
+
+    def __init__(self, dtype: Any) -> None:
+        self._data = np.zeros(1024, dtype=dtype)
+        self.size = 0
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._data[: self.size]
+
+    def extend(self, values: np.ndarray) -> None:
+        end = self.size + len(values)
+        if end > len(self._data):
+            grown = np.zeros(max(end, 2 * len(self._data)), dtype=self._data.dtype)
+            grown[: self.size] = self.values
+            self._data = grown
+        self._data[self.size : end] = values
+        self.size = end
 
 
 class _HashTable:
