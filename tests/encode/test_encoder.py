@@ -296,6 +296,7 @@ def test_pack_rows_cut_in_order_within_the_limit():
     assert encoder_module.pack_rows([5, 5, 5, 20, 1, 1], 10) == [(0, 2), (2, 3), (3, 4), (4, 6)]
     assert encoder_module.pack_rows([], 10) == []
     assert encoder_module.pack_rows([3], 1) == [(0, 1)]
+    assert encoder_module.pack_rows([1] * 7, 100, size=3) == [(0, 3), (3, 6), (6, 7)]  # batch_size bounds a row
 
 
 def test_a_model_that_cannot_pack_keeps_padded_batches(tiny_bert_dir, monkeypatch):

@@ -165,6 +165,24 @@ def test_group_guard_keeps_a_choice_no_group_loses_on():
     assert guarded.dev_spearman == plain.dev_spearman and guarded.gain_lower_bound > 0
 
 
+def test_group_guard_ignores_groups_too_small_to_read():
+    """A group under GUARD_MIN_PAIRS pairs (its Spearman moves by tenths on noise) takes no part in the guard."""
+    from semspace.transform.tune import GUARD_MIN_PAIRS, _not_below_raw
+
+    rng = np.random.default_rng(0)
+    big, tiny = 100, GUARD_MIN_PAIRS - 1
+    gold = rng.normal(size=big + tiny)
+    labels = np.repeat(["big", "tiny"], [big, tiny])
+    raw = gold + rng.normal(scale=1.0, size=len(gold))
+    better = raw.copy()
+    better[:big] = gold[:big] + rng.normal(scale=0.1, size=big)  # gains on the big group
+    better[big:] = -gold[big:]  # loses everything on the tiny one
+    passes, worst = _not_below_raw(np.vstack([raw, better]), gold, labels)
+    assert passes.tolist() == [True, True] and worst[1] > 0
+    passes, worst = _not_below_raw(np.vstack([raw, better])[:, big:], gold[big:], labels[big:])
+    assert passes.tolist() == [True, True] and worst.tolist() == [0, 0]  # no readable group: nothing vetoed
+
+
 def test_group_guard_without_groups_and_bad_value():
     a, b, gold = anisotropic_pairs(300, seed=1)
     plain = tune_whitening(np.vstack([a, b]), a, b, gold)

@@ -367,21 +367,28 @@ class HFBackend(RunsOnEngine):
         }
         batch["position_ids"] = torch.from_numpy(position[None] + first_position).to(self.device)
         blocked = torch.from_numpy(segment[:, None] != segment[None, :]).to(self.device)
-        batch["attention_mask"] = torch.zeros(blocked.shape, dtype=torch.float32, device=self.device).masked_fill_(
-            blocked, torch.finfo(torch.float32).min
+        dtype = next(self.model.parameters()).dtype  # an additive mask in the model's own dtype
+        batch["attention_mask"] = torch.zeros(blocked.shape, dtype=dtype, device=self.device).masked_fill_(
+            blocked, torch.finfo(dtype).min
         )[None, None]
         width = int(lengths.max())
         mask = torch.from_numpy(np.arange(width)[None, :] < lengths[:, None]).to(self.device, torch.long)
         rows, cols = torch.from_numpy(segment).to(self.device), torch.from_numpy(position).to(self.device)
+        # laid back out: the layers the poolings read, in the shape `pool` reads a graph's outputs in
+        # ((None, first block, second-to-last, last); (None, last) for one layer)
+        deep = self._runner.n_layers >= 2
+        reads = {Pooling.FIRST_LAST_AVG: 1, Pooling.LAST2_AVG: 2}
+        needed = {3} | {reads[p] for p in poolings if p in reads}
         with torch.inference_mode():
             states = self._runner.torch_outputs(batch)
-            layers = (states[1], states[-2], states[-1]) if self._runner.n_layers >= 2 else (states[-1],)
-            padded = []
-            for layer in layers:
-                out = torch.zeros((len(encodings), width, layer.shape[-1]), dtype=layer.dtype, device=self.device)
-                out[rows, cols] = layer[0]
-                padded.append(out)
-            return {p: pool(p, (None, *padded), mask, self._pooler_dense).float().cpu().numpy() for p in poolings}
+            layers = {1: states[1], 2: states[-2], 3: states[-1]} if deep else {1: states[-1]}
+            padded: list[Any] = [None] * (len(layers) + 1)
+            for i, layer in layers.items():
+                if i in needed or not deep:
+                    shape = (len(encodings), width, layer.shape[-1])
+                    padded[i] = torch.zeros(shape, dtype=layer.dtype, device=self.device)
+                    padded[i][rows, cols] = layer[0]
+            return {p: pool(p, tuple(padded), mask, self._pooler_dense).float().cpu().numpy() for p in poolings}
 
     def _packing_agrees(self) -> bool:
         """Packed and padded vectors of probe texts agree for every pooling the model has (to 1e-4)."""

@@ -525,7 +525,7 @@ class Encoder:
                 truncated += sum(bool(e.overflowing) for e in encodings)
                 lengths = [len(e.ids) for e in encodings]
                 if len(chunk) > 1 and sum(lengths) <= _PACKED_CHUNK and getattr(adapter, "packs", lambda: False)():
-                    for first, last in pack_rows(lengths, _PACK_TOKENS):
+                    for first, last in pack_rows(lengths, min(_PACK_TOKENS, budget or _PACK_TOKENS), size):
                         for p, vectors in adapter.forward_packed(encodings[first:last], resolved).items():
                             out[p][chunk[first:last]] = adapter.finish(p, vectors)
                     bar.update(len(chunk))
@@ -570,12 +570,13 @@ def call_overhead_tokens(backend: str) -> int:
     return max(1, round(CALL_OVERHEAD_TOKENS.get(backend, DEFAULT_CALL_OVERHEAD_TOKENS) * scale))
 
 
-def pack_rows(lengths: Sequence[int], limit: int) -> list[tuple[int, int]]:
-    """Cut `lengths` in order into runs ``[first, last)`` of at most `limit` tokens (a longer text alone): the packed
-    rows of :meth:`Encoder.encode`'s few-text chunks."""
+def pack_rows(lengths: Sequence[int], limit: int, size: int | None = None) -> list[tuple[int, int]]:
+    """Cut `lengths` in order into runs ``[first, last)`` of at most `limit` tokens (a longer text alone) and at most
+    `size` texts: the packed rows of :meth:`Encoder.encode`'s few-text chunks (`batch_size` and `max_batch_tokens`
+    bound a packed row as they bound a padded batch)."""
     cuts, first, total = [], 0, 0
     for i, n in enumerate(lengths):
-        if total and total + n > limit:
+        if total and (total + n > limit or (size is not None and i - first >= size)):
             cuts.append((first, i))
             first, total = i, 0
         total += n

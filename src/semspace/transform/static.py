@@ -97,6 +97,11 @@ def whiten_static(
         return model, result
     folded = fold_whitening(model, result.whitening)
     folded.config[INFO_KEY]["whitening"].update(
-        {"rule": result.rule, "dev_spearman": result.dev_spearman, "raw_dev_spearman": result.raw_dev_spearman}
+        {
+            "rule": result.rule,
+            "group_guard": result.group_guard,
+            "dev_spearman": result.dev_spearman,
+            "raw_dev_spearman": result.raw_dev_spearman,
+        }
     )
     return folded, result

@@ -18,14 +18,15 @@ pairs (winner's curse), so the rules below leave raw only when the gain is estab
 
 With ``dev_groups`` (several tasks or subsets) the rules above guard the *aggregate*, the size-weighted mean of the
 per-group Spearmans: a transform that helps two groups a lot can win it while it costs a third. ``group_guard=True``
-(any rule) makes a setting a candidate only if its dev Spearman is not below raw's on **any** group, each group on
-its own; raw is kept when no setting passes. It is part of the selection, so the cv rule applies it inside each
-fold too (a fold's candidates are the settings not below raw on any group of its training folds) and the nested
-estimate is that of the guarded selection. The guard is a point comparison, not a confidence bound: a bound
-("not significantly below raw") would let through a loss that is within noise, and the guard is there to keep
-every group at raw or above. It is checked on the dev pairs the setting was chosen on, so it promises nothing on
-unseen pairs — it only refuses a setting that dev already shows losing somewhere. With one group (no
-``dev_groups``) it asks only that the choice be not below raw on dev, which the cv and argmax rules already ensure.
+(any rule) makes a setting a candidate only if its dev Spearman is not below raw's on **any** group of at least
+:data:`GUARD_MIN_PAIRS` pairs, each group on its own; raw is kept when no setting passes. It is part of the
+selection, so the cv rule applies it inside each fold too (a fold's candidates are the settings not below raw on any
+group of its training folds) and the nested estimate is that of the guarded selection. The guard is a point
+comparison, not a confidence bound: a bound ("not significantly below raw") would let through a loss that is within
+noise, and the guard is there to keep every group at raw or above. It is checked on the dev pairs the setting was
+chosen on, so it promises nothing on unseen pairs — it only refuses a setting that dev already shows losing
+somewhere. With one group (no ``dev_groups``) it asks only that the choice be not below raw on dev, which the cv and
+argmax rules already ensure.
 
 When a rule keeps raw, :attr:`TuneResult.whitening` is None and :meth:`TuneResult.transform` returns the vectors
 unchanged (not a float32 rotation, which moves cosines by ~1e-7 and reorders exact ties).
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 RULES = ("cv", "bootstrap", "argmax")
 DEFAULT_RULE = "cv"
+# The group guard reads the dev groups of at least this many pairs (see _group_spearman).
+GUARD_MIN_PAIRS = 30
 
 # The full grid (the "bootstrap" and "argmax" rules).
 DEFAULT_BETAS = (0.0, 1.0)
@@ -144,7 +148,7 @@ def _aggregate_spearman(
     size-weighted mean of the per-subset Spearmans (subsets = equal labels; those under 3 pairs are skipped).
     `y_ranks` caches y's centred ranks across calls with the same y and labels (the bootstrap's gold)."""
     y = np.broadcast_to(y, x.shape)
-    blocks = [None] if labels is None else [lab for lab in np.unique(labels) if int((labels == lab).sum()) >= 3]
+    blocks = _blocks(labels, 3)
     total, weight = np.zeros(len(x)), 0
     for label in blocks:
         cols = slice(None) if label is None else labels == label
@@ -160,10 +164,16 @@ def _aggregate_spearman(
     return total / weight if weight else total
 
 
+def _blocks(labels: np.ndarray | None, min_pairs: int) -> list[Any]:
+    """The subsets a Spearman is taken over: each label with at least `min_pairs` pairs (labels None: [None], all)."""
+    return [None] if labels is None else [lab for lab in np.unique(labels) if int((labels == lab).sum()) >= min_pairs]
+
+
 def _group_spearman(x: np.ndarray, y: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-    """Spearman of each row of x (R, m) with y (m,) per subset (the groups of `_aggregate_spearman`: equal labels,
-    those under 3 pairs skipped; labels None: one group, all columns): (R, number of groups)."""
-    blocks = [None] if labels is None else [lab for lab in np.unique(labels) if int((labels == lab).sum()) >= 3]
+    """Spearman of each row of x (R, m) with y (m,) per subset of at least :data:`GUARD_MIN_PAIRS` pairs (labels
+    None: one group, all columns): (R, number of groups). Smaller subsets take no part in the group guard: a
+    Spearman over a handful of pairs moves by whole tenths on noise and would veto every setting."""
+    blocks = _blocks(labels, GUARD_MIN_PAIRS)
     columns = []
     for label in blocks:
         cols = slice(None) if label is None else labels == label
@@ -175,6 +185,8 @@ def _not_below_raw(cosines: np.ndarray, gold: np.ndarray, labels: np.ndarray | N
     """(per setting: is its Spearman not below raw's (row 0) on any group, per setting: its smallest gain over raw
     across the groups); raw itself passes."""
     per_group = _group_spearman(cosines, gold, labels)
+    if not per_group.shape[1]:
+        logger.info("tune_whitening: no dev group has %d pairs; the group guard checks nothing", GUARD_MIN_PAIRS)
     gains = per_group - per_group[:1]
     worst = gains.min(axis=1) if gains.shape[1] else np.zeros(len(cosines))
     passes = worst >= 0
@@ -315,7 +327,7 @@ def _choose_by_cv(
         logger.warning("tune_whitening: %d dev pairs are too few for %d folds; keeping raw", len(gold), n_folds)
         return 0, 0.0
     if not np.isfinite(scores[1:]).any():
-        logger.debug("cv: no setting passes the group guard; keeping raw")
+        logger.debug("cv: no setting but raw is a candidate; keeping raw")
         return 0, 0.0
     gains = _cv_gains(cosines, gold, labels, n_folds, n_repeats, seed, group_guard)
     bound = _corrected_lower_bound(gains, n_folds, confidence)
