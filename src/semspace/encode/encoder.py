@@ -89,7 +89,10 @@ class Encoder:
     batch_size, max_batch_tokens:
         A batch holds at most ``batch_size`` texts (default: 64; a static model's own, 16,384) and at most
         ``max_batch_tokens`` tokens after padding (``None``: no token limit). Texts are sorted by token count first,
-        so short texts run in large batches and long ones in small ones.
+        so short texts run in large batches and long ones in small ones. On the fp32 PyTorch engine a few texts (at
+        most 2,048 tokens: a request, a service's gathered requests) run packed instead — one after another in a row
+        of at most 512 tokens (and the same two limits), each attending only to itself: no padding, the same
+        vectors.
     truncate_dim:
         Keep the first ``truncate_dim`` dimensions of every vector `encode` returns (sentence-transformers'
         Matryoshka truncation; :attr:`dim` becomes it; normalisation, when asked, comes after the cut).
@@ -507,7 +510,8 @@ class Encoder:
         each chunk is sorted by its exact token count, longest first, and cut into batches of at most `size` texts
         and at most `max_batch_tokens` padded tokens (:func:`plan_batches`): short texts go in large batches, long
         ones in small batches that keep the attention matrices in cache, and sorting by tokens (not characters)
-        leaves almost no padding.
+        leaves almost no padding. A chunk of a few texts goes in packed rows where the adapter packs
+        (:data:`_PACKED_CHUNK`, :func:`pack_rows`, ``HFBackend.forward_packed``).
         """
         adapter = self._adapter
         budget = self.max_batch_tokens
