@@ -117,6 +117,29 @@ def test_ci_runs_the_readmes_test_command_with_the_lock_for_install_and_build():
     assert {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in build_requires} <= pins
 
 
+def test_the_environment_under_test_is_the_lock():
+    """Every distribution installed where the suite runs is pinned in constraints.txt at the installed version (pip,
+    which the venv brings, and semspace itself aside): the lock is what was tested, and a dependency that entered
+    without a pin, or a pin that drifted from what ran, fails here instead of on a newcomer's clone."""
+    from importlib.metadata import distributions
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    pins = {
+        norm(line.split("==")[0]): line.split("==")[1].strip().split("+")[0]
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    installed = {norm(d.metadata["Name"]): d.version.split("+")[0] for d in distributions()}
+    mismatched = {
+        name: (version, pins.get(name))
+        for name, version in installed.items()
+        if name not in ("pip", "semspace") and pins.get(name) != version
+    }
+    assert not mismatched, f"installed (version, pin) not matching constraints.txt: {mismatched}"
+
+
 def test_benchmark_peer_environments_install_from_their_locks():
     import ast
 

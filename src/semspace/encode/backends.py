@@ -390,18 +390,25 @@ class HFBackend(RunsOnEngine):
                     padded[i][rows, cols] = layer[0]
             return {p: pool(p, tuple(padded), mask, self._pooler_dense).float().cpu().numpy() for p in poolings}
 
-    def _packing_agrees(self) -> bool:
-        """Packed and padded vectors of probe texts agree for every pooling the model has (to 1e-4)."""
-        texts = [CALIBRATION[10], CALIBRATION[5], "x", CALIBRATION[0]]
+    def _runnable_poolings(self) -> list[Pooling]:
+        """The poolings this model can run: the pooler only with a pretrained one, the two-layer averages only with
+        two layers."""
         poolings = [p for p in HF_POOLINGS if p is not Pooling.POOLER or self._pooler_dense is not None]
         if self._runner.n_layers < 2:
             poolings = [p for p in poolings if p in (Pooling.CLS, Pooling.POOLER, Pooling.LAST_AVG)]
+        return poolings
+
+    def _packing_agrees(self) -> bool:
+        """Packed and padded vectors of probe texts agree for every pooling the model has (to 1e-4)."""
+        texts = [CALIBRATION[10], CALIBRATION[5], "x", CALIBRATION[0]]
+        poolings = self._runnable_poolings()
+        encodings = self.tokenize(texts)
         try:
-            got = self.forward_packed(self.tokenize(texts), poolings)
+            got = self.forward_packed(encodings, poolings)
         except Exception as exc:  # a model that refuses a 4-D mask or position ids keeps padded batches
             logger.info("%s: packed batches off (%s: %s)", self.model_id, type(exc).__name__, exc)
             return False
-        want = self.forward(texts, poolings, self.collate(self.tokenize(texts)))
+        want = self.forward(texts, poolings, self.collate(encodings))
         agrees = all(np.allclose(got[p], want[p], atol=1e-4, rtol=0) for p in poolings)
         if not agrees:
             logger.info("%s: packed batches off (their vectors differ from padded ones)", self.model_id)
@@ -436,9 +443,7 @@ class HFBackend(RunsOnEngine):
         sentences (one padded batch), and the task loss of each: :func:`~semspace.encode.engine.pair_similarity_loss`
         on the graded calibration pairs of every language the model reads (the largest), batched as an Encoder
         batches: by length."""
-        poolings = [p for p in HF_POOLINGS if p is not Pooling.POOLER or self._pooler_dense is not None]
-        if self._runner.n_layers < 2:
-            poolings = [p for p in poolings if p in (Pooling.CLS, Pooling.POOLER, Pooling.LAST_AVG)]
+        poolings = self._runnable_poolings()
         pooled = self._pooled_against_torch(session, [list(CALIBRATION)], poolings)
         per = {p.value: min_cosine(*pair) for p, pair in pooled.items()}
         own = self.default_pooling if self.default_pooling in pooled else poolings[0]

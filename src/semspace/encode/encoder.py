@@ -553,7 +553,7 @@ _TOKENIZE_CHUNK = 4096
 # attention over a whole row (n² for n tokens, most of it masked) stays small next to the layers' linear work.
 # Random groups of 15 / 32 STS-B sentences on one thread, two passes: 5.24, 4.43 / 4.52, 4.55 CPU ms per text packed
 # at 512 against 5.56, 5.60 / 5.59, 5.12 padded (`benchmarks/probe_service.py packing`, engine_service.md). A larger
-# chunk is sorted by length: little padding, and packed rows would not pay for their attention.
+# chunk is sorted by length and leaves little padding to save (packing it was not measured).
 _PACK_TOKENS = 512
 _PACKED_CHUNK = 2048
 # What one more engine call costs, in padded tokens, by engine: a 6-layer MiniLM on 2 AMD EPYC cores runs a batch
