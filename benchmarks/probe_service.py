@@ -13,11 +13,12 @@ random groups of `--group` (what the service's batcher gathers from 32 single-te
 overhead ``plan_batches`` may weigh (``CALL_OVERHEAD_TOKENS``; ``call_overhead_tokens`` halves it on one thread),
 at this process's engine threads.
 
-    OMP_NUM_THREADS=1 python benchmarks/probe_service.py packing [--groups 15,32] [--packs 256,512,1024]
+    OMP_NUM_THREADS=1 python benchmarks/probe_service.py packing [--backend torch|onnx|onnx-int8] [--groups 15,32]
+        [--packs 256,512,1024]
 
-packing: the fp32 PyTorch engine's CPU per text for 2,000 STS-B test sentences in random groups of each `--groups`
-size, packed into rows of at most each `--packs` tokens (``_PACK_TOKENS``) and padded (packing off), interleaved,
-and in one sorted call.
+packing: an engine's CPU per text (default the fp32 PyTorch engine) for 2,000 STS-B test sentences in random groups
+of each `--groups` size, packed into rows of at most each `--packs` tokens (``_PACK_TOKENS``) and padded (packing
+off), interleaved, and in one sorted call.
 """
 
 from __future__ import annotations
@@ -145,14 +146,14 @@ def packing(args) -> None:
     import os
 
     texts = sentences(2000)
-    enc = Encoder(None, backend="torch")
+    enc = Encoder(None, backend=args.backend)
     enc.encode(texts[:256], show_progress_bar=False)
     if not enc._adapter.packs():
         raise SystemExit("this model does not pack (its check failed)")
     order = texts[:]
     random.Random(0).shuffle(order)
     default, chunk = encoder_module._PACK_TOKENS, encoder_module._PACKED_CHUNK
-    print(f"torch, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    print(f"{args.backend}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     for p in range(args.passes):
         encoder_module._PACK_TOKENS, encoder_module._PACKED_CHUNK = default, chunk
         started = time.process_time()
@@ -184,6 +185,7 @@ def main() -> None:
     eng.add_argument("--overheads", type=lambda s: [int(x) for x in s.split(",")], default=[16, 32, 64])
     eng.add_argument("--passes", type=int, default=2)
     pack = sub.add_parser("packing")
+    pack.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
     pack.add_argument("--groups", type=lambda s: [int(x) for x in s.split(",")], default=[15, 32])
     pack.add_argument("--packs", type=lambda s: [int(x) for x in s.split(",")], default=[256, 512, 1024])
     pack.add_argument("--passes", type=int, default=2)

@@ -61,6 +61,47 @@ def test_every_backend_every_pooling_matches_torch(tiny_bert_dir, backend):
     np.testing.assert_allclose(single[0], enc.encode(TEXTS)[1], atol=2e-2 if backend == "onnx-int8" else 1e-4)
 
 
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_onnx_graphs_run_a_few_texts_packed_with_the_padded_vectors(tiny_bert_dir, monkeypatch, backend):
+    """The exported graph is rewritten to take packed rows (a 3-D mask, position ids): a few texts run in one row with
+    every pooling's padded vectors — to float round-off in fp32; in int8, where each call quantizes its activations
+    with its own range, to the cosine the packing check asks (0.99)."""
+    from semspace.encode import encoder as encoder_module
+
+    enc = Encoder(tiny_bert_dir, backend=backend)
+    assert enc._adapter.engine_manifest["packed_rows"] and enc._adapter._runner.graph_packs
+    assert enc._adapter.packs()
+    calls = []
+    packed = enc._adapter.forward_packed
+    monkeypatch.setattr(enc._adapter, "forward_packed", lambda e, p: calls.append(len(e)) or packed(e, p))
+    got = enc.encode_poolings(TEXTS, HF_POOLINGS)
+    assert calls == [len(TEXTS)]
+    monkeypatch.setattr(encoder_module, "_PACKED_CHUNK", 0)  # padded batches
+    padded = enc.encode_poolings(TEXTS, HF_POOLINGS)
+    assert calls == [len(TEXTS)]
+    for pooling in HF_POOLINGS:
+        if backend == "onnx":
+            np.testing.assert_allclose(got[pooling], padded[pooling], atol=1e-5)
+        else:
+            assert cosines(got[pooling], padded[pooling]).min() >= eng.WARN_BELOW["onnx-int8"], pooling
+
+
+def test_a_graph_not_fused_as_packing_needs_is_left_as_it_is(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input_ids"], ["last_hidden_state"])],
+        "plain",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])],
+        [helper.make_tensor_value_info("last_hidden_state", TensorProto.INT64, ["batch", "sequence"])],
+    )
+    path = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    before = path.read_bytes()
+    assert not eng._accept_packed_rows(path) and path.read_bytes() == before
+
+
 def test_cache_is_reused_and_manifest_has_the_header(tiny_bert_dir, cache, monkeypatch):
     Encoder(tiny_bert_dir, backend="onnx")
     folders = [p for p in cache.iterdir() if p.name.startswith("onnx-") and not p.name.startswith("onnx-int8")]
@@ -98,6 +139,7 @@ def test_smoothquant_is_exact_in_float_and_the_int8_export_uses_it(tiny_bert_dir
     enc = Encoder(tiny_bert_dir, backend="onnx")
     source = enc._adapter.engine_manifest_path.parent / enc._adapter.engine_manifest["graph"]
     batches = [{k: v.numpy() for k, v in enc._adapter._batch(TEXTS).items()}]
+    batches[0]["position_ids"] = np.arange(batches[0]["input_ids"].shape[1])[None]  # the cached graph packs rows
     smoothed = smooth_graph(source, tmp_path / "smooth.onnx", batches)
     ops = [node.op_type for node in onnx.load(str(tmp_path / "smooth.onnx")).graph.node]
     # every MatMul/Attention with a constant weight (2 layers: attention, its output, FFN in and out) gets a Mul

@@ -16,6 +16,11 @@ times slower than fp32, unless ``SEMSPACE_FORCE_BF16=1``.
 
 The graph outputs the hidden states every semspace pooling needs (first block, second-to-last block, last block), so
 every :class:`~semspace.encode.pooling.Pooling` runs on every backend through the same `pool` code.
+
+An encoder graph whose attention and embeddings the optimizer fused is rewritten to also run *packed rows*
+(:func:`_accept_packed_rows`): its attention reads the attention mask itself — a padded batch's 2-D mask, or a 3-D
+(row, token, token) mask that lets a token see only its own text's tokens — and its embeddings take position ids, so a
+few texts can run one after another in one row with no padding (``HFBackend.forward_packed``).
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ BACKEND_ENV = "SEMSPACE_BACKEND"
 MANIFEST_FORMAT = "semspace.onnx-export"
 OPSET = 17
 ENCODER_OUTPUTS = ("hidden_first", "hidden_penult", "last_hidden_state")
+# Where each fused attention op reads its mask (com.microsoft Attention / QAttention).
+_ATTENTION_MASK_INPUT = {"Attention": 3, "QAttention": 5}
 CROSS_OUTPUTS = ("logits",)
 # Export-time check: the minimum cosine (over the calibration rows and outputs) to the PyTorch model.
 REFUSE_BELOW = {"onnx": 0.999, "onnx-int8": 0.95, "torch-bf16": 0.98}
@@ -134,6 +141,7 @@ class EngineRunner:
         self.decision: dict[str, Any] | None = None  # set by `auto` (semspace.encode.auto)
         self._session: Any = None
         self._inputs: list[str] = []
+        self.graph_packs = False  # the ONNX graph takes packed rows (manifest "packed_rows")
         self.n_layers = int(getattr(model.config, "num_hidden_layers", 2) or 2)
 
     def torch_outputs(self, batch: dict[str, Any], bf16: bool = False) -> Any:
@@ -150,15 +158,25 @@ class EngineRunner:
         return tuple(s.float() for s in out) if self.kind == "encoder" else out.float()
 
     def session_outputs(self, session: Any, batch: dict[str, Any], names: list[str] | None = None) -> Any:
-        """An ONNX session's outputs for `batch` (fed the inputs `names`, default all): an encoder's hidden states
-        as torch tensors, a cross-encoder's logits as a NumPy array."""
-        arrays = session.run(None, {name: batch[name].numpy() for name in (names or list(batch))})
+        """An ONNX session's outputs for `batch` (fed the inputs `names`, default the graph's): an encoder's hidden
+        states as torch tensors, a cross-encoder's logits as a NumPy array. A graph that takes packed rows gets a
+        padded batch's position ids (0, 1, … in every row) when `batch` has none."""
+        names = names or [node.name for node in session.get_inputs()]
+        feed = {name: batch[name].numpy() for name in names if name in batch}
+        if "position_ids" in names and "position_ids" not in batch:
+            feed["position_ids"] = np.arange(feed["input_ids"].shape[1], dtype=np.int64)[None]
+        arrays = session.run(None, feed)
         if self.kind != "encoder":
             return arrays[0]
         import torch
 
         first, penult, last = (torch.from_numpy(a) for a in arrays)
         return (None, first, penult, last) if self.n_layers >= 2 else (None, last)
+
+    def packed_outputs(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        """The encoder graph's hidden states (as NumPy arrays, in :data:`ENCODER_OUTPUTS` order) for one packed row:
+        `feed` holds its ``input_ids`` (and ``token_type_ids``), ``position_ids`` and the 3-D ``attention_mask``."""
+        return tuple(self._session.run(None, feed))
 
     def outputs(self, batch: dict[str, Any]) -> Any:
         """The model's outputs for `batch` on the configured engine."""
@@ -183,6 +201,7 @@ class EngineRunner:
             raise InvalidParameterError(f"Unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
         if self.device != "cpu" and engine != "torch":
             raise InvalidParameterError(f"backend={engine!r} runs on the CPU; got device={self.device!r}.")
+        self.graph_packs = False
         if engine == "torch":
             self.engine, self.manifest = engine, None
             return
@@ -204,6 +223,9 @@ class EngineRunner:
             self.model, self.kind, engine == "onnx-int8", dict(batch), check, self.label, cache, calibration
         )
         self._session = make_session(path)
+        self.graph_packs = bool(manifest.get("packed_rows"))
+        if self.graph_packs:
+            self._inputs.append("position_ids")
         self.engine, self.manifest = engine, manifest
         self.manifest_path = path.parent / "manifest.json"
 
@@ -534,6 +556,7 @@ def exported_graph(
         "quantization": _quantization_label(quantize, calibration is not None),
         "optimizer": f"onnxruntime.transformers.optimizer(opt_level=1, unfused={sorted(UNFUSED)})",
         "check": "min-cosine+pair-task-loss:en,zh",  # folders checked by an older task loss are re-exported
+        "packed_rows": "raw-attention-mask+position-ids" if kind == "encoder" else None,
         "onnxruntime": ort.__version__,
     }
     content = model_hash(model)
@@ -549,6 +572,7 @@ def exported_graph(
     tmp = Path(tempfile.mkdtemp(prefix=f".{variant}-{key}-", dir=root))
     try:
         graph_name, fused = _build_graph(model, kind, quantize, sample_inputs, tmp, calibration)
+        packs = kind == "encoder" and _accept_packed_rows(tmp / graph_name)
         result = check(make_session(tmp / graph_name))
         cos = result["min_cosine"]
         if cos < REFUSE_BELOW[variant]:
@@ -565,6 +589,7 @@ def exported_graph(
             "graph": graph_name,
             "options": options,
             "fused_operators": fused,
+            "packed_rows": packs,
             "check": result | {"refuse_below": REFUSE_BELOW[variant], "warn_below": WARN_BELOW[variant]},
             "export_seconds": round(time.perf_counter() - started, 2),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -626,6 +651,48 @@ def _build_graph(
     _quantize(source, tmp / "model.int8.onnx")
     source.unlink()
     return "model.int8.onnx", fused
+
+
+def _accept_packed_rows(path: Path) -> bool:
+    """Rewrite the encoder graph at `path` in place so that it also runs packed rows; False (the file untouched)
+    when its attention or embeddings were not fused as this needs.
+
+    The fused graph feeds every attention op a per-row count of tokens (``EmbedLayerNormalization``'s mask index),
+    which presumes right padding. Rewritten, the attention ops read the attention mask itself — ONNX Runtime's
+    attention kernels take a 2-D (row, key) mask or a 3-D (row, query, key) one, 1 = attend — and the embeddings
+    take a ``position_ids`` input (positions counted from 0 in the fused embedding table, which the optimizer already
+    cut at RoBERTa's padding offset). A padded batch runs as before: its 2-D mask and positions 0, 1, … give the same
+    vectors (bit for bit on the bundled model's graphs)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    embeds = [node for node in graph.node if node.op_type == "EmbedLayerNormalization"]
+    attention = [node for node in graph.node if node.op_type in _ATTENTION_MASK_INPUT]
+    if len(embeds) != 1 or not attention:
+        return False
+    embed = embeds[0]
+    inputs = list(embed.input) + [""] * (9 - len(embed.input))  # 7: mask, 8: position ids
+    mask_index = embed.output[1] if len(embed.output) > 1 else ""
+    feeds_mask = all(node.input[_ATTENTION_MASK_INPUT[node.op_type]] == mask_index for node in attention)
+    if not (mask_index and feeds_mask and inputs[7]) or inputs[8]:
+        return False
+    mask = inputs[7]  # the int32 cast of attention_mask
+    for node in attention:
+        node.input[_ATTENTION_MASK_INPUT[node.op_type]] = mask
+    inputs[7], inputs[8] = "", "position_ids_int32"
+    del embed.input[:]
+    embed.input.extend(inputs)
+    graph.node.insert(0, helper.make_node("Cast", ["position_ids"], ["position_ids_int32"], to=TensorProto.INT32))
+    graph.input.append(helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["position_rows", "sequence"]))
+    for value in graph.input:
+        if value.name == "attention_mask":  # 2-D (padded) or 3-D (packed)
+            value.type.tensor_type.ClearField("shape")
+    for value in [v for v in graph.value_info if v.name == mask]:  # its shape is the input's now
+        graph.value_info.remove(value)
+    onnx.save(model, str(path))
+    return True
 
 
 def _quantization_label(quantize: bool, smooth: bool) -> str | None:
