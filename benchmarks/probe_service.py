@@ -17,8 +17,8 @@ at this process's engine threads.
         [--packs 256,512,1024]
 
 packing: an engine's CPU per text (default the fp32 PyTorch engine) for 2,000 STS-B test sentences in random groups
-of each `--groups` size, packed into rows of at most each `--packs` tokens (``_PACK_TOKENS``) and padded (packing
-off), interleaved, and in one sorted call.
+of each `--groups` size, packed into rows of at most each `--packs` tokens (``_PACK_TOKENS[backend]``, also for an
+engine that does not pack by default) and padded (packing off), interleaved, and in one sorted call.
 """
 
 from __future__ import annotations
@@ -152,17 +152,17 @@ def packing(args) -> None:
         raise SystemExit("this model does not pack (its check failed)")
     order = texts[:]
     random.Random(0).shuffle(order)
-    default, chunk = encoder_module._PACK_TOKENS, encoder_module._PACKED_CHUNK
+    default, chunk = dict(encoder_module._PACK_TOKENS), encoder_module._PACKED_CHUNK
     print(f"{args.backend}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     for p in range(args.passes):
-        encoder_module._PACK_TOKENS, encoder_module._PACKED_CHUNK = default, chunk
+        encoder_module._PACK_TOKENS, encoder_module._PACKED_CHUNK = dict(default), chunk
         started = time.process_time()
         enc.encode(texts, show_progress_bar=False)
         print(f"pass {p + 1}: one sorted call {1e3 * (time.process_time() - started) / len(texts):.3f} ms/text")
         for size in args.groups:
             groups = [order[i : i + size] for i in range(0, len(order), size)]
             for pack in [*args.packs, 0]:
-                encoder_module._PACK_TOKENS = pack
+                encoder_module._PACK_TOKENS[args.backend] = pack  # 0: this engine does not pack
                 encoder_module._PACKED_CHUNK = chunk if pack else 0  # 0: no group packs, every group is padded
                 started = time.process_time()
                 for group in groups:

@@ -284,7 +284,7 @@ def test_a_few_mixed_texts_run_packed_with_the_padded_vectors(tiny_bert_dir, mon
     got = enc.encode(texts)
     assert calls == [len(texts)]
     np.testing.assert_allclose(got, _reference(tiny_bert_dir, texts, pooling), atol=1e-5)
-    monkeypatch.setattr(encoder_module, "_PACK_TOKENS", 25)  # rows of at most 25 tokens: several packed calls
+    monkeypatch.setitem(encoder_module._PACK_TOKENS, "torch", 25)  # rows of at most 25 tokens: several packed calls
     np.testing.assert_allclose(enc.encode(texts), got, atol=1e-5)
     assert len(calls) > 2 and sum(calls[1:]) == len(texts)
     monkeypatch.setattr(encoder_module, "_PACKED_CHUNK", 40)  # more tokens than a few texts': padded batches

@@ -65,7 +65,8 @@ def test_every_backend_every_pooling_matches_torch(tiny_bert_dir, backend):
 def test_onnx_graphs_run_a_few_texts_packed_with_the_padded_vectors(tiny_bert_dir, monkeypatch, backend):
     """The exported graph is rewritten to take packed rows (a 3-D mask, position ids): a few texts run in one row with
     every pooling's padded vectors — to float round-off in fp32; in int8, where each call quantizes its activations
-    with its own range, to the cosine the packing check asks (0.99)."""
+    with its own range, to the cosine the packing check asks (0.99). int8 can pack but by default does not (no
+    faster: encoder._PACK_TOKENS); the test turns it on as `probe_service.py packing` does."""
     from semspace.encode import encoder as encoder_module
 
     enc = Encoder(tiny_bert_dir, backend=backend)
@@ -74,16 +75,40 @@ def test_onnx_graphs_run_a_few_texts_packed_with_the_padded_vectors(tiny_bert_di
     calls = []
     packed = enc._adapter.forward_packed
     monkeypatch.setattr(enc._adapter, "forward_packed", lambda e, p: calls.append(len(e)) or packed(e, p))
+    padded = enc.encode_poolings(TEXTS, HF_POOLINGS)
+    assert calls == ([len(TEXTS)] if backend == "onnx" else [])  # int8: padded by default
+    monkeypatch.setitem(encoder_module._PACK_TOKENS, backend, 512)
     got = enc.encode_poolings(TEXTS, HF_POOLINGS)
-    assert calls == [len(TEXTS)]
+    assert calls[-1:] == [len(TEXTS)]
     monkeypatch.setattr(encoder_module, "_PACKED_CHUNK", 0)  # padded batches
     padded = enc.encode_poolings(TEXTS, HF_POOLINGS)
-    assert calls == [len(TEXTS)]
     for pooling in HF_POOLINGS:
         if backend == "onnx":
             np.testing.assert_allclose(got[pooling], padded[pooling], atol=1e-5)
         else:
             assert cosines(got[pooling], padded[pooling]).min() >= eng.WARN_BELOW["onnx-int8"], pooling
+
+
+@pytest.mark.parametrize("pooling", ["cls", "last-avg"])
+def test_onnx_reads_a_left_padded_batch_as_torch_does(tiny_bert_dir, tmp_path, monkeypatch, pooling):
+    """The fused attention used to read a count of tokens per row (right padding presumed): a tokenizer that pads
+    on the left got vectors ~3e-2 from PyTorch's, only warned. It reads the mask itself now."""
+    import shutil
+
+    from semspace.encode import encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module, "_PACKED_CHUNK", 0)  # padded batches, not packed rows
+    folder = tmp_path / "left"
+    shutil.copytree(tiny_bert_dir, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps(config | {"padding_side": "left"}))
+    want = Encoder(str(folder), pooling=pooling).encode(TEXTS)
+    for backend in ("onnx", "onnx-int8"):
+        got = Encoder(str(folder), pooling=pooling, backend=backend).encode(TEXTS)
+        if backend == "onnx":
+            np.testing.assert_allclose(got, want, atol=1e-5)
+        else:
+            assert cosines(got, want).min() >= MIN_COSINE[backend]
 
 
 def test_a_graph_not_fused_as_packing_needs_is_left_as_it_is(tmp_path):

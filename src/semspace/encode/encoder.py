@@ -89,10 +89,10 @@ class Encoder:
     batch_size, max_batch_tokens:
         A batch holds at most ``batch_size`` texts (default: 64; a static model's own, 16,384) and at most
         ``max_batch_tokens`` tokens after padding (``None``: no token limit). Texts are sorted by token count first,
-        so short texts run in large batches and long ones in small ones. On the fp32 PyTorch engine a few texts (at
-        most 2,048 tokens: a request, a service's gathered requests) run packed instead — one after another in a row
-        of at most 512 tokens (and the same two limits), each attending only to itself: no padding, the same
-        vectors.
+        so short texts run in large batches and long ones in small ones. On the fp32 engines (``torch``, ``onnx``) a
+        few texts (at most 2,048 tokens: a request, a service's gathered requests) run packed instead — one after
+        another in a row of at most 512 (torch) or 128 (onnx) tokens (and the same two limits), each attending only
+        to itself: no padding, the same vectors.
     truncate_dim:
         Keep the first ``truncate_dim`` dimensions of every vector `encode` returns (sentence-transformers'
         Matryoshka truncation; :attr:`dim` becomes it; normalisation, when asked, comes after the cut).
@@ -528,8 +528,9 @@ class Encoder:
                     ahead = ex.submit(adapter.tokenize, [inputs[i] for i in chunks[k + 1]])
                 truncated += sum(bool(e.overflowing) for e in encodings)
                 lengths = [len(e.ids) for e in encodings]
-                if len(chunk) > 1 and sum(lengths) <= _PACKED_CHUNK and getattr(adapter, "packs", lambda: False)():
-                    for first, last in pack_rows(lengths, min(_PACK_TOKENS, budget or _PACK_TOKENS), size):
+                row = _PACK_TOKENS.get(self.backend, 0)
+                if row and len(chunk) > 1 and sum(lengths) <= _PACKED_CHUNK and getattr(adapter, "packs", bool)():
+                    for first, last in pack_rows(lengths, min(row, budget or row), size):
                         for p, vectors in adapter.forward_packed(encodings[first:last], resolved).items():
                             out[p][chunk[first:last]] = adapter.finish(p, vectors)
                     bar.update(len(chunk))
@@ -548,13 +549,16 @@ class Encoder:
 
 # Texts tokenized per chunk by `_encode_token_batches` (bounded memory for encodings of a large corpus).
 _TOKENIZE_CHUNK = 4096
-# Where the adapter packs (the fp32 PyTorch engine), a chunk of at most _PACKED_CHUNK tokens (a request's texts, or
-# what the service's batcher gathers) runs in packed rows of at most _PACK_TOKENS tokens: no padding, while the
-# attention over a whole row (n² for n tokens, most of it masked) stays small next to the layers' linear work.
-# Random groups of 15 / 32 STS-B sentences on one thread, two passes: 5.24, 4.43 / 4.52, 4.55 CPU ms per text packed
-# at 512 against 5.56, 5.60 / 5.59, 5.12 padded (`benchmarks/probe_service.py packing`, engine_service.md). A larger
-# chunk is sorted by length and leaves little padding to save (packing it was not measured).
-_PACK_TOKENS = 512
+# Where the adapter packs, a chunk of at most _PACKED_CHUNK tokens (a request's texts, or what the service's batcher
+# gathers) runs in packed rows of at most _PACK_TOKENS[engine] tokens: no padding, while the attention over a whole
+# row (n² for n tokens, most of it masked) must stay small next to the layers' linear work — which sets the row per
+# engine. `benchmarks/probe_service.py packing --backend E --packs 128,256,512` (engine_service.md's notes: random
+# groups of 15 / 32 STS-B sentences, one thread, CPU ms per text): torch packed at 512 4.10–4.19 / 4.32–4.38 against
+# 5.27–5.28 / 4.71–4.80 padded; onnx at 128 3.24–3.30 / 3.20–3.28 against 3.67–3.68 / 3.40–3.43 (at 512 it loses on
+# groups of 32). onnx-int8 does not pack: its linear layers are so cheap that the masked fp32 attention eats the
+# padding saved (at 64–1,024 within ±4 % of padded on groups of 15, slower at 512 on groups of 32). A larger chunk
+# is sorted by length and leaves little padding to save (packing it was not measured).
+_PACK_TOKENS = {"torch": 512, "onnx": 128}
 _PACKED_CHUNK = 2048
 # What one more engine call costs, in padded tokens, by engine: a 6-layer MiniLM on 2 AMD EPYC cores runs a batch
 # of n texts padded to width w in about a + b·n·w, with a/b ≈ 60-70 (onnx-int8), 75-120 (torch), 30 (onnx) tokens
