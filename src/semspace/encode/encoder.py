@@ -553,11 +553,12 @@ _TOKENIZE_CHUNK = 4096
 # gathers) runs in packed rows of at most _PACK_TOKENS[engine] tokens: no padding, while the attention over a whole
 # row (n² for n tokens, most of it masked) must stay small next to the layers' linear work — which sets the row per
 # engine. `benchmarks/probe_service.py packing --backend E --packs 128,256,512` (engine_service.md's notes: random
-# groups of 15 / 32 STS-B sentences, one thread, CPU ms per text): torch packed at 512 4.10–4.19 / 4.32–4.38 against
-# 5.27–5.28 / 4.71–4.80 padded; onnx at 128 3.24–3.30 / 3.20–3.28 against 3.67–3.68 / 3.40–3.43 (at 512 it loses on
-# groups of 32). onnx-int8 does not pack: its linear layers are so cheap that the masked fp32 attention eats the
-# padding saved (at 64–1,024 within ±4 % of padded on groups of 15, slower at 512 on groups of 32). A larger chunk
-# is sorted by length and leaves little padding to save (packing it was not measured).
+# groups of 15 / 32 STS-B sentences, one thread, two passes, CPU ms per text): torch packed at 512 4.15–4.18 /
+# 4.30 against 5.23–5.27 / 4.67–4.76 padded; onnx at 128 3.24–3.28 / 3.27–3.32 against 3.67–3.72 / 3.47–3.58 (at 512
+# it loses on groups of 32). onnx-int8 does not pack: its linear layers are so cheap that the masked fp32 attention
+# eats most of the padding saved — at 128, 1.38–1.44 / 1.36–1.43 against 1.44–1.55 / 1.37–1.41 padded over two runs
+# (no consistent gain on groups of 32), at 512 slower (1.86–1.97 against 1.35–1.41 on groups of 32, two runs). A
+# larger chunk is sorted by length and leaves little padding to save (packing it was not measured).
 _PACK_TOKENS = {"torch": 512, "onnx": 128}
 _PACKED_CHUNK = 2048
 # What one more engine call costs, in padded tokens, by engine: a 6-layer MiniLM on 2 AMD EPYC cores runs a batch
