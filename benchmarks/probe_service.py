@@ -137,6 +137,7 @@ def engine(args) -> None:
         print(f"pass {p + 1}: one call {cpu_ms(lambda: enc.encode(texts, show_progress_bar=False)):.3f} ms/text")
         for overhead in args.overheads:
             encoder_module.CALL_OVERHEAD_TOKENS[args.backend] = overhead
+            encoder_module.ONE_THREAD_CALL_OVERHEAD_TOKENS.pop(args.backend, None)  # `overhead`, halved on one thread
             took = cpu_ms(lambda: [enc.encode(g, show_progress_bar=False) for g in groups])
             weighed = encoder_module.call_overhead_tokens(args.backend)  # halved on one engine thread
             print(f"pass {p + 1}: groups of {args.group}, a call weighed as {weighed} tokens: {took:.3f} ms/text")

@@ -423,3 +423,12 @@ def test_token_embeddings_mean_pool_to_the_mean_vector(tiny, tiny_bert_dir):
     assert cut.shape == (4, 32)
     with pytest.raises(InvalidParameterError, match="prompt_name"):
         tiny.encode_tokens("a dog", prompt_name="query")
+
+
+def test_one_engine_thread_weighs_a_call_by_its_own_measurement(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    one_thread = encoder_module.ONE_THREAD_CALL_OVERHEAD_TOKENS
+    assert encoder_module.call_overhead_tokens("onnx-int8") == one_thread["onnx-int8"]
+    assert encoder_module.call_overhead_tokens("torch") == encoder_module.CALL_OVERHEAD_TOKENS["torch"] // 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert encoder_module.call_overhead_tokens("onnx-int8") == encoder_module.CALL_OVERHEAD_TOKENS["onnx-int8"]

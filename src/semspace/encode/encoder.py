@@ -566,6 +566,8 @@ _PACKED_CHUNK = 2048
 # (batch-shape sweep, docs/results/engine_service.md); other engines get the middle value.
 CALL_OVERHEAD_TOKENS = {"torch": 128, "torch-bf16": 128, "onnx": 32, "onnx-int8": 64}
 DEFAULT_CALL_OVERHEAD_TOKENS = 64
+# Measured on one engine thread, where halving the 2-thread value is too much: see `call_overhead_tokens`.
+ONE_THREAD_CALL_OVERHEAD_TOKENS = {"onnx-int8": 8}
 
 
 def call_overhead_tokens(backend: str) -> int:
@@ -574,8 +576,14 @@ def call_overhead_tokens(backend: str) -> int:
     a token's work takes twice as long on one thread, so one thread halves it: `semspace serve --workers 2` runs one
     thread per worker, where onnx-int8 encoded random groups of 15 STS-B sentences in 1.56-1.62 CPU ms per text with
     a call weighed as 16-32 tokens against 1.66-1.70 at 64 (`benchmarks/probe_service.py engine`; torch: equal
-    within the noise; docs/results/engine_service.md). More threads keep the 2-thread value (not measured)."""
-    scale = min(engine_threads(), 2) / 2
+    within the noise; docs/results/engine_service.md). A later probe on one thread found onnx-int8 cheaper still with
+    a call weighed as 1-8 tokens (1.30-1.38 CPU ms per text, against 1.41-1.45 at 32, two runs): its one-thread value
+    is :data:`ONE_THREAD_CALL_OVERHEAD_TOKENS` (8, the largest of those). More threads keep the 2-thread value (not
+    measured)."""
+    threads = engine_threads()
+    if threads == 1 and backend in ONE_THREAD_CALL_OVERHEAD_TOKENS:
+        return ONE_THREAD_CALL_OVERHEAD_TOKENS[backend]
+    scale = min(threads, 2) / 2
     return max(1, round(CALL_OVERHEAD_TOKENS.get(backend, DEFAULT_CALL_OVERHEAD_TOKENS) * scale))
 
 

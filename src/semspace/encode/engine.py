@@ -556,9 +556,10 @@ def exported_graph(
         "quantization": _quantization_label(quantize, calibration is not None),
         "optimizer": f"onnxruntime.transformers.optimizer(opt_level=1, unfused={sorted(UNFUSED)})",
         "check": "min-cosine+pair-task-loss:en,zh",  # folders checked by an older task loss are re-exported
-        "packed_rows": "raw-attention-mask+position-ids" if kind == "encoder" else None,
         "onnxruntime": ort.__version__,
     }
+    if kind == "encoder":  # graphs exported before the rewrite are re-exported (a cross-encoder's are not rewritten)
+        options["packed_rows"] = "raw-attention-mask+position-ids"
     content = model_hash(model)
     key = hashlib.blake2b((content + json.dumps(options, sort_keys=True)).encode(), digest_size=10).hexdigest()
     root = cache or cache_root()
