@@ -57,9 +57,9 @@ BACKEND_ENV = "SEMSPACE_BACKEND"
 MANIFEST_FORMAT = "semspace.onnx-export"
 OPSET = 17
 ENCODER_OUTPUTS = ("hidden_first", "hidden_penult", "last_hidden_state")
+CROSS_OUTPUTS = ("logits",)
 # Where each fused attention op reads its mask (com.microsoft Attention / QAttention).
 _ATTENTION_MASK_INPUT = {"Attention": 3, "QAttention": 5}
-CROSS_OUTPUTS = ("logits",)
 # Export-time check: the minimum cosine (over the calibration rows and outputs) to the PyTorch model.
 REFUSE_BELOW = {"onnx": 0.999, "onnx-int8": 0.95, "torch-bf16": 0.98}
 WARN_BELOW = {"onnx": 0.9999, "onnx-int8": 0.99, "torch-bf16": 0.995}
@@ -679,7 +679,11 @@ def _accept_packed_rows(path: Path) -> bool:
     feeds_mask = all(node.input[_ATTENTION_MASK_INPUT[node.op_type]] == mask_index for node in attention)
     if not (mask_index and feeds_mask and inputs[7]) or inputs[8]:
         return False
-    mask = inputs[7]  # the int32 cast of attention_mask
+    mask = inputs[7]
+    if not any(
+        node.op_type == "Cast" and list(node.input) == ["attention_mask"] and mask in node.output for node in graph.node
+    ):
+        return False  # a mask computed otherwise than as the input's int32 cast
     for node in attention:
         node.input[_ATTENTION_MASK_INPUT[node.op_type]] = mask
     inputs[7], inputs[8] = "", "position_ids_int32"
