@@ -111,6 +111,23 @@ def test_onnx_reads_a_left_padded_batch_as_torch_does(tiny_bert_dir, tmp_path, m
             assert cosines(got, want).min() >= MIN_COSINE[backend]
 
 
+@pytest.mark.parametrize("quantize", [False, True])
+def test_the_rewrite_for_packed_rows_keeps_padded_outputs_bit_for_bit(tiny_bert_dir, tmp_path, quantize):
+    import shutil
+
+    adapter = Encoder(tiny_bert_dir)._adapter
+    name, _ = eng._build_graph(adapter.model, "encoder", quantize, adapter._batch(TEXTS[:2]), tmp_path)
+    shutil.copy(tmp_path / name, tmp_path / "rewritten.onnx")
+    assert eng._accept_packed_rows(tmp_path / "rewritten.onnx")
+    batch = {k: v.numpy() for k, v in adapter._batch(TEXTS).items()}
+    before = eng.make_session(tmp_path / name).run(None, batch)
+    after = eng.make_session(tmp_path / "rewritten.onnx").run(
+        None, batch | {"position_ids": np.arange(batch["input_ids"].shape[1])[None]}
+    )
+    for old, new in zip(before, after, strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
 def test_a_graph_not_fused_as_packing_needs_is_left_as_it_is(tmp_path):
     import onnx
     from onnx import TensorProto, helper
