@@ -111,6 +111,20 @@ def test_onnx_reads_a_left_padded_batch_as_torch_does(tiny_bert_dir, tmp_path, m
             assert cosines(got, want).min() >= MIN_COSINE[backend]
 
 
+def test_a_one_layer_graph_is_not_rewritten_for_packed_rows(tmp_path):
+    """A one-layer model's graph outputs its embeddings (its `hidden_penult`) through the unfused embedding nodes, which
+    number a row's positions 0, 1, … themselves: packed, a row longer than the model's positions failed in ONNX Runtime
+    (3 texts of 30 tokens, 64 positions)."""
+    from support import WORDS, save_tiny_bert
+
+    folder = save_tiny_bert(tmp_path / "one-layer", num_hidden_layers=1)
+    texts = [" ".join((WORDS * 5)[i : i + 28]) for i in range(3)]  # 30 tokens each
+    want = Encoder(str(folder), max_length=32).encode(texts)
+    enc = Encoder(str(folder), backend="onnx", max_length=32)
+    np.testing.assert_allclose(enc.encode(texts), want, atol=1e-5)
+    assert not enc._adapter.engine_manifest["packed_rows"]
+
+
 def test_a_graph_not_fused_as_packing_needs_is_left_as_it_is(tmp_path):
     import onnx
     from onnx import TensorProto, helper

@@ -680,6 +680,8 @@ def _accept_packed_rows(path: Path) -> bool:
     if not (mask_index and feeds_mask and inputs[7]) or inputs[8]:
         return False
     mask = inputs[7]
+    if any(inputs[3] in node.input for node in graph.node if node is not embed):
+        return False  # the position table read elsewhere too (a one-layer model's embeddings output): positions 0..n-1
     if not any(
         node.op_type == "Cast" and list(node.input) == ["attention_mask"] and mask in node.output for node in graph.node
     ):
