@@ -87,6 +87,9 @@ def test_onnx_graphs_run_a_few_texts_packed_with_the_padded_vectors(tiny_bert_di
             np.testing.assert_allclose(got[pooling], padded[pooling], atol=1e-5)
         else:
             assert cosines(got[pooling], padded[pooling]).min() >= eng.WARN_BELOW["onnx-int8"], pooling
+            # this random model's attention is nearly uniform: texts that saw each other's tokens (a mask ignored)
+            # are still ≥ 0.9999 cosine to the padded vectors, but ~1e-2 off; packed int8 is ≤ 4e-4 off
+            np.testing.assert_allclose(got[pooling], padded[pooling], atol=3e-3, err_msg=str(pooling))
 
 
 @pytest.mark.parametrize("pooling", ["cls", "last-avg"])
