@@ -218,14 +218,13 @@ class EngineRunner:
                 )
             return
         batch = sample_batch()
-        self._inputs = list(batch)
         path, manifest = exported_graph(
             self.model, self.kind, engine == "onnx-int8", dict(batch), check, self.label, cache, calibration
         )
         self._session = make_session(path)
+        # the graph's own inputs, as the export check fed it (one the model ignores, e.g. token types, is not there)
+        self._inputs = [node.name for node in self._session.get_inputs()]
         self.graph_packs = bool(manifest.get("packed_rows"))
-        if self.graph_packs:
-            self._inputs.append("position_ids")
         self.engine, self.manifest = engine, manifest
         self.manifest_path = path.parent / "manifest.json"
 
@@ -680,6 +679,8 @@ def _accept_packed_rows(path: Path) -> bool:
     if not (mask_index and feeds_mask and inputs[7]) or inputs[8]:
         return False
     mask = inputs[7]
+    if any(inputs[3] in node.input for node in graph.node if node.op_type != "EmbedLayerNormalization"):
+        return False  # the position table read elsewhere too (a one-layer model's embeddings output): positions 0..n-1
     if not any(
         node.op_type == "Cast" and list(node.input) == ["attention_mask"] and mask in node.output for node in graph.node
     ):
