@@ -373,7 +373,7 @@ class HFBackend(RunsOnEngine):
         reads = {Pooling.FIRST_LAST_AVG: 1, Pooling.LAST2_AVG: 2}
         needed = {3} | {reads[p] for p in poolings if p in reads}
         if self._runner.engine.startswith("onnx"):  # pooled in NumPy, as `forward` pools an ONNX engine's outputs
-            row["position_ids"] = position[None]  # the fused embedding table counts from 0 (RoBERTa's offset cut)
+            row["position_ids"] = position[None]  # the fused embedding table counts from 0 (engine._accept_packed_rows)
             row["attention_mask"] = (segment[:, None] == segment[None, :]).astype(np.int64)[None]
             states = self._runner.packed_outputs(row)
             padded = _lay_out((None, *states), deep, needed, (segment, position), mask.shape, _zeros_like)
@@ -408,7 +408,7 @@ class HFBackend(RunsOnEngine):
         """Packed and padded vectors of probe texts agree for every pooling the model has: to 1e-4 on an fp32 engine;
         on int8, to the cosine at which the export check warns (:data:`~semspace.encode.engine.WARN_BELOW`) — dynamic
         int8 quantizes each call's activations with that call's own range, so a text's int8 vector already moves
-        with the texts it is batched with (alone vs in a padded group of 15: ~0.997 cosine on the bundled model)."""
+        with the texts it is batched with."""
         texts = [CALIBRATION[10], CALIBRATION[5], "x", CALIBRATION[0]]
         poolings = self._runnable_poolings()
         encodings = self.tokenize(texts)

@@ -89,10 +89,10 @@ class Encoder:
     batch_size, max_batch_tokens:
         A batch holds at most ``batch_size`` texts (default: 64; a static model's own, 16,384) and at most
         ``max_batch_tokens`` tokens after padding (``None``: no token limit). Texts are sorted by token count first,
-        so short texts run in large batches and long ones in small ones. On the fp32 engines (``torch``, ``onnx``) a
-        few texts (at most 2,048 tokens: a request, a service's gathered requests) run packed instead — one after
-        another in a row of at most 512 (torch) or 128 (onnx) tokens (and the same two limits), each attending only
-        to itself: no padding, the same vectors.
+        so short texts run in large batches and long ones in small ones. On the fp32 engines (``torch``, ``onnx``),
+        where the model allows it (checked once), a few texts (at most 2,048 tokens: a request, a service's gathered
+        requests) run packed instead — one after another in a row of at most 512 (torch) or 128 (onnx) tokens (and
+        the same two limits), each attending only to itself: no padding, the same vectors.
     truncate_dim:
         Keep the first ``truncate_dim`` dimensions of every vector `encode` returns (sentence-transformers'
         Matryoshka truncation; :attr:`dim` becomes it; normalisation, when asked, comes after the cut).

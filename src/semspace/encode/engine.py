@@ -660,9 +660,10 @@ def _accept_packed_rows(path: Path) -> bool:
     The fused graph feeds every attention op a per-row count of tokens (``EmbedLayerNormalization``'s mask index),
     which presumes right padding. Rewritten, the attention ops read the attention mask itself — ONNX Runtime's
     attention kernels take a 2-D (row, key) mask or a 3-D (row, query, key) one, 1 = attend — and the embeddings
-    take a ``position_ids`` input (positions counted from 0 in the fused embedding table, which the optimizer already
-    cut at RoBERTa's padding offset). A padded batch runs as before: its 2-D mask and positions 0, 1, … give the same
-    vectors (bit for bit on the bundled model's graphs)."""
+    take a ``position_ids`` input (counted from 0 in the fused embedding table: for multilingual-e5-small's XLM-R
+    embeddings the fused table already starts at padding_idx + 1, which the packing check confirms; RoBERTa-style
+    embeddings the optimizer does not fuse are not rewritten). A padded batch runs as before: its 2-D mask and
+    positions 0, 1, … give the same vectors (bit for bit on the bundled model's and the test model's graphs)."""
     import onnx
     from onnx import TensorProto, helper
 
