@@ -559,7 +559,7 @@ _TOKENIZE_CHUNK = 4096
 # eats most of the padding saved — at 128, 1.38–1.44 / 1.36–1.43 against 1.44–1.55 / 1.37–1.41 padded over two runs
 # (no consistent gain on groups of 32), at 512 slower (1.86–1.97 against 1.35–1.41 on groups of 32, two runs). A
 # larger chunk is sorted by length and leaves little padding to save (packing it was not measured).
-_PACK_TOKENS = {"torch": 512, "onnx": 128, "onnx-int8": 128}
+_PACK_TOKENS = {"torch": 512, "onnx": 128}
 _PACKED_CHUNK = 2048
 # What one more engine call costs, in padded tokens, by engine: a 6-layer MiniLM on 2 AMD EPYC cores runs a batch
 # of n texts padded to width w in about a + b·n·w, with a/b ≈ 60-70 (onnx-int8), 75-120 (torch), 30 (onnx) tokens
