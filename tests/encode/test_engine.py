@@ -65,8 +65,8 @@ def test_every_backend_every_pooling_matches_torch(tiny_bert_dir, backend):
 def test_onnx_graphs_run_a_few_texts_packed_with_the_padded_vectors(tiny_bert_dir, monkeypatch, backend):
     """The exported graph is rewritten to take packed rows (a 3-D mask, position ids): a few texts run in one row with
     every pooling's padded vectors — to float round-off in fp32; in int8, where each call quantizes its activations
-    with its own range, to the cosine the packing check asks (0.99). int8 can pack but by default does not (not
-    faster: encoder._PACK_TOKENS); the test turns it on as `probe_service.py packing` does."""
+    with its own range, to the cosine the packing check asks (0.99). int8 can pack but by default does not (no
+    gain measured: encoder._PACK_TOKENS); the test turns it on as `probe_service.py packing` does."""
     from semspace.encode import encoder as encoder_module
 
     enc = Encoder(tiny_bert_dir, backend=backend)
@@ -75,7 +75,7 @@ def test_onnx_graphs_run_a_few_texts_packed_with_the_padded_vectors(tiny_bert_di
     calls = []
     packed = enc._adapter.forward_packed
     monkeypatch.setattr(enc._adapter, "forward_packed", lambda e, p: calls.append(len(e)) or packed(e, p))
-    padded = enc.encode_poolings(TEXTS, HF_POOLINGS)
+    enc.encode_poolings(TEXTS, HF_POOLINGS)
     assert calls == ([len(TEXTS)] if backend in encoder_module._PACK_TOKENS else [])  # int8: padded by default
     monkeypatch.setitem(encoder_module._PACK_TOKENS, backend, 512)
     got = enc.encode_poolings(TEXTS, HF_POOLINGS)
