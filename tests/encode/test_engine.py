@@ -95,7 +95,8 @@ def test_onnx_graphs_run_a_few_texts_packed_with_the_padded_vectors(tiny_bert_di
 @pytest.mark.parametrize("pooling", ["cls", "last-avg"])
 def test_onnx_reads_a_left_padded_batch_as_torch_does(tiny_bert_dir, tmp_path, monkeypatch, pooling):
     """The fused attention used to read a count of tokens per row (right padding presumed): a tokenizer that pads
-    on the left got vectors ~3e-2 from PyTorch's, only warned. It reads the mask itself now."""
+    on the left got vectors 0.027 from PyTorch's (cls; this test run on 4a04e90), only warned. It reads the mask
+    itself now."""
     import shutil
 
     from semspace.encode import encoder as encoder_module

@@ -663,7 +663,7 @@ def _accept_packed_rows(path: Path) -> bool:
     take a ``position_ids`` input (counted from 0 in the fused embedding table: for multilingual-e5-small's XLM-R
     embeddings the fused table already starts at padding_idx + 1, which the packing check confirms; RoBERTa-style
     embeddings the optimizer does not fuse are not rewritten). A padded batch runs as before: its 2-D mask and
-    positions 0, 1, … give the same vectors (bit for bit on the bundled model's and the test model's graphs)."""
+    positions 0, 1, … give the same vectors (bit for bit: tests/encode/test_engine.py)."""
     import onnx
     from onnx import TensorProto, helper
 
