@@ -25,7 +25,9 @@ Sample sizes are in the report. Rows:
 - ``--chinese``: only ours raw and whitened, Chinese rows, re-distilled and measured, merged into the Chinese table
   of the existing report (the teacher and model2vec rows stay) with the Chinese goal lines re-derived.
 - ours trained (``--trained``): :func:`semspace.train.static.train_static` (tokenlearn's method) from ours raw
-  k=256, raw and with the tuned whitening folded in; merged into the tables of the existing report.
+  k=256, raw and with the tuned whitening folded in; merged into the tables of the existing report. Trained on the
+  tasks' non-test splits' sentences (no labels) without any sentence that a test set also holds
+  (:func:`without_test_sentences`).
 - speed only: "tokenizers package alone", model2vec's tokenizer call with no arithmetic after it; ours read words
   through a word cache (:class:`semspace.encode.static.WordCache`), timed with a fresh cache per pass (every
   distinct word of the pass tokenized in it) and, as a second row, on texts whose words it has seen (a second pass).
@@ -37,6 +39,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import statistics
 import sys
 import time
@@ -391,23 +394,51 @@ def corpus_run(encoder, docs: list[str], n: int) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ trained -------
-def english_training_texts(root: Path, tasks: dict) -> list[str]:
-    """STS-B train and SICK train sentences and SciFact's train claims: no test split, no dev pairs."""
+def english_training_texts(root: Path) -> tuple[list[str], int]:
+    """(the training texts, how many were dropped as test sentences): STS-B train and dev, SICK train and trial
+    sentences and SciFact's train claims, without any sentence that is also in an English test set (STS-B's train
+    split holds a third to a half of the STS12-16 test pairs, SICK's train three quarters of its test sentences)."""
     from semspace.data.retrieval import read_beir
+    from semspace.data.tasks import load_sts_task
 
-    texts = tasks["STS-B"].fit.sentences() + tasks["SICK-R"].fit.sentences()
+    tasks = {name: load_sts_task(name, root) for name in ENGLISH}
+    splits = [split for name in ("STS-B", "SICK-R") for split in (tasks[name].fit, tasks[name].dev)]
+    texts = [s for split in splits for s in split.sentences()]
     texts += read_beir(root / "scifact", "train", "SciFact").query_texts
-    return list(dict.fromkeys(texts))
+    tests = [s for task in tasks.values() for s in task.test_all.sentences()]
+    tests += [q for name in RETRIEVAL for q in load_retrieval_texts(root, name)]
+    return without_test_sentences(texts, tests)
 
 
-def chinese_training_texts(root: Path) -> list[str]:
-    """The senteval_cn train splits' sentences (only STS-B has one), uncapped."""
-    from semspace.data.sts import read_senteval_cn
+def chinese_training_texts(root: Path) -> tuple[list[str], int]:
+    """(the training texts, how many were dropped as test sentences): the senteval_cn train (only STS-B-zh has
+    one) and valid splits' sentences, uncapped, without any sentence of a Chinese test split."""
+    from semspace.data.tasks import load_sts_task
 
-    found: dict[str, None] = {}
-    for path in sorted((root / "senteval_cn").glob("*/*.train.data")):
-        found.update(dict.fromkeys(read_senteval_cn(path).sentences()))
-    return list(found)
+    tasks = {name: load_sts_task(name, root) for name in CHINESE}
+    texts = [s for task in tasks.values() for split in (task.fit, task.dev) for s in split.sentences()]
+    return without_test_sentences(texts, [s for task in tasks.values() for s in task.test_all.sentences()])
+
+
+def load_retrieval_texts(root: Path, name: str) -> list[str]:
+    """A retrieval task's test queries."""
+    from semspace.data.retrieval import load_retrieval_task
+
+    return load_retrieval_task(name, root).query_texts
+
+
+def without_test_sentences(texts: list[str], tests: list[str]) -> tuple[list[str], int]:
+    """(the distinct `texts` none of whose normalised form is a test sentence's, how many distinct texts that
+    dropped). Normalised: lower case, every run of non-word characters one space — how an uncased tokenizer that
+    splits punctuation reads it, so SentEval's tokenized copy of a sentence matches the raw one."""
+    seen = {normalised(t) for t in tests}
+    distinct = list(dict.fromkeys(texts))
+    kept = [t for t in distinct if normalised(t) not in seen]
+    return kept, len(distinct) - len(kept)
+
+
+def normalised(text: str) -> str:
+    return re.sub(r"[\W_]+", " ", text.lower()).strip()
 
 
 def train_variants(teacher, start, dev: dict, workdir: Path, tag: str, variants: list) -> dict:
@@ -451,9 +482,9 @@ def trained_only(args) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     data = load_data(root, args.quick)
     en_dev, zh_dev = dev_set(data["en"], "en"), dev_set(data["zh"], "zh")
-    en_texts = english_training_texts(root, data["en"])
+    en_texts, en_dropped = english_training_texts(root)
     scifact_docs = data["retrieval"]["SciFact"].doc_texts
-    zh_texts = chinese_training_texts(root)
+    zh_texts, zh_dropped = chinese_training_texts(root)
     models: dict = {}
     for language, name, corpus in (("en", None, None), ("zh", "multilingual-e5-small", zh_corpus(root))):
         teacher = teacher_encoder(name)
@@ -474,7 +505,8 @@ def trained_only(args) -> None:
     rows = quality(data, models, teachers={}, cache=None)
     saved = {"rows": rows, "models": {f"{k[0]}|{k[1]}": v for k, v in models.items()}}
     (args.workdir / "trained.json").write_text(json.dumps(saved, default=str, indent=1), encoding="utf-8")
-    merge_trained(args.output, args, rows, models, {"en": len(en_texts), "zh": len(zh_texts)}, len(scifact_docs))
+    n_texts = {"en": len(en_texts), "zh": len(zh_texts), "en dropped": en_dropped, "zh dropped": zh_dropped}
+    merge_trained(args.output, args, rows, models, n_texts, len(scifact_docs))
     # the re-distilled raw rows are only compared with the report's (its distill times stay those of its run)
     logger.info("merged the trained rows into %s", args.output)
 
@@ -773,12 +805,17 @@ def trained_section(rows: list[dict], models: dict, n_texts: dict, n_docs: int, 
         "and SIF weights (a = 1e-3) counted on the training texts; then our tuned whitening folded in, as for the "
         "distilled rows. Folding is `train_static`'s default because it scored higher on STS-B dev (the whitening "
         "column: dev Spearman raw → tuned), not because of the test columns.",
-        f"- English training texts: STS-B train + SICK train sentences + SciFact train claims, {n_texts['en']:,} "
-        'distinct (never a test split; the dev pairs only tune the whitening). "+ SciFact corpus text '
+        f"- English training texts: STS-B train and dev, SICK train and trial sentences, SciFact train claims, "
+        f"{n_texts['en']:,} distinct, after dropping the {n_texts['en dropped']:,} that are also test sentences "
+        "(lower-cased, punctuation as spaces; any English STS test set, SciFact's and Cranfield's test queries): "
+        "STS-B's train split holds a third to a half of the STS12-16 test pairs and SICK's train three quarters of "
+        'its test sentences. No labels are read (the dev pairs also tune the whitening). "+ SciFact corpus text '
         f"(transductive)\": the same plus the {n_docs:,} SciFact documents' text — the searched documents, no "
         'queries, no labels ("train on the corpus you will search"); its SciFact column is transductive.',
-        f"- Chinese training texts: the senteval_cn train splits' sentences (only STS-B-zh has one), "
-        f"{n_texts['zh']:,} distinct; teacher multilingual-e5-small with its `query: ` prefix.",
+        f"- Chinese training texts: the senteval_cn train (only STS-B-zh has one) and valid splits' sentences, "
+        f"{n_texts['zh']:,} distinct, after dropping the {n_texts['zh dropped']:,} that are also in a Chinese test "
+        "split (no labels read; the valid pairs also tune the whitening); teacher multilingual-e5-small with its "
+        "`query: ` prefix.",
         '- Teacher vectors come from the embedding cache (~/.cache/semspace/embeddings): "teacher encode s" is '
         'what this run had to encode; "train s" is the training and post-processing after it; the tables\' '
         '"distill s" of a trained row is distill + train (+ the whitening\'s tuning).',

@@ -123,3 +123,18 @@ def test_cli_distill_train(teacher_dir, corpus, tmp_path, monkeypatch, capsys):
         main(["distill", "-o", str(tmp_path / "x"), "--model", str(teacher_dir), "--train", str(small)])
     assert exit_.value.code == 2
     assert f"at least {MIN_TEXTS} distinct texts" in capsys.readouterr().err
+
+
+def test_the_benchmark_trains_on_no_test_sentence():
+    """benchmarks/static.py drops a training text that a test set holds in another casing or tokenization
+    (SentEval's lower-cased, tokenized copy of an STS-B sentence), Chinese included, and keeps the others."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "static.py"
+    spec = importlib.util.spec_from_file_location("static_benchmark", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    texts = ["A man is playing a guitar.", "Kids play football", "我想借钱", "我想借钱吗", "Kids play football"]
+    tests = ["a man is playing a guitar .", "我想借钱？"]
+    assert bench.without_test_sentences(texts, tests) == (["Kids play football", "我想借钱吗"], 2)
