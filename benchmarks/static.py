@@ -6,6 +6,7 @@ transformer (torch, onnx-int8) and model2vec's own distill of the same teacher.
     flock -x ~/.semspace-heavy.lock python benchmarks/static.py --speed-only   # only the Speed section (k=256)
     flock -x ~/.semspace-heavy.lock python benchmarks/static.py --trained      # only the trained rows (quality)
     flock -x ~/.semspace-heavy.lock python benchmarks/static.py --chinese      # only ours distilled, Chinese rows
+    flock -x ~/.semspace-heavy.lock python benchmarks/static.py --paired       # ours - model2vec, bootstrap intervals
 
 One process, one run: the distillations (each timed), quality on the English and Chinese STS tasks and on SciFact /
 Cranfield (nDCG@10), then speed in interleaved rounds (every variant once per round, the order rotated each round,
@@ -28,6 +29,8 @@ Sample sizes are in the report. Rows:
   k=256, raw and with the tuned whitening folded in; merged into the tables of the existing report. Trained on the
   tasks' non-test splits' sentences (no labels) without any sentence that a test set also holds
   (:func:`without_test_sentences`).
+- ``--paired``: ours (whitened k=256; trained + whitening) minus model2vec on each Chinese test set, with a 95 %
+  paired-bootstrap interval (:func:`paired_difference`), from the workdir's folders: the report's last section.
 - speed only: "tokenizers package alone", model2vec's tokenizer call with no arithmetic after it; ours read words
   through a word cache (:class:`semspace.encode.static.WordCache`), timed with a fresh cache per pass (every
   distinct word of the pass tokenized in it) and, as a second row, on texts whose words it has seen (a second pass).
@@ -77,7 +80,7 @@ def load_data(root: Path, quick: bool) -> dict:
     from semspace.data.retrieval import load_retrieval_task
     from semspace.data.tasks import load_sts_task
 
-    en_cap, zh_cap = (300, 300) if quick else (None, 1000)
+    en_cap, zh_cap = (300, 300) if quick else (None, None)
     data = {
         "en": {name: load_sts_task(name, root, max_pairs=en_cap) for name in ENGLISH},
         "zh": {name: load_sts_task(name, root, max_pairs=zh_cap) for name in CHINESE},
@@ -521,7 +524,7 @@ def chinese_only(args) -> None:
 
     root = args.data_root or default_data_root()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    zh_cap = 300 if args.quick else 1000
+    zh_cap = 300 if args.quick else None
     tasks = {name: load_sts_task(name, root, max_pairs=zh_cap) for name in CHINESE}
     dev = dev_set(tasks, "zh")
     corpus = zh_corpus(root)
@@ -664,10 +667,11 @@ def write_report(path: Path, args, rows, models, times, sizes, corpus_s: float, 
     en = [r for r in rows if r["language"] == "en"]
     lines = results_header("Static models distilled from our encoders, whitening folded in", args.command)
     en_size = "in full" if caps["en"] is None else f"capped at {caps['en']} pairs"
+    zh_size = "in full" if caps["zh"] is None else f"capped at {caps['zh']} pairs each (seeded sample, seed 0)"
     lines += [
         f"- Threads: {THREADS} (torch, ONNX Runtime, the tokenizers' pool)",
         f"- Sizes: English STS test sets {en_size}; "
-        f"Chinese test and valid splits capped at {caps['zh']} pairs each (seeded sample, seed 0); SciFact and "
+        f"Chinese train, valid and test splits {zh_size}; SciFact and "
         "Cranfield in full (exact Flat search).",
         "- Metric: Spearman × 100 of cosine on **test** (STS12–16: one Spearman over all subsets, `all`); "
         "nDCG@10 × 100.",
@@ -947,6 +951,11 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="only ours raw k=256 and the trained rows (quality): merged into the tables of an existing --output",
     )
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="ours minus model2vec on each Chinese test set with a paired-bootstrap interval (models of earlier runs)",
+    )
     args = parser.parse_args()
     args.command = "python benchmarks/static.py" + "".join(f" {a}" for a in sys.argv[1:])
     if args.quick:
@@ -956,6 +965,70 @@ def parse_args() -> argparse.Namespace:
         if args.workdir == ROOT / ".cache" / "static-bench":
             args.workdir = ROOT / ".cache" / "static-bench-quick"
     return args
+
+
+PAIRED = "## Chinese: ours against model2vec, paired"
+PAIRED_ROWS = (("e5-distilled.json", "ours whitened k=256"), ("trained.json", "zh|ours trained + whitening (folded)"))
+
+
+def paired_only(args) -> None:
+    """--paired: ours (whitened k=256; trained + whitening) minus model2vec on each Chinese test set, with a 95 %
+    paired-bootstrap interval, from the folders an earlier run (and --trained) saved in the workdir; written as the
+    report's last section (a full run rewrites the report: run --paired again after it)."""
+    from semspace.data.tasks import default_data_root, load_sts_task
+    from semspace.encode import Encoder
+
+    root = args.data_root or default_data_root()
+    tasks = {name: load_sts_task(name, root) for name in CHINESE}
+    saved = {name: json.loads((args.workdir / name).read_text(encoding="utf-8")) for name in dict(PAIRED_ROWS)}
+    base = Path(saved["e5-distilled.json"]["model2vec"]["path"])
+
+    def folder(record: dict, key: str) -> Path:
+        return Path(record.get("models", record)[key]["path"])
+
+    rows = []
+    for file, key in PAIRED_ROWS:
+        for name, task in tasks.items():
+            diff, low, high = paired_difference(task, Encoder(str(folder(saved[file], key))), Encoder(str(base)))
+            rows.append((key.split("|")[-1], name, diff, low, high))
+            logger.info("paired %s %s: %+.2f [%+.2f, %+.2f]", key, name, diff, low, high)
+    lines = [
+        PAIRED,
+        f"- Command: `{args.command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the models of the "
+        "tables above (read from the workdir).",
+        f"- Spearman × 100 of ours minus model2vec's on each test set (in full), and the 2.5 / 97.5 percentiles of "
+        f"that difference over {PAIRED_RESAMPLES:,} bootstrap resamples of the test pairs (seed 0; both models "
+        "scored on the same resample): an interval that holds 0 is a difference the test set cannot tell from none.",
+        "",
+        "| ours | " + " | ".join(CHINESE) + " |",
+        "| --- |" + " --- |" * len(CHINESE),
+    ]
+    for variant in dict.fromkeys(r[0] for r in rows):
+        cells = [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for v, _, d, lo, hi in rows if v == variant]
+        lines.append(fmt_row([variant, *cells]))
+    text = args.output.read_text(encoding="utf-8")
+    kept = text.split(f"\n{PAIRED}\n")[0].rstrip("\n")
+    args.output.write_text(kept + "\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+
+
+PAIRED_RESAMPLES = 1000
+
+
+def paired_difference(task, ours, other, resamples: int = PAIRED_RESAMPLES, seed: int = 0) -> tuple[float, ...]:
+    """(Spearman × 100 of `ours` minus `other`'s on `task`'s test pairs, the 2.5 and 97.5 percentiles of that
+    difference over paired bootstrap resamples of the pairs)."""
+    from semspace.metrics import paired_cosine, rowwise_spearman, spearman
+
+    test = task.test_all
+    cosines = [
+        paired_cosine(encoder.encode(test.sentences1), encoder.encode(test.sentences2)) for encoder in (ours, other)
+    ]
+    diff = 100 * (spearman(cosines[0], test.scores) - spearman(cosines[1], test.scores))
+    picks = np.random.default_rng(seed).integers(0, len(test), size=(resamples, len(test)))
+    gold = test.scores[picks]
+    spread = 100 * (rowwise_spearman(cosines[0][picks], gold) - rowwise_spearman(cosines[1][picks], gold))
+    low, high = np.percentile(spread, [2.5, 97.5])
+    return float(diff), float(low), float(high)
 
 
 def speed_only(args) -> None:
@@ -998,6 +1071,9 @@ def main() -> None:
         return
     if args.chinese:
         chinese_only(args)
+        return
+    if args.paired:
+        paired_only(args)
         return
 
     from semspace.data.tasks import default_data_root

@@ -125,16 +125,41 @@ def test_cli_distill_train(teacher_dir, corpus, tmp_path, monkeypatch, capsys):
     assert f"at least {MIN_TEXTS} distinct texts" in capsys.readouterr().err
 
 
-def test_the_benchmark_trains_on_no_test_sentence():
-    """benchmarks/static.py drops a training text that a test set holds in another casing or tokenization
-    (SentEval's lower-cased, tokenized copy of an STS-B sentence), Chinese included, and keeps the others."""
+@pytest.fixture(scope="module")
+def bench():
+    """benchmarks/static.py as a module."""
     import importlib.util
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "static.py"
     spec = importlib.util.spec_from_file_location("static_benchmark", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_trains_on_no_test_sentence(bench):
+    """benchmarks/static.py drops a training text that a test set holds in another casing or tokenization
+    (SentEval's lower-cased, tokenized copy of an STS-B sentence), Chinese included, and keeps the others."""
     texts = ["A man is playing a guitar.", "Kids play football", "我想借钱", "我想借钱吗", "Kids play football"]
     tests = ["a man is playing a guitar .", "我想借钱？"]
     assert bench.without_test_sentences(texts, tests) == (["Kids play football", "我想借钱吗"], 2)
+
+
+def test_the_benchmarks_paired_bootstrap(bench):
+    """`paired_difference`: a model against itself differs by 0 on every resample; a model with noise added to
+    its vectors scores lower, the interval around its difference."""
+    from types import SimpleNamespace
+
+    from semspace.data.sts import STSPairs
+
+    rng = np.random.default_rng(0)
+    a, b = [f"a{i}" for i in range(300)], [f"b{i}" for i in range(300)]
+    vectors = {s: rng.normal(size=8) for s in a + b}
+    cosines = [float(vectors[x] @ vectors[y]) for x, y in zip(a, b, strict=True)]
+    task = SimpleNamespace(test_all=STSPairs(a, b, np.array(cosines) + rng.normal(scale=0.5, size=300)))
+    exact = SimpleNamespace(encode=lambda texts: np.array([vectors[t] for t in texts]))
+    noisy = SimpleNamespace(encode=lambda texts: np.array([vectors[t] + rng.normal(size=8) for t in texts]))
+    assert bench.paired_difference(task, exact, exact, resamples=50) == (0.0, 0.0, 0.0)
+    diff, low, high = bench.paired_difference(task, noisy, exact, resamples=200)
+    assert low <= diff <= high < 0
