@@ -30,7 +30,8 @@ Sample sizes are in the report. Rows:
   tasks' non-test splits' sentences (no labels) without any sentence that a test set also holds
   (:func:`without_test_sentences`).
 - ``--paired``: ours (whitened k=256; trained + whitening) minus model2vec on each Chinese test set, with a 95 %
-  paired-bootstrap interval (:func:`paired_difference`), from the workdir's folders: the report's last section.
+  paired-bootstrap interval (:func:`paired_difference`), from the workdir's folders: the report's last section,
+  dropped by the modes that change its models (a full run, ``--trained``, ``--chinese``): run ``--paired`` after them.
 - speed only: "tokenizers package alone", model2vec's tokenizer call with no arithmetic after it; ours read words
   through a word cache (:class:`semspace.encode.static.WordCache`), timed with a fresh cache per pass (every
   distinct word of the pass tokenized in it) and, as a second row, on texts whose words it has seen (a second pass).
@@ -46,6 +47,7 @@ import re
 import statistics
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 os.environ.setdefault("RAYON_NUM_THREADS", "2")  # the tokenizers' thread pool: the same 2 threads as torch
@@ -65,8 +67,14 @@ CHINESE = ("ATEC", "BQ", "LCQMC", "PAWSX", "STS-B-zh")
 RETRIEVAL = ("SciFact", "Cranfield")
 # the Chinese comparison row: the cv rule on the wmean of the five tasks alone, without the group guard
 UNGUARDED = "ours whitened k=256, no group guard"
+# --paired: the report's last section; the rows it compares with model2vec (the workdir record, the model's key)
+PAIRED = "## Chinese: ours against model2vec, paired"
+PAIRED_ROWS = (("e5-distilled.json", "ours whitened k=256"), ("trained.json", "zh|ours trained + whitening (folded)"))
+PAIRED_RESAMPLES = 1000
 WHITENING_LINE = (
-    "- Whitening: fit on STS-B train+dev sentences (English) / the Chinese tasks' train (or valid) sentences; "
+    "- Whitening: fit on STS-B train+dev sentences (English) / the Chinese tasks' train (or valid) sentences, "
+    "without any sentence of a test set (STS-B train+dev hold 11,065 of the English test sets' sentences: 2,162 "
+    "remain; an earlier version of this report fitted on all 13,227); "
     "(β, γ, k) chosen by `tune_whitening`'s cv rule on STS-B dev / the Chinese valid splits (wmean over tasks), "
     "for Chinese with `group_guard=True`: a setting is a candidate only if its valid Spearman is not below raw's on "
     f'any of the five tasks (raw is kept when none is; the row "{UNGUARDED}" is the cv rule without the guard, for '
@@ -203,10 +211,13 @@ def truncate(model, k: int):
 def dev_set(tasks: dict, language: str) -> dict:
     """Fit texts and dev pairs for whiten_static, and its tuning options ("tune"): English — STS-B train+dev
     sentences, STS-B dev pairs (one group); Chinese — each task's fit split sentences, all valid splits, per-task
-    groups (the wmean aggregation) and the group guard (no setting below raw on any task's valid split)."""
+    groups (the wmean aggregation) and the group guard (no setting below raw on any task's valid split). The fit
+    texts hold no sentence of a test set (:func:`without_test_sentences`): whitening is fitted, so it is held to the
+    training texts' rule."""
+    tests = [s for task in tasks.values() for s in task.test_all.sentences()]
     if language == "en":
         stsb = tasks["STS-B"]
-        fit = list(dict.fromkeys(stsb.fit.sentences() + stsb.dev.sentences()))
+        fit, _ = without_test_sentences(stsb.fit.sentences() + stsb.dev.sentences(), tests)
         a, b, scores = stsb.dev.sentences1, stsb.dev.sentences2, stsb.dev.scores
         return {"fit": fit, "a": a, "b": b, "scores": scores, "tune": {}}
     fit: dict[str, None] = {}
@@ -218,7 +229,7 @@ def dev_set(tasks: dict, language: str) -> dict:
         scores.append(task.dev.scores)
         groups += [name] * len(task.dev)
     return {
-        "fit": list(fit),
+        "fit": without_test_sentences(list(fit), tests)[0],
         "a": a,
         "b": b,
         "scores": np.concatenate(scores),
@@ -400,8 +411,9 @@ def corpus_run(encoder, docs: list[str], n: int) -> float:
 def english_training_texts(root: Path) -> tuple[list[str], int]:
     """(the training texts, how many were dropped as test sentences): STS-B train and dev, SICK train and trial
     sentences and SciFact's train claims, without any sentence that is also in an English test set (STS-B's train
-    split holds a third to a half of the STS12-16 test pairs, SICK's train three quarters of its test sentences)."""
-    from semspace.data.retrieval import read_beir
+    split holds a sixth (STS16) to a half (STS14) of the STS12-16 test pairs, SICK's train three quarters of its
+    test sentences)."""
+    from semspace.data.retrieval import load_retrieval_task, read_beir
     from semspace.data.tasks import load_sts_task
 
     tasks = {name: load_sts_task(name, root) for name in ENGLISH}
@@ -409,7 +421,7 @@ def english_training_texts(root: Path) -> tuple[list[str], int]:
     texts = [s for split in splits for s in split.sentences()]
     texts += read_beir(root / "scifact", "train", "SciFact").query_texts
     tests = [s for task in tasks.values() for s in task.test_all.sentences()]
-    tests += [q for name in RETRIEVAL for q in load_retrieval_texts(root, name)]
+    tests += [q for name in RETRIEVAL for q in load_retrieval_task(name, root).query_texts]
     return without_test_sentences(texts, tests)
 
 
@@ -423,17 +435,9 @@ def chinese_training_texts(root: Path) -> tuple[list[str], int]:
     return without_test_sentences(texts, [s for task in tasks.values() for s in task.test_all.sentences()])
 
 
-def load_retrieval_texts(root: Path, name: str) -> list[str]:
-    """A retrieval task's test queries."""
-    from semspace.data.retrieval import load_retrieval_task
-
-    return load_retrieval_task(name, root).query_texts
-
-
 def without_test_sentences(texts: list[str], tests: list[str]) -> tuple[list[str], int]:
     """(the distinct `texts` none of whose normalised form is a test sentence's, how many distinct texts that
-    dropped). Normalised: lower case, every run of non-word characters one space — how an uncased tokenizer that
-    splits punctuation reads it, so SentEval's tokenized copy of a sentence matches the raw one."""
+    dropped), texts compared in :func:`normalised` form."""
     seen = {normalised(t) for t in tests}
     distinct = list(dict.fromkeys(texts))
     kept = [t for t in distinct if normalised(t) not in seen]
@@ -441,7 +445,10 @@ def without_test_sentences(texts: list[str], tests: list[str]) -> tuple[list[str
 
 
 def normalised(text: str) -> str:
-    return re.sub(r"[\W_]+", " ", text.lower()).strip()
+    """`text` as the test-sentence check compares it: NFKC (full-width forms as ASCII), case-folded, every
+    non-word character and space removed — SentEval's lower-cased, tokenized copy of a sentence matches the raw
+    one, and a Chinese sentence matches with or without its punctuation or a space between words."""
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text).casefold())
 
 
 def train_variants(teacher, start, dev: dict, workdir: Path, tag: str, variants: list) -> dict:
@@ -550,7 +557,7 @@ def merge_chinese(path: Path, args, rows: list[dict], models: dict) -> None:
     also read are taken from the report's English table)."""
     from semspace.evaluate.report import results_header
 
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = without_paired(path.read_text(encoding="utf-8").splitlines())  # its models change
     fresh = {
         line.split(" | ")[0].removeprefix("| "): line for line in quality_table(rows, "zh", models, CHINESE, ())[2:]
     }
@@ -754,7 +761,7 @@ def merge_trained(path: Path, args, rows: list[dict], models: dict, n_texts: dic
     (re)write the Trained section before the Speed section; the rest of the report stays as it was."""
     from semspace.evaluate.report import results_header
 
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = without_paired(path.read_text(encoding="utf-8").splitlines())  # its models change
     earlier: dict = {}
     same: list[bool] = []
     for language, header, tasks, extra in (("en", "## English", ENGLISH, RETRIEVAL), ("zh", "## Chinese", CHINESE, ())):
@@ -808,18 +815,21 @@ def trained_section(rows: list[dict], models: dict, n_texts: dict, n_docs: int, 
         'the table (exact for a mean; "head dropped (tokenlearn)": dropped, as tokenlearn does); then PCA to 256 '
         "and SIF weights (a = 1e-3) counted on the training texts; then our tuned whitening folded in, as for the "
         "distilled rows. Folding is `train_static`'s default because it scored higher on STS-B dev (the whitening "
-        "column: dev Spearman raw → tuned), not because of the test columns.",
+        "column: dev Spearman raw → tuned) when dev was not among the training texts, not because of the test "
+        "columns; now that the dev sentences are training texts (unlabeled), a dev reading favours the trained rows.",
         f"- English training texts: STS-B train and dev, SICK train and trial sentences, SciFact train claims, "
         f"{n_texts['en']:,} distinct, after dropping the {n_texts['en dropped']:,} that are also test sentences "
-        "(lower-cased, punctuation as spaces; any English STS test set, SciFact's and Cranfield's test queries): "
-        "STS-B's train split holds a third to a half of the STS12-16 test pairs and SICK's train three quarters of "
-        'its test sentences. No labels are read (the dev pairs also tune the whitening). "+ SciFact corpus text '
+        "(compared case-folded, without punctuation or spaces; any English STS test set, SciFact's and Cranfield's "
+        "test queries): STS-B's train split holds a sixth (STS16) to a half (STS14) of the STS12-16 test pairs and "
+        "SICK's train three quarters of its test sentences. No labels are read (the dev pairs also tune the "
+        'whitening). "+ SciFact corpus text '
         f"(transductive)\": the same plus the {n_docs:,} SciFact documents' text — the searched documents, no "
         'queries, no labels ("train on the corpus you will search"); its SciFact column is transductive.',
         f"- Chinese training texts: the senteval_cn train (only STS-B-zh has one) and valid splits' sentences, "
         f"{n_texts['zh']:,} distinct, after dropping the {n_texts['zh dropped']:,} that are also in a Chinese test "
         "split (no labels read; the valid pairs also tune the whitening); teacher multilingual-e5-small with its "
-        "`query: ` prefix.",
+        "`query: ` prefix. (The e5 vocabulary itself is pruned to the tokens of every Chinese split, test included: "
+        "which tokens the table keeps, not what it learns.)",
         '- Teacher vectors come from the embedding cache (~/.cache/semspace/embeddings): "teacher encode s" is '
         'what this run had to encode; "train s" is the training and post-processing after it; the tables\' '
         '"distill s" of a trained row is distill + train (+ the whitening\'s tuning).',
@@ -860,8 +870,14 @@ def trained_goals(rows: list[dict], earlier: dict) -> list[str]:
 
 
 def below_on(row: dict, other: dict, tasks: tuple) -> list[str]:
-    """The tasks where `row` scores below `other`, each with the difference: ["PAWSX (-0.69)", ...]."""
-    return [f"{t} ({row[t] - other[t]:+.2f})" for t in tasks if row[t] < other[t]]
+    """The tasks where `row` scores below `other`, each with the difference: ["PAWSX (-0.69)", ...]; a difference
+    under 0.005 (two equal cells of the tables) says so."""
+
+    def difference(task: str) -> str:
+        gap = row[task] - other[task]
+        return f"{gap:+.2f}" if gap <= -0.005 else f"{gap:+.4f}: equal at the tables' two decimals"
+
+    return [f"{t} ({difference(t)})" for t in tasks if row[t] < other[t]]
 
 
 def quality_goals(ours: dict, teacher: dict, m2v: dict, below: list[str]) -> list[str]:
@@ -936,22 +952,23 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 round, report to /tmp")
     parser.add_argument("--reuse-distilled", action="store_true", help="reuse the models an earlier run distilled")
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()  # one part of the report per run (none: the whole report)
+    mode.add_argument(
         "--speed-only",
         action="store_true",
         help="only the English speed rows (k=256 models): rewrite the Speed section of an existing --output",
     )
-    parser.add_argument(
+    mode.add_argument(
         "--chinese",
         action="store_true",
         help="only ours raw and whitened, Chinese (quality): merged into the Chinese table of an existing --output",
     )
-    parser.add_argument(
+    mode.add_argument(
         "--trained",
         action="store_true",
         help="only ours raw k=256 and the trained rows (quality): merged into the tables of an existing --output",
     )
-    parser.add_argument(
+    mode.add_argument(
         "--paired",
         action="store_true",
         help="ours minus model2vec on each Chinese test set with a paired-bootstrap interval (models of earlier runs)",
@@ -967,31 +984,25 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-PAIRED = "## Chinese: ours against model2vec, paired"
-PAIRED_ROWS = (("e5-distilled.json", "ours whitened k=256"), ("trained.json", "zh|ours trained + whitening (folded)"))
-
-
 def paired_only(args) -> None:
     """--paired: ours (whitened k=256; trained + whitening) minus model2vec on each Chinese test set, with a 95 %
-    paired-bootstrap interval, from the folders an earlier run (and --trained) saved in the workdir; written as the
-    report's last section (a full run rewrites the report: run --paired again after it)."""
+    paired-bootstrap interval, from the folders an earlier full run and --trained saved in the workdir; written as
+    the report's last section (a full run, --trained and --chinese drop it: run --paired again after them)."""
     from semspace.data.tasks import default_data_root, load_sts_task
     from semspace.encode import Encoder
 
+    records = {}
+    for file, key in PAIRED_ROWS:
+        path = args.workdir / file
+        if not path.is_file():
+            raise SystemExit(f"--paired reads {path}: run `benchmarks/static.py` and `--trained` first")
+        record = json.loads(path.read_text(encoding="utf-8"))
+        records[key] = Path(record.get("models", record)[key]["path"])
+    records["model2vec"] = Path(json.loads((args.workdir / PAIRED_ROWS[0][0]).read_text())["model2vec"]["path"])
     root = args.data_root or default_data_root()
     tasks = {name: load_sts_task(name, root) for name in CHINESE}
-    saved = {name: json.loads((args.workdir / name).read_text(encoding="utf-8")) for name in dict(PAIRED_ROWS)}
-    base = Path(saved["e5-distilled.json"]["model2vec"]["path"])
-
-    def folder(record: dict, key: str) -> Path:
-        return Path(record.get("models", record)[key]["path"])
-
-    rows = []
-    for file, key in PAIRED_ROWS:
-        for name, task in tasks.items():
-            diff, low, high = paired_difference(task, Encoder(str(folder(saved[file], key))), Encoder(str(base)))
-            rows.append((key.split("|")[-1], name, diff, low, high))
-            logger.info("paired %s %s: %+.2f [%+.2f, %+.2f]", key, name, diff, low, high)
+    encoders = {key: Encoder(str(folder)) for key, folder in records.items()}
+    base = encoders.pop("model2vec")
     lines = [
         PAIRED,
         f"- Command: `{args.command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the models of the "
@@ -1003,21 +1014,31 @@ def paired_only(args) -> None:
         "| ours | " + " | ".join(CHINESE) + " |",
         "| --- |" + " --- |" * len(CHINESE),
     ]
-    for variant in dict.fromkeys(r[0] for r in rows):
-        cells = [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for v, _, d, lo, hi in rows if v == variant]
-        lines.append(fmt_row([variant, *cells]))
-    text = args.output.read_text(encoding="utf-8")
-    kept = text.split(f"\n{PAIRED}\n")[0].rstrip("\n")
-    args.output.write_text(kept + "\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    for key, encoder in encoders.items():
+        cells = []
+        for name, task in tasks.items():
+            diff, low, high = paired_difference(task, encoder, base)
+            cells.append(f"{diff:+.2f} [{low:+.2f}, {high:+.2f}]")
+            logger.info("paired %s %s: %s", key, name, cells[-1])
+        lines.append(fmt_row([key.split("|")[-1], *cells]))
+    kept = without_paired(args.output.read_text(encoding="utf-8").splitlines())
+    args.output.write_text("\n".join([*kept, "", *lines]) + "\n", encoding="utf-8")
 
 
-PAIRED_RESAMPLES = 1000
+def without_paired(lines: list[str]) -> list[str]:
+    """The report's lines without the --paired section (the last one), trailing blank lines dropped."""
+    kept = lines[: lines.index(PAIRED)] if PAIRED in lines else lines
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return kept
 
 
-def paired_difference(task, ours, other, resamples: int = PAIRED_RESAMPLES, seed: int = 0) -> tuple[float, ...]:
+def paired_difference(
+    task, ours, other, resamples: int = PAIRED_RESAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
     """(Spearman × 100 of `ours` minus `other`'s on `task`'s test pairs, the 2.5 and 97.5 percentiles of that
-    difference over paired bootstrap resamples of the pairs)."""
-    from semspace.metrics import paired_cosine, rowwise_spearman, spearman
+    difference over paired bootstrap resamples of the pairs: both models scored on the same resample)."""
+    from semspace.metrics import centred_ranks, paired_cosine, rank_correlation, spearman
 
     test = task.test_all
     cosines = [
@@ -1025,9 +1046,9 @@ def paired_difference(task, ours, other, resamples: int = PAIRED_RESAMPLES, seed
     ]
     diff = 100 * (spearman(cosines[0], test.scores) - spearman(cosines[1], test.scores))
     picks = np.random.default_rng(seed).integers(0, len(test), size=(resamples, len(test)))
-    gold = test.scores[picks]
-    spread = 100 * (rowwise_spearman(cosines[0][picks], gold) - rowwise_spearman(cosines[1][picks], gold))
-    low, high = np.percentile(spread, [2.5, 97.5])
+    gold = centred_ranks(test.scores[picks])  # ranked once for both models
+    rhos = [rank_correlation(centred_ranks(c[picks]), gold) for c in cosines]
+    low, high = np.percentile(100 * (rhos[0] - rhos[1]), [2.5, 97.5])
     return float(diff), float(low), float(high)
 
 

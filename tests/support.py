@@ -3,10 +3,14 @@ random BERT and cross-encoder saved to a folder, and a live uvicorn server. `con
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
+from types import ModuleType
 
 WORDS = [
     "a",
@@ -140,3 +144,20 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """benchmarks/<name>.py as a module, registered in sys.modules as ``benchmark_<name>`` (its dataclasses resolve
+    their annotations through it), with the process environment restored after its import (a benchmark sets its
+    thread counts at import)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    environment = dict(os.environ)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+    return module

@@ -216,13 +216,9 @@ def test_drift_report():
 
 def test_drift_results_script_logic_on_tiny_data(tmp_path):
     """benchmarks/drift_results.py's tables, reading and heat map on random sets (the real run needs the cache)."""
-    import importlib.util
-    from pathlib import Path
+    from support import load_benchmark
 
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "drift_results.py"
-    spec = importlib.util.spec_from_file_location("drift_results", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("drift_results")
     rng = np.random.default_rng(0)
     far = {name: rng.normal(size=(300, 6)) * (1 + i) + i for i, name in enumerate("ABC")}
     same = {name: rng.normal(size=(200, 6)) for name in ("train", "dev")}

@@ -286,15 +286,9 @@ def test_bad_parameters():
 
 def test_cur_experiment_table_on_synthetic_scores(monkeypatch, tmp_path):
     """benchmarks/cur_experiment.py's method table on a synthetic low-rank matrix (the real run needs the CE)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from support import load_benchmark
 
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "cur_experiment.py"
-    spec = importlib.util.spec_from_file_location("cur_experiment", script)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "cur_experiment", module)  # dataclasses resolve annotations through it
-    spec.loader.exec_module(module)
+    module = load_benchmark("cur_experiment")
     rng = np.random.default_rng(0)
     n_items, rank = 260, 6
     Q, V = rng.normal(size=(60, rank)), rng.normal(size=(n_items, rank))

@@ -2,27 +2,21 @@
 processes' commits, an index that must match the store's content, `open` refusing a store that does not match its
 manifest, orphan temp files, file permissions, and a bounded 4-process stress run (benchmarks/reliability.py)."""
 
-import importlib.util
 import os
 import stat
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from support import load_benchmark
 
 from semspace.errors import CollectionError
 from semspace.search import Collection, VectorIndex
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "reliability.py"
-
 
 def load_reliability():
-    spec = importlib.util.spec_from_file_location("reliability", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("reliability")
 
 
 @pytest.fixture(scope="module")

@@ -3,23 +3,19 @@ API-key probe, and its section of the results file."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
+from support import load_benchmark
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.environ.get("SEMSPACE_SLOW") != "1", reason="slow: set SEMSPACE_SLOW=1"),
 ]
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_service.py"
 
 
 def test_fuzz_service_benchmark_small(tmp_path):
-    spec = importlib.util.spec_from_file_location("fuzz_service", BENCHMARK)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("fuzz_service")
     out = tmp_path / "reliability.md"
     out.write_text("# Collections shared by many processes\n\n## Stress\n\nkept\n", encoding="utf-8")
     assert bench.main(["--seeds", "3,4", "--examples", "5", "--out", str(out)]) == 0
