@@ -408,29 +408,26 @@ def corpus_run(encoder, docs: list[str], n: int) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ trained -------
-def english_training_texts(root: Path) -> tuple[list[str], int]:
+def english_training_texts(root: Path, data: dict) -> tuple[list[str], int]:
     """(the training texts, how many were dropped as test sentences): STS-B train and dev, SICK train and trial
-    sentences and SciFact's train claims, without any sentence that is also in an English test set (STS-B's train
-    split holds a sixth (STS16) to a half (STS14) of the STS12-16 test pairs, SICK's train three quarters of its
-    test sentences)."""
-    from semspace.data.retrieval import load_retrieval_task, read_beir
-    from semspace.data.tasks import load_sts_task
+    sentences and SciFact's train claims, without any sentence that is also in an English test set or a retrieval
+    task's test queries (STS-B's train split holds a sixth (STS16) to a half (STS14) of the STS12-16 test pairs,
+    SICK's train three quarters of its test sentences). `data`: :func:`load_data`'s."""
+    from semspace.data.retrieval import read_beir
 
-    tasks = {name: load_sts_task(name, root) for name in ENGLISH}
+    tasks = data["en"]
     splits = [split for name in ("STS-B", "SICK-R") for split in (tasks[name].fit, tasks[name].dev)]
     texts = [s for split in splits for s in split.sentences()]
     texts += read_beir(root / "scifact", "train", "SciFact").query_texts
     tests = [s for task in tasks.values() for s in task.test_all.sentences()]
-    tests += [q for name in RETRIEVAL for q in load_retrieval_task(name, root).query_texts]
+    tests += [q for task in data["retrieval"].values() for q in task.query_texts]
     return without_test_sentences(texts, tests)
 
 
-def chinese_training_texts(root: Path) -> tuple[list[str], int]:
-    """(the training texts, how many were dropped as test sentences): the senteval_cn train (only STS-B-zh has
-    one) and valid splits' sentences, uncapped, without any sentence of a Chinese test split."""
-    from semspace.data.tasks import load_sts_task
-
-    tasks = {name: load_sts_task(name, root) for name in CHINESE}
+def chinese_training_texts(tasks: dict) -> tuple[list[str], int]:
+    """(the training texts, how many were dropped as test sentences): the Chinese tasks' train (only STS-B-zh has
+    one) and valid splits' sentences, without any sentence of a Chinese test split. `tasks`: :func:`load_data`'s
+    "zh"."""
     texts = [s for task in tasks.values() for split in (task.fit, task.dev) for s in split.sentences()]
     return without_test_sentences(texts, [s for task in tasks.values() for s in task.test_all.sentences()])
 
@@ -492,9 +489,9 @@ def trained_only(args) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     data = load_data(root, args.quick)
     en_dev, zh_dev = dev_set(data["en"], "en"), dev_set(data["zh"], "zh")
-    en_texts, en_dropped = english_training_texts(root)
+    en_texts, en_dropped = english_training_texts(root, data)
     scifact_docs = data["retrieval"]["SciFact"].doc_texts
-    zh_texts, zh_dropped = chinese_training_texts(root)
+    zh_texts, zh_dropped = chinese_training_texts(data["zh"])
     models: dict = {}
     for language, name, corpus in (("en", None, None), ("zh", "multilingual-e5-small", zh_corpus(root))):
         teacher = teacher_encoder(name)
@@ -991,14 +988,15 @@ def paired_only(args) -> None:
     from semspace.data.tasks import default_data_root, load_sts_task
     from semspace.encode import Encoder
 
-    records = {}
-    for file, key in PAIRED_ROWS:
+    saved = {}
+    for file in dict.fromkeys(file for file, _ in PAIRED_ROWS):
         path = args.workdir / file
         if not path.is_file():
             raise SystemExit(f"--paired reads {path}: run `benchmarks/static.py` and `--trained` first")
         record = json.loads(path.read_text(encoding="utf-8"))
-        records[key] = Path(record.get("models", record)[key]["path"])
-    records["model2vec"] = Path(json.loads((args.workdir / PAIRED_ROWS[0][0]).read_text())["model2vec"]["path"])
+        saved[file] = record.get("models", record)
+    records = {key: Path(saved[file][key]["path"]) for file, key in PAIRED_ROWS}
+    records["model2vec"] = Path(saved[PAIRED_ROWS[0][0]]["model2vec"]["path"])
     root = args.data_root or default_data_root()
     tasks = {name: load_sts_task(name, root) for name in CHINESE}
     encoders = {key: Encoder(str(folder)) for key, folder in records.items()}
